@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { DatasetId } from './tile';
+
+export const DTYPES = ['uint8', 'uint16', 'float32'] as const;
+export const DType = z.enum(DTYPES);
+export type DType = z.infer<typeof DType>;
+
+export const HexColor = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'must be a colour like "#00ff00"');
+
+export const ChannelInfo = z.object({
+  label: z.string().min(1).max(128),
+  color: HexColor,
+  /** Default intensity window in raw units. */
+  window: z.tuple([z.number(), z.number()]),
+});
+export type ChannelInfo = z.infer<typeof ChannelInfo>;
+
+/**
+ * The dataset manifest: written last and atomically at the end of an ingest, so a reader never
+ * sees a half-written dataset. `version` goes up with each ingest of the same id and is part of
+ * every tile key, so tiles of an old version are never served for new data.
+ */
+export const DatasetManifest = z.object({
+  v: z.literal(1),
+  id: DatasetId,
+  version: z.number().int().min(1),
+  name: z.string().max(256).optional(),
+  tenant: z.string().max(64).default('public'),
+  width: z.number().int().min(1),
+  height: z.number().int().min(1),
+  sizeZ: z.number().int().min(1),
+  sizeT: z.number().int().min(1),
+  tileSize: z.union([z.literal(256), z.literal(512)]),
+  levels: z.number().int().min(1).max(30),
+  dtype: DType,
+  channels: z.array(ChannelInfo).min(1).max(1024),
+  physicalSize: z
+    .object({ x: z.number().positive(), y: z.number().positive(), z: z.number().positive().optional(), unit: z.string() })
+    .optional(),
+  /** How source tiles are stored: see packages/datasets/src/source-tile-codec.ts. */
+  sourceEncoding: z.literal('raw-deflate-v1'),
+  createdAt: z.string(),
+});
+export type DatasetManifest = z.infer<typeof DatasetManifest>;
+
+export const Histogram = z.object({
+  /** Inclusive range the bins cover, in raw units; bins are equal width. */
+  lo: z.number(),
+  hi: z.number(),
+  counts: z.array(z.number().int().min(0)),
+});
+
+/** Statistics of one channel in one plane (z, t) at full resolution. */
+export const PlaneStats = z.object({
+  c: z.number().int().min(0),
+  z: z.number().int().min(0),
+  t: z.number().int().min(0),
+  min: z.number(),
+  max: z.number(),
+  mean: z.number(),
+  /** Percentiles keyed by fraction as a string, e.g. "0.02" → value. */
+  percentiles: z.record(z.string(), z.number()),
+  histogram: Histogram,
+});
+export type PlaneStats = z.infer<typeof PlaneStats>;
+
+export const DatasetStats = z.object({
+  v: z.literal(1),
+  dataset: DatasetId,
+  version: z.number().int().min(1),
+  planes: z.array(PlaneStats),
+});
+export type DatasetStats = z.infer<typeof DatasetStats>;
+
+/** Percentile fractions stored for every plane; "auto:F" windows use the nearest stored pair. */
+export const STORED_PERCENTILES = [0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1] as const;
+
+/** Pixel size of level k (reduced levels are plain 2x subsampling). */
+export function levelSize(manifest: Pick<DatasetManifest, 'width' | 'height'>, level: number): { width: number; height: number } {
+  const f = 2 ** level;
+  return { width: Math.ceil(manifest.width / f), height: Math.ceil(manifest.height / f) };
+}
+
+/** Number of tile columns and rows at level k. */
+export function levelGrid(manifest: Pick<DatasetManifest, 'width' | 'height' | 'tileSize'>, level: number): { cols: number; rows: number } {
+  const { width, height } = levelSize(manifest, level);
+  return { cols: Math.ceil(width / manifest.tileSize), rows: Math.ceil(height / manifest.tileSize) };
+}
