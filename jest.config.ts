@@ -1,0 +1,24 @@
+import type { Config } from 'jest';
+
+// Sources are transpiled by swc (types are checked by `tsc -b`, which `npm test` runs first).
+// Workspace imports resolve to sources, so a unit test never runs stale `dist/` code; the
+// integration tests spawn the built apps (`apps/*/dist/main.js`) as real OS processes.
+const transform: Config['transform'] = {
+  '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
+};
+const moduleNameMapper = {
+  '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest)$': '<rootDir>/packages/$1/src',
+};
+
+const config: Config = {
+  testEnvironment: 'node',
+  transform,
+  moduleNameMapper,
+  testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // Integration tests start real processes and share 2 cores: keep the parallelism honest.
+  maxWorkers: 2,
+  testTimeout: 60_000,
+};
+
+export default config;
