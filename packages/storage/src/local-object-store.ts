@@ -1,0 +1,81 @@
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { assertValidKey, type ObjectInfo, type ObjectStore } from './object-store';
+
+function isNotFound(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** The embedded default: objects are files under `root`; writes go to a temp file and are renamed into place (atomic). */
+export class LocalObjectStore implements ObjectStore {
+  readonly kind = 'local';
+  constructor(private readonly root: string) {}
+
+  private path(key: string): string {
+    assertValidKey(key);
+    return join(this.root, key);
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const target = this.path(key);
+    await mkdir(dirname(target), { recursive: true });
+    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(temp, body);
+    await rename(temp, target);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.path(key));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { size: s.size } : undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    // Walk only the directory the prefix names, then filter by the remaining partial segment.
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const start = dirKey === '' ? this.root : this.path(dirKey);
+    const found: string[] = [];
+    const walk = async (dir: string, keyPrefix: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if (isNotFound(e)) return;
+        throw e;
+      }
+      for (const entry of entries) {
+        const key = keyPrefix === '' ? entry.name : `${keyPrefix}/${entry.name}`;
+        if (entry.isDirectory()) await walk(join(dir, entry.name), key);
+        else if (entry.isFile() && !entry.name.endsWith('.tmp') && key.startsWith(prefix)) found.push(key);
+      }
+    };
+    await walk(start, dirKey);
+    found.sort();
+    yield* found;
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await stat(this.root);
+  }
+}
