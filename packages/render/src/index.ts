@@ -1,0 +1,12 @@
+export { createTileRenderer } from './renderer';
+export type { RenderInput, RenderTimings, RenderedTile, TileRenderer, TileRendererOptions } from './renderer';
+export { specIdOf, validateSpecForDataset, checkFormulaSyntax, sourceChannelsNeeded } from './spec-checks';
+export { LruByteCache } from './source-cache';
+export type { LruByteCacheOptions, LruByteCacheStats } from './source-cache';
+export { configureSharp, SharpTileEncoder } from './sharp-tile-encoder';
+export type { SharpEncoderOptions, SharpSettings } from './sharp-tile-encoder';
+export type { TileEncoder } from './tile-encoder';
+export { parseFormula, MAX_FORMULA_DEPTH } from './formula-parser';
+export { printFormula } from './formula-printer';
+export type { FormulaNode, BinaryOp, FunctionName } from './formula-ast';
+export { LUT_TABLES } from './lut-data';

@@ -1,0 +1,135 @@
+/**
+ * The per-pixel arithmetic, as tight loops over typed arrays (no allocation inside).
+ *
+ * Per channel:  n = (v - lo) / (hi - lo) clamped to [0, 1]  (lo == hi: 0 below lo, 1 at or above)
+ *               n = n^gamma;  n = 1 - n if inverted
+ * then either   contribution = n * colour            (colour components 0..255)
+ * or            contribution = lut[round(n * 255)]    (nearest of the 256 entries)
+ * composited per RGB component into a Float32 accumulator by clamped sum (add) or max, and
+ * finally rounded to 8 bits. Non-finite samples (float32 sources) have n = 0.
+ */
+
+export function normalize(v: number, lo: number, hi: number, gamma: number, invert: boolean): number {
+  let n: number;
+  if (hi > lo) {
+    n = (v - lo) / (hi - lo);
+    n = n > 0 ? (n < 1 ? n : 1) : 0;
+  } else {
+    n = v >= lo ? 1 : 0;
+  }
+  if (gamma !== 1) n = Math.pow(n, gamma);
+  return invert ? 1 - n : n;
+}
+
+export function lutIndexOf(n: number): number {
+  return Math.floor(n * 255 + 0.5);
+}
+
+export interface ChannelLevels {
+  lo: number;
+  hi: number;
+  gamma: number;
+  invert: boolean;
+}
+
+/**
+ * For integer sources: n (or the LUT index) for every possible sample value, so the per-pixel
+ * work is one lookup whatever the gamma. 65536 entries for uint16; cached by the caller.
+ */
+export function levelsTable(maxValue: number, l: ChannelLevels, lutIndex: boolean): Float32Array | Uint8Array {
+  const size = maxValue + 1;
+  const out = lutIndex ? new Uint8Array(size) : new Float32Array(size);
+  for (let v = 0; v < size; v++) {
+    const n = normalize(v, l.lo, l.hi, l.gamma, l.invert);
+    out[v] = lutIndex ? lutIndexOf(n) : n;
+  }
+  return out;
+}
+
+/** out[i] = table[src[i]] for integer samples (n as Float32, or a LUT index). */
+export function lookupLevels(src: Uint8Array | Uint16Array, table: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = table[src[i] as number] as number;
+}
+export function lookupIndex(src: Uint8Array | Uint16Array, table: Uint8Array, out: Uint8Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = table[src[i] as number] as number;
+}
+
+/** n per pixel for float samples (projections, formulas, float32 sources). */
+export function computeLevels(src: Float32Array | Float64Array, l: ChannelLevels, out: Float32Array): void {
+  const { lo, hi, gamma, invert } = l;
+  for (let i = 0; i < out.length; i++) out[i] = normalize(src[i] as number, lo, hi, gamma, invert);
+}
+export function computeIndex(src: Float32Array | Float64Array, l: ChannelLevels, out: Uint8Array): void {
+  const { lo, hi, gamma, invert } = l;
+  for (let i = 0; i < out.length; i++) out[i] = lutIndexOf(normalize(src[i] as number, lo, hi, gamma, invert));
+}
+
+/** acc (r,g,b interleaved, 0..255 scale) += or max= n * colour. */
+export function paintColor(n: Float32Array, rgb: readonly [number, number, number], mode: 'add' | 'max', acc: Float32Array): void {
+  const [r, g, b] = rgb;
+  const len = n.length;
+  if (mode === 'add') {
+    for (let i = 0, j = 0; i < len; i++, j += 3) {
+      const x = n[i] as number;
+      acc[j] = (acc[j] as number) + x * r;
+      acc[j + 1] = (acc[j + 1] as number) + x * g;
+      acc[j + 2] = (acc[j + 2] as number) + x * b;
+    }
+  } else {
+    for (let i = 0, j = 0; i < len; i++, j += 3) {
+      const x = n[i] as number;
+      const cr = x * r;
+      const cg = x * g;
+      const cb = x * b;
+      if (cr > (acc[j] as number)) acc[j] = cr;
+      if (cg > (acc[j + 1] as number)) acc[j + 1] = cg;
+      if (cb > (acc[j + 2] as number)) acc[j + 2] = cb;
+    }
+  }
+}
+
+/** acc += or max= lut[index]. */
+export function paintLut(index: Uint8Array, table: Uint8Array, mode: 'add' | 'max', acc: Float32Array): void {
+  const len = index.length;
+  if (mode === 'add') {
+    for (let i = 0, j = 0; i < len; i++, j += 3) {
+      const k = (index[i] as number) * 3;
+      acc[j] = (acc[j] as number) + (table[k] as number);
+      acc[j + 1] = (acc[j + 1] as number) + (table[k + 1] as number);
+      acc[j + 2] = (acc[j + 2] as number) + (table[k + 2] as number);
+    }
+  } else {
+    for (let i = 0, j = 0; i < len; i++, j += 3) {
+      const k = (index[i] as number) * 3;
+      const cr = table[k] as number;
+      const cg = table[k + 1] as number;
+      const cb = table[k + 2] as number;
+      if (cr > (acc[j] as number)) acc[j] = cr;
+      if (cg > (acc[j + 1] as number)) acc[j + 1] = cg;
+      if (cb > (acc[j + 2] as number)) acc[j + 2] = cb;
+    }
+  }
+}
+
+/** Clamp and round the accumulator to 8 bits (the clamp is the "clamped sum" of add). */
+export function toRgb8(acc: Float32Array, out: Uint8Array): void {
+  for (let j = 0; j < acc.length; j++) {
+    const v = acc[j] as number;
+    out[j] = v >= 255 ? 255 : (v + 0.5) | 0;
+  }
+}
+
+/** Z projection, folded slice by slice as reads arrive (order-independent for max and integer sums). */
+export function foldMax(acc: Uint8Array | Uint16Array | Float32Array, slice: ArrayLike<number>): void {
+  for (let i = 0; i < acc.length; i++) {
+    const v = slice[i] as number;
+    if (v > (acc[i] as number)) acc[i] = v;
+  }
+}
+export function foldSum(acc: Float64Array, slice: ArrayLike<number>): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) + (slice[i] as number);
+}
+/** Mean = sum / count (a division, not a multiply by 1/count, so it rounds like v/n would). */
+export function divideBy(acc: Float64Array, d: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) / d;
+}

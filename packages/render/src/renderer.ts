@@ -1,0 +1,350 @@
+import {
+  DTYPE_MAX,
+  type DatasetManifest,
+  type DatasetStats,
+  type DType,
+  MIME_TYPES,
+  type PixelArray,
+  type RenderSpec,
+  type SourceTile,
+  type TileAddress,
+  TilefarmError,
+  canonicalSpecJson,
+  isTilefarmError,
+  levelSize,
+} from '@tilefarm/contracts';
+import { Float64Pool, evaluateFormula, toFloat64 } from './formula-eval';
+import {
+  type ChannelLevels,
+  computeIndex,
+  computeLevels,
+  divideBy,
+  foldMax,
+  foldSum,
+  levelsTable,
+  lookupIndex,
+  lookupLevels,
+  paintColor,
+  paintLut,
+  toRgb8,
+} from './pixel-ops';
+import { type PlannedChannel, type RenderPlan, resolveRenderPlan } from './render-plan';
+import { SharpTileEncoder, type SharpEncoderOptions } from './sharp-tile-encoder';
+import { LruByteCache, type LruByteCacheStats } from './source-cache';
+import type { TileEncoder } from './tile-encoder';
+import { channelWindow } from './windows';
+
+export interface RenderInput {
+  manifest: DatasetManifest;
+  /** Per-plane statistics for "auto" windows; without them "auto" is the dtype's full range (see windows.ts). */
+  stats: DatasetStats | undefined;
+  /** Already zod-parsed (defaults filled). */
+  spec: RenderSpec;
+  /** level, z, t, x, y, format: the address's format wins over spec.format. */
+  tile: TileAddress;
+  /** Channel c of plane (z, t) at tile.level/x/y; edge tiles come cropped. */
+  readSource(c: number, z: number, t: number): Promise<SourceTile>;
+}
+export interface RenderTimings {
+  /** Source reads, including folding a Z projection as slices arrive. */
+  readMs: number;
+  /** Formulas, windows, levels and compositing. */
+  compositeMs: number;
+  encodeMs: number;
+}
+export interface RenderedTile {
+  body: Buffer;
+  contentType: string;
+  width: number;
+  height: number;
+  timings: RenderTimings;
+}
+export interface TileRenderer {
+  render(input: RenderInput): Promise<RenderedTile>;
+  /** Counters of the renderer's internal caches (plans and levels tables), for metrics. */
+  cacheStats(): { plans: LruByteCacheStats; levels: LruByteCacheStats };
+}
+
+export interface TileRendererOptions extends SharpEncoderOptions {
+  /** Replaces the sharp encoder (tests, other codecs). */
+  encoder?: TileEncoder;
+  /** Bytes for per-value levels tables of integer sources (256 KB per uint16 channel window). */
+  levelsCacheBytes?: number;
+  /** Resolved plans kept (each is small). */
+  planCacheEntries?: number;
+  /** Source reads in flight per tile (a deep projection reads many slices). */
+  readConcurrency?: number;
+}
+
+/** Everything one render carries from step to step. */
+interface RenderContext {
+  input: RenderInput;
+  plan: RenderPlan;
+  width: number;
+  height: number;
+  /** Per dataset channel: samples after projection (same dtype, or Float64 for mean/sum). */
+  sources: Map<number, PixelArray | Float64Array>;
+  windows: [number, number][];
+  rgb: Uint8Array;
+  body: Buffer;
+}
+
+interface Step {
+  name: string;
+  phase: keyof RenderTimings;
+  run(ctx: RenderContext, r: Renderer): void | Promise<void>;
+}
+
+/**
+ * Scratch arrays shared by all renders of one renderer. Only used inside synchronous steps, which
+ * run back to back without yielding (see Renderer.render), so concurrent renders never interleave.
+ */
+class Scratch {
+  private n = -1;
+  private levelsBuf = new Float32Array(0);
+  private indexBuf = new Uint8Array(0);
+  private accBuf = new Float32Array(0);
+  levels = this.levelsBuf;
+  index = this.indexBuf;
+  acc = this.accBuf;
+  f64 = new Float64Pool();
+  /** Views of n pixels over buffers that only grow, so edge tiles of other sizes do not reallocate. */
+  resize(n: number): void {
+    if (n === this.n) return;
+    this.n = n;
+    if (this.levelsBuf.length < n) {
+      this.levelsBuf = new Float32Array(n);
+      this.indexBuf = new Uint8Array(n);
+      this.accBuf = new Float32Array(n * 3);
+    }
+    this.levels = this.levelsBuf.subarray(0, n);
+    this.index = this.indexBuf.subarray(0, n);
+    this.acc = this.accBuf.subarray(0, n * 3);
+  }
+}
+
+class Renderer implements TileRenderer {
+  readonly encoder: TileEncoder;
+  readonly plans: LruByteCache<string, RenderPlan>;
+  readonly levels: LruByteCache<string, Float32Array | Uint8Array>;
+  readonly scratch = new Scratch();
+  readonly readConcurrency: number;
+
+  constructor(options: TileRendererOptions) {
+    this.encoder = options.encoder ?? new SharpTileEncoder(options);
+    this.plans = new LruByteCache({ maxBytes: options.planCacheEntries ?? 256, sizeOf: () => 1 });
+    this.levels = new LruByteCache({ maxBytes: options.levelsCacheBytes ?? 32 * 1024 * 1024 });
+    this.readConcurrency = options.readConcurrency ?? 16;
+  }
+
+  cacheStats(): { plans: LruByteCacheStats; levels: LruByteCacheStats } {
+    return { plans: this.plans.stats(), levels: this.levels.stats() };
+  }
+
+  plan(spec: RenderSpec, manifest: DatasetManifest): RenderPlan {
+    const key = `${manifest.id}@${manifest.version}|${canonicalSpecJson(spec)}`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = resolveRenderPlan(spec, manifest);
+      this.plans.set(key, plan);
+    }
+    return plan;
+  }
+
+  levelsFor(dtype: DType, l: ChannelLevels, lutIndex: boolean): Float32Array | Uint8Array {
+    const key = `${dtype}|${l.lo}|${l.hi}|${l.gamma}|${l.invert ? 1 : 0}|${lutIndex ? 'i' : 'n'}`;
+    let t = this.levels.get(key);
+    if (!t) {
+      t = levelsTable(DTYPE_MAX[dtype], l, lutIndex);
+      this.levels.set(key, t);
+    }
+    return t;
+  }
+
+  async render(input: RenderInput): Promise<RenderedTile> {
+    const timings: RenderTimings = { readMs: 0, compositeMs: 0, encodeMs: 0 };
+    const ctx = {
+      input,
+      plan: this.plan(input.spec, input.manifest),
+      sources: new Map(),
+      windows: [],
+    } as unknown as RenderContext;
+    for (const step of STEPS) {
+      const t0 = performance.now();
+      try {
+        // Synchronous steps run back to back without an await in between, so the shared scratch
+        // arrays are never used by two renders at once.
+        const pending = step.run(ctx, this);
+        if (pending) await pending;
+      } catch (e) {
+        if (isTilefarmError(e)) throw e;
+        throw new TilefarmError('render_failed', `render step "${step.name}" failed: ${(e as Error).message}`);
+      }
+      timings[step.phase] += performance.now() - t0;
+    }
+    return { body: ctx.body, contentType: MIME_TYPES[input.tile.format], width: ctx.width, height: ctx.height, timings };
+  }
+}
+
+/** Run fn over items with at most `limit` promises pending. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+async function readOne(ctx: RenderContext, c: number, z: number): Promise<SourceTile> {
+  const { input } = ctx;
+  let tile: SourceTile;
+  try {
+    tile = await input.readSource(c, z, input.tile.t);
+  } catch (e) {
+    if (isTilefarmError(e)) throw e;
+    throw new TilefarmError('source_unreadable', `channel ${c}, z ${z}, t ${input.tile.t}: ${(e as Error).message}`);
+  }
+  if (tile.data.length !== tile.width * tile.height) {
+    throw new TilefarmError('source_unreadable', `channel ${c}, z ${z}: ${tile.data.length} samples for a ${tile.width}x${tile.height} tile`);
+  }
+  if (ctx.width < 0) {
+    ctx.width = tile.width;
+    ctx.height = tile.height;
+  } else if (tile.width !== ctx.width || tile.height !== ctx.height) {
+    throw new TilefarmError('source_unreadable', `channel ${c}, z ${z}: tile is ${tile.width}x${tile.height}, other channels ${ctx.width}x${ctx.height}`);
+  }
+  return tile;
+}
+
+// ---- The pipeline: a flat list of small steps ------------------------------------------------
+
+/** Read every needed channel; with a projection, fold the slices as they arrive. */
+const readSources: Step = {
+  name: 'read',
+  phase: 'readMs',
+  async run(ctx, r) {
+    ctx.width = -1;
+    ctx.height = -1;
+    const { plan, input } = ctx;
+    const proj = plan.projection;
+    if (!proj) {
+      await forEachLimited(plan.sourceChannels, r.readConcurrency, async (c) => {
+        ctx.sources.set(c, (await readOne(ctx, c, input.tile.z)).data);
+      });
+      return;
+    }
+    const jobs: [number, number][] = [];
+    for (const c of plan.sourceChannels) for (let z = proj.z0; z <= proj.z1; z++) jobs.push([c, z]);
+    await forEachLimited(jobs, r.readConcurrency, async ([c, z]) => {
+      const { data } = await readOne(ctx, c, z);
+      const acc = ctx.sources.get(c);
+      if (proj.type === 'max') {
+        if (!acc) ctx.sources.set(c, data.slice());
+        else foldMax(acc as PixelArray, data);
+      } else if (!acc) {
+        ctx.sources.set(c, Float64Array.from(data));
+      } else {
+        foldSum(acc as Float64Array, data);
+      }
+    });
+    if (proj.type === 'mean') {
+      for (const acc of ctx.sources.values()) divideBy(acc as Float64Array, proj.z1 - proj.z0 + 1);
+    }
+  },
+};
+
+/** A spec with no active channel reads nothing: take the tile size from the manifest (black tile). */
+const tileGeometry: Step = {
+  name: 'geometry',
+  phase: 'compositeMs',
+  run(ctx) {
+    if (ctx.width >= 0) return;
+    const { manifest, tile } = ctx.input;
+    const size = levelSize(manifest, tile.level);
+    ctx.width = Math.min(manifest.tileSize, size.width - tile.x * manifest.tileSize);
+    ctx.height = Math.min(manifest.tileSize, size.height - tile.y * manifest.tileSize);
+    if (ctx.width <= 0 || ctx.height <= 0) throw new TilefarmError('out_of_range', `tile ${tile.x},${tile.y} is outside level ${tile.level}`);
+  },
+};
+
+const resolveWindows: Step = {
+  name: 'windows',
+  phase: 'compositeMs',
+  run(ctx) {
+    const { plan, input } = ctx;
+    ctx.windows = plan.channels.map((ch) => channelWindow(plan, ch, input.stats, input.tile.z, input.tile.t) as [number, number]);
+  },
+};
+
+/** Samples of one planned channel: the (projected) source, or the formula evaluated over the tile. */
+function channelSamples(ctx: RenderContext, ch: PlannedChannel, r: Renderer, f64: Map<number, Float64Array>): PixelArray | Float64Array {
+  const n = ctx.width * ctx.height;
+  if (ch.input.kind === 'source') return ctx.sources.get(ch.input.channel) as PixelArray;
+  const pool = r.scratch.f64;
+  return evaluateFormula(ch.input.ast, {
+    n,
+    pool,
+    channel(index) {
+      let a = f64.get(index);
+      if (!a) {
+        a = toFloat64(ctx.sources.get(index) as PixelArray, pool.take(n));
+        f64.set(index, a);
+      }
+      return a;
+    },
+  });
+}
+
+const compositeChannels: Step = {
+  name: 'composite',
+  phase: 'compositeMs',
+  run(ctx, r) {
+    const { plan } = ctx;
+    const n = ctx.width * ctx.height;
+    const s = r.scratch;
+    s.resize(n);
+    s.acc.fill(0);
+    const f64 = new Map<number, Float64Array>();
+    plan.channels.forEach((ch, k) => {
+      const [lo, hi] = ctx.windows[k] as [number, number];
+      const levels: ChannelLevels = { lo, hi, gamma: ch.gamma, invert: ch.invert };
+      const samples = channelSamples(ctx, ch, r, f64);
+      const isLut = ch.paint.kind === 'lut';
+      if (samples instanceof Uint8Array || samples instanceof Uint16Array) {
+        const dtype: DType = samples instanceof Uint8Array ? 'uint8' : 'uint16';
+        const table = r.levelsFor(dtype, levels, isLut);
+        if (isLut) lookupIndex(samples, table as Uint8Array, s.index);
+        else lookupLevels(samples, table as Float32Array, s.levels);
+      } else if (isLut) {
+        computeIndex(samples, levels, s.index);
+      } else {
+        computeLevels(samples, levels, s.levels);
+      }
+      if (ch.paint.kind === 'lut') paintLut(s.index, ch.paint.table, plan.composite, s.acc);
+      else paintColor(s.levels, ch.paint.rgb, plan.composite, s.acc);
+      if (ch.input.kind === 'formula') s.f64.give(samples as Float64Array);
+    });
+    for (const a of f64.values()) s.f64.give(a);
+    // The RGB buffer is per render: the encoder reads it after this step has yielded.
+    ctx.rgb = new Uint8Array(n * 3);
+    toRgb8(s.acc, ctx.rgb);
+  },
+};
+
+const encode: Step = {
+  name: 'encode',
+  phase: 'encodeMs',
+  async run(ctx, r) {
+    const { tile, spec } = ctx.input;
+    ctx.body = await r.encoder.encode(ctx.rgb, ctx.width, ctx.height, tile.format, spec.quality);
+  },
+};
+
+const STEPS: readonly Step[] = [readSources, tileGeometry, resolveWindows, compositeChannels, encode];
+
+export function createTileRenderer(options: TileRendererOptions = {}): TileRenderer {
+  return new Renderer(options);
+}

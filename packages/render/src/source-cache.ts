@@ -1,0 +1,129 @@
+/**
+ * A bounded LRU cache by bytes, with counters for metrics. Generic so the worker can wrap
+ * `readSource` with it (decoded source tiles: re-styling a view re-uses the reads) and the renderer
+ * can keep its own derived tables in one too.
+ */
+export interface LruByteCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+}
+
+export interface LruByteCacheOptions<V> {
+  maxBytes: number;
+  /** Size of a value in bytes; defaults to `byteLength` where the value has one, else 1. */
+  sizeOf?: (value: V) => number;
+}
+
+interface Entry<V> {
+  value: V;
+  bytes: number;
+}
+
+function defaultSizeOf(value: unknown): number {
+  const n = (value as { byteLength?: unknown; data?: { byteLength?: unknown } } | null)?.byteLength ?? (value as { data?: { byteLength?: unknown } } | null)?.data?.byteLength;
+  return typeof n === 'number' ? n : 1;
+}
+
+export class LruByteCache<K, V> {
+  private readonly map = new Map<K, Entry<V>>();
+  private readonly inflight = new Map<K, Promise<V>>();
+  private readonly sizeOf: (value: V) => number;
+  private bytes = 0;
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+  readonly maxBytes: number;
+
+  constructor(options: LruByteCacheOptions<V>) {
+    if (!(options.maxBytes >= 0)) throw new RangeError('maxBytes must be >= 0');
+    this.maxBytes = options.maxBytes;
+    this.sizeOf = options.sizeOf ?? defaultSizeOf;
+  }
+
+  /** The value, marked most recently used; counts a hit or a miss. */
+  get(key: K): V | undefined {
+    const e = this.map.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    // Map keeps insertion order: re-inserting moves the key to the most-recent end.
+    this.map.delete(key);
+    this.map.set(key, e);
+    return e.value;
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  /** Store a value; one larger than the whole cache is not stored (it would evict everything). */
+  set(key: K, value: V, bytes: number = this.sizeOf(value)): void {
+    const old = this.map.get(key);
+    if (old) {
+      this.map.delete(key);
+      this.bytes -= old.bytes;
+    }
+    if (bytes > this.maxBytes) return;
+    this.map.set(key, { value, bytes });
+    this.bytes += bytes;
+    while (this.bytes > this.maxBytes) {
+      const oldest = this.map.keys().next();
+      if (oldest.done) break;
+      const e = this.map.get(oldest.value) as Entry<V>;
+      this.map.delete(oldest.value);
+      this.bytes -= e.bytes;
+      this.evictions++;
+    }
+  }
+
+  delete(key: K): boolean {
+    const e = this.map.get(key);
+    if (!e) return false;
+    this.map.delete(key);
+    this.bytes -= e.bytes;
+    return true;
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
+  }
+
+  /**
+   * The cached value, or load it once: concurrent callers for the same key share one load
+   * (several tiles in flight often need the same source tile). A failed load is not cached.
+   */
+  async getOrLoad(key: K, load: () => Promise<V>): Promise<V> {
+    const hit = this.get(key);
+    if (hit !== undefined) return hit;
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    const p = load().then(
+      (v) => {
+        this.inflight.delete(key);
+        this.set(key, v);
+        return v;
+      },
+      (e: unknown) => {
+        this.inflight.delete(key);
+        throw e;
+      },
+    );
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  stats(): LruByteCacheStats {
+    return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.map.size, bytes: this.bytes, maxBytes: this.maxBytes };
+  }
+}
