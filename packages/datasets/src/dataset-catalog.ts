@@ -1,0 +1,105 @@
+import {
+  DatasetManifest,
+  DatasetStats,
+  TilefarmError,
+  describeZodError,
+  type SourceTile,
+} from '@tilefarm/contracts';
+import type { ObjectStore } from '@tilefarm/storage';
+import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, type SourceTilePosition } from './storage-layout';
+import { encodeSourceTile } from './source-tile-codec';
+
+function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, what: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new Error(`${what} is not JSON`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new Error(`${what} is invalid: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * Datasets in the object store: reading manifests and statistics (cached: a version's files are
+ * immutable; the current-version pointer is re-read after `currentTtlMs`), and publishing new
+ * versions. Publishing writes the pointer last, in one PUT, so readers see all of a version or none.
+ */
+export class DatasetCatalog {
+  private readonly current = new Map<string, { at: number; manifest: DatasetManifest | undefined }>();
+  private readonly versions = new Map<string, DatasetManifest>();
+  private readonly stats = new Map<string, DatasetStats | undefined>();
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly currentTtlMs = 2000,
+  ) {}
+
+  /** The current manifest, or undefined if there is no such dataset. */
+  async find(id: string): Promise<DatasetManifest | undefined> {
+    const hit = this.current.get(id);
+    if (hit && Date.now() - hit.at < this.currentTtlMs) return hit.manifest;
+    const bytes = await this.store.get(catalogKey(id));
+    const manifest = bytes ? parseJson(bytes, DatasetManifest, `manifest of ${id}`) : undefined;
+    this.current.set(id, { at: Date.now(), manifest });
+    return manifest;
+  }
+
+  async get(id: string): Promise<DatasetManifest> {
+    const manifest = await this.find(id);
+    if (!manifest) throw new TilefarmError('dataset_not_found', `no dataset "${id}"`);
+    return manifest;
+  }
+
+  /** A specific version's manifest (immutable, cached forever). */
+  async getVersion(id: string, version: number): Promise<DatasetManifest> {
+    const cacheKey = `${id}/${version}`;
+    const hit = this.versions.get(cacheKey);
+    if (hit) return hit;
+    const bytes = await this.store.get(versionManifestKey(id, version));
+    if (!bytes) throw new TilefarmError('dataset_not_found', `no version ${version} of dataset "${id}"`);
+    const manifest = parseJson(bytes, DatasetManifest, `manifest of ${id} v${version}`);
+    this.versions.set(cacheKey, manifest);
+    return manifest;
+  }
+
+  async getStats(id: string, version: number): Promise<DatasetStats | undefined> {
+    const cacheKey = `${id}/${version}`;
+    if (this.stats.has(cacheKey)) return this.stats.get(cacheKey);
+    const bytes = await this.store.get(statsKey(id, version));
+    const stats = bytes ? parseJson(bytes, DatasetStats, `statistics of ${id} v${version}`) : undefined;
+    this.stats.set(cacheKey, stats);
+    return stats;
+  }
+
+  async list(): Promise<DatasetManifest[]> {
+    const out: DatasetManifest[] = [];
+    for await (const key of this.store.list(catalogPrefix)) {
+      const id = key.slice(catalogPrefix.length, -'.json'.length);
+      const manifest = await this.find(id);
+      if (manifest) out.push(manifest);
+    }
+    return out;
+  }
+
+  /** The version a new ingest of `id` should write. */
+  async nextVersion(id: string): Promise<number> {
+    this.current.delete(id);
+    const manifest = await this.find(id);
+    return (manifest?.version ?? 0) + 1;
+  }
+
+  async putSourceTile(id: string, version: number, position: SourceTilePosition, tile: SourceTile): Promise<void> {
+    await this.store.put(sourceTileKey(id, version, position), encodeSourceTile(tile));
+  }
+
+  /** Statistics, then the version's manifest, then the pointer: the pointer's PUT is the commit. */
+  async publish(manifest: DatasetManifest, stats: DatasetStats): Promise<void> {
+    const body = Buffer.from(JSON.stringify(manifest));
+    await this.store.put(statsKey(manifest.id, manifest.version), Buffer.from(JSON.stringify(stats)), { contentType: 'application/json' });
+    await this.store.put(versionManifestKey(manifest.id, manifest.version), body, { contentType: 'application/json' });
+    await this.store.put(catalogKey(manifest.id), body, { contentType: 'application/json' });
+    this.current.set(manifest.id, { at: Date.now(), manifest });
+  }
+}

@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+import type { TileAddress } from '@tilefarm/contracts';
+
+/**
+ * Where everything lives in the object store. One place, so adapters, workers, the API and the
+ * ingest agree on it:
+ *   catalog/{id}.json                              current manifest of a dataset (written last)
+ *   datasets/{id}/v{n}/manifest.json               manifest of version n (immutable)
+ *   datasets/{id}/v{n}/stats.json                  per channel and plane statistics
+ *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-deflate-v1)
+ *   specs/{specId}.json                            render specs by id
+ *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
+ * Rendered tile keys start with a hash shard so S3 spreads them over partitions.
+ */
+export const catalogPrefix = 'catalog/';
+
+export function catalogKey(id: string): string {
+  return `${catalogPrefix}${id}.json`;
+}
+
+export function versionManifestKey(id: string, version: number): string {
+  return `datasets/${id}/v${version}/manifest.json`;
+}
+
+export function statsKey(id: string, version: number): string {
+  return `datasets/${id}/v${version}/stats.json`;
+}
+
+export interface SourceTilePosition {
+  level: number;
+  t: number;
+  z: number;
+  c: number;
+  x: number;
+  y: number;
+}
+
+export function sourceTileKey(id: string, version: number, p: SourceTilePosition): string {
+  return `datasets/${id}/v${version}/src/${p.level}/${p.t}/${p.z}/${p.c}/${p.y}/${p.x}.tfs`;
+}
+
+export function specKey(specId: string): string {
+  return `specs/${specId}.json`;
+}
+
+/**
+ * The content key of a rendered tile: storage key and BullMQ job id at once, so identical requests
+ * coalesce into one job. It never contains ":" and is never all digits (BullMQ's rules for ids).
+ */
+export function tileKey(dataset: string, version: number, specId: string, tile: TileAddress): string {
+  const rest = `${dataset}/v${version}/${specId}/${tile.level}/${tile.z}/${tile.t}/${tile.x}_${tile.y}.${tile.format}`;
+  const shard = createHash('sha1').update(rest).digest('hex').slice(0, 2);
+  return `tiles/${shard}/${rest}`;
+}
