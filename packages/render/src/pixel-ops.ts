@@ -133,3 +133,135 @@ export function foldSum(acc: Float64Array, slice: ArrayLike<number>): void {
 export function divideBy(acc: Float64Array, d: number): void {
   for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) / d;
 }
+
+/**
+ * Fast path for the common case: 1-3 colour channels from integer sources. One pass reads each
+ * channel's samples through its levels table and writes finished 8-bit RGB: no accumulator array,
+ * no second pass. (Measured: the generic path's extra passes cost more than the encoder itself.)
+ */
+type Int = Uint8Array | Uint16Array;
+type Rgb = readonly [number, number, number];
+
+function to8(v: number): number {
+  return v >= 255 ? 255 : (v + 0.5) | 0;
+}
+
+export function fusedColor1(a: Int, ta: Float32Array, ca: Rgb, out: Uint8Array): void {
+  const [ar, ag, ab] = ca;
+  for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+    const x = ta[a[i] as number] as number;
+    out[j] = to8(x * ar);
+    out[j + 1] = to8(x * ag);
+    out[j + 2] = to8(x * ab);
+  }
+}
+
+export function fusedColor2(mode: 'add' | 'max', a: Int, ta: Float32Array, ca: Rgb, b: Int, tb: Float32Array, cb: Rgb, out: Uint8Array): void {
+  const [ar, ag, ab] = ca;
+  const [br, bg, bb] = cb;
+  if (mode === 'add') {
+    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+      const x = ta[a[i] as number] as number;
+      const y = tb[b[i] as number] as number;
+      out[j] = to8(x * ar + y * br);
+      out[j + 1] = to8(x * ag + y * bg);
+      out[j + 2] = to8(x * ab + y * bb);
+    }
+  } else {
+    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+      const x = ta[a[i] as number] as number;
+      const y = tb[b[i] as number] as number;
+      out[j] = to8(Math.max(x * ar, y * br));
+      out[j + 1] = to8(Math.max(x * ag, y * bg));
+      out[j + 2] = to8(Math.max(x * ab, y * bb));
+    }
+  }
+}
+
+export function fusedColor3(
+  mode: 'add' | 'max',
+  a: Int,
+  ta: Float32Array,
+  ca: Rgb,
+  b: Int,
+  tb: Float32Array,
+  cb: Rgb,
+  c: Int,
+  tc: Float32Array,
+  cc: Rgb,
+  out: Uint8Array,
+): void {
+  const [ar, ag, ab] = ca;
+  const [br, bg, bb] = cb;
+  const [cr, cg, cbl] = cc;
+  if (mode === 'add') {
+    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+      const x = ta[a[i] as number] as number;
+      const y = tb[b[i] as number] as number;
+      const z = tc[c[i] as number] as number;
+      out[j] = to8(x * ar + y * br + z * cr);
+      out[j + 1] = to8(x * ag + y * bg + z * cg);
+      out[j + 2] = to8(x * ab + y * bb + z * cbl);
+    }
+  } else {
+    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+      const x = ta[a[i] as number] as number;
+      const y = tb[b[i] as number] as number;
+      const z = tc[c[i] as number] as number;
+      out[j] = to8(Math.max(x * ar, y * br, z * cr));
+      out[j + 1] = to8(Math.max(x * ag, y * bg, z * cg));
+      out[j + 2] = to8(Math.max(x * ab, y * bb, z * cbl));
+    }
+  }
+}
+
+/**
+ * Fastest path: when every RGB component receives at most one channel (pure or single colours,
+ * the usual blue/green/red... setups), the component's final byte depends on one sample only, so
+ * a per-value table of finished bytes is exact (one rounding, like the generic path).
+ */
+export function levelsByteTable(maxValue: number, l: ChannelLevels, component: number): Uint8Array {
+  const out = new Uint8Array(maxValue + 1);
+  for (let v = 0; v <= maxValue; v++) out[v] = to8(normalize(v, l.lo, l.hi, l.gamma, l.invert) * component);
+  return out;
+}
+
+/** Shared all-zero table for components no channel paints (keeps the packed loop branch-free). */
+export const ZERO_BYTE_TABLE = new Uint8Array(65536);
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * out[3i + k] = table_k[src_k[i]] for k = r, g, b. Four pixels (12 bytes) per iteration are
+ * written as three 32-bit words: measured ~1.7x faster than byte stores. `out` must start 4-byte
+ * aligned (a fresh buffer does).
+ */
+export function writeRgbTables(r: Int, tr: Uint8Array, g: Int, tg: Uint8Array, b: Int, tb: Uint8Array, out: Uint8Array): void {
+  const n = r.length;
+  let i = 0;
+  if (LITTLE_ENDIAN && out.byteOffset % 4 === 0) {
+    const o32 = new Uint32Array(out.buffer, out.byteOffset, (n >> 2) * 3);
+    for (let w = 0; i + 3 < n; i += 4, w += 3) {
+      const r0 = tr[r[i] as number] as number;
+      const g0 = tg[g[i] as number] as number;
+      const b0 = tb[b[i] as number] as number;
+      const r1 = tr[r[i + 1] as number] as number;
+      const g1 = tg[g[i + 1] as number] as number;
+      const b1 = tb[b[i + 1] as number] as number;
+      const r2 = tr[r[i + 2] as number] as number;
+      const g2 = tg[g[i + 2] as number] as number;
+      const b2 = tb[b[i + 2] as number] as number;
+      const r3 = tr[r[i + 3] as number] as number;
+      const g3 = tg[g[i + 3] as number] as number;
+      const b3 = tb[b[i + 3] as number] as number;
+      o32[w] = r0 | (g0 << 8) | (b0 << 16) | (r1 << 24);
+      o32[w + 1] = g1 | (b1 << 8) | (r2 << 16) | (g2 << 24);
+      o32[w + 2] = b2 | (r3 << 8) | (g3 << 16) | (b3 << 24);
+    }
+  }
+  for (let j = i * 3; i < n; i++, j += 3) {
+    out[j] = tr[r[i] as number] as number;
+    out[j + 1] = tg[g[i] as number] as number;
+    out[j + 2] = tb[b[i] as number] as number;
+  }
+}

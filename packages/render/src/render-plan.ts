@@ -36,6 +36,8 @@ export interface RenderPlan {
   sourceChannels: number[];
   projection: PlannedProjection | undefined;
   composite: 'add' | 'max';
+  /** Every channel is a colour and each RGB component gets at most one channel (see compositeSeparable). */
+  separable: boolean;
   format: ImageFormat;
   quality: number;
 }
@@ -139,9 +141,18 @@ export function resolveRenderPlan(spec: RenderSpec, manifest: DatasetManifest): 
     projection = { type: spec.projection.type, z0: from, z1: Math.min(to, manifest.sizeZ - 1) };
   }
 
+  const painters = [0, 0, 0];
+  let separable = true;
+  for (const ch of channels) {
+    if (ch.paint.kind !== 'color') separable = false;
+    else ch.paint.rgb.forEach((v, k) => (painters[k] = (painters[k] as number) + (v !== 0 ? 1 : 0)));
+  }
+  separable = separable && painters.every((p) => p <= 1);
+
   return {
     manifest,
     channels,
+    separable,
     sourceChannels: [...sources].sort((a, b) => a - b),
     projection,
     composite: spec.composite,

@@ -21,6 +21,12 @@ import {
   divideBy,
   foldMax,
   foldSum,
+  fusedColor1,
+  fusedColor2,
+  fusedColor3,
+  levelsByteTable,
+  writeRgbTables,
+  ZERO_BYTE_TABLE,
   levelsTable,
   lookupIndex,
   lookupLevels,
@@ -149,6 +155,16 @@ class Renderer implements TileRenderer {
       this.plans.set(key, plan);
     }
     return plan;
+  }
+
+  byteTableFor(dtype: DType, l: ChannelLevels, component: number): Uint8Array {
+    const key = `${dtype}|${l.lo}|${l.hi}|${l.gamma}|${l.invert ? 1 : 0}|b${component}`;
+    let t = this.levels.get(key) as Uint8Array | undefined;
+    if (!t) {
+      t = levelsByteTable(DTYPE_MAX[dtype], l, component);
+      this.levels.set(key, t);
+    }
+    return t;
   }
 
   levelsFor(dtype: DType, l: ChannelLevels, lutIndex: boolean): Float32Array | Uint8Array {
@@ -298,10 +314,76 @@ function channelSamples(ctx: RenderContext, ch: PlannedChannel, r: Renderer, f64
   });
 }
 
+/** Levels table and samples of each channel, when every channel is a colour on integer samples. */
+function fusedInputs(ctx: RenderContext, r: Renderer): { src: Uint8Array | Uint16Array; table: Float32Array; rgb: readonly [number, number, number] }[] | undefined {
+  const { plan } = ctx;
+  if (plan.channels.length === 0 || plan.channels.length > 3) return undefined;
+  const out = [];
+  for (let k = 0; k < plan.channels.length; k++) {
+    const ch = plan.channels[k] as PlannedChannel;
+    if (ch.input.kind !== 'source' || ch.paint.kind !== 'color') return undefined;
+    const src = ctx.sources.get(ch.input.channel);
+    if (!(src instanceof Uint16Array || src instanceof Uint8Array)) return undefined;
+    const [lo, hi] = ctx.windows[k] as [number, number];
+    const table = r.levelsFor(src instanceof Uint8Array ? 'uint8' : 'uint16', { lo, hi, gamma: ch.gamma, invert: ch.invert }, false) as Float32Array;
+    out.push({ src, table, rgb: ch.paint.rgb });
+  }
+  return out;
+}
+
+/** Colour channels on integer samples where each RGB component gets at most one channel: byte tables. */
+const compositeSeparable: Step = {
+  name: 'composite-separable',
+  phase: 'compositeMs',
+  run(ctx, r) {
+    const { plan } = ctx;
+    if (!plan.separable || plan.channels.length === 0) return;
+    const parts: ({ src: Uint8Array | Uint16Array; table: Uint8Array } | undefined)[] = [undefined, undefined, undefined];
+    for (let c = 0; c < plan.channels.length; c++) {
+      const ch = plan.channels[c] as PlannedChannel;
+      if (ch.input.kind !== 'source' || ch.paint.kind !== 'color') return;
+      const src = ctx.sources.get(ch.input.channel);
+      if (!(src instanceof Uint16Array || src instanceof Uint8Array)) return;
+      const [lo, hi] = ctx.windows[c] as [number, number];
+      const levels = { lo, hi, gamma: ch.gamma, invert: ch.invert };
+      const dtype = src instanceof Uint8Array ? 'uint8' : 'uint16';
+      ch.paint.rgb.forEach((component, k) => {
+        if (component !== 0) parts[k] = { src, table: r.byteTableFor(dtype, levels, component) };
+      });
+    }
+    // A component no channel paints reads any channel through the all-zero table.
+    const any = (parts.find((p) => p !== undefined) as { src: Uint8Array | Uint16Array }).src;
+    const [pr, pg, pb] = parts.map((p) => p ?? { src: any, table: ZERO_BYTE_TABLE }) as { src: Uint8Array | Uint16Array; table: Uint8Array }[];
+    // Every byte is written below, so the buffer need not be zeroed first.
+    const rgb = Buffer.allocUnsafeSlow(ctx.width * ctx.height * 3);
+    writeRgbTables(pr!.src, pr!.table, pg!.src, pg!.table, pb!.src, pb!.table, rgb);
+    ctx.rgb = rgb;
+  },
+};
+
+/** 1-3 colour channels on integer samples: one fused pass straight to 8-bit RGB. */
+const compositeFused: Step = {
+  name: 'composite-fused',
+  phase: 'compositeMs',
+  run(ctx, r) {
+    if (ctx.rgb) return;
+    const f = fusedInputs(ctx, r);
+    if (!f) return;
+    const rgb = new Uint8Array(ctx.width * ctx.height * 3);
+    const [a, b, c] = f;
+    if (a && b && c) fusedColor3(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, c.src, c.table, c.rgb, rgb);
+    else if (a && b) fusedColor2(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, rgb);
+    else if (a) fusedColor1(a.src, a.table, a.rgb, rgb);
+    ctx.rgb = rgb;
+  },
+};
+
+/** Any spec: channel by channel into a Float32 accumulator, then rounded to 8 bits. */
 const compositeChannels: Step = {
   name: 'composite',
   phase: 'compositeMs',
   run(ctx, r) {
+    if (ctx.rgb) return; // done by the fused path
     const { plan } = ctx;
     const n = ctx.width * ctx.height;
     const s = r.scratch;
@@ -343,7 +425,7 @@ const encode: Step = {
   },
 };
 
-const STEPS: readonly Step[] = [readSources, tileGeometry, resolveWindows, compositeChannels, encode];
+const STEPS: readonly Step[] = [readSources, tileGeometry, resolveWindows, compositeSeparable, compositeFused, compositeChannels, encode];
 
 export function createTileRenderer(options: TileRendererOptions = {}): TileRenderer {
   return new Renderer(options);
