@@ -6,7 +6,7 @@ import {
   type SourceTile,
 } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
-import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, type SourceTilePosition } from './storage-layout';
+import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, versionPrefix, type SourceTilePosition } from './storage-layout';
 import { encodeSourceTile } from './source-tile-codec';
 
 function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, what: string): T {
@@ -92,6 +92,28 @@ export class DatasetCatalog {
 
   async putSourceTile(id: string, version: number, position: SourceTilePosition, tile: SourceTile): Promise<void> {
     await this.store.put(sourceTileKey(id, version, position), encodeSourceTile(tile));
+  }
+
+  /**
+   * Best-effort removal of an unpublished version's objects (a failed ingest's partial source
+   * tiles). Refuses the published version, so a cleanup can never break a live dataset.
+   */
+  async deleteVersion(id: string, version: number): Promise<number> {
+    this.current.delete(id);
+    if ((await this.find(id))?.version === version) throw new Error(`version ${version} of "${id}" is published; not deleting it`);
+    let deleted = 0;
+    let batch: string[] = [];
+    const flush = async () => {
+      await Promise.all(batch.map((key) => this.store.delete(key)));
+      deleted += batch.length;
+      batch = [];
+    };
+    for await (const key of this.store.list(versionPrefix(id, version))) {
+      batch.push(key);
+      if (batch.length >= 64) await flush();
+    }
+    await flush();
+    return deleted;
   }
 
   /** Statistics, then the version's manifest, then the pointer: the pointer's PUT is the commit. */

@@ -22,6 +22,11 @@ export function versionManifestKey(id: string, version: number): string {
   return `datasets/${id}/v${version}/manifest.json`;
 }
 
+/** Everything of one version lives under this prefix (used to clean up a failed ingest). */
+export function versionPrefix(id: string, version: number): string {
+  return `datasets/${id}/v${version}/`;
+}
+
 export function statsKey(id: string, version: number): string {
   return `datasets/${id}/v${version}/stats.json`;
 }

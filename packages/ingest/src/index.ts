@@ -1,0 +1,6 @@
+export { ingestFile, planIngest, ingestPlane, finishIngest, discardIngest, DEFAULT_MAX_SOURCE_PIXELS } from './ingest';
+export type { IngestFileOptions, IngestPlan, IngestPlaneOptions, IngestProgress, PlanIngestOptions } from './ingest';
+export { IngestError, isIngestError } from './errors';
+export type { IngestProblem } from './errors';
+export type { PlaneUnit, SourceLayout } from './source-layout';
+export { MAX_RASTER_PIXELS } from './source-layout';

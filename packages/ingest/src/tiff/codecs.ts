@@ -1,0 +1,158 @@
+import { inflate } from 'node:zlib';
+import { promisify } from 'node:util';
+
+const inflateAsync = promisify(inflate);
+
+/** TIFF Compression tag values this reader decodes. */
+export const COMPRESSION_NAMES: Record<number, string> = {
+  1: 'none',
+  5: 'LZW',
+  8: 'deflate',
+  32946: 'deflate (old code)',
+  32773: 'PackBits',
+  7: 'JPEG',
+  34712: 'JPEG 2000',
+  50000: 'zstd',
+  34887: 'LERC',
+};
+
+export function isSupportedCompression(code: number): boolean {
+  return code === 1 || code === 5 || code === 8 || code === 32946 || code === 32773;
+}
+
+/** Thrown for a chunk that does not decode to the size its page declares; the caller adds where. */
+export class ChunkDecodeError extends Error {}
+
+/**
+ * Decodes one strip or tile to exactly `expected` bytes. The output size is capped at `expected`
+ * so a chunk that inflates to far more than declared (a decompression bomb) fails instead of
+ * allocating: zlib stops at maxOutputLength.
+ */
+export async function decodeChunk(compression: number, input: Buffer, expected: number): Promise<Buffer> {
+  let out: Buffer;
+  switch (compression) {
+    case 1:
+      out = input;
+      break;
+    case 8:
+    case 32946:
+      try {
+        out = await inflateAsync(input, { maxOutputLength: expected, finishFlush: 2 /* Z_SYNC_FLUSH: tolerate a missing final block */ });
+      } catch (e) {
+        throw new ChunkDecodeError(`deflate data is corrupt (${(e as Error).message})`);
+      }
+      break;
+    case 5:
+      out = decodeLzw(input, expected);
+      break;
+    case 32773:
+      out = decodePackBits(input, expected);
+      break;
+    default:
+      throw new ChunkDecodeError(`compression ${COMPRESSION_NAMES[compression] ?? compression} is not supported`);
+  }
+  if (out.length < expected) throw new ChunkDecodeError(`decodes to ${out.length} bytes, expected ${expected}`);
+  return out.length === expected ? out : out.subarray(0, expected);
+}
+
+/** TIFF LZW (MSB-first codes, 9-12 bits, "early change"), as libtiff writes it. */
+export function decodeLzw(input: Buffer, expected: number): Buffer {
+  const out = Buffer.alloc(expected);
+  const prefix = new Int32Array(4096);
+  const suffix = new Uint8Array(4096);
+  const first = new Uint8Array(4096);
+  const length = new Uint32Array(4096);
+  for (let i = 0; i < 256; i++) {
+    prefix[i] = -1;
+    suffix[i] = i;
+    first[i] = i;
+    length[i] = 1;
+  }
+  let next = 258;
+  let width = 9;
+  let prev = -1;
+  let pos = 0;
+  let bit = 0;
+  const totalBits = input.length * 8;
+  // Writes the string of `code` at `pos` (back to front along the prefix chain), clipped to `expected`.
+  const emit = (code: number) => {
+    const n = length[code]!;
+    let c = code;
+    for (let i = n - 1; i >= 0; i--) {
+      if (pos + i < expected) out[pos + i] = suffix[c]!;
+      c = prefix[c]!;
+    }
+    pos += n;
+  };
+  while (bit + width <= totalBits && pos < expected) {
+    const b = bit >> 3;
+    const v = (input[b]! << 16) | ((input[b + 1] ?? 0) << 8) | (input[b + 2] ?? 0);
+    const code = (v >> (24 - (bit & 7) - width)) & ((1 << width) - 1);
+    bit += width;
+    if (code === 257) break;
+    if (code === 256) {
+      next = 258;
+      width = 9;
+      prev = -1;
+      continue;
+    }
+    if (prev === -1) {
+      if (code > 255) throw new ChunkDecodeError(`LZW data is corrupt (code ${code} after clear)`);
+      emit(code);
+      prev = code;
+      continue;
+    }
+    // A code not yet in the table (the KwKwK case) is prev's string plus its own first byte.
+    const known = code < next;
+    let firstByte: number;
+    if (known) {
+      emit(code);
+      firstByte = first[code]!;
+    } else if (code === next) {
+      firstByte = first[prev]!;
+    } else {
+      throw new ChunkDecodeError(`LZW data is corrupt (code ${code} beyond table size ${next})`);
+    }
+    if (next < 4096) {
+      prefix[next] = prev;
+      suffix[next] = firstByte;
+      first[next] = first[prev]!;
+      length[next] = length[prev]! + 1;
+      next++;
+    }
+    if (!known) emit(code);
+    if (next >= (1 << width) - 1 && width < 12) width++;
+    prev = code;
+  }
+  return out.subarray(0, Math.min(pos, expected));
+}
+
+/** PackBits run-length decoding (Apple/TIFF). */
+export function decodePackBits(input: Buffer, expected: number): Buffer {
+  const out = Buffer.alloc(expected);
+  let i = 0;
+  let pos = 0;
+  while (i < input.length && pos < expected) {
+    const n = (input[i++]! << 24) >> 24;
+    if (n >= 0) {
+      const end = Math.min(i + n + 1, input.length);
+      pos += input.copy(out, pos, i, Math.min(end, i + expected - pos));
+      i = end;
+    } else if (n !== -128) {
+      const v = input[i++] ?? 0;
+      const run = Math.min(1 - n, expected - pos);
+      out.fill(v, pos, pos + run);
+      pos += run;
+    }
+  }
+  return out.subarray(0, pos);
+}
+
+/** Undoes TIFF horizontal differencing (Predictor 2) in place, row by row, per interleaved sample. */
+export function undoHorizontalPredictor(data: Uint8Array | Uint16Array | Uint32Array, rowLength: number, samplesPerPixel: number): void {
+  const rows = Math.floor(data.length / rowLength);
+  for (let r = 0; r < rows; r++) {
+    const start = r * rowLength;
+    for (let i = start + samplesPerPixel; i < start + rowLength; i++) data[i] = data[i]! + data[i - samplesPerPixel]!;
+  }
+}
