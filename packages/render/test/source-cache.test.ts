@@ -1,0 +1,51 @@
+import { LUT_TABLES, LruByteCache } from '@tilefarm/render';
+
+describe('LruByteCache', () => {
+  it('evicts least recently used entries by bytes and counts hits/misses', () => {
+    const c = new LruByteCache<string, Uint16Array>({ maxBytes: 1000 });
+    c.set('a', new Uint16Array(200)); // 400 B
+    c.set('b', new Uint16Array(200));
+    expect(c.get('a')).toBeDefined(); // a is now most recent
+    c.set('c', new Uint16Array(200)); // 1200 B > 1000: evicts b
+    expect(c.has('b')).toBe(false);
+    expect(c.has('a')).toBe(true);
+    expect(c.get('zzz')).toBeUndefined();
+    expect(c.stats()).toMatchObject({ hits: 1, misses: 1, evictions: 1, entries: 2, bytes: 800, maxBytes: 1000 });
+    c.set('huge', new Uint16Array(10_000)); // larger than the cache: not stored, nothing evicted
+    expect(c.stats().entries).toBe(2);
+    c.set('a', new Uint16Array(10)); // replacing updates the byte count
+    expect(c.stats().bytes).toBe(420);
+  });
+
+  it('shares one load between concurrent callers and does not cache failures', async () => {
+    const c = new LruByteCache<string, { data: Uint8Array }>({ maxBytes: 100 });
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      return { data: new Uint8Array(10) };
+    };
+    const [x, y] = await Promise.all([c.getOrLoad('k', load), c.getOrLoad('k', load)]);
+    expect(x).toBe(y);
+    expect(loads).toBe(1);
+    expect(c.stats().bytes).toBe(10); // sized by .data.byteLength (SourceTile shape)
+    await expect(c.getOrLoad('bad', async () => Promise.reject(new Error('nope')))).rejects.toThrow('nope');
+    expect(c.has('bad')).toBe(false);
+  });
+});
+
+describe('LUT tables', () => {
+  const at = (name: keyof typeof LUT_TABLES, i: number) => [...LUT_TABLES[name].subarray(i * 3, i * 3 + 3)];
+  it('have 256 entries and match published anchor colours', () => {
+    for (const t of Object.values(LUT_TABLES)) expect(t.length).toBe(768);
+    expect(at('gray', 0)).toEqual([0, 0, 0]);
+    expect(at('gray', 200)).toEqual([200, 200, 200]);
+    expect(at('viridis', 0)).toEqual([0x44, 0x01, 0x54]);
+    expect(at('viridis', 255)).toEqual([0xfd, 0xe7, 0x25]);
+    expect(at('magma', 255)).toEqual([0xfc, 0xfd, 0xbf]);
+    expect(at('inferno', 0)).toEqual([0, 0, 4]);
+    expect(at('cividis', 0)).toEqual([0x00, 0x20, 0x4d]);
+    expect(at('fire', 0)).toEqual([0, 0, 0]);
+    expect(at('fire', 255)[0]).toBe(255);
+    expect(at('ice', 0)).toEqual([0, 156, 140]);
+  });
+});
