@@ -1,0 +1,185 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { isTilefarmError } from '@tilefarm/contracts';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { LocalObjectStore, S3ObjectStore, type ObjectStore } from '@tilefarm/storage';
+import { ingestFile, type IngestProgress } from './ingest';
+
+const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N]
+storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
+  S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
+
+const Env = z
+  .object({
+    STORAGE: z.enum(['local', 's3']).default('local'),
+    DATA_DIR: z.string().min(1).default('./.data'),
+    S3_ENDPOINT: z.url().optional(),
+    S3_BUCKET: z.string().min(1).optional(),
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  })
+  .superRefine((e, ctx) => {
+    if (e.STORAGE === 's3' && !e.S3_BUCKET) ctx.addIssue({ code: 'custom', path: ['S3_BUCKET'], message: 'is required when STORAGE=s3' });
+    if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
+    }
+  });
+type Env = z.infer<typeof Env>;
+
+export interface CliIo {
+  stdout: { write(s: string): unknown; isTTY?: boolean };
+  stderr: { write(s: string): unknown };
+  /** Aborts the ingest (SIGINT); the CLI's own main wires it to the process. */
+  signal?: AbortSignal;
+}
+
+interface Args {
+  file: string;
+  id: string;
+  name?: string;
+  tenant?: string;
+  tileSize: 256 | 512;
+  maxSourcePixels?: number;
+}
+
+/** Arguments and environment, with every problem found at once (not just the first). */
+function parseInput(argv: string[], rawEnv: Record<string, string | undefined>): { args?: Args; env?: Env; errors: string[] } {
+  const errors: string[] = [];
+  let args: Args | undefined;
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        id: { type: 'string' },
+        name: { type: 'string' },
+        tenant: { type: 'string' },
+        'tile-size': { type: 'string' },
+        'max-source-pixels': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) return { errors: ['help'] };
+    if (positionals.length !== 1) errors.push(positionals.length === 0 ? 'FILE is required' : `one FILE expected, got ${positionals.length}`);
+    if (!values.id) errors.push('--id is required');
+    const tileSize = Number(values['tile-size'] ?? 256);
+    if (tileSize !== 256 && tileSize !== 512) errors.push(`--tile-size must be 256 or 512, not "${values['tile-size']}"`);
+    const max = values['max-source-pixels'] === undefined ? undefined : Number(values['max-source-pixels']);
+    if (max !== undefined && !(Number.isFinite(max) && max > 0)) errors.push(`--max-source-pixels must be a positive number, not "${values['max-source-pixels']}"`);
+    if (positionals[0] && values.id) {
+      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max };
+    }
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
+  const env = Env.safeParse(rawEnv);
+  if (!env.success) for (const issue of env.error.issues) errors.push(`${issue.path.join('.') || 'environment'} ${issue.message}`);
+  return { args, env: env.success ? env.data : undefined, errors };
+}
+
+function openStore(env: Env): ObjectStore {
+  if (env.STORAGE === 'local') return new LocalObjectStore(resolve(env.DATA_DIR));
+  return new S3ObjectStore({
+    bucket: env.S3_BUCKET!,
+    region: env.S3_REGION,
+    endpoint: env.S3_ENDPOINT,
+    accessKeyId: env.S3_ACCESS_KEY_ID,
+    secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+  });
+}
+
+function clock(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** A bar redrawn in place on a terminal (10 times a second at most); a plain line every 2 s otherwise. */
+function progressPrinter(io: CliIo, id: string): { update(p: IngestProgress): void; end(): void } {
+  const tty = io.stdout.isTTY === true;
+  const start = Date.now();
+  let last = 0;
+  let drawn = false;
+  return {
+    update(p) {
+      const now = Date.now();
+      if (p.phase === 'tiles' && p.done < p.total && now - last < (tty ? 100 : 2000)) return;
+      last = now;
+      const seconds = (now - start) / 1000;
+      const rate = p.done / Math.max(seconds, 1e-3);
+      const pct = p.total > 0 ? (100 * p.done) / p.total : 0;
+      const eta = rate > 0 ? (p.total - p.done) / rate : Infinity;
+      const stats = `${pct.toFixed(1).padStart(5)}%  ${p.done}/${p.total} tiles  ${rate.toFixed(0)} tiles/s  ETA ${clock(eta)}`;
+      if (tty) {
+        const width = 30;
+        const full = Math.round((pct / 100) * width);
+        io.stdout.write(`\r${p.phase.padEnd(7)} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${stats}\x1b[K`);
+        drawn = true;
+      } else if (p.phase === 'tiles') {
+        io.stdout.write(`ingest ${id}: ${stats}\n`);
+      } else {
+        io.stdout.write(`ingest ${id}: ${p.phase}\n`);
+      }
+    },
+    end() {
+      if (drawn) io.stdout.write('\n');
+    },
+  };
+}
+
+/** The CLI as a function (tests call it); returns the exit code. */
+export async function main(argv: string[], rawEnv: Record<string, string | undefined>, io: CliIo): Promise<number> {
+  const { args, env, errors } = parseInput(argv, rawEnv);
+  if (errors[0] === 'help') {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (errors.length > 0 || !args || !env) {
+    io.stderr.write(`ingest: ${errors.length} problem(s):\n${errors.map((e) => `  - ${e}`).join('\n')}\n${USAGE}\n`);
+    return 2;
+  }
+  const store = openStore(env);
+  const progress = progressPrinter(io, args.id);
+  const started = Date.now();
+  try {
+    const m = await ingestFile({
+      path: args.file,
+      id: args.id,
+      name: args.name,
+      tenant: args.tenant,
+      tileSize: args.tileSize,
+      maxSourcePixels: args.maxSourcePixels,
+      catalog: new DatasetCatalog(store),
+      onProgress: (p) => progress.update(p),
+      signal: io.signal,
+    });
+    progress.end();
+    const seconds = (Date.now() - started) / 1000;
+    const mp = (m.width * m.height * m.sizeZ * m.sizeT * m.channels.length) / 1e6;
+    io.stdout.write(
+      `ingested ${m.id} v${m.version}: ${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels` +
+        ` in ${seconds.toFixed(1)} s (${(mp / seconds).toFixed(1)} MP/s) → ${store.kind === 'local' ? resolve(env.DATA_DIR) : `s3://${env.S3_BUCKET}`}\n`,
+    );
+    return 0;
+  } catch (e) {
+    progress.end();
+    const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
+    io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
+    return io.signal?.aborted ? 130 : 1;
+  } finally {
+    await store.close?.();
+  }
+}
+
+if (require.main === module) {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  void main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signal: controller.signal }).then((code) => {
+    process.exitCode = code;
+  });
+}

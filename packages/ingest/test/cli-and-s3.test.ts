@@ -1,0 +1,80 @@
+import { join } from 'node:path';
+import { DatasetCatalog, readSourceTile } from '@tilefarm/datasets';
+import { LocalObjectStore, S3ObjectStore } from '@tilefarm/storage';
+import { main } from '../src/cli';
+import { startS3Server } from '../../../test/support/s3-server';
+import { FIXTURES, tempCatalog, type TempCatalog } from './support/read-back';
+import { patternRows, writeTiff } from './support/tiff-writer';
+
+function captureIo(isTTY = false) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { stdout: { write: (s: string) => out.push(s), isTTY }, stderr: { write: (s: string) => err.push(s) } }, out, err };
+}
+
+let tc: TempCatalog;
+beforeEach(() => {
+  tc = tempCatalog();
+});
+afterEach(() => tc.cleanup());
+
+describe('CLI', () => {
+  it('ingests into DATA_DIR with plain progress lines when not on a terminal', async () => {
+    const file = join(tc.dir, 'stack.tif');
+    writeTiff(file, [0, 1].map((p) => ({ width: 300, height: 300, bits: 16 as const, rows: patternRows(p, 300, 16) })));
+    const { io, out, err } = captureIo();
+    const code = await main([file, '--id', 'cli-stack', '--name', 'From the CLI', '--tile-size', '512'], { DATA_DIR: join(tc.dir, 'data') }, io);
+    expect([code, err.join('')]).toEqual([0, '']);
+    expect(out.join('')).toMatch(/ingest cli-stack: .*tiles\/s/);
+    expect(out.join('')).toMatch(/ingested cli-stack v1: 300×300, 2 z, .* MP\/s\)/);
+    const m = await new DatasetCatalog(new LocalObjectStore(join(tc.dir, 'data'))).get('cli-stack');
+    expect(m).toMatchObject({ name: 'From the CLI', tileSize: 512, levels: 1 });
+  });
+
+  it('draws a bar on a terminal', async () => {
+    const file = join(tc.dir, 'one.tif');
+    writeTiff(file, [{ width: 600, height: 600, bits: 16, rows: patternRows(0, 600, 16) }]);
+    const { io, out } = captureIo(true);
+    expect(await main([file, '--id', 'tty'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(0);
+    expect(out.join('')).toMatch(/\r(tiles|publish|done)\s+\[#+-*\]\s+\d+\.\d%.*ETA/);
+  });
+
+  it('reports every argument and environment problem at once, exit 2', async () => {
+    const { io, err } = captureIo();
+    const code = await main(['--tile-size', '300'], { STORAGE: 's3', S3_ENDPOINT: 'not a url', S3_ACCESS_KEY_ID: 'x' }, io);
+    const text = err.join('');
+    expect(code).toBe(2);
+    for (const m of [/FILE is required/, /--id is required/, /--tile-size must be 256 or 512/, /S3_ENDPOINT/, /S3_BUCKET is required when STORAGE=s3/, /go together/]) expect(text).toMatch(m);
+  });
+
+  it('exits 1 naming the problem for bad input', async () => {
+    const { io, err } = captureIo();
+    expect(await main([join(tc.dir, 'missing.tif'), '--id', 'x'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(1);
+    expect(err.join('')).toMatch(/ingest failed: cannot open .*missing\.tif.*\nnothing was published/);
+  });
+});
+
+describe('S3 storage', () => {
+  it('ingests the pyramid fixture into an S3-protocol server (s3rver) via the CLI environment', async () => {
+    const s3 = await startS3Server();
+    try {
+      const { io, err } = captureIo();
+      const code = await main([join(FIXTURES, 'pyramid-4c-3z.ome.tif'), '--id', 'pyr-s3'], { ...s3.env }, io);
+      expect([code, err.join('')]).toEqual([0, '']);
+      const store = new S3ObjectStore({ bucket: s3.bucket, region: 'us-east-1', endpoint: s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      try {
+        const catalog = new DatasetCatalog(store);
+        const m = await catalog.get('pyr-s3');
+        expect(m).toMatchObject({ version: 1, levels: 4, sizeZ: 3 });
+        expect(m.channels).toHaveLength(4);
+        const tile = await readSourceTile(store, 'pyr-s3', 1, { level: 0, t: 0, z: 1, c: 0, x: 1, y: 0 });
+        expect(tile.data[123 * tile.width + 200]).toBe(211);
+        expect((await catalog.getStats('pyr-s3', 1))?.planes).toHaveLength(12);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await s3.stop();
+    }
+  }, 120_000);
+});
