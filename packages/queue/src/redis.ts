@@ -1,0 +1,141 @@
+import IORedis, { type RedisOptions } from 'ioredis';
+import { TileEvent, describeZodError } from '@tilefarm/contracts';
+
+export type RedisClient = IORedis;
+
+/**
+ * Connection settings by role, following BullMQ's production rules:
+ * - `worker`/`blocking`: retry forever (`maxRetriesPerRequest: null`), a worker must survive Redis restarts;
+ * - `producer`: fail fast (`enableOfflineQueue: false`, one retry) so an HTTP handler answers 503
+ *   instead of hanging while Redis is down.
+ */
+export type RedisRole = 'producer' | 'worker' | 'subscriber';
+
+export function redisOptions(role: RedisRole): RedisOptions {
+  const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+  switch (role) {
+    case 'producer':
+      return { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, retryStrategy, lazyConnect: false };
+    case 'worker':
+    case 'subscriber':
+      return { maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy };
+  }
+}
+
+export function createRedis(url: string, role: RedisRole): RedisClient {
+  const client = new IORedis(url, redisOptions(role));
+  // Errors surface through commands and readiness checks; an unhandled 'error' event would crash.
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** Resolves once a client is ready, or rejects after `timeoutMs`. */
+export async function waitForRedis(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis not ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
+
+/**
+ * Tile outcomes fan out from workers to every gateway and API process over Redis pub/sub.
+ * Pub/sub is at-most-once: gateways re-check storage for pending tiles (see PendingTiles sweeps),
+ * so a lost message delays a tile, never loses it.
+ */
+export class TileEventBus {
+  private readonly channel: string;
+  private readonly listeners = new Set<(event: TileEvent) => void>();
+  private subscribed?: Promise<unknown>;
+
+  constructor(
+    prefix: string,
+    private readonly publisher: RedisClient,
+    private readonly subscriber?: RedisClient,
+  ) {
+    this.channel = `${prefix}:tile-events`;
+  }
+
+  async publish(event: TileEvent): Promise<void> {
+    await this.publisher.publish(this.channel, JSON.stringify(event));
+  }
+
+  /** Starts listening; resolves once the subscription is active (subscribe before checking storage). */
+  async subscribe(listener: (event: TileEvent) => void): Promise<void> {
+    if (!this.subscriber) throw new Error('TileEventBus was built without a subscriber connection');
+    this.listeners.add(listener);
+    if (!this.subscribed) {
+      this.subscriber.on('message', (channel: string, message: string) => {
+        if (channel !== this.channel) return;
+        let parsed;
+        try {
+          parsed = TileEvent.safeParse(JSON.parse(message));
+        } catch {
+          return;
+        }
+        if (!parsed.success) {
+          // A malformed event from another process version: drop it (the sweep recovers the tile).
+          void describeZodError(parsed.error);
+          return;
+        }
+        for (const l of this.listeners) l(parsed.data);
+      });
+      this.subscribed = this.subscriber.subscribe(this.channel);
+    }
+    await this.subscribed;
+  }
+}
+
+/**
+ * Who still wants each tile, across all gateway and API processes: a reference count per tile
+ * key in one Redis hash. Workers skip a job nobody wants any more; gateways withdraw queued jobs
+ * whose count falls to zero.
+ */
+export class TileDemand {
+  private readonly key: string;
+
+  constructor(
+    prefix: string,
+    private readonly redis: RedisClient,
+  ) {
+    this.key = `${prefix}:tile-demand`;
+  }
+
+  async add(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const k of keys) pipeline.hincrby(this.key, k, 1);
+    await pipeline.exec();
+  }
+
+  /** Drops one reference per key; returns the keys nobody wants any more. */
+  async release(keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const results = (await this.redis.eval(RELEASE_SCRIPT, 1, this.key, ...keys)) as string[];
+    return results;
+  }
+
+  async count(key: string): Promise<number> {
+    const v = await this.redis.hget(this.key, key);
+    return v === null ? 0 : Number(v);
+  }
+}
+
+// Decrement each field; delete it at zero or below and report it, atomically across processes.
+const RELEASE_SCRIPT = `
+local gone = {}
+for i, field in ipairs(ARGV) do
+  local n = redis.call('HINCRBY', KEYS[1], field, -1)
+  if n <= 0 then
+    redis.call('HDEL', KEYS[1], field)
+    table.insert(gone, field)
+  end
+end
+return gone`;
