@@ -7,7 +7,7 @@ const transform: Config['transform'] = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
 };
 const moduleNameMapper = {
-  '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest)$': '<rootDir>/packages/$1/src',
+  '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest|tile-requests)$': '<rootDir>/packages/$1/src',
 };
 
 const config: Config = {

@@ -55,3 +55,8 @@ export class TilefarmError extends Error {
 export function isTilefarmError(e: unknown): e is TilefarmError {
   return e instanceof TilefarmError;
 }
+
+/** A code received from another process, checked against the table. */
+export function asErrorCode(code: string, fallback: ErrorCode): ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_TABLE, code) ? (code as ErrorCode) : fallback;
+}

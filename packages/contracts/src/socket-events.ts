@@ -57,7 +57,16 @@ export interface AckError {
   ok: false;
   error: { code: ErrorCode; message: string };
 }
-export type TilesRequestAck = { ok: true; specId: string; ready: ReadyTile[]; pending: PendingTile[] } | AckError;
+export type TilesRequestAck =
+  | {
+      ok: true;
+      specId: string;
+      ready: ReadyTile[];
+      pending: PendingTile[];
+      /** Tiles refused because the viewer is over its in-flight budget or the system sheds load. */
+      rejected: PendingTile[];
+    }
+  | AckError;
 export type SimpleAck = { ok: true } | AckError;
 
 export interface TileReadyEvent {

@@ -122,6 +122,11 @@ export class TileDemand {
     return results;
   }
 
+  /** The tile is settled (stored or failed for good): nobody needs to count demand for it. */
+  async clear(key: string): Promise<void> {
+    await this.redis.hdel(this.key, key);
+  }
+
   async count(key: string): Promise<number> {
     const v = await this.redis.hget(this.key, key);
     return v === null ? 0 : Number(v);

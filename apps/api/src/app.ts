@@ -1,0 +1,54 @@
+import express, { type Express } from 'express';
+import { MAX_JSON_BODY_BYTES } from '@tilefarm/contracts';
+import type { DatasetCatalog } from '@tilefarm/datasets';
+import type { RedisClient } from '@tilefarm/queue';
+import type { ObjectStore } from '@tilefarm/storage';
+import type { SpecRegistry } from '@tilefarm/tile-requests';
+import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
+import { errorHandler, notFound } from './http-errors';
+import { datasetRoutes } from './routes/datasets';
+import { healthRoutes } from './routes/health';
+import { specRoutes } from './routes/specs';
+import { tileRoutes } from './routes/tiles';
+import type { TileService } from './tile-service';
+
+export interface ApiDeps {
+  logger: Logger;
+  registry: MetricsRegistry;
+  metrics: ApiMetrics;
+  redis: RedisClient;
+  store: ObjectStore;
+  catalog: DatasetCatalog;
+  specs: SpecRegistry;
+  tiles: TileService;
+  viewerDir?: string;
+  isStopping: () => boolean;
+}
+
+/** The Express app, built from its parts; main.ts owns their lifetimes. */
+export function buildApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // tiles set their own ETags
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      const route = (req.route as { path?: unknown } | undefined)?.path;
+      deps.metrics.httpSeconds.observe({ route: typeof route === 'string' ? route : 'other', status: String(res.statusCode) }, (performance.now() - started) / 1000);
+    });
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+  app.use(express.json({ limit: MAX_JSON_BODY_BYTES }));
+  app.use(healthRoutes(deps.redis, deps.store, deps.isStopping));
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  app.use(datasetRoutes(deps.catalog));
+  app.use(specRoutes(deps.specs));
+  app.use(tileRoutes(deps.tiles, deps.store));
+  if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
+  app.use(notFound);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+
+const { int } = envHelpers;
+
+export const ApiConfig = z
+  .object({
+    ...RedisEnv,
+    ...StorageEnv,
+    ...LogEnv,
+    PORT: int(0, 65535).default(8080),
+    HOST: z.string().default('0.0.0.0'),
+    /** Base of the URLs announced for stored tiles: this API, or a CDN / public bucket in front of storage. */
+    TILE_BASE_URL: z.string().url().optional(),
+    /** How long a plain HTTP tile request waits for its render before answering 504. */
+    TILE_WAIT_MS: int(0, 120_000).default(15_000),
+    /** Built viewer bundle served at "/". */
+    VIEWER_DIR: z.string().optional(),
+    SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  })
+  .superRefine(requireS3Bucket);
+export type ApiConfig = z.infer<typeof ApiConfig>;

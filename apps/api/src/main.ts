@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { BullRenderQueue, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { openObjectStore } from '@tilefarm/storage';
+import { SpecRegistry, TileDelivery, TilePlanner } from '@tilefarm/tile-requests';
+import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
+import { buildApp } from './app';
+import { ApiConfig } from './config';
+import { TileService } from './tile-service';
+
+/** Composition root of the HTTP API. */
+async function main(): Promise<void> {
+  const config = loadConfig(ApiConfig, process.env);
+  const logger = createLogger('api', config.LOG_LEVEL);
+  const registry = createRegistry('api');
+  const metrics = createApiMetrics(registry);
+  const store = openObjectStore(storageSettings(config));
+  const catalog = new DatasetCatalog(store);
+  const specs = new SpecRegistry(store);
+  const planner = new TilePlanner(catalog, specs);
+  const redis = createRedis(config.REDIS_URL, 'producer');
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber');
+  const queue = new BullRenderQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const bus = new TileEventBus(config.REDIS_PREFIX, redis, subscriber);
+  const demand = new TileDemand(config.REDIS_PREFIX, redis);
+  const delivery = new TileDelivery({ store, queue, demand, bus, planner, onError: (e) => logger.warn({ err: e }, 'tile sweep failed') });
+  const tileBase = (config.TILE_BASE_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, '');
+  const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => `${tileBase}/${key}`, waitMs: config.TILE_WAIT_MS });
+  const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
+  let stopping = false;
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, isStopping: () => stopping });
+
+  // The subscription is live before the first request can wait on it.
+  void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
+  const server = app.listen(config.PORT, config.HOST, () => {
+    logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind }, 'api ready');
+  });
+  const depthTimer = setInterval(() => {
+    queue.depth().then((d) => metrics.queueDepth.set(d), () => undefined);
+  }, 2000).unref();
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true; // readiness turns 503 first
+    logger.info({ signal }, 'stopping');
+    clearInterval(depthTimer);
+    delivery.stop();
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+    subscriber.disconnect();
+    await store.close?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError) console.error(e.message);
+  else console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+
+const { int } = envHelpers;
+
+export const GatewayConfig = z
+  .object({
+    ...RedisEnv,
+    ...StorageEnv,
+    ...LogEnv,
+    GATEWAY_PORT: int(0, 65535).default(8081),
+    HOST: z.string().default('0.0.0.0'),
+    TILE_BASE_URL: z.string().url().default('http://localhost:8080'),
+    /** Comma-separated allowed browser origins for the socket ("*" = any). */
+    ALLOWED_ORIGINS: z.string().default('*'),
+    /** Z slices prefetched on each side of the viewed one. */
+    PREFETCH_Z: int(0, 64).default(2),
+    /** Tiles one viewer may have pending at once. */
+    MAX_PENDING_PER_VIEWER: int(1, 100_000).default(2000),
+    /** Queue depth above which new renders are refused (load shedding). */
+    MAX_QUEUE_DEPTH: int(1, 10_000_000).default(100_000),
+    /** Queue depth above which viewers are told their tiles are queued. */
+    QUEUED_NOTICE_DEPTH: int(0, 10_000_000).default(500),
+    /** Socket events per second per viewer (burst = 2 s worth). */
+    EVENTS_PER_SECOND: int(1, 100_000).default(100),
+    MAX_EVENT_BYTES: int(1024, 10_000_000).default(256 * 1024),
+    SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  })
+  .superRefine(requireS3Bucket);
+export type GatewayConfig = z.infer<typeof GatewayConfig>;

@@ -1,0 +1,75 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import type { SourceTile } from '@tilefarm/contracts';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { BullRenderConsumer, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
+import { openObjectStore } from '@tilefarm/storage';
+import { createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { WorkerConfig } from './config';
+import { RenderService } from './render-service';
+
+/** Composition root of a render worker: reads config once and builds everything explicitly. */
+async function main(): Promise<void> {
+  const config = loadConfig(WorkerConfig, process.env);
+  const logger = createLogger('worker', config.LOG_LEVEL);
+  const registry = createRegistry('worker');
+  const metrics = createWorkerMetrics(registry);
+
+  // libvips' own cache is for repeated file reads; tiles come from our byte-bounded source cache.
+  configureSharp({ cache: false, concurrency: 1 });
+  const store = openObjectStore(storageSettings(config));
+  const catalog = new DatasetCatalog(store);
+  const renderer = createTileRenderer();
+  const sourceCache = new LruByteCache<string, SourceTile>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
+  const redis = createRedis(config.REDIS_URL, 'worker');
+  const bus = new TileEventBus(config.REDIS_PREFIX, redis);
+  const demand = new TileDemand(config.REDIS_PREFIX, redis);
+  const service = new RenderService({ store, catalog, renderer, sourceCache, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
+  const consumer = new BullRenderConsumer({
+    connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
+    concurrency: config.WORKER_CONCURRENCY,
+    handle: service.handle,
+    onGiveUp: service.giveUp,
+  });
+
+  let stopping = false;
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      void registry.metrics().then((body) => {
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(body);
+      });
+    } else if (req.url === '/healthz') {
+      res.writeHead(stopping ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: !stopping }));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'not_found', message: 'No such resource.' } }));
+    }
+  });
+  server.listen(config.WORKER_METRICS_PORT, () => {
+    const port = (server.address() as AddressInfo).port;
+    logger.info({ metricsPort: port, concurrency: config.WORKER_CONCURRENCY, storage: store.kind }, 'worker ready');
+  });
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing running renders');
+    await consumer.close(config.SHUTDOWN_TIMEOUT_MS);
+    server.close();
+    redis.disconnect();
+    await store.close?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError) console.error(e.message);
+  else console.error(e);
+  process.exit(1);
+});

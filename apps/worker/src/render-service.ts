@@ -1,0 +1,93 @@
+import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
+import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
+import type { RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
+import type { LruByteCache, TileRenderer } from '@tilefarm/render';
+import type { ObjectStore } from '@tilefarm/storage';
+import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
+
+export interface RenderServiceDeps {
+  store: ObjectStore;
+  catalog: DatasetCatalog;
+  renderer: TileRenderer;
+  sourceCache: LruByteCache<string, SourceTile>;
+  bus: TileEventBus;
+  demand: TileDemand;
+  metrics: WorkerMetrics;
+  logger: Logger;
+  renderTimeoutMs: number;
+}
+
+/** Cached tiles never change: their key includes dataset version and spec hash. */
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Renders one job: read sources, composite, encode, store, then announce. */
+export class RenderService {
+  constructor(private readonly deps: RenderServiceDeps) {}
+
+  handle = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
+    const { store, bus, demand, metrics } = this.deps;
+    metrics.queueWaitSeconds.observe(context.waitedMs / 1000);
+    // Work nobody wants any more is dropped before it costs anything (the viewer moved on).
+    if ((await demand.count(job.key)) <= 0) {
+      metrics.skippedUnwanted.inc();
+      return 'skipped';
+    }
+    // At-least-once delivery: a re-run of a job whose tile is already stored only re-announces it.
+    if (!(await store.head(job.key))) {
+      const started = performance.now();
+      const rendered = await this.render(job);
+      const storeStarted = performance.now();
+      await store.put(job.key, rendered.body, { contentType: rendered.contentType, cacheControl: IMMUTABLE });
+      const storeMs = performance.now() - storeStarted;
+      metrics.renderSeconds.observe({ stage: 'read' }, rendered.timings.readMs / 1000);
+      metrics.renderSeconds.observe({ stage: 'composite' }, rendered.timings.compositeMs / 1000);
+      metrics.renderSeconds.observe({ stage: 'encode' }, rendered.timings.encodeMs / 1000);
+      metrics.renderSeconds.observe({ stage: 'store' }, storeMs / 1000);
+      const totalMs = performance.now() - started;
+      metrics.renderSeconds.observe({ stage: 'total' }, totalMs / 1000);
+      metrics.renders.inc();
+      await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
+    } else {
+      await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
+    }
+    await demand.clear(job.key);
+    const cache = this.deps.sourceCache.stats();
+    metrics.sourceCacheBytes.set(cache.bytes);
+    return 'rendered';
+  };
+
+  /** A job that will not be tried again: everyone waiting hears why. */
+  giveUp = async (job: RenderJob | undefined, error: TilefarmError): Promise<void> => {
+    this.deps.metrics.renderFailures.inc({ code: error.code });
+    this.deps.logger.warn({ key: job?.key, code: error.code, err: error.message }, 'render failed');
+    if (!job) return;
+    await this.deps.bus.publish({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
+    await this.deps.demand.clear(job.key);
+  };
+
+  private async render(job: RenderJob) {
+    const { catalog, renderer, sourceCache, store, metrics } = this.deps;
+    const manifest = await catalog.getVersion(job.dataset, job.version);
+    const stats = await catalog.getStats(job.dataset, job.version);
+    const { level, x, y } = job.tile;
+    const readSource = (c: number, z: number, t: number): Promise<SourceTile> => {
+      const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
+      const before = sourceCache.stats().misses;
+      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }));
+      if (sourceCache.stats().misses > before) metrics.sourceCacheMisses.inc();
+      else metrics.sourceCacheHits.inc();
+      return p;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TilefarmError('render_timeout', `render of ${job.key} took over ${this.deps.renderTimeoutMs} ms`)), this.deps.renderTimeoutMs);
+    });
+    try {
+      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource }), timeout]);
+      if (rendered.contentType !== MIME_TYPES[job.tile.format]) throw new TilefarmError('render_failed', `encoder produced ${rendered.contentType}`);
+      return rendered;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

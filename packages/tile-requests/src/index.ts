@@ -1,0 +1,3 @@
+export * from './spec-registry';
+export * from './tile-planner';
+export * from './tile-delivery';

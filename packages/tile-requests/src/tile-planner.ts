@@ -1,0 +1,84 @@
+import {
+  ImageFormat,
+  TilefarmError,
+  levelGrid,
+  type DatasetManifest,
+  type RenderJob,
+  type RenderSpec,
+  type TileAddress,
+} from '@tilefarm/contracts';
+import { tileKey, type DatasetCatalog } from '@tilefarm/datasets';
+import { validateSpecForDataset } from '@tilefarm/render';
+import type { SpecRegistry } from './spec-registry';
+
+export interface PlannedTile {
+  key: string;
+  tile: TileAddress;
+}
+
+export interface TilePlan {
+  manifest: DatasetManifest;
+  specId: string;
+  spec: RenderSpec;
+  tiles: PlannedTile[];
+}
+
+export interface RequestedPosition {
+  level: number;
+  z: number;
+  t: number;
+  x: number;
+  y: number;
+  format?: ImageFormat | undefined;
+}
+
+/** Anyone may ask for a dataset unless a tenant check says otherwise (see apps' access rules). */
+export type DatasetAccess = (manifest: DatasetManifest) => boolean;
+
+/**
+ * Turns "these tiles of this dataset in this spec" into content keys and render jobs, after
+ * checking everything a worker would otherwise fail on: the dataset exists, the spec fits it,
+ * and every coordinate is inside the image.
+ */
+export class TilePlanner {
+  private readonly checked = new Set<string>();
+
+  constructor(
+    private readonly catalog: DatasetCatalog,
+    private readonly specs: SpecRegistry,
+  ) {}
+
+  async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {
+    const manifest = await this.catalog.get(datasetId);
+    if (access && !access(manifest)) throw new TilefarmError('dataset_not_found', `no dataset "${datasetId}"`);
+    const { id: specId, spec } = await this.specs.resolve(specRef);
+    const checkKey = `${manifest.id}/${manifest.version}/${specId}`;
+    if (!this.checked.has(checkKey)) {
+      validateSpecForDataset(spec, manifest);
+      if (this.checked.size > 50_000) this.checked.clear();
+      this.checked.add(checkKey);
+    }
+    const tiles = positions.map((p, i) => {
+      const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
+      checkRange(manifest, tile, positions.length > 1 ? `tiles.${i}.` : '');
+      return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
+    });
+    return { manifest, specId, spec, tiles };
+  }
+
+  job(plan: TilePlan, planned: PlannedTile): RenderJob {
+    return { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
+  }
+}
+
+function checkRange(m: DatasetManifest, tile: TileAddress, path: string): void {
+  const fail = (field: string, value: number, limit: number) => {
+    throw new TilefarmError('out_of_range', `${path}${field}: ${value} is outside 0..${limit - 1}`);
+  };
+  if (tile.level >= m.levels) fail('level', tile.level, m.levels);
+  if (tile.z >= m.sizeZ) fail('z', tile.z, m.sizeZ);
+  if (tile.t >= m.sizeT) fail('t', tile.t, m.sizeT);
+  const { cols, rows } = levelGrid(m, tile.level);
+  if (tile.x >= cols) fail('x', tile.x, cols);
+  if (tile.y >= rows) fail('y', tile.y, rows);
+}
