@@ -1,0 +1,188 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LocalObjectStore, S3ObjectStore, type ObjectStore } from '@tilefarm/storage';
+import { DatasetCatalog, createSyntheticDataset, type SyntheticOptions } from '@tilefarm/datasets';
+import { REDIS_URL, dropPrefix, uniquePrefix } from './redis';
+import { startS3Server, type RunningS3 } from './s3-server';
+
+const ROOT = resolve(__dirname, '../..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => done(port));
+    });
+  });
+}
+
+export interface AppProcess {
+  name: string;
+  child: ChildProcess;
+  output: string[];
+  /** Sends SIGKILL (crash) or SIGTERM (graceful) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SystemOptions {
+  workers?: number;
+  gateways?: number;
+  storage?: 'local' | 's3';
+  /** Extra environment for every process. */
+  env?: Record<string, string>;
+  /** Synthetic datasets to create before the processes start. */
+  datasets?: SyntheticOptions[];
+}
+
+/**
+ * A whole tilefarm as real OS processes (built apps from dist/), on a unique Redis prefix and its
+ * own storage (a temp dir, or an s3rver the test starts). `stop()` ends every process and removes
+ * every trace.
+ */
+export class TestSystem {
+  readonly prefix = uniquePrefix('sys');
+  readonly apiPort: number;
+  readonly gatewayPorts: number[];
+  readonly processes: AppProcess[] = [];
+  readonly workers: AppProcess[] = [];
+  store!: ObjectStore;
+  catalog!: DatasetCatalog;
+  private dataDir?: string;
+  private s3?: RunningS3;
+  env: Record<string, string> = {};
+
+  private constructor(apiPort: number, gatewayPorts: number[], private readonly options: SystemOptions) {
+    this.apiPort = apiPort;
+    this.gatewayPorts = gatewayPorts;
+  }
+
+  static async start(options: SystemOptions = {}): Promise<TestSystem> {
+    const apiPort = await freePort();
+    const gatewayPorts: number[] = [];
+    for (let i = 0; i < (options.gateways ?? 1); i++) gatewayPorts.push(await freePort());
+    const system = new TestSystem(apiPort, gatewayPorts, options);
+    try {
+      await system.boot();
+    } catch (e) {
+      await system.stop();
+      throw e;
+    }
+    return system;
+  }
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  gatewayUrl(i = 0): string {
+    return `http://127.0.0.1:${this.gatewayPorts[i]}`;
+  }
+
+  private async boot(): Promise<void> {
+    const base: Record<string, string> = {
+      REDIS_URL,
+      REDIS_PREFIX: this.prefix,
+      LOG_LEVEL: 'info',
+      TILE_BASE_URL: this.apiUrl,
+      ...this.options.env,
+    };
+    if (this.options.storage === 's3') {
+      this.s3 = await startS3Server();
+      Object.assign(base, this.s3.env);
+      this.store = new S3ObjectStore({ bucket: this.s3.bucket, region: 'us-east-1', endpoint: this.s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+    } else {
+      this.dataDir = mkdtempSync(join(tmpdir(), 'tilefarm-sys-'));
+      Object.assign(base, { STORAGE: 'local', DATA_DIR: this.dataDir });
+      this.store = new LocalObjectStore(this.dataDir);
+    }
+    this.env = base;
+    this.catalog = new DatasetCatalog(this.store, 0);
+    for (const d of this.options.datasets ?? []) await createSyntheticDataset(this.catalog, d);
+    this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1' });
+    this.gatewayPorts.forEach((port, i) => this.spawnApp(`gateway-${i}`, 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(port), HOST: '127.0.0.1' }));
+    for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
+    await this.waitFor(`${this.apiUrl}/readyz`);
+    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`);
+  }
+
+  /** Starts one more worker process (e.g. after killing one). */
+  addWorker(extraEnv: Record<string, string> = {}): AppProcess {
+    const p = this.spawnApp(`worker-${this.workers.length}`, 'apps/worker/dist/main.js', extraEnv);
+    this.workers.push(p);
+    return p;
+  }
+
+  spawnApp(name: string, script: string, extraEnv: Record<string, string> = {}): AppProcess {
+    const child = spawn(process.execPath, [resolve(ROOT, script)], {
+      env: { PATH: process.env.PATH ?? '', ...this.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    const keep = (d: Buffer) => {
+      output.push(d.toString());
+      if (output.length > 200) output.shift();
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const proc: AppProcess = {
+      name,
+      child,
+      output,
+      stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+        if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+        const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      },
+    };
+    this.processes.push(proc);
+    return proc;
+  }
+
+  async waitFor(url: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(url);
+        if (res.ok) return;
+        last = `${res.status}`;
+      } catch (e) {
+        last = String(e);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const logs = this.processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-2000)}`).join('\n');
+    throw new Error(`${url} not ready after ${timeoutMs} ms (${last})\n${logs}`);
+  }
+
+  /** Sum of a counter over every worker's /metrics (each worker logs its metrics port). */
+  async workerCounter(name: string): Promise<number> {
+    let total = 0;
+    for (const w of this.workers) {
+      if (w.child.exitCode !== null || w.child.signalCode !== null) continue;
+      const port = /"metricsPort":(\d+)/.exec(w.output.join(''))?.[1];
+      if (!port) throw new Error(`${w.name} has not logged its metrics port`);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+      total += line ? Number(line.split(' ').pop()) : 0;
+    }
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.processes.map((p) => p.stop('SIGTERM')));
+    await this.store?.close?.();
+    await this.s3?.stop();
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    await dropPrefix(this.prefix);
+  }
+}
