@@ -2,13 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LocalObjectStore, S3ObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { DatasetCatalog, createSyntheticDataset, type SyntheticOptions } from '@tilefarm/datasets';
 import { REDIS_URL, dropPrefix, uniquePrefix } from './redis';
 import { startS3Server, type RunningS3 } from './s3-server';
 
-const ROOT = resolve(__dirname, '../..');
+// Found through the workspace link, so this also works from a bundled benchmark.
+const ROOT = resolve(dirname(require.resolve('@tilefarm/api/package.json')), '../..');
 
 export async function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -35,6 +36,8 @@ export interface SystemOptions {
   storage?: 'local' | 's3';
   /** Extra environment for every process. */
   env?: Record<string, string>;
+  /** Redis to use instead of the shared one (fault tests stop and restart their own). */
+  redisUrl?: string;
   /** Synthetic datasets to create before the processes start. */
   datasets?: SyntheticOptions[];
 }
@@ -75,6 +78,10 @@ export class TestSystem {
     return system;
   }
 
+  get redisUrl(): string {
+    return this.options.redisUrl ?? REDIS_URL;
+  }
+
   get apiUrl(): string {
     return `http://127.0.0.1:${this.apiPort}`;
   }
@@ -85,7 +92,7 @@ export class TestSystem {
 
   private async boot(): Promise<void> {
     const base: Record<string, string> = {
-      REDIS_URL,
+      REDIS_URL: this.redisUrl,
       REDIS_PREFIX: this.prefix,
       LOG_LEVEL: 'info',
       TILE_BASE_URL: this.apiUrl,
@@ -183,6 +190,6 @@ export class TestSystem {
     await this.store?.close?.();
     await this.s3?.stop();
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
-    await dropPrefix(this.prefix);
+    await dropPrefix(this.prefix, this.redisUrl).catch(() => undefined); // a private Redis may be gone already
   }
 }
