@@ -9,6 +9,7 @@ import { errorHandler, notFound } from './http-errors';
 import { datasetRoutes } from './routes/datasets';
 import { healthRoutes } from './routes/health';
 import { specRoutes } from './routes/specs';
+import { omeroRoutes } from './routes/omero';
 import { tileRoutes } from './routes/tiles';
 import type { TileService } from './tile-service';
 
@@ -47,6 +48,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(datasetRoutes(deps.catalog));
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
+  app.use(omeroRoutes(deps.catalog, deps.tiles));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
   app.use(notFound);
   app.use(errorHandler(deps.logger));

@@ -1,3 +1,4 @@
 export * from './spec-registry';
 export * from './tile-planner';
 export * from './tile-delivery';
+export * from './omero-params';

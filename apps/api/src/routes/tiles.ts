@@ -23,7 +23,7 @@ function parseYAndFormat(raw: string): { y: number; format: ImageFormat } {
   return { y: Number(y), format };
 }
 
-function sendImage(req: Request, res: Response, answer: Extract<TileAnswer, { kind: 'image' }>): void {
+export function sendImage(req: Request, res: Response, answer: Extract<TileAnswer, { kind: 'image' }>): void {
   // The address URL follows the dataset's current version; pinned to a version (?v=) it never changes.
   const pinned = req.query.v === String(answer.version);
   res.setHeader('Cache-Control', pinned ? IMMUTABLE : 'public, max-age=60, must-revalidate');
