@@ -9,8 +9,8 @@ export function uniquePrefix(label = 't'): string {
 }
 
 /** Deletes every key under a prefix (BullMQ keys and ours). */
-export async function dropPrefix(prefix: string): Promise<void> {
-  const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1 });
+export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const redis = new IORedis(url, { maxRetriesPerRequest: 1 });
   try {
     let cursor = '0';
     do {

@@ -14,6 +14,16 @@ export const WorkerConfig = z
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */
     WORKER_METRICS_PORT: int(0, 65535).default(0),
     RENDER_TIMEOUT_MS: int(100, 600_000).default(30_000),
+    /** Job lock time: a killed worker's renders are taken over after about this long (stall checks run at half of it). */
+    RENDER_LOCK_MS: int(1000, 600_000).default(15_000),
+    /** Ingest units (file pages) in flight in this worker; 0 takes no ingest work. Units are CPU-heavy and share the process with renders. */
+    INGEST_CONCURRENCY: int(0, 16).default(1),
+    /** Directory that server-side ingest sources must lie in: the same (shared) path on the API and every worker. Unset: only s3:// sources. */
+    INGEST_ROOT: z.string().min(1).optional(),
+    /** Where s3:// ingest sources are downloaded while their ingest runs (default: the OS temp dir). */
+    INGEST_TEMP_DIR: z.string().min(1).optional(),
+    /** Largest width × height × z × t × channels an ingest accepts (decompression bombs); default 2^40. */
+    INGEST_MAX_SOURCE_PIXELS: z.coerce.number().int().min(1).optional(),
     SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   })
   .superRefine(requireS3Bucket);

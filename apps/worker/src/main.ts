@@ -1,13 +1,17 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { BullRenderConsumer, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { IngestSourceFiles } from '@tilefarm/ingest';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
-import { openObjectStore } from '@tilefarm/storage';
-import { createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { S3SourceFetcher, openObjectStore } from '@tilefarm/storage';
+import { createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
+import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
 
 /** Composition root of a render worker: reads config once and builds everything explicitly. */
@@ -30,9 +34,38 @@ async function main(): Promise<void> {
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
     concurrency: config.WORKER_CONCURRENCY,
+    lockDurationMs: config.RENDER_LOCK_MS,
     handle: service.handle,
     onGiveUp: service.giveUp,
   });
+
+  // Queued ingests (POST /v1/datasets): one job per unit, shared by every worker.
+  const s3Sources = new S3SourceFetcher({
+    region: config.S3_REGION,
+    endpoint: config.S3_ENDPOINT,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    accessKeyId: config.S3_ACCESS_KEY_ID,
+    secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+  });
+  const ingestSources = new IngestSourceFiles({ ingestRoot: config.INGEST_ROOT, downloader: s3Sources, tempDir: config.INGEST_TEMP_DIR ?? join(tmpdir(), `tilefarm-ingest-${process.pid}`) });
+  const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, 'worker');
+  const ingestService = new IngestService({
+    catalog,
+    tracker: new IngestTracker(config.REDIS_PREFIX, redis),
+    queue: ingestQueue,
+    sources: ingestSources,
+    metrics: createIngestMetrics(registry),
+    logger,
+    maxSourcePixels: config.INGEST_MAX_SOURCE_PIXELS,
+  });
+  const ingestConsumer =
+    config.INGEST_CONCURRENCY > 0
+      ? new BullIngestConsumer({
+          connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
+          concurrency: config.INGEST_CONCURRENCY,
+          handlers: { start: ingestService.start, unit: ingestService.unit, finish: ingestService.finish, giveUp: ingestService.giveUp },
+        })
+      : undefined;
 
   let stopping = false;
   const server = createServer((req, res) => {
@@ -58,7 +91,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping: finishing running renders');
-    await consumer.close(config.SHUTDOWN_TIMEOUT_MS);
+    await Promise.all([consumer.close(config.SHUTDOWN_TIMEOUT_MS), ingestConsumer?.close(config.SHUTDOWN_TIMEOUT_MS)]);
+    await ingestQueue.close();
+    await ingestSources.close();
+    await s3Sources.close();
     server.close();
     redis.disconnect();
     await store.close?.();
