@@ -19,6 +19,8 @@ const config: Config = {
   // Integration tests start real processes and share 2 cores: keep the parallelism honest.
   maxWorkers: 2,
   testTimeout: 60_000,
+  // A leaked handle must not turn into a CI run that never ends; leaks still show as warnings.
+  forceExit: true,
 };
 
 export default config;
