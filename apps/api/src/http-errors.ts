@@ -1,8 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { TilefarmError, isTilefarmError } from '@tilefarm/contracts';
+import { TilefarmError, isTilefarmError, isUnavailableError } from '@tilefarm/contracts';
 import type { Logger } from '@tilefarm/telemetry';
-
-const UNAVAILABLE = /enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|max retries|Redis not ready|socket hang up|TimeoutError/i;
 
 /** Maps anything thrown to the public error table; a backing service that is down is 503, never a hang or a trace. */
 export function toTilefarmError(e: unknown): TilefarmError {
@@ -11,7 +9,7 @@ export function toTilefarmError(e: unknown): TilefarmError {
   if (err?.type === 'entity.too.large') return new TilefarmError('payload_too_large', 'request body exceeds the size limit');
   if (err?.type === 'entity.parse.failed') return new TilefarmError('bad_request', 'request body is not valid JSON');
   if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') return new TilefarmError('bad_request', 'unsupported body encoding');
-  if (err && UNAVAILABLE.test(`${err.name ?? ''} ${err.message ?? ''} ${err.code ?? ''}`)) return new TilefarmError('unavailable');
+  if (isUnavailableError(err)) return new TilefarmError('unavailable');
   return new TilefarmError('internal');
 }
 

@@ -5,6 +5,7 @@ import {
   Viewport,
   describeZodError,
   isTilefarmError,
+  isUnavailableError,
   levelGrid,
   type AckError,
   type ImageFormat,
@@ -50,7 +51,7 @@ export interface SessionDeps {
 
 /** Validation and expected failures become an acknowledgement, never a thrown error or a dropped socket. */
 export function ackError(e: unknown): AckError {
-  const error = isTilefarmError(e) ? e : new TilefarmError('internal');
+  const error = isTilefarmError(e) ? e : new TilefarmError(isUnavailableError(e) ? 'unavailable' : 'internal');
   return { ok: false, error: { code: error.code, message: error.message } };
 }
 

@@ -56,6 +56,14 @@ export function isTilefarmError(e: unknown): e is TilefarmError {
   return e instanceof TilefarmError;
 }
 
+const UNAVAILABLE = /enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|MaxRetriesPerRequest|max retries|Redis not ready|socket hang up|TimeoutError/i;
+
+/** A backing service (Redis, storage) refused, dropped or timed out the call: `unavailable` (503, retry shortly). */
+export function isUnavailableError(e: unknown): boolean {
+  const err = e as { name?: unknown; message?: unknown; code?: unknown } | null | undefined;
+  return typeof err === 'object' && err !== null && UNAVAILABLE.test(`${String(err.name ?? '')} ${String(err.message ?? '')} ${String(err.code ?? '')}`);
+}
+
 /** A code received from another process, checked against the table. */
 export function asErrorCode(code: string, fallback: ErrorCode): ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_TABLE, code) ? (code as ErrorCode) : fallback;
