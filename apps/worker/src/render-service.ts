@@ -57,9 +57,9 @@ export class RenderService {
   };
 
   /** A job that will not be tried again: everyone waiting hears why. */
-  giveUp = async (job: RenderJob | undefined, error: TilefarmError): Promise<void> => {
+  giveUp = async (job: RenderJob | undefined, error: TilefarmError, cause?: unknown): Promise<void> => {
     this.deps.metrics.renderFailures.inc({ code: error.code });
-    this.deps.logger.warn({ key: job?.key, code: error.code, err: error.message }, 'render failed');
+    this.deps.logger.warn({ key: job?.key, code: error.code, err: cause ?? error.message }, 'render failed');
     if (!job) return;
     await this.deps.bus.publish({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
     await this.deps.demand.clear(job.key);

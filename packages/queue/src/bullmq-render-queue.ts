@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { RenderJob, TilefarmError, ERROR_TABLE, describeZodError } from '@tilefarm/contracts';
+import { RenderJob, TilefarmError, ERROR_TABLE, describeZodError, isUnavailableError } from '@tilefarm/contracts';
 import { redisOptions } from './redis';
 
 export const RENDER_QUEUE_NAME = 'render';
@@ -144,7 +144,7 @@ export interface RenderConsumerOptions {
   lockDurationMs?: number;
   handle(job: RenderJob, context: RenderJobContext): Promise<RenderOutcome>;
   /** Called once a job will not be tried again: bad input, or retries used up. */
-  onGiveUp(job: RenderJob | undefined, error: TilefarmError): Promise<void>;
+  onGiveUp(job: RenderJob | undefined, error: TilefarmError, cause?: unknown): Promise<void>;
 }
 
 /** Consumes the render queue; N of these run in N processes on any number of machines. */
@@ -179,12 +179,13 @@ export class BullRenderConsumer {
     try {
       return await this.options.handle(parsed.data, { attempt, waitedMs: Date.now() - job.timestamp });
     } catch (e) {
-      const error = e instanceof TilefarmError ? e : new TilefarmError('render_failed', e instanceof Error ? e.message : String(e));
+      // Anything unexpected gets the table's public message: raw errors carry file paths and hosts (logged as the cause).
+      const error = e instanceof TilefarmError ? e : new TilefarmError(isUnavailableError(e) ? 'unavailable' : 'render_failed');
       // Bad input (any 4xx code) is never retried.
       const permanent = ERROR_TABLE[error.code].status < 500;
       const maxAttempts = job.opts.attempts ?? 1;
       if (permanent || attempt >= maxAttempts) {
-        await this.options.onGiveUp(parsed.data, error);
+        await this.options.onGiveUp(parsed.data, error, e);
         throw new UnrecoverableError(error.message);
       }
       throw error;
