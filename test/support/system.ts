@@ -110,7 +110,9 @@ export class TestSystem {
     this.env = base;
     this.catalog = new DatasetCatalog(this.store, 0);
     for (const d of this.options.datasets ?? []) await createSyntheticDataset(this.catalog, d);
-    this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1' });
+    // The API tells browsers where the gateway is (GET /v1/config); a test's own env wins.
+    const gatewayPublic = this.options.env?.GATEWAY_PUBLIC_URL ?? this.gatewayUrl(0);
+    this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: gatewayPublic });
     this.gatewayPorts.forEach((port, i) => this.spawnApp(`gateway-${i}`, 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(port), HOST: '127.0.0.1' }));
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
     await this.waitFor(`${this.apiUrl}/readyz`);

@@ -1,11 +1,13 @@
 import express, { type Express } from 'express';
 import { MAX_JSON_BODY_BYTES } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
-import type { RedisClient } from '@tilefarm/queue';
+import type { DashboardQueue, RedisClient } from '@tilefarm/queue';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
 import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
 import { errorHandler, notFound } from './http-errors';
+import { adminRoutes } from './routes/admin';
+import { viewerConfigRoutes } from './routes/viewer-config';
 import { datasetRoutes } from './routes/datasets';
 import { healthRoutes } from './routes/health';
 import { specRoutes } from './routes/specs';
@@ -23,6 +25,10 @@ export interface ApiDeps {
   specs: SpecRegistry;
   tiles: TileService;
   viewerDir?: string;
+  /** Queue dashboard at /admin/queues; off (404) without a token. */
+  admin?: { token: string | undefined; queues: DashboardQueue[] };
+  /** Where browsers reach the gateway; undefined = this host, port 8081. */
+  gatewayPublicUrl?: string;
   isStopping: () => boolean;
 }
 
@@ -49,6 +55,8 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
   app.use(omeroRoutes(deps.catalog, deps.tiles));
+  app.use(viewerConfigRoutes(deps.gatewayPublicUrl));
+  if (deps.admin) app.use(adminRoutes(deps.admin));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
   app.use(notFound);
   app.use(errorHandler(deps.logger));

@@ -17,6 +17,10 @@ export const ApiConfig = z
     /** Built viewer bundle served at "/". */
     VIEWER_DIR: z.string().optional(),
     SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+    /** Where browsers reach the Socket.IO gateway (told to the viewer by GET /v1/config); default: this host, port 8081. */
+    GATEWAY_PUBLIC_URL: z.string().url().optional(),
+    /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */
+    ADMIN_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   })
   .superRefine(requireS3Bucket);
 export type ApiConfig = z.infer<typeof ApiConfig>;

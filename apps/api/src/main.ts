@@ -31,12 +31,12 @@ async function main(): Promise<void> {
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => `${tileBase}/${key}`, waitMs: config.TILE_WAIT_MS });
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
   const server = app.listen(config.PORT, config.HOST, () => {
-    logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind }, 'api ready');
+    logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
   });
   const depthTimer = setInterval(() => {
     queue.depth().then((d) => metrics.queueDepth.set(d), () => undefined);

@@ -53,6 +53,9 @@ function connectionFor(url: string, role: 'producer' | 'worker'): ConnectionOpti
   } as ConnectionOptions;
 }
 
+/** The BullMQ queue itself, for a dashboard (bull-board) that reads it directly; other code uses RenderQueue. */
+export type DashboardQueue = Queue;
+
 /** The render queue in Redis through BullMQ: the only module that imports bullmq. */
 export class BullRenderQueue implements RenderQueue {
   readonly queue: Queue;
