@@ -5,6 +5,7 @@ import type { DashboardQueue, RedisClient } from '@tilefarm/queue';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
 import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
+import { accessControl, securityHeaders, type AccessRules } from './access';
 import { errorHandler, notFound } from './http-errors';
 import { adminRoutes } from './routes/admin';
 import { viewerConfigRoutes } from './routes/viewer-config';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   /** Where browsers reach the gateway; undefined = this host, port 8081. */
   gatewayPublicUrl?: string;
   isStopping: () => boolean;
+  /** Tokens, tenants and signed URLs (see access.ts); absent = open. */
+  access?: AccessRules;
 }
 
 /** The Express app, built from its parts; main.ts owns their lifetimes. */
@@ -46,7 +49,9 @@ export function buildApp(deps: ApiDeps): Express {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
+  app.use(securityHeaders());
   app.use(express.json({ limit: MAX_JSON_BODY_BYTES }));
+  if (deps.access) app.use(accessControl(deps.access));
   app.use(healthRoutes(deps.redis, deps.store, deps.isStopping));
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());

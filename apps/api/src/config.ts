@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -8,6 +8,9 @@ export const ApiConfig = z
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
+    ...AccessEnv,
+    /** Queue depth above which tile requests that need a render are refused (503 queue_full). */
+    MAX_QUEUE_DEPTH: int(1, 10_000_000).default(100_000),
     PORT: int(0, 65535).default(8080),
     HOST: z.string().default('0.0.0.0'),
     /** Base of the URLs announced for stored tiles: this API, or a CDN / public bucket in front of storage. */

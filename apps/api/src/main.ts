@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { BullRenderQueue, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
-import { SpecRegistry, TileDelivery, TilePlanner } from '@tilefarm/tile-requests';
+import { AccessTokens, SpecRegistry, TileDelivery, TilePlanner, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { buildApp } from './app';
 import { ApiConfig } from './config';
@@ -28,10 +28,13 @@ async function main(): Promise<void> {
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
   const delivery = new TileDelivery({ store, queue, demand, bus, planner, onError: (e) => logger.warn({ err: e }, 'tile sweep failed') });
   const tileBase = (config.TILE_BASE_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, '');
-  const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => `${tileBase}/${key}`, waitMs: config.TILE_WAIT_MS });
+  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS);
+  const access = { tokens: AccessTokens.parse(config.ACCESS_TOKENS), signer, catalog };
+  const load = { depth: 0 };
+  const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, access, isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
@@ -39,7 +42,13 @@ async function main(): Promise<void> {
     logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
   });
   const depthTimer = setInterval(() => {
-    queue.depth().then((d) => metrics.queueDepth.set(d), () => undefined);
+    queue.depth().then(
+      (d) => {
+        load.depth = d;
+        metrics.queueDepth.set(d);
+      },
+      () => undefined,
+    );
   }, 2000).unref();
 
   const shutdown = async (signal: string) => {

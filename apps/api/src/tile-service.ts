@@ -23,6 +23,8 @@ export class TileService {
       metrics: ApiMetrics;
       tileUrl: (key: string) => string;
       waitMs: number;
+      /** True while the render queue is over its budget: new renders are refused (503 queue_full). */
+      overloaded?: () => boolean;
     },
   ) {}
 
@@ -43,6 +45,7 @@ export class TileService {
     let settle: (event: TileEvent | undefined) => void = () => undefined;
     const outcome = new Promise<TileEvent | undefined>((resolve) => (settle = resolve));
     const listener = (event: TileEvent) => settle(event);
+    if (this.deps.overloaded?.()) throw new TilefarmError('queue_full', 'the render queue is over capacity; try again shortly');
     const result = await delivery.request(plan, [planned], PRIORITY.http, listener);
     if (result.ready.length > 0) {
       const found = await image();

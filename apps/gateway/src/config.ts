@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -8,6 +8,7 @@ export const GatewayConfig = z
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
+    ...AccessEnv,
     GATEWAY_PORT: int(0, 65535).default(8081),
     HOST: z.string().default('0.0.0.0'),
     TILE_BASE_URL: z.string().url().default('http://localhost:8080'),

@@ -4,10 +4,11 @@ import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { BullRenderQueue, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
-import { SpecRegistry, TileDelivery, TilePlanner } from '@tilefarm/tile-requests';
+import { AccessTokens, SpecRegistry, TileDelivery, TilePlanner, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
 import { SocketGateway } from './socket-gateway';
+import { authenticateHandshake } from './socket-auth';
 
 /** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
 async function main(): Promise<void> {
@@ -56,7 +57,10 @@ async function main(): Promise<void> {
   });
   const origins = config.ALLOWED_ORIGINS.trim() === '*' ? '*' : config.ALLOWED_ORIGINS.split(',').map((o) => o.trim());
   const tileBase = config.TILE_BASE_URL.replace(/\/$/, '');
+  const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
+  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS);
   const gateway = new SocketGateway(http, {
+    authenticate: (handshake) => authenticateHandshake(tokens, handshake),
     allowedOrigins: origins,
     maxEventBytes: config.MAX_EVENT_BYTES,
     eventsPerSecond: config.EVENTS_PER_SECOND,
@@ -68,7 +72,7 @@ async function main(): Promise<void> {
       store,
       metrics,
       limits: { prefetchZ: config.PREFETCH_Z, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH },
-      tileUrl: (key) => `${tileBase}/${key}`,
+      tileUrl: (key) => signer.url(tileBase, key),
       load: () => load,
     },
   });

@@ -3,6 +3,7 @@ import { Server, type Socket } from 'socket.io';
 import { TilefarmError, type AckError, type ClientToServerEvents, type ServerToClientEvents } from '@tilefarm/contracts';
 import type { Logger, GatewayMetrics } from '@tilefarm/telemetry';
 import { ackError, ViewerSession, type SessionDeps } from './viewer-session';
+import type { HandshakeView, SocketIdentity } from './socket-auth';
 
 export interface SocketGatewayOptions {
   allowedOrigins: string[] | '*';
@@ -12,6 +13,8 @@ export interface SocketGatewayOptions {
   metrics: GatewayMetrics;
   /** Everything a session needs but its own emit. */
   session: Omit<SessionDeps, 'emit'>;
+  /** Connection middleware: who the socket is, or a thrown `unauthorized` (see socket-auth.ts). */
+  authenticate?: (handshake: HandshakeView) => SocketIdentity;
 }
 
 type ViewerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
@@ -50,6 +53,19 @@ export class SocketGateway {
       },
       connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true },
     });
+    const authenticate = options.authenticate;
+    if (authenticate) {
+      this.io.use((socket, next) => {
+        try {
+          socket.data.identity = authenticate(socket.handshake);
+          next();
+        } catch (e) {
+          const refused = new Error(e instanceof TilefarmError ? e.message : 'unauthorized') as Error & { data?: unknown };
+          refused.data = { code: e instanceof TilefarmError ? e.code : 'unauthorized' };
+          next(refused);
+        }
+      });
+    }
     this.io.on('connection', (socket) => this.onConnection(socket));
   }
 
@@ -59,7 +75,8 @@ export class SocketGateway {
 
   private onConnection(socket: ViewerSocket): void {
     const { metrics, logger } = this.options;
-    const session = new ViewerSession({ ...this.options.session, emit: (event, ...args) => socket.emit(event, ...args) });
+    const identity = socket.data.identity as SocketIdentity | undefined;
+    const session = new ViewerSession({ ...this.options.session, access: identity?.access ?? this.options.session.access, emit: (event, ...args) => socket.emit(event, ...args) });
     this.sessions.add(session);
     metrics.connectedViewers.set(this.sessions.size);
     const limit = new RateLimit(this.options.eventsPerSecond);

@@ -46,6 +46,24 @@ export const LogEnv = {
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 
+const ACCESS_TOKEN_ENTRY = /^[A-Za-z0-9._~+/=-]{16,256}:[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** Access control, shared by the API and the gateways (unset: an open system, as embedded). */
+export const AccessEnv = {
+  /** `token:tenant[,token:tenant...]`; tokens of 16+ characters. */
+  ACCESS_TOKENS: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v.trim() === '' || v.split(',').every((e) => ACCESS_TOKEN_ENTRY.test(e.trim())), {
+      message: 'must be token:tenant[,token:tenant...] with tokens of 16-256 characters of A-Z a-z 0-9 . _ ~ + / = - and tenants like dataset ids',
+    }),
+  /** HMAC keys for signed tile URLs, comma-separated; the first signs, all verify (rotation). */
+  URL_SIGNING_KEYS: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v.trim() === '' || v.split(',').every((k) => k.trim().length >= 32), { message: 'each key must be at least 32 characters' }),
+};
+
 export const envHelpers = { int, bool };
 
 /** S3 needs a bucket: a cross-variable rule checked with the rest. */

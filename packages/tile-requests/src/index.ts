@@ -1,4 +1,5 @@
 export * from './spec-registry';
 export * from './tile-planner';
 export * from './tile-delivery';
+export * from './tenant-access';
 export * from './omero-params';

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { DatasetManifest, DatasetSummary } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
+import { visibleTo } from '../access';
 
 export function summarize(m: DatasetManifest): DatasetSummary {
   return {
@@ -22,7 +23,7 @@ export function summarize(m: DatasetManifest): DatasetSummary {
 export function datasetRoutes(catalog: DatasetCatalog): Router {
   const router = Router();
   router.get('/v1/datasets', async (_req, res) => {
-    res.json({ datasets: (await catalog.list()).map(summarize) });
+    res.json({ datasets: (await catalog.list()).filter((m) => visibleTo(res, m)).map(summarize) });
   });
   router.get('/v1/datasets/:id', async (req, res) => {
     res.json(summarize(await catalog.get(String(req.params.id))));

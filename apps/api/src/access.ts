@@ -1,0 +1,130 @@
+import type { Request, RequestHandler, Response } from 'express';
+import helmet from 'helmet';
+import { DatasetId, TilefarmError, type DatasetManifest } from '@tilefarm/contracts';
+import type { DatasetCatalog } from '@tilefarm/datasets';
+import { SIGNATURE_PARAM, datasetAccessFor, mayAccess, type AccessTokens, type DatasetAccess, type Principal, type TileUrlSigner } from '@tilefarm/tile-requests';
+
+export interface AccessRules {
+  tokens: AccessTokens;
+  signer: TileUrlSigner;
+  catalog: DatasetCatalog;
+}
+
+const OPEN: Principal = { kind: 'open' };
+
+/**
+ * helmet's headers. The CSP lets the viewer reach the gateway and tile URLs on other origins
+ * (a CDN, a bucket); tiles are meant to be embedded cross-origin (CORP cross-origin). The queue
+ * dashboard is bull-board's page with its own inline bootstrapping, so it gets no CSP.
+ */
+export function securityHeaders(): RequestHandler {
+  const common = { crossOriginResourcePolicy: { policy: 'cross-origin' as const }, crossOriginEmbedderPolicy: false };
+  const withCsp = helmet({
+    ...common,
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        'connect-src': ["'self'", 'http:', 'https:', 'ws:', 'wss:'],
+        'img-src': ["'self'", 'data:', 'blob:', 'http:', 'https:'],
+        'worker-src': ["'self'", 'blob:'],
+        'upgrade-insecure-requests': null, // plain-http lab deployments must keep working
+      },
+    },
+  });
+  const withoutCsp = helmet({ ...common, contentSecurityPolicy: false });
+  return (req, res, next) => (req.path.startsWith('/admin/') ? withoutCsp : withCsp)(req, res, next);
+}
+
+/** `Authorization: Bearer <token>`, or `?access_token=` for clients that cannot set headers (<img>). */
+function presentedToken(req: Request): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  const q = req.query.access_token;
+  return typeof q === 'string' ? q : undefined;
+}
+
+/** The dataset a path is about, if any: every route that names one, in one place. */
+function datasetInPath(path: string): string | undefined {
+  const m =
+    /^\/v1\/datasets\/([^/]+)(?:\/stats)?\/?$/.exec(path) ??
+    /^\/v1\/tiles\/([^/]+)\//.exec(path) ??
+    /^\/webgateway\/render_image(?:_region)?\/([^/]+)\//.exec(path) ??
+    /^\/tiles\/[^/]+\/([^/]+)\//.exec(path);
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return '\u0000'; // undecodable: not a dataset id
+  }
+}
+
+function isGuarded(path: string): boolean {
+  return (path.startsWith('/v1/') && path !== '/v1/config') || path.startsWith('/tiles/') || path.startsWith('/webgateway/');
+}
+
+function isTilePath(path: string): boolean {
+  return path.startsWith('/v1/tiles/') || path.startsWith('/tiles/');
+}
+
+/**
+ * Who may do what, before any route runs:
+ * - signing on: tile paths need a valid signature (a signed URL is itself the permission; it was
+ *   issued after an access-checked request), anything else 403 `invalid_signature`;
+ * - tokens on: every other API path needs a valid token (401), and may only touch datasets of the
+ *   token's tenant or `public` ones; another tenant's dataset is answered exactly like a missing
+ *   one (404), so ids do not leak either;
+ * - spec creation needs a token whenever signing is on (a public deployment cannot be made to
+ *   render arbitrary formulas);
+ * - dataset ids in paths are checked for shape here, so no route sees a malformed one.
+ */
+export function accessControl(rules: AccessRules): RequestHandler {
+  return async (req, res, next) => {
+    // Express matches routes case-insensitively and tolerates a trailing slash: so do these checks.
+    const path = req.path.toLowerCase().replace(/(.)\/+$/, '$1');
+    if (!isGuarded(path)) return next();
+    const dataset = datasetInPath(path);
+    if (dataset !== undefined && !DatasetId.safeParse(dataset).success) {
+      throw new TilefarmError(path.startsWith('/tiles/') ? 'not_found' : 'dataset_not_found', 'no such dataset');
+    }
+    let principal: Principal;
+    if (isTilePath(path) && rules.signer.enabled) {
+      if (!rules.signer.verify(req.path, req.query[SIGNATURE_PARAM])) throw new TilefarmError('invalid_signature');
+      principal = OPEN;
+    } else {
+      const found = rules.tokens.authenticate(presentedToken(req));
+      if (!found) throw new TilefarmError('unauthorized');
+      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/specs') {
+        throw new TilefarmError('unauthorized', 'creating render specs needs an access token when tile URLs are signed');
+      }
+      principal = found;
+    }
+    res.locals.principal = principal;
+    if (principal.kind === 'tenant') {
+      const id = dataset ?? (req.method === 'POST' && path === '/v1/datasets' ? (req.body as { id?: unknown } | undefined)?.id : undefined);
+      if (typeof id === 'string') {
+        const manifest = await rules.catalog.find(id);
+        const creating = req.method === 'POST' && path === '/v1/datasets';
+        if (manifest && !mayAccess(principal, manifest)) {
+          if (creating) throw new TilefarmError('forbidden', 'that dataset id belongs to another tenant');
+          throw new TilefarmError(path.startsWith('/tiles/') ? 'not_found' : 'dataset_not_found', 'no such dataset');
+        }
+      }
+    }
+    next();
+  };
+}
+
+/** The principal `accessControl` found for this request (open when the route is not guarded). */
+export function principalOf(res: Response): Principal {
+  return (res.locals.principal as Principal | undefined) ?? OPEN;
+}
+
+/** Whether this request's principal may see a dataset (the list filter). */
+export function visibleTo(res: Response, manifest: Pick<DatasetManifest, 'tenant'>): boolean {
+  return mayAccess(principalOf(res), manifest);
+}
+
+/** The planner's access callback for this request. */
+export function datasetAccessOf(res: Response): DatasetAccess | undefined {
+  return datasetAccessFor(principalOf(res));
+}

@@ -1,0 +1,224 @@
+import { request as httpRequest } from 'node:http';
+import { io } from 'socket.io-client';
+import type { TileReadyEvent } from '@tilefarm/contracts';
+import { TestSystem } from '../support/system';
+import { TestViewer } from '../support/socket-client';
+
+// Issue 7: datasets belong to tenants. A token for tenant alpha tries every way we know to list,
+// render, subscribe to or fetch tenant beta's data, over HTTP and over the socket: zero leaks.
+// A second system signs tile URLs: unsigned, tampered or transplanted signatures are refused.
+
+const TOKEN_A = 'alpha-token-0123456789abcdef';
+const TOKEN_B = 'beta-token-0123456789abcdefgh';
+const SMALL = { width: 300, height: 300, sizeZ: 1, tileSize: 256 as const, dtype: 'uint8' as const };
+const SPEC = { channels: [{ index: 0, color: '#ffffff', window: [0, 200] }], format: 'png' };
+
+/** Raw HTTP, so paths reach the server exactly as written (fetch would normalize them). */
+function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path, method: 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('latin1') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+describe('tenants: zero cross-tenant leaks', () => {
+  let system: TestSystem;
+  let betaKey: string;
+  let alphaKey: string;
+  let specId: string;
+
+  beforeAll(async () => {
+    system = await TestSystem.start({
+      workers: 1,
+      datasets: [
+        { id: 'alpha-cells', tenant: 'alpha', ...SMALL },
+        { id: 'beta-cells', tenant: 'beta', ...SMALL },
+        { id: 'shared', ...SMALL },
+      ],
+      env: { ACCESS_TOKENS: `${TOKEN_A}:alpha,${TOKEN_B}:beta` },
+    });
+    const res = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(TOKEN_B) }, body: JSON.stringify(SPEC) });
+    expect(res.status).toBe(201);
+    specId = ((await res.json()) as { id: string }).id;
+    // Beta renders its tile; alpha renders its own: both keys now exist in storage.
+    const b = await fetch(`${system.apiUrl}/v1/tiles/beta-cells/${specId}/0/0/0/0/0.png`, { headers: bearer(TOKEN_B) });
+    expect(b.status).toBe(200);
+    betaKey = b.headers.get('x-tile-key')!;
+    const a = await fetch(`${system.apiUrl}/v1/tiles/alpha-cells/${specId}/0/0/0/0/0.png`, { headers: bearer(TOKEN_A) });
+    expect(a.status).toBe(200);
+    alphaKey = a.headers.get('x-tile-key')!;
+  }, 120_000);
+  afterAll(() => system?.stop());
+
+  it('HTTP: alpha cannot list, read, render or fetch beta; no token gets nothing', async () => {
+    const leaks: string[] = [];
+    let attempts = 0;
+    const refused = async (path: string, headers: Record<string, string>, allowed: number[]) => {
+      attempts++;
+      const res = await rawGet(system.apiUrl, path, headers);
+      if (!allowed.includes(res.status) || res.body.includes('beta-cells') && res.status < 300) leaks.push(`${path} → ${res.status}`);
+      expect(res.body).not.toMatch(/\n\s+at |node_modules|\/work\//); // no traces, no internal paths
+    };
+    const list = (await (await fetch(`${system.apiUrl}/v1/datasets`, { headers: bearer(TOKEN_A) })).json()) as { datasets: Array<{ id: string }> };
+    expect(list.datasets.map((d) => d.id).sort()).toEqual(['alpha-cells', 'shared']);
+    const betaTilePaths = [
+      `/v1/datasets/beta-cells`,
+      `/v1/datasets/beta-cells/`,
+      `/v1/datasets/beta-cells/stats`,
+      `/V1/datasets/beta-cells`,
+      `/v1/DATASETS/beta-cells/stats`,
+      `/v1/datasets/BETA-CELLS`,
+      `/v1/datasets/beta%2Dcells`,
+      `/v1/tiles/beta-cells/${specId}/0/0/0/0/0.png`,
+      `/v1/tiles/beta-cells/${specId}/0/0/0/0/0.png?wait=0`,
+      `/V1/Tiles/beta-cells/${specId}/0/0/0/0/0.png`,
+      `/v1/tiles/beta%2dcells/${specId}/0/0/0/0/0.png`,
+      `/v1/tiles/beta-cells/${specId}/0/0/0/1/0.png`,
+      `/${betaKey}`,
+      `/${betaKey.toUpperCase()}`,
+      `/${betaKey}?access_token=${TOKEN_A}`,
+      `/TILES/${betaKey.slice('tiles/'.length)}`,
+      `/tiles/${betaKey.slice('tiles/'.length).replace('beta-cells', 'alpha-cells/../beta-cells')}`,
+      `/tiles/${betaKey.slice('tiles/'.length).replace('beta-cells', 'beta%2dcells')}`,
+      `/webgateway/render_image_region/beta-cells/0/0/?tile=0,0,0,256,256&c=1|0:200$FFFFFF`,
+      `/webgateway/render_image/beta-cells/0/0/`,
+    ];
+    for (const p of betaTilePaths) await refused(p, bearer(TOKEN_A), [400, 404]);
+    for (const p of betaTilePaths) await refused(p.replace(/\?access_token=.*/, ''), {}, [401, 400, 404]);
+    for (const p of betaTilePaths) await refused(p.replace(/\?access_token=.*/, ''), bearer('not-a-real-token-at-all-0000'), [401, 400, 404]);
+    // Without any token, nothing under /v1 answers, and specs cannot be created.
+    await refused('/v1/datasets', {}, [401]);
+    await refused(`/${alphaKey}`, {}, [401]);
+    attempts++;
+    const post = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) });
+    if (post.status !== 401) leaks.push(`POST /v1/specs without token → ${post.status}`);
+    // Ingest (queued dataset creation) must not take over beta's id.
+    attempts++;
+    const take = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(TOKEN_A) }, body: JSON.stringify({ id: 'beta-cells', source: 's3://x/y.tif' }) });
+    if (take.status < 400) leaks.push(`POST /v1/datasets beta-cells → ${take.status}`);
+    // Alpha's own things, and public ones, work (the checks are not just refusing everything).
+    expect((await fetch(`${system.apiUrl}/${alphaKey}`, { headers: bearer(TOKEN_A) })).status).toBe(200);
+    expect((await fetch(`${system.apiUrl}/${alphaKey}?access_token=${TOKEN_A}`)).status).toBe(200);
+    expect((await fetch(`${system.apiUrl}/v1/datasets/shared`, { headers: bearer(TOKEN_A) })).status).toBe(200);
+    expect((await fetch(`${system.apiUrl}/${betaKey}`, { headers: bearer(TOKEN_B) })).status).toBe(200);
+    const h = (await fetch(`${system.apiUrl}/healthz`)).headers;
+    expect(h.get('x-content-type-options')).toBe('nosniff');
+    expect(h.get('content-security-policy')).toContain("default-src 'self'");
+    expect(h.get('x-frame-options')).toBe('SAMEORIGIN');
+    console.log(`FAULT FIGURES cross-tenant http: ${JSON.stringify({ attempts, leaks: leaks.length })}`);
+    expect(leaks).toEqual([]);
+  }, 60_000);
+
+  it('socket: no token or a bad one is refused at connection; alpha cannot request, view or hear beta', async () => {
+    const refusedWith = async (auth: Record<string, string>) => {
+      const s = io(system.gatewayUrl(0), { transports: ['websocket'], forceNew: true, reconnection: false, auth });
+      const outcome = await new Promise<string>((resolve) => {
+        s.once('connect', () => resolve('connected'));
+        s.once('connect_error', (e: Error & { data?: { code?: string } }) => resolve(e.data?.code ?? e.message));
+      });
+      s.close();
+      return outcome;
+    };
+    expect(await refusedWith({})).toBe('unauthorized');
+    expect(await refusedWith({ token: 'not-a-real-token-at-all-0000' })).toBe('unauthorized');
+    expect(await refusedWith({ token: TOKEN_A.slice(0, -1) })).toBe('unauthorized');
+
+    const alpha = new TestViewer(system.gatewayUrl(0), { token: TOKEN_A });
+    const beta = new TestViewer(system.gatewayUrl(0), { token: TOKEN_B });
+    const heardByAlpha: TileReadyEvent[] = [];
+    alpha.socket.on('tile:ready', (e) => heardByAlpha.push(e));
+    try {
+      await Promise.all([alpha.connected(), beta.connected()]);
+      let attempts = 0;
+      const leaks: string[] = [];
+      for (const spec of [specId, SPEC]) {
+        for (const tiles of [[{ level: 0, z: 0, t: 0, x: 0, y: 0 }], [{ level: 0, z: 0, t: 0, x: 1, y: 1 }]]) {
+          attempts++;
+          const ack = await alpha.request({ dataset: 'beta-cells', spec, tiles });
+          if (ack.ok || ack.error.code !== 'dataset_not_found') leaks.push(`tiles:request → ${JSON.stringify(ack)}`);
+        }
+        attempts++;
+        const vp = (await alpha.socket.timeout(10_000).emitWithAck('viewport', { dataset: 'beta-cells', spec, level: 0, z: 0, t: 0, x0: 0, y0: 0, x1: 1, y1: 1 })) as { ok: boolean; error?: { code: string } };
+        if (vp.ok || vp.error?.code !== 'dataset_not_found') leaks.push(`viewport → ${JSON.stringify(vp)}`);
+      }
+      // Alpha "cancels" beta's keys (no effect on beta), while beta renders new tiles: alpha hears none of them.
+      attempts++;
+      await alpha.socket.timeout(10_000).emitWithAck('tiles:cancel', { keys: [betaKey] });
+      const spec2 = { ...SPEC, channels: [{ index: 0, color: '#ff00ff', window: [0, 180] }] };
+      const mine = await beta.request({ dataset: 'beta-cells', spec: spec2, tiles: [{ level: 0, z: 0, t: 0, x: 1, y: 0 }, { level: 0, z: 0, t: 0, x: 0, y: 1 }, { level: 1, z: 0, t: 0, x: 0, y: 0 }] });
+      expect(mine.ok).toBe(true);
+      if (mine.ok) await beta.waitFor([...mine.ready, ...mine.pending].map((t) => t.key), 30_000);
+      expect(beta.failed.size).toBe(0);
+      // Alpha's own dataset works on the same gateway.
+      const own = await alpha.request({ dataset: 'alpha-cells', spec: spec2, tiles: [{ level: 0, z: 0, t: 0, x: 1, y: 1 }] });
+      expect(own.ok).toBe(true);
+      if (own.ok) await alpha.waitFor([...own.ready, ...own.pending].map((t) => t.key), 30_000);
+      const heardBeta = heardByAlpha.filter((e) => e.dataset === 'beta-cells' || e.key.includes('/beta-cells/'));
+      leaks.push(...heardBeta.map((e) => `alpha heard ${e.key}`));
+      leaks.push(...[...alpha.delivered.keys()].filter((k) => k.includes('/beta-cells/')).map((k) => `alpha got ${k}`));
+      console.log(`FAULT FIGURES cross-tenant socket: ${JSON.stringify({ attempts: attempts + 3, leaks: leaks.length })}`);
+      expect(leaks).toEqual([]);
+    } finally {
+      alpha.close();
+      beta.close();
+    }
+  }, 60_000);
+});
+
+describe('signed tile URLs', () => {
+  const KEY_NEW = 'new-signing-key-0123456789abcdef0123';
+  const KEY_OLD = 'old-signing-key-0123456789abcdef0123';
+  let system: TestSystem;
+
+  beforeAll(async () => {
+    system = await TestSystem.start({
+      workers: 1,
+      datasets: [{ id: 'alpha-cells', tenant: 'alpha', ...SMALL }, { id: 'beta-cells', tenant: 'beta', ...SMALL }],
+      env: { ACCESS_TOKENS: `${TOKEN_A}:alpha,${TOKEN_B}:beta`, URL_SIGNING_KEYS: `${KEY_NEW},${KEY_OLD}` },
+    });
+  }, 120_000);
+  afterAll(() => system?.stop());
+
+  it('announces signed URLs; refuses unsigned, tampered and transplanted signatures with 403', async () => {
+    const viewer = new TestViewer(system.gatewayUrl(0), { token: TOKEN_A });
+    try {
+      await viewer.connected();
+      const ack = await viewer.request({ dataset: 'alpha-cells', spec: SPEC, tiles: [{ level: 0, z: 0, t: 0, x: 0, y: 0 }, { level: 0, z: 0, t: 0, x: 1, y: 0 }] });
+      if (!ack.ok) throw new Error(JSON.stringify(ack.error));
+      const keys = [...ack.ready, ...ack.pending].map((t) => t.key);
+      await viewer.waitFor(keys, 30_000);
+      const url = viewer.delivered.get(keys[0]!)!;
+      expect(url).toMatch(/\?sig=[A-Za-z0-9_-]{43}$/);
+      expect((await fetch(url)).status).toBe(200); // no token needed: the signature is the permission
+      const u = new URL(url);
+      const other = new URL(viewer.delivered.get(keys[1]!)!);
+      const sig = u.searchParams.get('sig')!;
+      const tampered = sig.slice(0, -2) + (sig.endsWith('AA') ? 'BB' : 'AA');
+      const cases = [
+        { path: u.pathname, headers: bearer(TOKEN_A) }, // unsigned, even with a token
+        { path: `${u.pathname}?sig=${tampered}`, headers: {} },
+        { path: `${other.pathname}?sig=${sig}`, headers: {} }, // a signature moved to another tile
+        { path: `${u.pathname.replace('alpha-cells', 'beta-cells')}?sig=${sig}`, headers: {} },
+        { path: `${u.pathname}?sig=`, headers: {} },
+        { path: `/v1/tiles/alpha-cells/s0000000000000000/0/0/0/0/0.png`, headers: bearer(TOKEN_A) },
+      ];
+      for (const c of cases) {
+        const res = await rawGet(system.apiUrl, c.path, c.headers);
+        expect([c.path, res.status, JSON.parse(res.body).error.code]).toEqual([c.path, 403, 'invalid_signature']);
+      }
+      // Spec creation needs a token.
+      const post = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) });
+      expect(post.status).toBe(401);
+    } finally {
+      viewer.close();
+    }
+  }, 60_000);
+});
