@@ -1,1 +1,184 @@
-console.log('tilefarm viewer');
+import type { DatasetStats, DatasetSummary, ImageFormat, RenderSpecInput } from '@tilefarm/contracts';
+import { ApiClient, ApiError } from './api-client';
+import { ChannelPanel, defaultSpec } from './channel-panel';
+import { DeepZoomView } from './deep-zoom-view';
+import { SocketTileLoader } from './socket-tile-loader';
+import { StatusStrip } from './status-strip';
+import { formatViewState, parseViewState, type ViewState } from './view-state';
+
+function byId<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`#${id} is missing from index.html`);
+  return e as T;
+}
+
+/** Composition root of the viewer: builds every part and wires them; the URL hash holds the view. */
+async function main(): Promise<void> {
+  const apiBase = location.origin;
+  const api = new ApiClient(apiBase);
+  const gatewayUrl = (await api.gatewayUrl()) ?? `${location.protocol}//${location.hostname}:8081`;
+  const loader = new SocketTileLoader(gatewayUrl, apiBase);
+  const view = new DeepZoomView(byId('view'), loader, apiBase);
+  const panel = new ChannelPanel(byId('panel'));
+  const status = new StatusStrip(byId('status'), byId('debug'), () => ({ counts: loader.snapshot, timings: loader.timings, ...view.state }));
+  loader.onChange = () => status.update();
+
+  const picker = byId<HTMLSelectElement>('dataset');
+  const zSlider = byId<HTMLInputElement>('z');
+  const zLabel = byId('z-label');
+  const tSlider = byId<HTMLInputElement>('t');
+  const tLabel = byId('t-label');
+  const tRow = byId('t-row');
+
+  let dataset: DatasetSummary | undefined;
+  let stats: DatasetStats | undefined;
+  let spec: RenderSpecInput | undefined;
+  let specId: string | undefined;
+  let z = 0;
+  let t = 0;
+  let specRequest = 0;
+
+  const currentState = (): ViewState => ({ dataset: dataset?.id, z, t, position: dataset ? view.position : undefined, spec });
+  let urlTimer: ReturnType<typeof setTimeout> | undefined;
+  const writeUrl = () => {
+    urlTimer ??= setTimeout(() => {
+      urlTimer = undefined;
+      history.replaceState(null, '', formatViewState(currentState()));
+    }, 200);
+  };
+
+  const show = (position?: ViewState['position']) => {
+    if (!dataset || !specId) return;
+    const format: ImageFormat = spec?.format ?? 'jpeg';
+    view.show({ dataset, specId, z, t, format }, position);
+    panel.setPlane(z, t);
+    writeUrl();
+  };
+
+  /** Registers the spec; on success it becomes the picture, on error the old picture stays and the error shows. */
+  const applySpec = async (next: RenderSpecInput, channel: number | undefined, position?: ViewState['position']) => {
+    const mine = ++specRequest;
+    try {
+      const id = await api.specId(next);
+      if (mine !== specRequest) return;
+      panel.showError(undefined, undefined);
+      spec = next;
+      specId = id;
+      show(position);
+    } catch (e) {
+      if (mine !== specRequest) return;
+      panel.showError(channel, e instanceof ApiError ? e.message : String(e));
+    }
+  };
+  let specTimer: ReturnType<typeof setTimeout> | undefined;
+  panel.onChange = (next, channel) => {
+    clearTimeout(specTimer);
+    specTimer = setTimeout(() => void applySpec(next, channel), 120);
+  };
+
+  const setZ = (next: number) => {
+    if (!dataset) return;
+    const clamped = Math.min(dataset.sizeZ - 1, Math.max(0, Math.round(next)));
+    zSlider.value = String(clamped);
+    zLabel.textContent = `z ${clamped + 1}/${dataset.sizeZ}`;
+    if (clamped === z) return;
+    z = clamped;
+    show();
+  };
+  const setT = (next: number) => {
+    if (!dataset) return;
+    const clamped = Math.min(dataset.sizeT - 1, Math.max(0, Math.round(next)));
+    tSlider.value = String(clamped);
+    tLabel.textContent = `t ${clamped + 1}/${dataset.sizeT}`;
+    if (clamped === t) return;
+    t = clamped;
+    show();
+  };
+
+  const openDataset = async (id: string, link: ViewState | undefined) => {
+    const ds = datasets.find((d) => d.id === id) ?? datasets[0];
+    if (!ds) return;
+    dataset = ds;
+    picker.value = ds.id;
+    stats = await api.stats(ds.id).catch(() => undefined);
+    z = Math.min(ds.sizeZ - 1, link?.z ?? Math.floor(ds.sizeZ / 2));
+    t = Math.min(ds.sizeT - 1, link?.t ?? 0);
+    zSlider.max = String(ds.sizeZ - 1);
+    zSlider.value = String(z);
+    zLabel.textContent = `z ${z + 1}/${ds.sizeZ}`;
+    zSlider.disabled = ds.sizeZ < 2;
+    tRow.hidden = ds.sizeT < 2;
+    tSlider.max = String(ds.sizeT - 1);
+    tSlider.value = String(t);
+    tLabel.textContent = `t ${t + 1}/${ds.sizeT}`;
+    const start = link?.spec ?? defaultSpec(ds);
+    panel.load(ds, start, stats);
+    specId = undefined;
+    await applySpec(start, undefined, link?.position);
+    if (!specId && link?.spec) {
+      // A link with a spec this dataset refuses: fall back to the dataset's own colours.
+      panel.load(ds, defaultSpec(ds), stats);
+      await applySpec(defaultSpec(ds), undefined, link.position);
+    }
+  };
+
+  view.onLayerError = (message) => panel.showError(undefined, `the new picture could not be rendered: ${message}`);
+  view.onChange = () => {
+    status.update();
+    writeUrl();
+  };
+  zSlider.addEventListener('input', () => setZ(Number(zSlider.value)));
+  tSlider.addEventListener('input', () => setT(Number(tSlider.value)));
+  picker.addEventListener('change', () => void openDataset(picker.value, undefined));
+
+  // Z stepping: Shift/Alt + wheel over the picture, PageUp/PageDown or , and . anywhere but in a text field.
+  byId('view').addEventListener(
+    'wheel',
+    (e) => {
+      if (!e.shiftKey && !e.altKey) return;
+      e.preventDefault();
+      e.stopPropagation();
+      setZ(z + (e.deltaY > 0 || e.deltaX > 0 ? 1 : -1));
+    },
+    { capture: true, passive: false },
+  );
+  document.addEventListener(
+    'keydown',
+    (e) => {
+      const target = e.target as HTMLElement | null;
+      if (target && (target.tagName === 'INPUT' || target.tagName === 'SELECT' || target.tagName === 'TEXTAREA')) return;
+      const step = e.key === 'PageDown' || e.key === '.' ? 1 : e.key === 'PageUp' || e.key === ',' ? -1 : 0;
+      if (step === 0) return;
+      e.preventDefault();
+      e.stopPropagation();
+      setZ(z + step);
+    },
+    { capture: true },
+  );
+  window.addEventListener('hashchange', () => {
+    const link = parseViewState(location.hash);
+    if (link.dataset) void openDataset(link.dataset, link);
+  });
+
+  const datasets = await api.datasets();
+  picker.replaceChildren(
+    ...datasets.map((d) => {
+      const o = document.createElement('option');
+      o.value = d.id;
+      o.textContent = `${d.name ?? d.id} (${d.width}×${d.height}, ${d.sizeC} ch, ${d.sizeZ} z${d.sizeT > 1 ? `, ${d.sizeT} t` : ''})`;
+      return o;
+    }),
+  );
+  if (datasets.length === 0) {
+    panel.showError(undefined, 'No datasets yet: ingest one (npm run ingest) and reload.');
+    return;
+  }
+  const link = parseViewState(location.hash);
+  await openDataset(link.dataset ?? datasets[0]?.id ?? '', link.dataset ? link : undefined);
+}
+
+main().catch((e: unknown) => {
+  const box = document.getElementById('status');
+  if (box) box.textContent = `viewer failed to start: ${String(e)}`;
+  console.error(e);
+});

@@ -1,0 +1,54 @@
+import type { DatasetStats, DatasetSummary, RenderSpecInput } from '@tilefarm/contracts';
+
+/** An error answer of the API: `{error: {code, message}}` from the one error table. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+async function answer<T>(res: Response): Promise<T> {
+  const body = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
+  if (!res.ok) throw new ApiError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `HTTP ${res.status}`);
+  return body as T;
+}
+
+/** The HTTP API as the viewer uses it. */
+export class ApiClient {
+  private readonly specIds = new Map<string, string>();
+
+  constructor(readonly base: string) {}
+
+  async gatewayUrl(): Promise<string | undefined> {
+    try {
+      const body = await answer<{ gatewayUrl?: string }>(await fetch(`${this.base}/v1/config`));
+      return body.gatewayUrl;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async datasets(): Promise<DatasetSummary[]> {
+    return (await answer<{ datasets: DatasetSummary[] }>(await fetch(`${this.base}/v1/datasets`))).datasets;
+  }
+
+  async stats(dataset: string): Promise<DatasetStats> {
+    return answer<DatasetStats>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/stats`));
+  }
+
+  /** Registers a spec (POST /v1/specs) and returns its id; equal specs are asked once. */
+  async specId(spec: RenderSpecInput): Promise<string> {
+    const text = JSON.stringify(spec);
+    const known = this.specIds.get(text);
+    if (known) return known;
+    const res = await fetch(`${this.base}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    const { id } = await answer<{ id: string }>(res);
+    this.specIds.set(text, id);
+    return id;
+  }
+}
