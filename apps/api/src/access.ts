@@ -43,13 +43,13 @@ function presentedToken(req: Request): string | undefined {
   return typeof q === 'string' ? q : undefined;
 }
 
-/** The dataset a path is about, if any: every route that names one, in one place. */
+/** The dataset a path is about, if any: every route that names one, in one place (case as given). */
 function datasetInPath(path: string): string | undefined {
   const m =
-    /^\/v1\/datasets\/([^/]+)(?:\/stats)?\/?$/.exec(path) ??
-    /^\/v1\/tiles\/([^/]+)\//.exec(path) ??
-    /^\/webgateway\/render_image(?:_region)?\/([^/]+)\//.exec(path) ??
-    /^\/tiles\/[^/]+\/([^/]+)\//.exec(path);
+    /^\/v1\/datasets\/([^/]+)(?:\/stats)?\/?$/i.exec(path) ??
+    /^\/v1\/tiles\/([^/]+)\//i.exec(path) ??
+    /^\/webgateway\/render_image(?:_region)?\/([^/]+)\//i.exec(path) ??
+    /^\/tiles\/[^/]+\/([^/]+)\//i.exec(path);
   if (!m) return undefined;
   try {
     return decodeURIComponent(m[1]!);
@@ -57,6 +57,9 @@ function datasetInPath(path: string): string | undefined {
     return '\u0000'; // undecodable: not a dataset id
   }
 }
+
+/** The only shape a stored tile's path can have (see tileKey); anything else is not a tile. */
+const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/[0-9]{1,2}\/[0-9]{1,7}\/[0-9]{1,7}\/[0-9]{1,7}_[0-9]{1,7}\.(?:jpeg|png|webp)$/;
 
 function isGuarded(path: string): boolean {
   return (path.startsWith('/v1/') && path !== '/v1/config') || path.startsWith('/tiles/') || path.startsWith('/webgateway/');
@@ -82,7 +85,8 @@ export function accessControl(rules: AccessRules): RequestHandler {
     // Express matches routes case-insensitively and tolerates a trailing slash: so do these checks.
     const path = req.path.toLowerCase().replace(/(.)\/+$/, '$1');
     if (!isGuarded(path)) return next();
-    const dataset = datasetInPath(path);
+    if (path.startsWith('/tiles/') && !TILE_PATH.test(req.path)) throw new TilefarmError('not_found', 'no such tile');
+    const dataset = datasetInPath(req.path);
     if (dataset !== undefined && !DatasetId.safeParse(dataset).success) {
       throw new TilefarmError(path.startsWith('/tiles/') ? 'not_found' : 'dataset_not_found', 'no such dataset');
     }

@@ -9,6 +9,9 @@ export function toTilefarmError(e: unknown): TilefarmError {
   if (err?.type === 'entity.too.large') return new TilefarmError('payload_too_large', 'request body exceeds the size limit');
   if (err?.type === 'entity.parse.failed') return new TilefarmError('bad_request', 'request body is not valid JSON');
   if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') return new TilefarmError('bad_request', 'unsupported body encoding');
+  if (err?.name === 'URIError') return new TilefarmError('bad_request', 'the URL is not validly percent-encoded');
+  // Any other client error the framework raised (its own message may name internals: not passed on).
+  if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500) return new TilefarmError(err.status === 413 ? 'payload_too_large' : 'bad_request');
   if (isUnavailableError(err)) return new TilefarmError('unavailable');
   return new TilefarmError('internal');
 }
