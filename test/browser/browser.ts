@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-/** Debian's Chromium; `npx playwright install` cannot download browsers on these machines. */
-export const CHROMIUM_PATH = '/usr/bin/chromium';
+/** Debian's Chromium (`npx playwright install` cannot download browsers on these machines); CHROMIUM_PATH overrides. */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const CHROMIUM_INSTALL = 'apt-get update && apt-get install -y chromium';
 
 export interface RunningBrowser {

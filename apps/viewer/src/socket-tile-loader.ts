@@ -79,11 +79,15 @@ interface Waiter {
   state: 'requested' | 'rendering' | 'downloading' | 'closed';
   image?: HTMLImageElement;
   httpTries: number;
+  /** When it last entered its state (for re-asking about tiles that waited too long). */
+  since: number;
 }
 
 const READY_MEMORY = 4096;
 const ACK_TIMEOUT_MS = 10_000;
 const HTTP_TRIES = 3;
+/** A tile acknowledged as rendering but not announced for this long is asked for again (idempotent). */
+const STALE_RENDER_MS = 8_000;
 
 function addressOf(r: { dataset: string; specId: string; level: number; z: number; t: number; x: number; y: number; format: string }): string {
   return `${r.dataset}/${r.specId}/${r.level}/${r.z}/${r.t}/${r.x}/${r.y}.${r.format}`;
@@ -134,6 +138,9 @@ export class SocketTileLoader implements TileLoader {
       this.onChange();
     });
     this.socket.on('tile:ready', (e) => this.onReady(e));
+    // The gateway withdraws tiles the viewport moved away from; if the view comes back before a new
+    // viewport reaches it, or an event was lost, asking again costs one idempotent request.
+    setInterval(() => this.askAgainForStale(), STALE_RENDER_MS / 2);
     this.socket.on('tile:failed', (e) => this.onFailed(e));
   }
 
@@ -144,7 +151,7 @@ export class SocketTileLoader implements TileLoader {
   }
 
   load(ref: TileRef, callbacks: TileCallbacks): () => void {
-    const w: Waiter = { ref, callbacks, state: 'requested', httpTries: 0 };
+    const w: Waiter = { ref, callbacks, state: 'requested', httpTries: 0, since: Date.now() };
     const address = addressOf(ref);
     let set = this.waiting.get(address);
     if (!set) this.waiting.set(address, (set = new Set()));
@@ -178,7 +185,21 @@ export class SocketTileLoader implements TileLoader {
 
   private setState(w: Waiter, state: Waiter['state']): void {
     w.state = state;
+    w.since = Date.now();
     this.onChange();
+  }
+
+  private askAgainForStale(): void {
+    if (!this.socket.connected) return;
+    const cutoff = Date.now() - STALE_RENDER_MS;
+    for (const set of this.waiting.values()) {
+      for (const w of set) {
+        if (w.state !== 'rendering' || w.since > cutoff) continue;
+        this.setState(w, 'requested');
+        this.batch.push(w);
+      }
+    }
+    if (this.batch.length > 0) this.batchTimer ??= setTimeout(() => this.flush(), 8);
   }
 
   private flush(): void {
