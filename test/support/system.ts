@@ -3,13 +3,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { LocalObjectStore, S3ObjectStore, type ObjectStore } from '@tilefarm/storage';
-import { DatasetCatalog, createSyntheticDataset, type SyntheticOptions } from '@tilefarm/datasets';
+import { openObjectStore, type ObjectStore } from '@tilefarm/storage';
+import { DatasetCatalog, type SyntheticOptions } from '@tilefarm/datasets';
+import type { ObjectStoreSettings } from '@tilefarm/storage';
 import { REDIS_URL, dropPrefix, uniquePrefix } from './redis';
 import { startS3Server, type RunningS3 } from './s3-server';
 
 // Found through the workspace link, so this also works from a bundled benchmark.
 const ROOT = resolve(dirname(require.resolve('@tilefarm/api/package.json')), '../..');
+
+/** Runs createSyntheticDataset in a plain node process (see create-synthetic.js). */
+async function createDatasets(store: ObjectStoreSettings, datasets: SyntheticOptions[]): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'test/support/create-synthetic.js'), JSON.stringify({ store, datasets })], { stdio: ['ignore', 'inherit', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`creating synthetic datasets failed (${code}): ${stderr.slice(-2000)}`);
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -54,6 +64,7 @@ export class TestSystem {
   readonly processes: AppProcess[] = [];
   readonly workers: AppProcess[] = [];
   store!: ObjectStore;
+  settings!: ObjectStoreSettings;
   catalog!: DatasetCatalog;
   private dataDir?: string;
   private s3?: RunningS3;
@@ -101,15 +112,17 @@ export class TestSystem {
     if (this.options.storage === 's3') {
       this.s3 = await startS3Server();
       Object.assign(base, this.s3.env);
-      this.store = new S3ObjectStore({ bucket: this.s3.bucket, region: 'us-east-1', endpoint: this.s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      this.settings = { kind: 's3', bucket: this.s3.bucket, region: 'us-east-1', endpoint: this.s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+      this.store = openObjectStore(this.settings);
     } else {
       this.dataDir = mkdtempSync(join(tmpdir(), 'tilefarm-sys-'));
       Object.assign(base, { STORAGE: 'local', DATA_DIR: this.dataDir });
-      this.store = new LocalObjectStore(this.dataDir);
+      this.settings = { kind: 'local', dir: this.dataDir };
+      this.store = openObjectStore(this.settings);
     }
     this.env = base;
     this.catalog = new DatasetCatalog(this.store, 0);
-    for (const d of this.options.datasets ?? []) await createSyntheticDataset(this.catalog, d);
+    if (this.options.datasets?.length) await createDatasets(this.settings, this.options.datasets);
     // The API tells browsers where the gateway is (GET /v1/config); a test's own env wins.
     const gatewayPublic = this.options.env?.GATEWAY_PUBLIC_URL ?? this.gatewayUrl(0);
     this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: gatewayPublic });
