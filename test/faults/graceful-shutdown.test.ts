@@ -58,6 +58,7 @@ describe('graceful shutdown on SIGTERM', () => {
     expect([workerExit, gatewayExit, apiExit]).toEqual([0, 0, 0]);
     expect(disconnected).toBe(true);
     expect(slowRes.status).toBe(200);
-    for (const ms of [workerMs, gatewayMs, apiMs]) expect(ms).toBeLessThan(5000 + 3000);
+    // Each drain ends when its work does, not at the 5 s bound.
+    for (const ms of [workerMs, gatewayMs, apiMs]) expect(ms).toBeLessThan(4000);
   }, 90_000);
 });

@@ -1,0 +1,19 @@
+# One image for every tilefarm process; docker-compose.yml picks the command per service:
+#   node apps/api/dist/main.js | node apps/gateway/dist/main.js | node apps/worker/dist/main.js
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY . .
+# npm ci installs exactly the lock file (the AWS SDK is pinned there for Node 20); the build
+# compiles every workspace (tsc -b) and bundles the viewer the API serves at "/".
+RUN npm ci && npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    # sharp on glibc: fewer malloc arenas keep a long-running worker's RSS flat (field notes).
+    MALLOC_ARENA_MAX=2
+WORKDIR /app
+COPY --from=build --chown=node:node /app /app
+USER node
+EXPOSE 8080 8081
+# SIGTERM reaches node directly (exec form): every app drains and exits 0 within SHUTDOWN_TIMEOUT_MS.
+CMD ["node", "apps/api/dist/main.js"]
