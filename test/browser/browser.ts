@@ -77,9 +77,9 @@ export async function canvasColours(page: Page): Promise<CanvasColours> {
         const gg = data[i + 1] ?? 0;
         const b = data[i + 2] ?? 0;
         const cell = Math.min(7, Math.floor((y * 8) / height)) * 8 + Math.min(7, Math.floor((x * 8) / width));
-        out.cells[cell * 3] += r;
-        out.cells[cell * 3 + 1] += gg;
-        out.cells[cell * 3 + 2] += b;
+        out.cells[cell * 3] = (out.cells[cell * 3] ?? 0) + r;
+        out.cells[cell * 3 + 1] = (out.cells[cell * 3 + 1] ?? 0) + gg;
+        out.cells[cell * 3 + 2] = (out.cells[cell * 3 + 2] ?? 0) + b;
         cellCounts[cell] = (cellCounts[cell] ?? 0) + 1;
         if (Math.max(r, gg, b) <= 24) continue;
         out.lit++;
