@@ -11,6 +11,7 @@ import { adminRoutes } from './routes/admin';
 import { viewerConfigRoutes } from './routes/viewer-config';
 import { datasetRoutes } from './routes/datasets';
 import { healthRoutes } from './routes/health';
+import { ingestRoutes, type IngestRouteDeps } from './routes/ingests';
 import { specRoutes } from './routes/specs';
 import { omeroRoutes } from './routes/omero';
 import { tileRoutes } from './routes/tiles';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   admin?: { token: string | undefined; queues: DashboardQueue[] };
   /** Where browsers reach the gateway; undefined = this host, port 8081. */
   gatewayPublicUrl?: string;
+  /** POST /v1/datasets (queued ingest) and GET /v1/ingests/:jobId. */
+  ingests?: IngestRouteDeps;
   isStopping: () => boolean;
   /** Tokens, tenants and signed URLs (see access.ts); absent = open. */
   access?: AccessRules;
@@ -57,6 +60,7 @@ export function buildApp(deps: ApiDeps): Express {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
   app.use(datasetRoutes(deps.catalog));
+  if (deps.ingests) app.use(ingestRoutes(deps.ingests));
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
   app.use(omeroRoutes(deps.catalog, deps.tiles));

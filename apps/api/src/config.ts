@@ -20,6 +20,8 @@ export const ApiConfig = z
     /** Built viewer bundle served at "/". */
     VIEWER_DIR: z.string().optional(),
     SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+    /** Directory that POST /v1/datasets server-side sources must lie in (the workers' INGEST_ROOT); unset: only s3:// sources. */
+    INGEST_ROOT: z.string().min(1).optional(),
     /** Where browsers reach the Socket.IO gateway (told to the viewer by GET /v1/config); default: this host, port 8081. */
     GATEWAY_PUBLIC_URL: z.string().url().optional(),
     /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */

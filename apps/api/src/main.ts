@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { BullRenderQueue, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullIngestQueue, BullRenderQueue, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, SpecRegistry, TileDelivery, TilePlanner, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
@@ -32,9 +32,11 @@ async function main(): Promise<void> {
   const access = { tokens: AccessTokens.parse(config.ACCESS_TOKENS), signer, catalog };
   const load = { depth: 0 };
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
+  const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, ingestRoot: config.INGEST_ROOT };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, access, isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, ingests, access, isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
     await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
     clearInterval(idleSweep);
     await queue.close().catch(() => undefined);
+    await ingestQueue.close();
     redis.disconnect();
     subscriber.disconnect();
     await store.close?.();

@@ -2,11 +2,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { BullRenderQueue, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullRenderQueue, IngestProgressBus, IngestTracker, TileDemand, TileEventBus, createRedis, ingestEventOf } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, SpecRegistry, TileDelivery, TilePlanner, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
+import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
 import { authenticateHandshake } from './socket-auth';
 
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
   const delivery = new TileDelivery({ store, queue, demand, bus, planner, onError: (e) => logger.warn({ err: e }, 'tile sweep failed') });
   await delivery.start();
+  const ingestTracker = new IngestTracker(config.REDIS_PREFIX, redis);
+  const ingestBus = new IngestProgressBus(config.REDIS_PREFIX, subscriber);
 
   const load = { depth: 0, shedding: false };
   const depthTimer = setInterval(() => {
@@ -75,7 +78,12 @@ async function main(): Promise<void> {
       tileUrl: (key) => signer.url(tileBase, key),
       load: () => load,
     },
+    ingest: new IngestWatchers(async (jobId) => {
+      const status = await ingestTracker.get(jobId);
+      return status && ingestEventOf(status);
+    }),
   });
+  await ingestBus.subscribe((event) => gateway.forwardIngestProgress(event));
   http.listen(config.GATEWAY_PORT, config.HOST, () => {
     logger.info({ port: (http.address() as AddressInfo).port }, 'gateway ready');
   });

@@ -1,9 +1,10 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
-import { TilefarmError, type AckError, type ClientToServerEvents, type ServerToClientEvents } from '@tilefarm/contracts';
+import { TilefarmError, type AckError, type ClientToServerEvents, type IngestProgressEvent, type ServerToClientEvents } from '@tilefarm/contracts';
 import type { Logger, GatewayMetrics } from '@tilefarm/telemetry';
 import { ackError, ViewerSession, type SessionDeps } from './viewer-session';
 import type { HandshakeView, SocketIdentity } from './socket-auth';
+import { ingestRoom, type IngestWatchers } from './ingest-watch';
 
 export interface SocketGatewayOptions {
   allowedOrigins: string[] | '*';
@@ -15,6 +16,8 @@ export interface SocketGatewayOptions {
   session: Omit<SessionDeps, 'emit'>;
   /** Connection middleware: who the socket is, or a thrown `unauthorized` (see socket-auth.ts). */
   authenticate?: (handshake: HandshakeView) => SocketIdentity;
+  /** `ingest:watch`: progress of queued ingests (refused with not_found when absent). */
+  ingest?: IngestWatchers;
 }
 
 type ViewerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
@@ -102,11 +105,23 @@ export class SocketGateway {
     socket.on('tiles:request', handle('tiles:request', (p) => session.request(p)));
     socket.on('tiles:cancel', handle('tiles:cancel', async (p) => (await session.cancel(p), { ok: true as const })));
     socket.on('viewport', handle('viewport', async (p) => (await session.viewport(p), { ok: true as const })));
+    socket.on('ingest:watch', handle('ingest:watch', async (p) => {
+      if (!this.options.ingest) throw new TilefarmError('not_found', 'this gateway does not report ingests');
+      const current = await this.options.ingest.watch(p, socket);
+      if (current) socket.emit('ingest:progress', current);
+      return { ok: true as const };
+    }));
     socket.on('disconnect', () => {
       this.sessions.delete(session);
       metrics.connectedViewers.set(this.sessions.size);
       void session.close().catch((e: unknown) => logger.warn({ err: e }, 'releasing a closed session failed'));
     });
+  }
+
+  /** An ingest event from the workers, to every socket here that watches the job. */
+  forwardIngestProgress(event: IngestProgressEvent): void {
+    this.options.ingest?.seen(event);
+    this.io.to(ingestRoom(event.jobId)).emit('ingest:progress', event);
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,7 @@ export const ERROR_TABLE = {
   unauthorized: { status: 401, message: 'A valid access token is required.' },
   forbidden: { status: 403, message: 'This token may not access that resource.' },
   not_found: { status: 404, message: 'No such resource.' },
+  conflict: { status: 409, message: 'The resource is busy with another operation; try again when it is done.' },
   dataset_not_found: { status: 404, message: 'No such dataset.' },
   spec_not_found: { status: 404, message: 'No such render spec; POST it to /v1/specs first.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },

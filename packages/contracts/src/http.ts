@@ -38,3 +38,30 @@ export const CreateIngestBody = z
   })
   .strict();
 export type CreateIngestBody = z.infer<typeof CreateIngestBody>;
+
+/** 202 answer of POST /v1/datasets. */
+export interface IngestAccepted {
+  jobId: string;
+  dataset: string;
+  /** GET it for the status (IngestStatusBody); or watch `jobId` over the socket (`ingest:watch`). */
+  statusUrl: string;
+}
+
+export type IngestState = 'queued' | 'planning' | 'running' | 'publishing' | 'completed' | 'failed';
+
+/** GET /v1/ingests/:jobId */
+export interface IngestStatusBody {
+  jobId: string;
+  dataset: string;
+  state: IngestState;
+  /** Source tiles written, of `total` (0 until planned). */
+  done: number;
+  total: number;
+  /** Units (file pages) finished, of `units`. */
+  unitsDone: number;
+  units: number;
+  version?: number;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}

@@ -35,3 +35,55 @@ export const TileEvent = z.discriminatedUnion('type', [
   }),
 ]);
 export type TileEvent = z.infer<typeof TileEvent>;
+
+/**
+ * Names one queued ingest (POST /v1/datasets). BullMQ job ids must not contain ":" nor be all
+ * digits; the "ing-" start guarantees the latter.
+ */
+export const IngestJobId = z.string().regex(/^ing-[a-z0-9_-]{1,120}$/, 'must be an ingest job id as returned by POST /v1/datasets');
+export type IngestJobId = z.infer<typeof IngestJobId>;
+
+/** Where an ingest reads from: a path under the server's ingest root, or s3://bucket/key. */
+export const IngestSourceRef = z.string().min(1).max(2048);
+
+/** First step (queue "ingest", job id = `jobId`): read the headers, reserve a version, fan out one job per unit. */
+export const IngestStartJob = z.object({
+  v: z.literal(1),
+  jobId: IngestJobId,
+  dataset: DatasetId,
+  source: IngestSourceRef,
+  name: z.string().max(256).optional(),
+});
+export type IngestStartJob = z.infer<typeof IngestStartJob>;
+
+/** One unit (one page of the file: all levels of its channels). Returns the unit's PlaneStats[]. */
+export const IngestPlaneJob = z.object({
+  v: z.literal(1),
+  jobId: IngestJobId,
+  dataset: DatasetId,
+  source: IngestSourceRef,
+  unit: z.number().int().min(0),
+});
+export type IngestPlaneJob = z.infer<typeof IngestPlaneJob>;
+
+/** Runs once every unit is done (the parent of the unit jobs): publishes the dataset. */
+export const IngestFinishJob = z.object({
+  v: z.literal(1),
+  jobId: IngestJobId,
+  dataset: DatasetId,
+  units: z.number().int().min(1),
+});
+export type IngestFinishJob = z.infer<typeof IngestFinishJob>;
+
+/** Ingest progress as published by workers over Redis; gateways forward it as `ingest:progress`. */
+export const IngestEvent = z.object({
+  jobId: IngestJobId,
+  dataset: DatasetId,
+  done: z.number().int().min(0),
+  total: z.number().int().min(0),
+  state: z.enum(['running', 'completed', 'failed']),
+  version: z.number().int().min(1).optional(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+});
+export type IngestEvent = z.infer<typeof IngestEvent>;

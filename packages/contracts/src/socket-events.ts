@@ -100,9 +100,14 @@ export interface LoadShedEvent {
 export interface IngestProgressEvent {
   jobId: string;
   dataset: string;
+  /** Source tiles written so far, of `total` (0 while the file is being planned). */
   done: number;
   total: number;
   state: 'running' | 'completed' | 'failed';
+  /** The dataset version being written (known once planned). */
+  version?: number;
+  /** Error-table code when `state` is failed. */
+  code?: string;
   message?: string;
 }
 

@@ -8,6 +8,10 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store';
 
 export interface S3ObjectStoreOptions {
@@ -31,6 +35,21 @@ function isNotFound(e: unknown): boolean {
   return false;
 }
 
+function clientFor(options: Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>): S3Client {
+  const credentials =
+    options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+      ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
+      : undefined;
+  return new S3Client({
+    region: options.region,
+    endpoint: options.endpoint,
+    forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+    credentials,
+    maxAttempts: 3,
+    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 3_000 },
+  });
+}
+
 /** Objects in an S3 bucket through @aws-sdk/client-s3 (AWS, MinIO, s3rver). */
 export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3';
@@ -41,18 +60,7 @@ export class S3ObjectStore implements ObjectStore {
   constructor(options: S3ObjectStoreOptions) {
     this.bucket = options.bucket;
     this.prefix = options.prefix ?? '';
-    const credentials =
-      options.accessKeyId !== undefined && options.secretAccessKey !== undefined
-        ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
-        : undefined;
-    this.client = new S3Client({
-      region: options.region,
-      endpoint: options.endpoint,
-      forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
-      credentials,
-      maxAttempts: 3,
-      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 3_000 },
-    });
+    this.client = clientFor(options);
   }
 
   private objectKey(key: string): string {
@@ -113,6 +121,51 @@ export class S3ObjectStore implements ObjectStore {
 
   async ping(): Promise<void> {
     await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+export type S3SourceFetcherOptions = Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>;
+
+/**
+ * Copies whole objects from any bucket the credentials can read to local files, streaming (memory
+ * stays at a few socket buffers whatever the size): how a queued ingest of s3://bucket/key gets a
+ * file its TIFF reader can seek in.
+ */
+export class S3SourceFetcher {
+  private readonly client: S3Client;
+
+  constructor(options: S3SourceFetcherOptions) {
+    // Reads of multi-GB files: the timeout is per socket inactivity, not for the whole body.
+    this.client = clientFor({ requestTimeoutMs: 60_000, ...options });
+  }
+
+  /**
+   * Writes `s3://bucket/key` to `path` (via `path.part`, renamed when complete) and returns its
+   * size, or `undefined` if there is no such object.
+   */
+  async downloadTo(bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined> {
+    let out;
+    try {
+      out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    const part = `${path}.part`;
+    try {
+      const body = out.Body;
+      if (!(body instanceof Readable)) throw new Error(`s3://${bucket}/${key}: the SDK returned no Node stream`);
+      await pipeline(body, createWriteStream(part), { signal });
+      await rename(part, path);
+    } catch (e) {
+      await rm(part, { force: true });
+      throw e;
+    }
+    return out.ContentLength ?? 0;
   }
 
   async close(): Promise<void> {

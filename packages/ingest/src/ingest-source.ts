@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, realpath, rm, stat } from 'node:fs/promises';
+import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
+import { TilefarmError } from '@tilefarm/contracts';
+import { IngestError } from './errors';
+
+/** Where a queued ingest reads from, checked: a file under the ingest root, or an S3 object. */
+export type IngestSource = { kind: 'path'; source: string; path: string } | { kind: 's3'; source: string; bucket: string; key: string };
+
+const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
+
+function inside(root: string, path: string): boolean {
+  return path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+/**
+ * Parses the `source` of POST /v1/datasets. A path (relative to `ingestRoot`, or absolute) must
+ * lie inside `ingestRoot` after resolving "." and ".."; with no root configured, server-side paths
+ * are refused. This is the lexical check the API can make without touching the file; the worker
+ * repeats it on the real path (`IngestSourceFiles`), so a symlink cannot lead outside either.
+ */
+export function parseIngestSource(source: string, ingestRoot: string | undefined): IngestSource {
+  if (source.includes('\0')) throw new TilefarmError('bad_request', 'source contains a NUL character');
+  if (source.startsWith('s3://')) {
+    const rest = source.slice('s3://'.length);
+    const slash = rest.indexOf('/');
+    const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    const key = slash < 0 ? '' : rest.slice(slash + 1);
+    if (!S3_BUCKET.test(bucket)) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}": "${bucket.slice(0, 70)}" is not an S3 bucket name`);
+    if (key === '' || key.length > 1024) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}": give the object as s3://bucket/key`);
+    return { kind: 's3', source, bucket, key };
+  }
+  // Windows drive letters are not a concern here: the servers run on Linux.
+  if (SCHEME.test(source)) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}": only server paths and s3://bucket/key URLs are supported`);
+  if (!ingestRoot) throw new TilefarmError('bad_request', 'server-side paths are disabled on this server (INGEST_ROOT is not set); use an s3:// URL');
+  const root = resolve(ingestRoot);
+  const path = isAbsolute(source) ? resolve(source) : resolve(root, source);
+  if (!inside(root, path)) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}" is outside the ingest root`);
+  return { kind: 'path', source, path };
+}
+
+/** Copies an S3 object to a local file; `undefined` when there is no such object (S3SourceFetcher). */
+export interface ObjectDownloader {
+  downloadTo(bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined>;
+}
+
+export interface IngestSourceFilesOptions {
+  ingestRoot: string | undefined;
+  /** Needed for s3:// sources. */
+  downloader?: ObjectDownloader;
+  /** Where downloaded sources are kept while their ingest runs. */
+  tempDir: string;
+  /** A download is deleted after no unit of its ingest ran in this process for this long. */
+  idleMs?: number;
+}
+
+export interface LocalSource {
+  /** A file the TIFF reader can open and seek in. */
+  path: string;
+  /** A name for the dataset when none was given (the file name, not a temp name). */
+  displayName: string;
+  release(): void;
+}
+
+interface Download {
+  file: Promise<string>;
+  users: number;
+  idle?: NodeJS.Timeout;
+}
+
+/**
+ * Gives a worker a local file for an ingest source. Server paths are used in place (the ingest
+ * root must be the same shared mount on every worker). S3 objects are downloaded once per worker
+ * process and ingest, shared by that process's concurrent units, and deleted when idle or on close.
+ */
+export class IngestSourceFiles {
+  private readonly downloads = new Map<string, Download>();
+
+  constructor(private readonly options: IngestSourceFilesOptions) {}
+
+  async acquire(ingestId: string, source: string): Promise<LocalSource> {
+    const parsed = parseIngestSource(source, this.options.ingestRoot);
+    if (parsed.kind === 'path') {
+      return { path: await this.checkedPath(parsed), displayName: basename(parsed.path), release: () => undefined };
+    }
+    const entry = this.downloads.get(ingestId) ?? this.startDownload(ingestId, parsed);
+    entry.users++;
+    clearTimeout(entry.idle);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      entry.users--;
+      if (entry.users === 0) entry.idle = setTimeout(() => void this.drop(ingestId, entry), this.options.idleMs ?? 60_000).unref();
+    };
+    try {
+      return { path: await entry.file, displayName: basename(parsed.key), release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** The ingest is over (published or failed): its download can go now. */
+  async forget(ingestId: string): Promise<void> {
+    const entry = this.downloads.get(ingestId);
+    if (entry && entry.users === 0) await this.drop(ingestId, entry);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.downloads].map(([id, entry]) => this.drop(id, entry)));
+  }
+
+  private async checkedPath(parsed: Extract<IngestSource, { kind: 'path' }>): Promise<string> {
+    let real: string;
+    try {
+      real = await realpath(parsed.path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new IngestError('not_found', `source "${parsed.source.slice(0, 200)}" does not exist`);
+      throw new IngestError('unsupported', `source "${parsed.source.slice(0, 200)}" cannot be opened: ${(e as Error).message}`);
+    }
+    const root = await realpath(resolve(this.options.ingestRoot ?? '/nonexistent')).catch(() => undefined);
+    if (!root || !inside(root, real)) throw new TilefarmError('bad_request', `source "${parsed.source.slice(0, 200)}" leads outside the ingest root`);
+    if (!(await stat(real)).isFile()) throw new IngestError('unsupported', `source "${parsed.source.slice(0, 200)}" is not a file`);
+    return real;
+  }
+
+  private startDownload(ingestId: string, parsed: Extract<IngestSource, { kind: 's3' }>): Download {
+    const { downloader, tempDir } = this.options;
+    const entry: Download = { users: 0, file: Promise.resolve('') };
+    entry.file = (async () => {
+      if (!downloader) throw new TilefarmError('bad_request', 's3:// sources are not configured on this worker');
+      await mkdir(tempDir, { recursive: true });
+      const ext = extname(parsed.key).replace(/[^.A-Za-z0-9]/g, '').slice(0, 10);
+      const path = join(tempDir, `${ingestId}-${randomBytes(4).toString('hex')}${ext}`);
+      const size = await downloader.downloadTo(parsed.bucket, parsed.key, path);
+      if (size === undefined) throw new IngestError('not_found', `source "${parsed.source.slice(0, 200)}" does not exist`);
+      return path;
+    })();
+    // A failed download is not kept: the retry of the unit downloads again.
+    entry.file.catch(() => {
+      if (this.downloads.get(ingestId) === entry) this.downloads.delete(ingestId);
+    });
+    this.downloads.set(ingestId, entry);
+    return entry;
+  }
+
+  private async drop(ingestId: string, entry: Download): Promise<void> {
+    clearTimeout(entry.idle);
+    if (this.downloads.get(ingestId) === entry) this.downloads.delete(ingestId);
+    const path = await entry.file.catch(() => undefined);
+    if (path) await rm(path, { force: true });
+  }
+}
