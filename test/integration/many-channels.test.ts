@@ -21,7 +21,7 @@ describe('specs with 40 channels', () => {
   let system: TestSystem;
 
   beforeAll(async () => {
-    system = await TestSystem.start({ workers: 1, gateways: 0 });
+    system = await TestSystem.start({ workers: 1, gateways: 1 });
     const manifest = DatasetManifest.parse({
       v: 1,
       id: ID,

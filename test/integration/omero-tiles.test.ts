@@ -29,7 +29,7 @@ describe('OMERO webgateway URLs', () => {
     `${system.apiUrl}/v1/tiles/${DATASET.id}/${specId}/${t.level}/${t.z}/0/${t.x}/${t.y}.${ext}`;
 
   beforeAll(async () => {
-    system = await TestSystem.start({ workers: 1, gateways: 0, datasets: [DATASET] });
+    system = await TestSystem.start({ workers: 1, gateways: 1, datasets: [DATASET] });
   }, 60_000);
   afterAll(() => system?.stop());
 

@@ -7,6 +7,15 @@ export type DType = z.infer<typeof DType>;
 
 export const HexColor = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'must be a colour like "#00ff00"');
 
+/**
+ * How source tiles are stored (packages/datasets/src/source-tile-codec.ts; the tile header says
+ * which, so datasets of either kind stay readable): "raw-v1" uncompressed little-endian samples,
+ * "raw-deflate-v1" the same deflated.
+ */
+export const SOURCE_ENCODINGS = ['raw-deflate-v1', 'raw-v1'] as const;
+export const SourceEncoding = z.enum(SOURCE_ENCODINGS);
+export type SourceEncoding = z.infer<typeof SourceEncoding>;
+
 export const ChannelInfo = z.object({
   label: z.string().min(1).max(128),
   color: HexColor,
@@ -37,8 +46,8 @@ export const DatasetManifest = z.object({
   physicalSize: z
     .object({ x: z.number().positive(), y: z.number().positive(), z: z.number().positive().optional(), unit: z.string() })
     .optional(),
-  /** How source tiles are stored: see packages/datasets/src/source-tile-codec.ts. */
-  sourceEncoding: z.literal('raw-deflate-v1'),
+  /** How this version's source tiles were written: see SourceEncoding. */
+  sourceEncoding: SourceEncoding,
   createdAt: z.string(),
 });
 export type DatasetManifest = z.infer<typeof DatasetManifest>;

@@ -3,11 +3,12 @@ import {
   DatasetStats,
   TilefarmError,
   describeZodError,
+  type SourceEncoding,
   type SourceTile,
 } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
 import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, versionPrefix, type SourceTilePosition } from './storage-layout';
-import { encodeSourceTile } from './source-tile-codec';
+import { DEFAULT_SOURCE_ENCODING, encodeSourceTileAs } from './source-tile-codec';
 
 function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, what: string): T {
   let value: unknown;
@@ -34,6 +35,8 @@ export class DatasetCatalog {
   constructor(
     private readonly store: ObjectStore,
     private readonly currentTtlMs = 2000,
+    /** What putSourceTile writes; writers record it as the manifest's sourceEncoding. */
+    readonly sourceEncoding: SourceEncoding = DEFAULT_SOURCE_ENCODING,
   ) {}
 
   /** The current manifest, or undefined if there is no such dataset. */
@@ -91,7 +94,7 @@ export class DatasetCatalog {
   }
 
   async putSourceTile(id: string, version: number, position: SourceTilePosition, tile: SourceTile): Promise<void> {
-    await this.store.put(sourceTileKey(id, version, position), encodeSourceTile(tile));
+    await this.store.put(sourceTileKey(id, version, position), encodeSourceTileAs(this.sourceEncoding, tile));
   }
 
   /**

@@ -153,7 +153,7 @@ export async function createSyntheticDataset(catalog: DatasetCatalog, options: S
     dtype,
     channels,
     physicalSize: { x: 0.325, y: 0.325, z: 1, unit: 'µm' },
-    sourceEncoding: 'raw-deflate-v1',
+    sourceEncoding: catalog.sourceEncoding,
     createdAt: new Date().toISOString(),
   };
   const stats: DatasetStats = { v: 1, dataset: options.id, version, planes };

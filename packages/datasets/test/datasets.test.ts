@@ -9,8 +9,11 @@ import {
   cutTile,
   decodeSourceTile,
   encodeSourceTile,
+  encodeSourceTileAs,
   levelCountFor,
+  sourceTileEncoding,
   readSourceTile,
+  sourceTileKey,
   subsample2x,
   tileKey,
 } from '@tilefarm/datasets';
@@ -26,11 +29,30 @@ describe('source tile codec', () => {
       { width: 5, height: 3, dtype: 'uint8' as const, data: u8 },
       { width: 2, height: 2, dtype: 'float32' as const, data: f32 },
     ]) {
-      const back = decodeSourceTile(encodeSourceTile(tile));
-      expect(back.width).toBe(tile.width);
-      expect(back.dtype).toBe(tile.dtype);
-      expect(Array.from(back.data)).toEqual(Array.from(tile.data));
+      for (const encoded of [encodeSourceTile(tile), encodeSourceTileAs('raw-v1', tile), encodeSourceTileAs('raw-deflate-v1', tile, 6)]) {
+        const back = decodeSourceTile(encoded);
+        expect(back.width).toBe(tile.width);
+        expect(back.dtype).toBe(tile.dtype);
+        expect(Array.from(back.data)).toEqual(Array.from(tile.data));
+      }
     }
+  });
+
+  it('tells the encoding by the header: raw-v1 is the samples as stored, raw-deflate-v1 tiles written before it still decode', () => {
+    const tile = { width: 256, height: 2, dtype: 'uint16' as const, data: Uint16Array.from({ length: 512 }, (_, i) => i * 100) };
+    const raw = encodeSourceTileAs('raw-v1', tile);
+    expect(raw.length).toBe(16 + 1024);
+    expect(raw.subarray(16).equals(Buffer.from(tile.data.buffer))).toBe(true);
+    expect(sourceTileEncoding(raw)).toBe('raw-v1');
+    // A raw-deflate-v1 tile as the first codec wrote it (byte 5 was reserved, 0).
+    const old = encodeSourceTile(tile);
+    expect(old[5]).toBe(0);
+    expect(sourceTileEncoding(old)).toBe('raw-deflate-v1');
+    expect(Array.from(decodeSourceTile(old).data)).toEqual(Array.from(tile.data));
+    const unknown = Buffer.from(raw);
+    unknown[5] = 9;
+    expect(() => decodeSourceTile(unknown)).toThrow(/unknown body code 9/);
+    expect(() => decodeSourceTile(raw.subarray(0, raw.length - 2))).toThrow(/tile body is 1022 bytes, expected 1024/);
   });
 
   it('rejects corrupt and truncated tiles with a clear error', () => {
@@ -92,6 +114,8 @@ describe('DatasetCatalog with a synthetic dataset', () => {
     expect(await catalog.find('syn')).toBeUndefined();
     const m = await createSyntheticDataset(catalog, { id: 'syn', width: 600, height: 300, sizeZ: 3, tileSize: 256 });
     expect(m.version).toBe(1);
+    expect(m.sourceEncoding).toBe('raw-v1'); // the default writer, recorded in the manifest
+    expect(sourceTileEncoding((await store.get(sourceTileKey('syn', 1, { level: 0, t: 0, z: 0, c: 0, x: 0, y: 0 })))!)).toBe('raw-v1');
     expect(m.levels).toBe(3);
     expect(m.channels.map((c) => c.label)).toEqual(['DAPI', 'GFP', 'mCherry']);
     const stats = await catalog.getStats('syn', 1);
@@ -105,8 +129,12 @@ describe('DatasetCatalog with a synthetic dataset', () => {
     const a = await readSourceTile(store, 'syn', 1, { level: 0, t: 0, z: 0, c: 0, x: 0, y: 0 });
     const b = await readSourceTile(store, 'syn', 1, { level: 0, t: 0, z: 2, c: 0, x: 0, y: 0 });
     expect(Buffer.compare(Buffer.from(a.data.buffer), Buffer.from(b.data.buffer))).not.toBe(0);
-    const again = await createSyntheticDataset(catalog, { id: 'syn', width: 300, height: 200, sizeZ: 1 });
+    // A catalog told to deflate writes (and records) raw-deflate-v1; both versions read the same way.
+    const again = await createSyntheticDataset(new DatasetCatalog(store, 0, 'raw-deflate-v1'), { id: 'syn', width: 300, height: 200, sizeZ: 1 });
     expect(again.version).toBe(2);
+    expect(again.sourceEncoding).toBe('raw-deflate-v1');
+    expect(sourceTileEncoding((await store.get(sourceTileKey('syn', 2, { level: 0, t: 0, z: 0, c: 0, x: 0, y: 0 })))!)).toBe('raw-deflate-v1');
+    expect((await readSourceTile(store, 'syn', 2, { level: 0, t: 0, z: 0, c: 1, x: 0, y: 0 })).width).toBe(256);
     expect((await catalog.get('syn')).version).toBe(2);
     expect((await catalog.list()).map((d) => d.id)).toEqual(['syn']);
   });

@@ -215,7 +215,7 @@ export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catal
     dtype: layout.dtype,
     channels,
     ...(layout.physicalSize ? { physicalSize: layout.physicalSize } : {}),
-    sourceEncoding: 'raw-deflate-v1',
+    sourceEncoding: catalog.sourceEncoding,
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new IngestError('unsupported', `the file cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
