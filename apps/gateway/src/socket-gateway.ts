@@ -97,6 +97,7 @@ export class SocketGateway {
           (e: unknown) => {
             const a = ackError(e);
             if (a.error.code === 'internal') logger.error({ err: e, event: name }, 'socket event failed');
+            else if (a.error.code === 'unavailable') logger.warn({ err: e, event: name }, 'socket event: a backing service is unavailable');
             reply?.(a);
           },
         );
