@@ -46,7 +46,9 @@ function clientFor(options: Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>): S3
     forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
     credentials,
     maxAttempts: 3,
-    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 3_000 },
+    // The connection timeout also runs while a request waits for a free socket: a burst of
+    // existence checks queues there, so give it room and more sockets than the default 50.
+    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 10_000, httpAgent: { maxSockets: 256 }, httpsAgent: { maxSockets: 256 } },
   });
 }
 
