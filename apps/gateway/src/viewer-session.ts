@@ -21,6 +21,9 @@ import type { DatasetAccess, PlannedTile, TileDelivery, TilePlan, TilePlanner } 
 import type { GatewayMetrics } from '@tilefarm/telemetry';
 import { priorityFor, tilesAround, type ViewState } from './viewport-priority';
 
+/** How many delivered keys a session remembers to avoid re-announcing prefetch (~100 bytes each). */
+const DELIVERED_MEMORY = 4096;
+
 type Emit = <E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>) => void;
 
 interface Want {
@@ -69,7 +72,11 @@ export class ViewerSession {
   private readonly wants = new Map<string, Want>();
   private view: (ViewState & { format?: ImageFormat | undefined }) | undefined;
   private closed = false;
+  private viewportSeq = 0;
+  private viewportChain: Promise<void> = Promise.resolve();
   private readonly listener = (event: TileEvent) => this.onTileEvent(event);
+  /** Keys recently delivered to this socket (insertion-ordered, bounded), so prefetch does not repeat them. */
+  private readonly delivered = new Set<string>();
 
   constructor(private readonly deps: SessionDeps) {}
 
@@ -90,12 +97,28 @@ export class ViewerSession {
     await this.drop(keys.filter((k) => this.wants.has(k)));
   }
 
-  /** The viewer moved: re-rank what it waits for, withdraw what it moved away from, ask for what it will see next. */
+  /**
+   * The viewer moved: re-rank what it waits for, withdraw what it moved away from, ask for what it
+   * will see next. Viewports are applied one at a time, in order, and only the latest one waiting
+   * is applied: a viewer scrolling faster than the gateway answers skips the slices in between
+   * instead of asking for (and then withdrawing) each of them.
+   */
   async viewport(raw: unknown): Promise<void> {
     const v = parse(Viewport, raw);
+    const seq = ++this.viewportSeq;
+    const run = this.viewportChain.then(() => (seq === this.viewportSeq && !this.closed ? this.applyViewport(v) : undefined));
+    this.viewportChain = run.catch(() => undefined);
+    await run;
+  }
+
+  private async applyViewport(v: Viewport): Promise<void> {
     const plan0 = await this.deps.planner.plan(v.dataset, v.spec, [{ level: v.level, z: v.z, t: v.t, x: 0, y: 0, format: v.format }], this.deps.access);
     const { cols, rows } = levelGrid(plan0.manifest, v.level);
-    const view = { dataset: v.dataset, specId: plan0.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format };
+    const prev = this.view;
+    const sameStack = prev !== undefined && prev.dataset === v.dataset && prev.specId === plan0.specId && prev.level === v.level && prev.t === v.t;
+    // Which way the viewer scrolls through Z (kept while it pauses on a slice).
+    const zDirection = !sameStack ? 0 : v.z === prev.z ? (prev.zDirection ?? 0) : Math.sign(v.z - prev.z);
+    const view = { dataset: v.dataset, specId: plan0.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format, zDirection };
     this.view = view;
     const k = this.deps.limits.prefetchZ;
     const gone: string[] = [];
@@ -108,14 +131,17 @@ export class ViewerSession {
         regrouped.set(p, [...(regrouped.get(p) ?? []), key]);
       }
     }
-    await this.drop(gone);
-    for (const [p, keys] of regrouped) await this.deps.delivery.setPriority(keys, p, this.listener);
+    await Promise.all([this.drop(gone), ...[...regrouped].map(([p, keys]) => this.deps.delivery.setPriority(keys, p, this.listener))]);
     const around = tilesAround(view, k, cols, rows, plan0.manifest.sizeZ).map((a) => ({ level: v.level, t: v.t, format: v.format, ...a }));
     const plan = await this.deps.planner.plan(v.dataset, plan0.specId, around, this.deps.access);
-    const fresh = plan.tiles.filter((t) => !this.wants.has(t.key));
+    // Tiles this socket already received are not announced again on every later viewport.
+    const fresh = plan.tiles.filter((t) => !this.wants.has(t.key) && !this.delivered.has(t.key));
     const result = await this.want(plan, fresh, false);
     // Prefetched tiles already stored are announced like any other, so the viewer can use them.
-    for (const r of result.ready) this.deps.emit('tile:ready', { key: r.key, dataset: plan.manifest.id, spec: plan.specId, tile: r.tile, url: r.url });
+    for (const r of result.ready) {
+      this.remember(r.key);
+      this.deps.emit('tile:ready', { key: r.key, dataset: plan.manifest.id, spec: plan.specId, tile: r.tile, url: r.url });
+    }
   }
 
   /** The socket is gone: everything it waited for is released (and withdrawn if nobody else wants it). */
@@ -161,11 +187,15 @@ export class ViewerSession {
       const result = await delivery.request(plan, group, priority, this.listener);
       metrics.coalesced.inc(result.coalesced);
       for (const t of result.ready) {
-        // Only if no event beat the acknowledgement to it: each tile is delivered once.
+        // Only if no event beat the acknowledgement to it: each tile is delivered once. If one did,
+        // the tile is listed as pending (its tile:ready went out before this ack), so the ack
+        // still names every tile asked for.
         if (this.wants.delete(t.key)) ready.push({ key: t.key, tile: t.tile, url: this.deps.tileUrl(t.key) });
+        else pending.push({ key: t.key, tile: t.tile });
       }
       for (const t of result.pending) pending.push({ key: t.key, tile: t.tile });
     }
+    for (const r of ready) this.remember(r.key);
     metrics.cacheHits.inc(ready.length);
     if (rejected.length > 0) {
       if (shedding) this.deps.emit('load:shed', { reason: `render queue is over capacity (${depth} waiting)`, rejected: rejected.length });
@@ -185,9 +215,16 @@ export class ViewerSession {
     this.deps.metrics.cancelled.inc(withdrawn);
   }
 
+  private remember(key: string): void {
+    this.delivered.delete(key);
+    this.delivered.add(key);
+    if (this.delivered.size > DELIVERED_MEMORY) this.delivered.delete(this.delivered.values().next().value as string);
+  }
+
   private onTileEvent(event: TileEvent): void {
     if (!this.wants.delete(event.key)) return;
     if (event.type === 'ready') {
+      this.remember(event.key);
       this.deps.metrics.notifications.inc({ event: 'tile:ready' });
       this.deps.emit('tile:ready', { key: event.key, dataset: event.dataset, spec: event.specId, tile: event.tile, url: this.deps.tileUrl(event.key), renderMs: event.renderMs });
     } else {

@@ -11,6 +11,8 @@ export interface ViewState {
   y0: number;
   x1: number;
   y1: number;
+  /** +1 / -1 while the viewer scrolls up / down through Z, 0 if unknown. */
+  zDirection?: number;
 }
 
 /** Priority for other levels the viewer asked for (coarser placeholders while zooming). */
@@ -19,7 +21,9 @@ const OTHER_LEVEL = 6;
 /**
  * How much a viewer at `view` wants `tile` (lower = sooner), or `undefined` if it has moved on
  * and the tile should be withdrawn: visible (1), the ring one tile around (2), ±k Z slices
- * (2 + |dz|), other levels of the same view (6), anything else withdrawn.
+ * (2 + |dz|), other levels of the same view (6), anything else withdrawn. While the viewer
+ * scrolls through Z, slices behind it come after every slice ahead (2 + k + |dz|): they are the
+ * first to fall out of range, so rendering them early is the likeliest waste.
  */
 export function priorityFor(view: ViewState | undefined, dataset: string, specId: string, tile: TileAddress, k: number): number | undefined {
   if (!view) return PRIORITY.visible;
@@ -31,7 +35,8 @@ export function priorityFor(view: ViewState | undefined, dataset: string, specId
   const inRing = tile.x >= view.x0 - 1 && tile.x <= view.x1 + 1 && tile.y >= view.y0 - 1 && tile.y <= view.y1 + 1;
   if (!inRing) return undefined;
   if (dz === 0) return inRect ? PRIORITY.visible : PRIORITY.ring;
-  return PRIORITY.ring + dz;
+  const behind = view.zDirection !== undefined && view.zDirection !== 0 && Math.sign(tile.z - view.z) === -view.zDirection;
+  return PRIORITY.ring + dz + (behind ? k : 0);
 }
 
 /** The tiles the gateway asks for on a viewer's behalf when its viewport moves: visible, ring, then ±k slices. */

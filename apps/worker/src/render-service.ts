@@ -47,10 +47,16 @@ export class RenderService {
       metrics.renderSeconds.observe({ stage: 'total' }, totalMs / 1000);
       metrics.renders.inc();
       await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
+      // Honest waste accounting: was anyone (viewer or HTTP request) still counted as wanting the
+      // tile when its render finished? Counted in the same atomic step that clears the demand.
+      if ((await demand.settle(job.key)) <= 0) {
+        metrics.wastedRenders.inc();
+        this.deps.logger.debug({ key: job.key, renderMs: Math.round(totalMs), waitedMs: context.waitedMs }, 'rendered a tile nobody wanted any more');
+      }
     } else {
       await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
+      await demand.clear(job.key);
     }
-    await demand.clear(job.key);
     const cache = this.deps.sourceCache.stats();
     metrics.sourceCacheBytes.set(cache.bytes);
     return 'rendered';

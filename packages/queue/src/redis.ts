@@ -127,6 +127,21 @@ export class TileDemand {
     await this.redis.hdel(this.key, key);
   }
 
+  /** Like `clear`, and tells how many still wanted the tile at that moment (0: nobody did). */
+  async settle(key: string): Promise<number> {
+    const results = await this.redis.multi().hget(this.key, key).hdel(this.key, key).exec();
+    const count = results?.[0]?.[1];
+    return typeof count === 'string' ? Number(count) : 0;
+  }
+
+  /**
+   * Makes sure the tile counts as wanted without adding a second reference for the same listener
+   * (used when re-enqueueing a lost job: the listener's reference usually still stands).
+   */
+  async ensure(key: string): Promise<void> {
+    await this.redis.hsetnx(this.key, key, 1);
+  }
+
   async count(key: string): Promise<number> {
     const v = await this.redis.hget(this.key, key);
     return v === null ? 0 : Number(v);

@@ -91,28 +91,33 @@ export class TileDelivery {
     await this.options.demand.add(missing.map((t) => t.key));
     const toEnqueue = missing.filter((t) => freshKeys.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
     await this.options.queue.enqueue(toEnqueue.map((e) => ({ job: e.job, priority: e.priority })));
-    for (const t of missing) if (!freshKeys.has(t.key)) await this.updatePriority(t.key);
+    await Promise.all(missing.filter((t) => !freshKeys.has(t.key)).map((t) => this.updatePriority(t.key)));
     return { ready, pending: missing, coalesced: joined.filter((t) => missing.includes(t)).length };
   }
 
   /** This listener no longer wants these tiles; a queued render nobody wants is withdrawn. */
   async release(keys: string[], listener: TileListener): Promise<number> {
     const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
+    const jobs = new Map(mine.map((k) => [k, this.pending.get(k)!]));
     for (const k of mine) this.detach(k, listener);
     const unwanted = await this.options.demand.release(mine);
-    let withdrawn = 0;
-    for (const k of unwanted) if (await this.options.queue.withdraw(k)) withdrawn++;
-    return withdrawn;
+    // Independent removals: in parallel, so a viewer racing through Z is not answered one round trip per tile.
+    const removed = await Promise.all(unwanted.map((k) => this.options.queue.withdraw(k)));
+    // Someone may have joined between our release and our withdraw (another process added demand
+    // and its enqueue was a no-op because our job still existed): put the job back for them.
+    // Their demand is counted before they enqueue, so checking after the withdraw closes the window.
+    const withdrawn = unwanted.filter((_, i) => removed[i]);
+    const counts = await Promise.all(withdrawn.map((k) => this.options.demand.count(k)));
+    const rejoined = withdrawn.filter((_, i) => counts[i]! > 0).map((k) => jobs.get(k)!);
+    await this.options.queue.enqueue(rejoined.map((e) => ({ job: e.job, priority: e.priority })));
+    return withdrawn.length - rejoined.length;
   }
 
   /** Changes one listener's priority for tiles it waits for; the job follows the best priority here. */
   async setPriority(keys: string[], priority: number, listener: TileListener): Promise<void> {
-    for (const k of keys) {
-      const entry = this.pending.get(k);
-      if (!entry?.listeners.has(listener)) continue;
-      entry.listeners.set(listener, priority);
-      await this.updatePriority(k);
-    }
+    const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
+    for (const k of mine) this.pending.get(k)!.listeners.set(listener, priority);
+    await Promise.all(mine.map((k) => this.updatePriority(k)));
   }
 
   private async updatePriority(key: string): Promise<void> {
@@ -158,8 +163,9 @@ export class TileDelivery {
         continue;
       }
       if ((await this.options.queue.state(key)) === 'unknown' && this.pending.has(key)) {
-        // The job is gone (withdrawn in a race, skipped as unwanted, or lost): ask again.
-        await this.options.demand.add([key]);
+        // The job is gone (withdrawn in a race, skipped as unwanted, or lost): ask again. The
+        // listeners' demand normally still stands; only restore it if a settle wiped it.
+        await this.options.demand.ensure(key);
         await this.options.queue.enqueue([{ job: entry.job, priority: entry.priority }]);
       }
     }
