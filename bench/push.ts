@@ -27,6 +27,8 @@ const DWELL_MS = Number(process.env.DWELL_MS ?? 100);
 const SPECS = Number(process.env.SPECS ?? 4);
 const PREFETCH_Z = Number(process.env.PREFETCH_Z ?? 2);
 const IDLE_SOCKETS = Number(process.env.IDLE_SOCKETS ?? 500);
+/** Renders in flight per worker; 2 workers share the 2 cores. */
+const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 2);
 const DATASET = { id: 'deep', width: 768, height: 512, sizeZ: 50, tileSize: 256 as const };
 const COLS = 3;
 const ROWS = 2;
@@ -40,6 +42,12 @@ function pct(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssKb(pid: number): number {
@@ -229,8 +237,8 @@ async function postSpec(apiUrl: string, variant: number): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch`);
-  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET], env: { PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: '2' } });
+  console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch; tilefarm: 1 gateway, 2 workers x ${WORKER_CONCURRENCY} in flight`);
+  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET], env: { PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) } });
   let naive: ReturnType<typeof spawn> | undefined;
   try {
     const gateway = system.processes.find((p) => p.name === 'gateway-0')!.child.pid!;
@@ -255,6 +263,7 @@ async function main(): Promise<void> {
     // tilefarm.
     const counter = (n: string) => system.workerCounter(n);
     const before = { renders: await counter('tilefarm_renders_total'), wasted: await counter('tilefarm_renders_unwanted_at_finish_total') };
+    const cpuBefore = new Map(system.processes.filter((p) => p.child.exitCode === null).map((p) => [p.name, cpuSeconds(p.child.pid!)]));
     const pushBase = rssKb(gateway);
     let pushPeak = pushBase;
     const sampler = setInterval(() => (pushPeak = Math.max(pushPeak, rssKb(gateway))), 100);
@@ -263,6 +272,8 @@ async function main(): Promise<void> {
     const pushLogs = await Promise.all(Array.from({ length: VIEWERS }, (_, i) => pushViewer(system.gatewayUrl(0), pushSpecs[plan(i).spec]!, i, t0)));
     const pushWall = performance.now() - t0;
     const pushHealth = await pushProbe.stop();
+    const cpuUse = system.processes.filter((p) => cpuBefore.has(p.name)).map((p) => `${p.name} ${(cpuSeconds(p.child.pid!) - cpuBefore.get(p.name)!).toFixed(1)} s`);
+    console.log(`tilefarm CPU during the run (${(pushWall / 1000).toFixed(1)} s): ${cpuUse.join(', ')}`);
     clearInterval(sampler);
     await sleep(500);
     const push: Scenario = {
@@ -319,6 +330,7 @@ async function main(): Promise<void> {
       row("last slice complete after the viewer's first request, p50 / max", (s) => `${ms(pct(s.logs.map((l) => l.lastSliceMs), 50))} / ${ms(Math.max(...s.logs.map((l) => l.lastSliceMs)))}`),
       row('renders ÷ visible tiles asked for', (s) => (s.renders / sum(s, (l) => l.requested)).toFixed(2) + ` (${s.renders} renders)`),
       row('wasted renders', (s) => `${s.wasted} (${((s.wasted / Math.max(1, s.renders)) * 100).toFixed(1)} %)`),
+      row(`tiles arriving after the viewer moved > ${PREFETCH_Z} slices away`, (s) => `${sum(s, (l) => l.stale)}`),
       row('health check p50 / p99 / max under load', (s) => `${pct(s.health, 50).toFixed(1)} / ${pct(s.health, 99).toFixed(1)} / ${Math.max(...s.health).toFixed(0)} ms (${s.health.length} GETs)`),
       row('web-tier RSS per busy viewer', (s) => `${Math.round((s.rssBusyKb - s.rssBaseKb) / VIEWERS)} KB (peak ${Math.round(s.rssBusyKb / 1024)} MB)`),
       `| gateway RSS per idle connection | ${idleKbPerConn.toFixed(1)} KB (${IDLE_SOCKETS} sockets) | — |`,
