@@ -16,8 +16,8 @@ const config: Config = {
   moduleNameMapper,
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  // Integration tests start real processes and share 2 cores: keep the parallelism honest.
-  maxWorkers: 2,
+  // Integration tests start real processes and measure timing on 2 cores: one suite at a time.
+  maxWorkers: 1,
   testTimeout: 60_000,
   // A leaked handle must not turn into a CI run that never ends; leaks still show as warnings.
   forceExit: true,
