@@ -32,7 +32,7 @@ const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 2);
 const DATASET = { id: 'deep', width: 768, height: 512, sizeZ: 50, tileSize: 256 as const };
 const COLS = 3;
 const ROWS = 2;
-const ROOT = resolve(__dirname, '../..');
+
 
 type Tile = { level: number; z: number; t: number; x: number; y: number };
 const sliceTiles = (z: number): Tile[] => Array.from({ length: COLS * ROWS }, (_, i) => ({ level: 0, z, t: 0, x: i % COLS, y: Math.floor(i / COLS) }));
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
     };
 
     // naive, on the same storage and data, while the tilefarm processes sit idle.
-    naive = spawn(process.execPath, [resolve(ROOT, 'bench/dist/naive-server.js')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    naive = spawn(process.execPath, [resolve(__dirname, 'naive-server.cjs')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
     const naivePort = await new Promise<number>((r) => naive!.stdout!.once('data', (d: Buffer) => r((JSON.parse(d.toString()) as { port: number }).port)));
     const naiveUrl = `http://127.0.0.1:${naivePort}`;
     await naiveViewer(naiveUrl, warmSpec, 0, performance.now());

@@ -14,11 +14,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetManifest, RenderSpec, type ImageFormat, type SourceEncoding, type SourceTile } from '@tilefarm/contracts';
-import { readSourceTile } from '../packages/datasets/src/source-reader';
-import { decodeSourceTile, encodeSourceTileAs } from '../packages/datasets/src/source-tile-codec';
-import { sourceTileKey } from '../packages/datasets/src/storage-layout';
-import { configureSharp, createTileRenderer, SharpTileEncoder } from '../packages/render/src';
-import { LocalObjectStore } from '../packages/storage/src/local-object-store';
+import { decodeSourceTile, encodeSourceTileAs, readSourceTile, sourceTileKey } from '@tilefarm/datasets';
+import { configureSharp, createTileRenderer, SharpTileEncoder } from '@tilefarm/render';
+import { LocalObjectStore } from '@tilefarm/storage';
 
 const TILE = 256;
 const CHANNELS = 3;

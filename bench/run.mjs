@@ -1,7 +1,9 @@
-// Runs one benchmark: bundles bench/<name>.ts with esbuild (workspace packages resolve to their
-// built dist/, so run `npm run build` first; `npm run bench:*` does) and runs it with node.
+// Runs one benchmark: bundles every bench/*.ts with esbuild (a bench may spawn another, e.g. the
+// naive server) into node_modules/.cache/tilefarm-bench/, and runs bench/<name>.ts with node.
+// Workspace packages resolve to their built dist/: `npm run bench:*` builds first.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,16 +13,18 @@ if (!name) {
   console.error('usage: node bench/run.mjs <name> [args...]');
   process.exit(2);
 }
-const outfile = join(root, 'node_modules/.cache/tilefarm-bench', `${name}.cjs`);
+const outdir = join(root, 'node_modules/.cache/tilefarm-bench');
+const entries = readdirSync(join(root, 'bench')).filter((f) => f.endsWith('.ts'));
 await build({
-  entryPoints: [join(root, 'bench', `${name}.ts`)],
+  entryPoints: entries.map((f) => join(root, 'bench', f)),
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   packages: 'external',
-  outfile,
+  outdir,
+  outExtension: { '.js': '.cjs' },
   logLevel: 'warning',
 });
-const result = spawnSync(process.execPath, [outfile, ...process.argv.slice(3)], { stdio: 'inherit' });
+const result = spawnSync(process.execPath, [join(outdir, `${name}.cjs`), ...process.argv.slice(3)], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     const manifest = await system.catalog.get(DATASET.id);
     console.log(`worker RSS bench: ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16, 3 channels, ${manifest.levels} levels (dataset made in ${((performance.now() - started) / 1000).toFixed(0)} s); ${IN_FLIGHT} HTTP requests in flight for ${SECONDS} s, every tile distinct; worker settings: ${Object.entries(workerEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults'}`);
     // Every (level, z, x, y) once per round; a round's tiles share a spec, each round a new one.
-    const positions = [];
+    const positions: Array<{ level: number; z: number; x: number; y: number }> = [];
     for (let level = 0; level < manifest.levels; level++) {
       const { cols, rows } = levelGrid(manifest, level);
       for (let z = 0; z < manifest.sizeZ; z++) for (let y = 0; y < rows; y++) for (let x = 0; x < cols; x++) positions.push({ level, z, x, y });
