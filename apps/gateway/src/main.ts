@@ -1,11 +1,10 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
-import { DatasetCatalog } from '@tilefarm/datasets';
-import { BullRenderQueue, IngestProgressBus, IngestTracker, TileDemand, TileEventBus, createRedis, ingestEventOf } from '@tilefarm/queue';
+import { IngestProgressBus, IngestTracker, ingestEventOf } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
-import { AccessTokens, SpecRegistry, TileDelivery, TilePlanner, TileUrlSigner } from '@tilefarm/tile-requests';
-import { createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
+import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
+import { answerNotFound, answerOpsRequest, createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
 import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
@@ -18,45 +17,26 @@ async function main(): Promise<void> {
   const registry = createRegistry('gateway');
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
-  const catalog = new DatasetCatalog(store);
-  const specs = new SpecRegistry(store);
-  const planner = new TilePlanner(catalog, specs);
-  const redis = createRedis(config.REDIS_URL, 'producer');
-  const subscriber = createRedis(config.REDIS_URL, 'subscriber');
-  const queue = new BullRenderQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
-  const bus = new TileEventBus(config.REDIS_PREFIX, redis, subscriber);
-  const demand = new TileDemand(config.REDIS_PREFIX, redis);
-  const delivery = new TileDelivery({ store, queue, demand, bus, planner, onError: (e) => logger.warn({ err: e }, 'tile sweep failed') });
+  const stack = createTileRequestStack({
+    redisUrl: config.REDIS_URL,
+    prefix: config.REDIS_PREFIX,
+    store,
+    depthIntervalMs: 500,
+    onDepth: (d) => metrics.queueDepth.set(d),
+    onError: (e) => logger.warn({ err: e }, 'tile sweep failed'),
+  });
+  const { catalog, planner, redis, subscriber, delivery } = stack;
   await delivery.start();
   const ingestTracker = new IngestTracker(config.REDIS_PREFIX, redis);
   const ingestBus = new IngestProgressBus(config.REDIS_PREFIX, subscriber);
 
-  const load = { depth: 0, shedding: false };
-  const depthTimer = setInterval(() => {
-    queue.depth().then(
-      (d) => {
-        load.depth = d;
-        load.shedding = d >= config.MAX_QUEUE_DEPTH;
-        metrics.queueDepth.set(d);
-      },
-      () => undefined,
-    );
-  }, 500).unref();
+  const load = () => ({ depth: stack.load.depth, shedding: stack.load.depth >= config.MAX_QUEUE_DEPTH });
 
   let stopping = false;
   const http = createServer((req, res) => {
-    if (req.url === '/healthz') {
-      res.writeHead(stopping ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: !stopping, viewers: gateway.viewerCount }));
-    } else if (req.url === '/metrics') {
-      void registry.metrics().then((body) => {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(body);
-      });
-    } else if (!req.url?.startsWith('/socket.io')) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'not_found', message: 'No such resource.' } }));
-    }
+    // socket.io answers its own path on this server.
+    if (req.url?.startsWith('/socket.io')) return;
+    if (!answerOpsRequest(req, res, registry, () => ({ ok: !stopping, viewers: gateway.viewerCount }))) answerNotFound(res);
   });
   const origins = config.ALLOWED_ORIGINS.trim() === '*' ? '*' : config.ALLOWED_ORIGINS.split(',').map((o) => o.trim());
   const tileBase = config.TILE_BASE_URL.replace(/\/$/, '');
@@ -76,7 +56,7 @@ async function main(): Promise<void> {
       metrics,
       limits: { prefetchZ: config.PREFETCH_Z, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH },
       tileUrl: (key) => signer.url(tileBase, key),
-      load: () => load,
+      load,
     },
     ingest: new IngestWatchers(async (jobId) => {
       const status = await ingestTracker.get(jobId);
@@ -92,12 +72,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    clearInterval(depthTimer);
-    delivery.stop();
     await Promise.race([gateway.close(), new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
-    await queue.close().catch(() => undefined);
-    redis.disconnect();
-    subscriber.disconnect();
+    await stack.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

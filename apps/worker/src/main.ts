@@ -9,7 +9,7 @@ import { IngestSourceFiles } from '@tilefarm/ingest';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
 import { S3SourceFetcher, openObjectStore } from '@tilefarm/storage';
-import { createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { answerNotFound, answerOpsRequest, createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
@@ -69,18 +69,7 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      void registry.metrics().then((body) => {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(body);
-      });
-    } else if (req.url === '/healthz') {
-      res.writeHead(stopping ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: !stopping }));
-    } else {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'not_found', message: 'No such resource.' } }));
-    }
+    if (!answerOpsRequest(req, res, registry, () => ({ ok: !stopping }))) answerNotFound(res);
   });
   server.listen(config.WORKER_METRICS_PORT, () => {
     const port = (server.address() as AddressInfo).port;

@@ -8,7 +8,7 @@ import {
   describeZodError,
 } from '@tilefarm/contracts';
 import { createRedis, type RedisClient } from './redis';
-import type { QueueConnection } from './bullmq-render-queue';
+import { closeWorkerWithin, type QueueConnection } from './bullmq-render-queue';
 
 // bullmq is imported here and in bullmq-render-queue.ts, both in this package (its one owner):
 // the ingest flow shares nothing with the render queue's coalescing, priorities and withdrawals,
@@ -173,9 +173,7 @@ export class BullIngestConsumer {
 
   /** Stops taking jobs and waits for running ones, at most `timeoutMs`; an interrupted unit runs again elsewhere. */
   async close(timeoutMs: number): Promise<void> {
-    const graceful = this.worker.close();
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
-    if ((await Promise.race([graceful, timer])) === 'timeout') await this.worker.close(true);
+    await closeWorkerWithin(this.worker, timeoutMs);
     this.redis.disconnect();
   }
 }

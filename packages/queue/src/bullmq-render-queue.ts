@@ -201,8 +201,13 @@ export class BullRenderConsumer {
 
   /** Stops taking jobs and waits for running ones, at most `timeoutMs` (BullMQ's close has no bound). */
   async close(timeoutMs: number): Promise<void> {
-    const graceful = this.worker.close();
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
-    if ((await Promise.race([graceful, timer])) === 'timeout') await this.worker.close(true);
+    await closeWorkerWithin(this.worker, timeoutMs);
   }
+}
+
+/** Stops a BullMQ worker taking jobs and waits for running ones, at most `timeoutMs` (its own close has no bound). */
+export async function closeWorkerWithin(worker: Worker, timeoutMs: number): Promise<void> {
+  const graceful = worker.close();
+  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+  if ((await Promise.race([graceful, timer])) === 'timeout') await worker.close(true);
 }
