@@ -3,13 +3,27 @@ import type { RenderQueue, TileDemand, TileEventBus } from '@tilefarm/queue';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { PlannedTile, TilePlan, TilePlanner } from './tile-planner';
 
+/** Job priorities per tier: room for this many places before tiles share one. */
+const FAIR_SLOTS = 1000;
+
+/**
+ * Round-robin within a tier: the i-th tile of a viewer's request at tier T gets priority
+ * T·1000 + i, so every viewer's first visible tile comes before anyone's second, instead of one
+ * viewer's whole screen queueing ahead of the next viewer's (BullMQ is FIFO within a priority).
+ */
+export function jobPriority(tier: number, ordinal: number): number {
+  return tier * FAIR_SLOTS + Math.min(ordinal, FAIR_SLOTS - 1);
+}
+
 /** Receives the outcome of each tile it asked for, exactly once per request. */
 export type TileListener = (event: TileEvent) => void;
 
 interface PendingEntry {
   job: RenderJob;
-  listeners: Map<TileListener, number>; // listener → its priority for this tile
+  listeners: Map<TileListener, number>; // listener → its priority tier for this tile
+  /** The job's BullMQ priority: tier and the tile's place in its viewer's request (see jobPriority). */
   priority: number;
+  ordinal: number;
   since: number;
   checkedAt: number;
 }
@@ -69,10 +83,10 @@ export class TileDelivery {
     const fresh: PendingEntry[] = [];
     const joined: PlannedTile[] = [];
     // 1. Subscribe (in memory; the bus subscription is live since start()).
-    for (const t of tiles) {
+    for (const [ordinal, t] of tiles.entries()) {
       let entry = this.pending.get(t.key);
       if (!entry) {
-        entry = { job: this.options.planner.job(plan, t), listeners: new Map(), priority, since: now, checkedAt: now };
+        entry = { job: this.options.planner.job(plan, t), listeners: new Map(), priority: jobPriority(priority, ordinal), ordinal, since: now, checkedAt: now };
         this.pending.set(t.key, entry);
         fresh.push(entry);
       } else if (!entry.listeners.has(listener)) {
@@ -123,7 +137,7 @@ export class TileDelivery {
   private async updatePriority(key: string): Promise<void> {
     const entry = this.pending.get(key);
     if (!entry) return;
-    const best = Math.min(...entry.listeners.values());
+    const best = jobPriority(Math.min(...entry.listeners.values()), entry.ordinal);
     if (best !== entry.priority) {
       entry.priority = best;
       await this.options.queue.reprioritize(key, best);
