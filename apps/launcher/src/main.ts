@@ -12,7 +12,7 @@ const LauncherConfig = z
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
-    WORKERS: envHelpers.int(1, 64).default(3),
+    WORKERS: envHelpers.int(1, 64).default(2),
     PORT: envHelpers.int(1, 65535).default(8080),
     GATEWAY_PORT: envHelpers.int(1, 65535).default(8081),
     DEMO_DATASET: envHelpers.bool.default(true),
