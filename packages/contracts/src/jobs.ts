@@ -53,6 +53,8 @@ export const IngestStartJob = z.object({
   dataset: DatasetId,
   source: IngestSourceRef,
   name: z.string().max(256).optional(),
+  /** Owner of the new dataset: the tenant of the token that asked for the ingest. */
+  tenant: z.string().max(64).default('public'),
 });
 export type IngestStartJob = z.infer<typeof IngestStartJob>;
 

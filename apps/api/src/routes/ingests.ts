@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
 import { CreateIngestBody, IngestJobId, TilefarmError, describeZodError, type IngestAccepted } from '@tilefarm/contracts';
 import { parseIngestSource } from '@tilefarm/ingest';
+import { principalOf } from '../access';
 import type { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
 
 export interface IngestRouteDeps {
@@ -27,7 +28,9 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     const begun = await deps.tracker.begin(jobId, id);
     if (!begun.ok) throw new TilefarmError('conflict', `dataset "${id}" is being ingested already (job ${begun.holder}); wait for it to finish`);
     try {
-      await deps.queue.start({ v: 1, jobId, dataset: id, source, ...(name !== undefined ? { name } : {}) });
+      const principal = principalOf(res);
+      const tenant = principal.kind === 'tenant' ? principal.tenant : 'public';
+      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}) });
     } catch (e) {
       await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
       throw e;
