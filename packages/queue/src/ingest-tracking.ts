@@ -1,5 +1,5 @@
 import { IngestEvent, type IngestState, type IngestStatusBody } from '@tilefarm/contracts';
-import type { RedisClient } from './redis';
+import { JsonChannel, RedisScript, type RedisClient } from './redis';
 
 /** Keys of a running ingest live this long past the last sign of life (refreshed by progress). */
 const ACTIVE_TTL_S = 6 * 3600;
@@ -45,13 +45,13 @@ export class IngestTracker {
   /** Registers a new ingest and takes the dataset's lock; refused while another ingest of it is unfinished. */
   async begin(jobId: string, dataset: string): Promise<BeginResult> {
     const [status, , , , lock] = this.keys(jobId, dataset);
-    const holder = (await this.redis.eval(BEGIN, 2, lock!, status!, jobId, dataset, new Date().toISOString(), `${this.prefix}:ingest-status:`, ACTIVE_TTL_S)) as string;
+    const holder = (await SCRIPTS.begin.run(this.redis, [lock!, status!, jobId, dataset, new Date().toISOString(), `${this.prefix}:ingest-status:`, ACTIVE_TTL_S])) as string;
     return holder === '' ? { ok: true } : { ok: false, holder };
   }
 
   /** Moves a live ingest to `planning`, `running` or `publishing` (never out of a final state). */
   async setState(jobId: string, state: 'planning' | 'running' | 'publishing'): Promise<IngestState | 'gone'> {
-    return (await this.redis.eval(SET_STATE, 1, this.status(jobId), state, new Date().toISOString(), this.channel, jobId)) as IngestState | 'gone';
+    return (await SCRIPTS.setState.run(this.redis, [this.status(jobId), state, new Date().toISOString(), this.channel, jobId])) as IngestState | 'gone';
   }
 
   /** Stores the plan (JSON) for every worker, with its totals and version (the state stays `planning`). */
@@ -75,9 +75,7 @@ export class IngestTracker {
    */
   async unitProgress(jobId: string, dataset: string, unit: number, unitDone: number, finished = false): Promise<UnitProgress> {
     const [status, planKey, units, finishedKey, lock] = this.keys(jobId, dataset);
-    const [state, done, total] = (await this.redis.eval(
-      PROGRESS,
-      5,
+    const [state, done, total] = (await SCRIPTS.progress.run(this.redis, [
       status!,
       units!,
       finishedKey!,
@@ -90,7 +88,7 @@ export class IngestTracker {
       ACTIVE_TTL_S,
       jobId,
       this.channel,
-    )) as [string, number, number];
+    ])) as [string, number, number];
     return { state: state as UnitProgress['state'], done, total };
   }
 
@@ -125,7 +123,7 @@ export class IngestTracker {
 
   private async end(jobId: string, dataset: string, args: [string, string, string, string]): Promise<boolean> {
     const [status, planKey, units, finishedKey, lock] = this.keys(jobId, dataset);
-    const changed = await this.redis.eval(END, 5, status!, planKey!, units!, finishedKey!, lock!, jobId, new Date().toISOString(), FINISHED_TTL_S, ...args, this.channel);
+    const changed = await SCRIPTS.end.run(this.redis, [status!, planKey!, units!, finishedKey!, lock!, jobId, new Date().toISOString(), FINISHED_TTL_S, ...args, this.channel]);
     return changed === 1;
   }
 }
@@ -230,34 +228,21 @@ return 1`;
  * each event carries the totals and a new watcher is sent the current status first.
  */
 export class IngestProgressBus {
-  private readonly channel: string;
-  private readonly listeners = new Set<(event: IngestEvent) => void>();
-  private subscribed?: Promise<unknown>;
+  private readonly channel: JsonChannel<IngestEvent>;
 
-  constructor(
-    prefix: string,
-    private readonly subscriber: RedisClient,
-  ) {
-    this.channel = ingestProgressChannel(prefix);
+  constructor(prefix: string, subscriber: RedisClient) {
+    this.channel = new JsonChannel(ingestProgressChannel(prefix), IngestEvent, subscriber);
   }
 
+  /** A malformed event from another process version is dropped; the next one carries the totals. */
   async subscribe(listener: (event: IngestEvent) => void): Promise<void> {
-    this.listeners.add(listener);
-    if (!this.subscribed) {
-      this.subscriber.on('message', (channel: string, message: string) => {
-        if (channel !== this.channel) return;
-        let parsed;
-        try {
-          parsed = IngestEvent.safeParse(JSON.parse(message));
-        } catch {
-          return;
-        }
-        // A malformed event from another process version is dropped; the next one carries the totals.
-        if (!parsed.success) return;
-        for (const l of this.listeners) l(parsed.data);
-      });
-      this.subscribed = this.subscriber.subscribe(this.channel);
-    }
-    await this.subscribed;
+    await this.channel.subscribe(listener);
   }
 }
+
+const SCRIPTS = {
+  begin: new RedisScript(BEGIN, 2),
+  setState: new RedisScript(SET_STATE, 1),
+  progress: new RedisScript(PROGRESS, 5),
+  end: new RedisScript(END, 5),
+};

@@ -1,5 +1,6 @@
 import IORedis, { type RedisOptions } from 'ioredis';
-import { TileEvent, describeZodError } from '@tilefarm/contracts';
+import { createHash } from 'node:crypto';
+import { TileEvent } from '@tilefarm/contracts';
 
 export type RedisClient = IORedis;
 
@@ -46,50 +47,92 @@ export async function waitForRedis(client: RedisClient, timeoutMs: number): Prom
 }
 
 /**
+ * One Redis pub/sub channel of JSON messages checked against a zod schema. A malformed message
+ * (from another process version) is dropped: every channel here has a way to recover from a lost
+ * message, so dropping is safe.
+ */
+export class JsonChannel<T> {
+  private readonly listeners = new Set<(message: T) => void>();
+  private subscribed?: Promise<unknown>;
+
+  constructor(
+    readonly name: string,
+    private readonly schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+    private readonly subscriber: RedisClient,
+  ) {}
+
+  /** Starts listening; resolves once the subscription is active. */
+  async subscribe(listener: (message: T) => void): Promise<void> {
+    this.listeners.add(listener);
+    if (!this.subscribed) {
+      this.subscriber.on('message', (channel: string, raw: string) => {
+        if (channel !== this.name) return;
+        let parsed;
+        try {
+          parsed = this.schema.safeParse(JSON.parse(raw));
+        } catch {
+          return;
+        }
+        if (!parsed.success) return;
+        for (const l of this.listeners) l(parsed.data);
+      });
+      this.subscribed = this.subscriber.subscribe(this.name);
+    }
+    await this.subscribed;
+  }
+}
+
+/**
+ * A Lua script run by its SHA (EVALSHA), loaded into Redis on first use and again after a Redis
+ * restart (NOSCRIPT): the script body is not resent with every call on the hot paths.
+ */
+export class RedisScript {
+  private readonly sha: string;
+
+  constructor(
+    private readonly lua: string,
+    private readonly keyCount: number,
+  ) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(redis: RedisClient, keysAndArgs: Array<string | number>): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, this.keyCount, ...keysAndArgs);
+    } catch (e) {
+      if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+      await redis.script('LOAD', this.lua);
+      return redis.evalsha(this.sha, this.keyCount, ...keysAndArgs);
+    }
+  }
+}
+
+/**
  * Tile outcomes fan out from workers to every gateway and API process over Redis pub/sub.
- * Pub/sub is at-most-once: gateways re-check storage for pending tiles (see PendingTiles sweeps),
+ * Pub/sub is at-most-once: gateways re-check storage for pending tiles (TileDelivery's sweep),
  * so a lost message delays a tile, never loses it.
  */
 export class TileEventBus {
-  private readonly channel: string;
-  private readonly listeners = new Set<(event: TileEvent) => void>();
-  private subscribed?: Promise<unknown>;
+  private readonly channel: JsonChannel<TileEvent> | undefined;
+  private readonly name: string;
 
   constructor(
     prefix: string,
     private readonly publisher: RedisClient,
-    private readonly subscriber?: RedisClient,
+    subscriber?: RedisClient,
   ) {
-    this.channel = `${prefix}:tile-events`;
+    this.name = `${prefix}:tile-events`;
+    this.channel = subscriber ? new JsonChannel(this.name, TileEvent, subscriber) : undefined;
   }
 
   async publish(event: TileEvent): Promise<void> {
-    await this.publisher.publish(this.channel, JSON.stringify(event));
+    await this.publisher.publish(this.name, JSON.stringify(event));
   }
 
   /** Starts listening; resolves once the subscription is active (subscribe before checking storage). */
   async subscribe(listener: (event: TileEvent) => void): Promise<void> {
-    if (!this.subscriber) throw new Error('TileEventBus was built without a subscriber connection');
-    this.listeners.add(listener);
-    if (!this.subscribed) {
-      this.subscriber.on('message', (channel: string, message: string) => {
-        if (channel !== this.channel) return;
-        let parsed;
-        try {
-          parsed = TileEvent.safeParse(JSON.parse(message));
-        } catch {
-          return;
-        }
-        if (!parsed.success) {
-          // A malformed event from another process version: drop it (the sweep recovers the tile).
-          void describeZodError(parsed.error);
-          return;
-        }
-        for (const l of this.listeners) l(parsed.data);
-      });
-      this.subscribed = this.subscriber.subscribe(this.channel);
-    }
-    await this.subscribed;
+    if (!this.channel) throw new Error('TileEventBus was built without a subscriber connection');
+    await this.channel.subscribe(listener);
   }
 }
 
@@ -118,8 +161,7 @@ export class TileDemand {
   /** Drops one reference per key; returns the keys nobody wants any more. */
   async release(keys: string[]): Promise<string[]> {
     if (keys.length === 0) return [];
-    const results = (await this.redis.eval(RELEASE_SCRIPT, 1, this.key, ...keys)) as string[];
-    return results;
+    return (await RELEASE.run(this.redis, [this.key, ...keys])) as string[];
   }
 
   /** The tile is settled (stored or failed for good): nobody needs to count demand for it. */
@@ -149,7 +191,7 @@ export class TileDemand {
 }
 
 // Decrement each field; delete it at zero or below and report it, atomically across processes.
-const RELEASE_SCRIPT = `
+const RELEASE = new RedisScript(`
 local gone = {}
 for i, field in ipairs(ARGV) do
   local n = redis.call('HINCRBY', KEYS[1], field, -1)
@@ -158,4 +200,4 @@ for i, field in ipairs(ARGV) do
     table.insert(gone, field)
   end
 end
-return gone`;
+return gone`, 1);
