@@ -19,6 +19,7 @@ import { resolve } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { SOCKET_PROTOCOL, type ClientToServerEvents, type ServerToClientEvents, type TilesRequestAck } from '@tilefarm/contracts';
 import { tileKey } from '@tilefarm/datasets';
+import { startLatencyProbe } from '../test/support/latency-probe';
 import { TestSystem } from '../test/support/system';
 
 const VIEWERS = Number(process.env.VIEWERS ?? 12);
@@ -53,33 +54,6 @@ function cpuSeconds(pid: number): number {
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : NaN;
-}
-
-/** A separate process fetching `url` sequentially until told to stop; returns latencies in ms. */
-function startProbe(url: string) {
-  const code = `
-    const lat = []; let stop = false;
-    process.stdin.on('end', () => { stop = true; }); process.stdin.resume();
-    (async () => {
-      while (!stop) {
-        const t0 = performance.now();
-        try { const res = await fetch(${JSON.stringify(url)}); await res.arrayBuffer(); } catch {}
-        lat.push(performance.now() - t0);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      console.log(JSON.stringify(lat));
-    })();`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return {
-    async stop(): Promise<number[]> {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.stdin.end();
-      await exited;
-      return JSON.parse(out) as number[];
-    },
-  };
 }
 
 /** What one viewer saw, in both designs. */
@@ -267,7 +241,7 @@ async function main(): Promise<void> {
     const pushBase = rssKb(gateway);
     let pushPeak = pushBase;
     const sampler = setInterval(() => (pushPeak = Math.max(pushPeak, rssKb(gateway))), 100);
-    const pushProbe = startProbe(`${system.apiUrl}/healthz`);
+    const pushProbe = startLatencyProbe(`${system.apiUrl}/healthz`, { strict: false });
     let t0 = performance.now() + 100;
     const pushLogs = await Promise.all(Array.from({ length: VIEWERS }, (_, i) => pushViewer(system.gatewayUrl(0), pushSpecs[plan(i).spec]!, i, t0)));
     const pushWall = performance.now() - t0;
@@ -297,7 +271,7 @@ async function main(): Promise<void> {
     const naiveBase = rssKb(naive.pid!);
     let naivePeak = naiveBase;
     const naiveSampler = setInterval(() => (naivePeak = Math.max(naivePeak, rssKb(naive!.pid!))), 100);
-    const naiveProbe = startProbe(`${naiveUrl}/healthz`);
+    const naiveProbe = startLatencyProbe(`${naiveUrl}/healthz`, { strict: false });
     t0 = performance.now() + 100;
     const naiveLogs = await Promise.all(Array.from({ length: VIEWERS }, (_, i) => naiveViewer(naiveUrl, naiveSpecs[plan(i).spec]!, i, t0)));
     const naiveWall = performance.now() - t0;

@@ -1,7 +1,7 @@
 import { io } from 'socket.io-client';
 import { SOCKET_PROTOCOL } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
-import { createDataset, PushViewer, sleep, specVariant, type RequestedTile } from './push-viewer';
+import { PushViewer, sleep, specVariant, type RequestedTile } from './push-viewer';
 
 // Issue 5, fairness and backpressure: one greedy viewer is told it is over budget (and the others
 // are still served), a long queue is announced with tile:queued, an overloaded system sheds load
@@ -32,10 +32,9 @@ describe('push delivery: budgets, queue notices, load shedding, malformed events
     system = await TestSystem.start({
       gateways: 1,
       workers: 0,
-      datasets: [],
+      datasets: [DATASET],
       env: { MAX_PENDING_PER_VIEWER: '50', QUEUED_NOTICE_DEPTH: '100', MAX_QUEUE_DEPTH: '300' },
     });
-    await createDataset(system.env.DATA_DIR!, DATASET);
   }, 90_000);
   afterAll(async () => {
     for (const v of viewers) v.close();

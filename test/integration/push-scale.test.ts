@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { BullRenderQueue } from '@tilefarm/queue';
 import { TestSystem } from '../support/system';
-import { createDataset, PushViewer, sleep, specVariant, type RequestedTile } from './push-viewer';
+import { PushViewer, renderQueueIdle, sleep, specVariant, type RequestedTile } from './push-viewer';
 
 // Issue 5, horizontal scale and coalescing: two gateways and two workers as separate OS processes
 // on one Redis prefix. Viewers on either gateway get every tile they asked for, exactly once; a
@@ -29,27 +29,13 @@ describe('push delivery across 2 gateways and 2 workers', () => {
   };
 
   beforeAll(async () => {
-    system = await TestSystem.start({ gateways: 2, workers: 2, datasets: [] });
-    await createDataset(system.env.DATA_DIR!, DATASET);
+    system = await TestSystem.start({ gateways: 2, workers: 2, datasets: [DATASET] });
   }, 60_000);
   afterAll(async () => {
     for (const v of viewers) v.close();
     await system?.stop();
   });
 
-  /** Waits until no render is waiting or running (so render counters are final). */
-  async function settled(): Promise<void> {
-    const queue = new BullRenderQueue({ url: system.env.REDIS_URL!, prefix: system.prefix });
-    try {
-      for (let i = 0; i < 200; i++) {
-        const c = await queue.counts();
-        if ((c.waiting ?? 0) + (c.prioritized ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) return;
-        await sleep(50);
-      }
-    } finally {
-      await queue.close();
-    }
-  }
 
   it('viewers connected to either gateway all receive every tile they asked for, each once', async () => {
     const shared = { dataset: DATASET.id, spec: specVariant(1000), tiles: gridTiles() };
@@ -73,7 +59,7 @@ describe('push delivery across 2 gateways and 2 workers', () => {
   }, 60_000);
 
   it('50 viewers asking for the same 200 tiles at once: exactly 200 renders, 50 x 200 notifications', async () => {
-    await settled();
+    await renderQueueIdle(system, 10000);
     const before = await system.workerCounter('tilefarm_renders_total');
     const requests = Array.from({ length: 8 }, (_, s) => ({ dataset: DATASET.id, spec: specVariant(2000 + s), tiles: gridTiles() }));
     const crowd = await Promise.all(Array.from({ length: 50 }, (_, i) => open(i % 2)));
@@ -85,7 +71,7 @@ describe('push delivery across 2 gateways and 2 workers', () => {
     expect(keys.size).toBe(200);
     await Promise.all(crowd.map((v) => v.waitFor(keys, 60_000)));
     const elapsed = performance.now() - started;
-    await settled();
+    await renderQueueIdle(system, 10000);
     const renders = (await system.workerCounter('tilefarm_renders_total')) - before;
     let notifications = 0;
     let viaAck = 0;

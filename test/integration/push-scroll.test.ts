@@ -1,7 +1,6 @@
 import { tileKey } from '@tilefarm/datasets';
-import { BullRenderQueue } from '@tilefarm/queue';
 import { TestSystem } from '../support/system';
-import { createDataset, PushViewer, postSpec, sleep, specVariant, tilesOf } from './push-viewer';
+import { PushViewer, renderQueueIdle, postSpec, sleep, specVariant, tilesOf } from './push-viewer';
 
 // Issue 5, viewport-first and lossless: a viewer racing through a Z-stack must not leave the
 // workers rendering slices it already left behind, and a viewer whose connection drops in the
@@ -20,8 +19,7 @@ describe('push delivery: scrolling and reconnecting', () => {
     // Two workers on a 2-core machine, 2 renders in flight each: throughput peaks near 2 in flight
     // per core, and every render in flight beyond that is one that cannot be withdrawn when the
     // viewer moves on (measured here: 4 per worker wasted 12-24 % under load, 2 per worker 0-3 %).
-    system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [], env: { PREFETCH_Z: '2', WORKER_CONCURRENCY: '2' } });
-    await createDataset(system.env.DATA_DIR!, DEEP);
+    system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DEEP], env: { PREFETCH_Z: '2', WORKER_CONCURRENCY: '2' } });
     console.log(`system with a ${DEEP.width}x${DEEP.height}x${DEEP.sizeZ} dataset up in ${Math.round(performance.now() - t0)} ms`);
   }, 90_000);
   afterAll(async () => {
@@ -29,18 +27,6 @@ describe('push delivery: scrolling and reconnecting', () => {
     await system?.stop();
   });
 
-  async function settled(): Promise<void> {
-    const queue = new BullRenderQueue({ url: system.env.REDIS_URL!, prefix: system.prefix });
-    try {
-      for (let i = 0; i < 400; i++) {
-        const c = await queue.counts();
-        if ((c.waiting ?? 0) + (c.prioritized ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) return;
-        await sleep(50);
-      }
-    } finally {
-      await queue.close();
-    }
-  }
 
   it('a viewer scrolling through 50 Z slices in 2 s: at most 10% of renders are for tiles nobody wanted when they finished', async () => {
     const specId = await postSpec(system.apiUrl, specVariant(1));
@@ -49,7 +35,7 @@ describe('push delivery: scrolling and reconnecting', () => {
     // A running system is warm: render a few tiles of another spec first (JIT, sharp, source cache).
     const warm = await v.request({ dataset: DEEP.id, spec: specVariant(0), tiles: tilesOf(COLS, ROWS, 0, 4) });
     if (warm.ok) await v.waitFor(warm.pending.map((p) => p.key), 30_000);
-    await settled();
+    await renderQueueIdle(system, 20000);
     const keyOf = (t: { level: number; z: number; t: number; x: number; y: number }) => tileKey(DEEP.id, 1, specId, { ...t, format: 'jpeg' });
     const asked = new Set<string>();
     const counter = (name: string) => system.workerCounter(name);
@@ -72,7 +58,7 @@ describe('push delivery: scrolling and reconnecting', () => {
     const finalKeys = tilesOf(COLS, ROWS, DEEP.sizeZ - 1, DEEP.sizeZ).map(keyOf);
     await v.waitFor(finalKeys, 30_000);
     const finalSliceMs = performance.now() - started;
-    await settled();
+    await renderQueueIdle(system, 20000);
     const renders = (await counter('tilefarm_renders_total')) - before.renders;
     const wasted = (await counter('tilefarm_renders_unwanted_at_finish_total')) - before.wasted;
     const skipped = (await counter('tilefarm_renders_skipped_unwanted_total')) - before.skipped;

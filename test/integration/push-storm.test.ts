@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { startLatencyProbe } from '../support/latency-probe';
 import { TestSystem } from '../support/system';
-import { createDataset, PushViewer, percentile, specVariant, type RequestedTile } from './push-viewer';
+import { PushViewer, percentile, specVariant, type RequestedTile } from './push-viewer';
 
 // Issue 5, the original failure: while a render storm runs, the web tier must keep answering.
 // Renders happen in worker processes, so the API's health check stays fast however many tiles
@@ -17,44 +17,12 @@ function gridTiles(): RequestedTile[] {
   return out;
 }
 
-/** A child process fetching `url` in a sequential loop until its stdin closes; prints latencies (ms) as JSON. */
-function startProbe(url: string) {
-  const code = `
-    const lat = []; let stop = false;
-    process.stdin.on('end', () => { stop = true; }); process.stdin.resume();
-    (async () => {
-      while (!stop) {
-        const t0 = performance.now();
-        const res = await fetch(${JSON.stringify(url)});
-        await res.arrayBuffer();
-        if (res.status !== 200) { console.log(JSON.stringify({ error: res.status })); process.exit(1); }
-        lat.push(performance.now() - t0);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      console.log(JSON.stringify(lat));
-    })();`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return {
-    async stop(): Promise<number[]> {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.stdin.end();
-      await exited;
-      const parsed = JSON.parse(out) as number[] | { error: number };
-      if (!Array.isArray(parsed)) throw new Error(`health check answered ${parsed.error}`);
-      return parsed;
-    },
-  };
-}
-
 describe('push delivery under a render storm', () => {
   let system: TestSystem;
   const viewers: PushViewer[] = [];
 
   beforeAll(async () => {
-    system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [] });
-    await createDataset(system.env.DATA_DIR!, DATASET);
+    system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET] });
   }, 90_000);
   afterAll(async () => {
     for (const v of viewers) v.close();
@@ -63,11 +31,11 @@ describe('push delivery under a render storm', () => {
 
   it('20 viewers, 2,000 distinct cold tiles: every tile arrives and GET /healthz keeps p99 < 50 ms', async () => {
     for (let i = 0; i < 20; i++) viewers.push(await PushViewer.open(system.gatewayUrl(0)));
-    const idle = startProbe(`${system.apiUrl}/healthz`);
+    const idle = startLatencyProbe(`${system.apiUrl}/healthz`);
     await new Promise((r) => setTimeout(r, 1000));
     const idleLatencies = await idle.stop();
     const before = await system.workerCounter('tilefarm_renders_total');
-    const probe = startProbe(`${system.apiUrl}/healthz`);
+    const probe = startLatencyProbe(`${system.apiUrl}/healthz`);
     const started = performance.now();
     const keysByViewer = await Promise.all(
       viewers.map(async (v, i) => {

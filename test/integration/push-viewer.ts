@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
+import { BullRenderQueue } from '@tilefarm/queue';
+import type { TestSystem } from '../support/system';
 import {
   SOCKET_PROTOCOL,
   type BudgetExceededEvent,
@@ -197,19 +196,17 @@ export async function postSpec(apiUrl: string, spec: unknown): Promise<string> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const ROOT = resolve(__dirname, '../..');
-
-/**
- * Creates a synthetic dataset in a running system's local storage from a plain Node process using
- * the built packages. Inside Jest's VM context the generator's typed-array loops run ~20x slower
- * (3 s per 768x512 slice instead of 0.15 s), which would dominate these tests' wall time. The
- * processes find the dataset on first use (the catalog re-reads unknown ids).
- */
-export async function createDataset(dataDir: string, options: { id: string; width: number; height: number; sizeZ: number; tileSize?: 256 | 512 }): Promise<void> {
-  const code = `
-    const { LocalObjectStore } = require(${JSON.stringify(resolve(ROOT, 'packages/storage/dist'))});
-    const { DatasetCatalog, createSyntheticDataset } = require(${JSON.stringify(resolve(ROOT, 'packages/datasets/dist'))});
-    const catalog = new DatasetCatalog(new LocalObjectStore(${JSON.stringify(dataDir)}), 0);
-    createSyntheticDataset(catalog, ${JSON.stringify(options)}).catch((e) => { console.error(e); process.exit(1); });`;
-  await promisify(execFile)(process.execPath, ['-e', code], { cwd: ROOT });
+/** Waits until no render is waiting or running, so render counters are final. */
+export async function renderQueueIdle(system: TestSystem, timeoutMs: number): Promise<void> {
+  const queue = new BullRenderQueue({ url: system.env.REDIS_URL!, prefix: system.prefix });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const c = await queue.counts();
+      if ((c.waiting ?? 0) + (c.prioritized ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0) return;
+      await sleep(50);
+    }
+  } finally {
+    await queue.close();
+  }
 }
