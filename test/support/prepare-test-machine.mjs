@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// `npm test`'s pretest: brings what the suite needs on a fresh machine of this kind, so the
+// README's `npm ci && npm test` is the whole recipe (and the one .ci/run runs).
+//  - Redis: started (daemonized, noeviction, no persistence) if none answers at REDIS_URL and a
+//    redis-server binary is on PATH, as `npm start` does; otherwise one line saying what to do.
+//  - Chromium for the browser tests (playwright-core drives Debian's, never a download): installed
+//    with apt-get when missing and running as root; otherwise one line saying how.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { delimiter, join } from 'node:path';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DEBIAN_CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? DEBIAN_CHROMIUM;
+const say = (line) => console.log(`[pretest] ${line}`);
+
+function redisAnswers(url) {
+  const u = new URL(url);
+  return new Promise((done) => {
+    const socket = createConnection({ host: u.hostname, port: Number(u.port || 6379) });
+    const finish = (ok) => {
+      socket.destroy();
+      done(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.once('connect', () => {
+      socket.write('PING\r\n');
+      socket.once('data', (d) => finish(/^(\+PONG|-NOAUTH)/.test(d.toString())));
+    });
+  });
+}
+
+function onPath(binary) {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, binary);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return '';
+}
+
+async function ensureRedis() {
+  if (await redisAnswers(REDIS_URL)) return true;
+  const u = new URL(REDIS_URL);
+  const local = ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(u.hostname);
+  const server = local ? onPath('redis-server') : '';
+  if (!server) {
+    say(`no Redis answers at ${REDIS_URL}${local ? ' and no redis-server is on PATH' : ''}: install Redis 7 (Debian: apt-get install -y redis-server) or point REDIS_URL at one`);
+    return false;
+  }
+  const port = u.port || '6379';
+  // BullMQ needs noeviction; test data is throwaway, so no persistence.
+  const started = spawnSync(server, ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', port, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { encoding: 'utf8' });
+  for (let i = 0; i < 50; i++) {
+    if (await redisAnswers(REDIS_URL)) {
+      say(`started ${server} on port ${port} (it keeps running after the tests; stop it with: redis-cli -p ${port} shutdown nosave)`);
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  say(`could not start ${server} on port ${port}: ${(started.stderr || started.stdout || '').trim().split('\n').pop()}`);
+  return false;
+}
+
+function ensureChromium() {
+  if (existsSync(CHROMIUM_PATH)) return;
+  const canInstall = CHROMIUM_PATH === DEBIAN_CHROMIUM && process.getuid?.() === 0 && onPath('apt-get');
+  if (canInstall) {
+    say('Chromium is missing; installing Debian\'s chromium with apt-get (once)...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq chromium'], { env, encoding: 'utf8' });
+    if (run.status === 0 && existsSync(CHROMIUM_PATH)) return;
+    say(`apt-get could not install chromium: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
+  }
+  say(`Chromium is not at ${CHROMIUM_PATH}, so the browser tests will fail: install it as root with: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+}
+
+const redisOk = await ensureRedis();
+ensureChromium();
+process.exit(redisOk ? 0 : 1);
