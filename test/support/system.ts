@@ -13,7 +13,7 @@ import { startS3Server, type RunningS3 } from './s3-server';
 const ROOT = resolve(dirname(require.resolve('@tilefarm/api/package.json')), '../..');
 
 /** Runs createSyntheticDataset in a plain node process (see create-synthetic.js). */
-async function createDatasets(store: ObjectStoreSettings, datasets: SyntheticOptions[]): Promise<void> {
+export async function createDatasets(store: ObjectStoreSettings, datasets: SyntheticOptions[]): Promise<void> {
   const child = spawn(process.execPath, [join(ROOT, 'test/support/create-synthetic.js'), JSON.stringify({ store, datasets })], { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

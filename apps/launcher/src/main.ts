@@ -1,23 +1,13 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createConnection } from 'node:net';
-import { z } from 'zod';
-import { ConfigError, LogEnv, RedisEnv, StorageEnv, envHelpers, loadConfig, requireS3Bucket, storageSettings } from '@tilefarm/config';
+import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
 import { DatasetCatalog, createSyntheticDataset } from '@tilefarm/datasets';
 import { openObjectStore } from '@tilefarm/storage';
+import { LauncherConfig } from './config';
+import { Supervisor, type SupervisedProcess } from './supervisor';
 
-const LauncherConfig = z
-  .object({
-    ...RedisEnv,
-    ...StorageEnv,
-    ...LogEnv,
-    WORKERS: envHelpers.int(1, 64).default(2),
-    PORT: envHelpers.int(1, 65535).default(8080),
-    GATEWAY_PORT: envHelpers.int(1, 65535).default(8081),
-    DEMO_DATASET: envHelpers.bool.default(true),
-  })
-  .superRefine(requireS3Bucket);
 
 function redisAnswers(url: string): Promise<boolean> {
   const u = new URL(url);
@@ -37,15 +27,35 @@ function redisAnswers(url: string): Promise<boolean> {
 }
 
 /**
- * `npm start`: the whole system on one machine on its embedded default — Redis (started here if
+ * `npm start`: the whole system on one machine on its embedded default, supervised (a crashed child
+ * is restarted with backoff; a crash loop or SIGTERM stops everything) — Redis (started here if
  * none answers and redis-server exists), the demo dataset on first start, the API with the viewer,
  * one gateway and several workers as separate processes.
  */
 async function main(): Promise<void> {
   const config = loadConfig(LauncherConfig, process.env);
-  const children: ChildProcess[] = [];
   const root = resolve(__dirname, '../../..');
+  const scripts = new Map<string, { command: string; args: string[]; env?: Record<string, string>; stdio: 'inherit' | 'apps' }>();
+  const startProcess = (name: string): SupervisedProcess => {
+    const s = scripts.get(name)!;
+    const child = spawn(s.command, s.args, { env: { ...process.env, ...s.env }, stdio: s.stdio === 'inherit' ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
+    return {
+      onExit: (listener) => child.once('exit', listener),
+      kill: (signal) => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      },
+    };
+  };
+  const log = (line: string) => console.error(`[launcher] ${line}`);
+  const supervisor = new Supervisor(startProcess, log, () => void stop(1), {
+    initialBackoffMs: config.RESTART_BACKOFF_MS,
+    maxBackoffMs: config.RESTART_MAX_BACKOFF_MS,
+    stableAfterMs: Math.min(30_000, config.CRASH_LOOP_WINDOW_MS),
+    crashLoopCount: config.CRASH_LOOP_COUNT,
+    crashLoopWindowMs: config.CRASH_LOOP_WINDOW_MS,
+  });
 
+  let redisStarted = false;
   if (!(await redisAnswers(config.REDIS_URL))) {
     const u = new URL(config.REDIS_URL);
     const local = ['127.0.0.1', 'localhost', '::1'].includes(u.hostname);
@@ -61,8 +71,9 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     console.log(`[launcher] starting ${found} on port ${u.port || 6379} (data in ${dir})`);
     // BullMQ's production rules: never evict keys; AOF so queued work survives a restart.
-    const redis = spawn(found, ['--port', u.port || '6379', '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', ''], { stdio: 'inherit' });
-    children.push(redis);
+    scripts.set('redis', { command: found, args: ['--port', u.port || '6379', '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', ''], stdio: 'inherit' });
+    supervisor.start('redis');
+    redisStarted = true;
     for (let i = 0; i < 50 && !(await redisAnswers(config.REDIS_URL)); i++) await new Promise((r) => setTimeout(r, 100));
   }
 
@@ -75,13 +86,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const run = (name: string, script: string, extraEnv: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [resolve(root, script)], { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('exit', (code, signal) => {
-      if (!stopping) console.error(`[launcher] ${name} exited (${code ?? signal}); stopping everything`);
-      void stop(code ?? 1);
-    });
-    children.push(child);
+  const apps: string[] = [];
+  const run = (name: string, script: string) => {
+    scripts.set(name, { command: process.execPath, args: [resolve(root, script)], stdio: 'apps' });
+    apps.push(name);
+    supervisor.start(name);
   };
   run('api', 'apps/api/dist/main.js');
   run('gateway', 'apps/gateway/dist/main.js');
@@ -93,10 +102,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     // Apps first, Redis last, so workers can finish and record their jobs.
-    const apps = children.slice(children.length - (2 + config.WORKERS));
-    for (const c of apps) c.kill('SIGTERM');
-    await Promise.all(apps.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await supervisor.stop(apps);
+    if (redisStarted) await supervisor.stop(['redis']);
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
