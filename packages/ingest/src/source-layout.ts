@@ -4,7 +4,7 @@ import sharp, { type Metadata } from 'sharp';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from './errors';
 import { isOmeXml, parseOmeXml, planeIndex, planePages } from './ome-xml';
-import { pageDType, checkPageDecodable, TiffFile, type TiffPage } from './tiff/tiff-file';
+import { pageDType, checkPageDecodable, isColourPage, TiffFile, type TiffPage } from './tiff/tiff-file';
 
 /**
  * One unit of ingest work: one page of the file (one plane, z and t fixed) and the dataset
@@ -183,7 +183,7 @@ async function omeLayout(file: TiffFile, offsets: number[], first: TiffPage, fil
     dtype,
     nativeLevels,
     channels,
-    rgb: spp === 3 && first.photometric === 2,
+    rgb: spp === 3 && isColourPage(first),
     name: img.name,
     physicalSize: img.physicalSize,
     units,
@@ -208,7 +208,7 @@ async function plainLayout(file: TiffFile, offsets: number[], first: TiffPage): 
     checkSamePage(page, first, 'page 0');
     pages.push({ page, offset: offsets[i]!, index: i });
   }
-  const rgb = first.photometric === 2 && first.samplesPerPixel >= 3;
+  const rgb = isColourPage(first);
   // RGBA and other extra samples (alpha) are dropped: a viewer composites channels itself.
   const keep = rgb ? 3 : first.samplesPerPixel - first.extraSamples > 0 ? first.samplesPerPixel - first.extraSamples : first.samplesPerPixel;
   const ij = imageJSizes(first.description);

@@ -1,5 +1,7 @@
 import { inflate } from 'node:zlib';
 import { promisify } from 'node:util';
+import { decodeEmbeddedImage } from './embedded-image-decoder';
+import { decodeZstd } from './zstd-decoder';
 
 const inflateAsync = promisify(inflate);
 
@@ -10,14 +12,36 @@ export const COMPRESSION_NAMES: Record<number, string> = {
   8: 'deflate',
   32946: 'deflate (old code)',
   32773: 'PackBits',
+  6: 'old-style JPEG',
   7: 'JPEG',
+  33003: 'JPEG 2000 (Aperio YCbCr)',
+  33005: 'JPEG 2000 (Aperio RGB)',
   34712: 'JPEG 2000',
   50000: 'zstd',
+  50001: 'WebP',
   34887: 'LERC',
 };
 
+const SUPPORTED = new Set([1, 5, 7, 8, 32946, 32773, 50001]);
+
 export function isSupportedCompression(code: number): boolean {
-  return code === 1 || code === 5 || code === 8 || code === 32946 || code === 32773;
+  return SUPPORTED.has(code);
+}
+
+/** Compressions that store a whole image stream per chunk, decoded to interleaved 8-bit samples. */
+export function isImageStreamCompression(code: number): boolean {
+  return code === 7 || code === 50001;
+}
+
+/** What a chunk decodes to, for codecs that carry their own image header (JPEG, WebP). */
+export interface ChunkShape {
+  /** Pixels across and down the chunk as stored (tiles are full size, the last strip may be short). */
+  width: number;
+  height: number;
+  /** Interleaved samples per pixel in the chunk. */
+  samples: number;
+  /** The page's JPEGTables (SOI, DQT/DHT, EOI), shared by every JPEG chunk, if any. */
+  jpegTables: Buffer | undefined;
 }
 
 /** Thrown for a chunk that does not decode to the size its page declares; the caller adds where. */
@@ -28,9 +52,22 @@ export class ChunkDecodeError extends Error {}
  * so a chunk that inflates to far more than declared (a decompression bomb) fails instead of
  * allocating: zlib stops at maxOutputLength.
  */
-export async function decodeChunk(compression: number, input: Buffer, expected: number): Promise<Buffer> {
+export async function decodeChunk(compression: number, input: Buffer, expected: number, shape: ChunkShape): Promise<Buffer> {
   let out: Buffer;
   switch (compression) {
+    case 7:
+      out = await decodeImageStream(withJpegTables(input, shape.jpegTables), shape, 'JPEG');
+      break;
+    case 50001:
+      out = await decodeImageStream(input, shape, 'WebP');
+      break;
+    case 50000:
+      try {
+        out = decodeZstd(input, expected);
+      } catch (e) {
+        throw new ChunkDecodeError(`zstd data is corrupt (${(e as Error).message})`);
+      }
+      break;
     case 1:
       out = input;
       break;
@@ -53,6 +90,40 @@ export async function decodeChunk(compression: number, input: Buffer, expected: 
   }
   if (out.length < expected) throw new ChunkDecodeError(`decodes to ${out.length} bytes, expected ${expected}`);
   return out.length === expected ? out : out.subarray(0, expected);
+}
+
+/**
+ * A TIFF JPEG chunk is an abbreviated stream: SOI, frame and scan, EOI, with the quantisation and
+ * Huffman tables kept once per page in JPEGTables. Splicing the tables (without their EOI) in
+ * front of the chunk (without its SOI) gives a complete interchange stream any decoder reads.
+ */
+export function withJpegTables(chunk: Buffer, tables: Buffer | undefined): Buffer {
+  if (!tables || tables.length < 4) return chunk;
+  const soi = (b: Buffer) => b[0] === 0xff && b[1] === 0xd8;
+  if (!soi(tables) || !soi(chunk)) throw new ChunkDecodeError('JPEG data does not start with an SOI marker');
+  const tablesEnd = tables[tables.length - 2] === 0xff && tables[tables.length - 1] === 0xd9 ? tables.length - 2 : tables.length;
+  return Buffer.concat([tables.subarray(0, tablesEnd), chunk.subarray(2)]);
+}
+
+async function decodeImageStream(stream: Buffer, shape: ChunkShape, codec: string): Promise<Buffer> {
+  let img;
+  try {
+    img = await decodeEmbeddedImage(stream, {
+      // The stream declares its own size: allow the chunk's, refuse a bomb.
+      maxPixels: Math.max(1, shape.width * shape.height),
+      channels: shape.samples as 1 | 3 | 4,
+    });
+  } catch (e) {
+    throw new ChunkDecodeError(`${codec} data cannot be decoded (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (img.channels !== shape.samples) throw new ChunkDecodeError(`${codec} data has ${img.channels} component(s), the page ${shape.samples} sample(s) per pixel`);
+  if (img.width < shape.width || img.height < shape.height) throw new ChunkDecodeError(`${codec} data is ${img.width}×${img.height}, smaller than the ${shape.width}×${shape.height} chunk`);
+  if (img.width === shape.width && img.height === shape.height) return img.data;
+  // Some writers pad the last strip to full height: keep the chunk's own rows and columns.
+  const rowBytes = shape.width * shape.samples;
+  const out = Buffer.alloc(rowBytes * shape.height);
+  for (let r = 0; r < shape.height; r++) img.data.copy(out, r * rowBytes, r * img.width * shape.samples, r * img.width * shape.samples + rowBytes);
+  return out;
 }
 
 /** TIFF LZW (MSB-first codes, 9-12 bits, "early change"), as libtiff writes it. */

@@ -145,7 +145,12 @@ export class PageReader {
     const raw = await this.file.readAt(this.table!.offsets[index]!, count, what);
     let bytes: Buffer;
     try {
-      bytes = await decodeChunk(page.compression, raw, samples * this.bytes);
+      bytes = await decodeChunk(page.compression, raw, samples * this.bytes, {
+        width: page.chunkWidth,
+        height: samples / page.chunkWidth / this.planeSamples,
+        samples: this.planeSamples,
+        jpegTables: page.jpegTables,
+      });
     } catch (e) {
       if (e instanceof ChunkDecodeError) throw new IngestError('corrupt', `${what}: ${e.message}`);
       throw e;

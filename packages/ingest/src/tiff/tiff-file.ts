@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from '../errors';
-import { COMPRESSION_NAMES, isSupportedCompression } from './codecs';
+import { COMPRESSION_NAMES, isImageStreamCompression, isSupportedCompression } from './codecs';
 
 /** Byte size of each TIFF field type (types 13 and 18 are IFD offsets). */
 const TYPE_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
@@ -27,7 +27,11 @@ const TAG = {
   SubIFDs: 330,
   ExtraSamples: 338,
   SampleFormat: 339,
+  JPEGTables: 347,
 } as const;
+
+/** Largest JPEGTables accepted (real ones are well under 1 KB per component). */
+const MAX_JPEG_TABLES_BYTES = 1024 * 1024;
 
 /** A tag's value: inline bytes, or where in the file its array lives (read only when needed). */
 interface Entry {
@@ -59,6 +63,8 @@ export interface TiffPage {
   chunkWidth: number;
   chunkHeight: number;
   description: string | undefined;
+  /** Tables shared by every JPEG chunk of the page (compression 7), if the writer stored them apart. */
+  jpegTables: Buffer | undefined;
   subIfdOffsets: number[];
   offsetsEntry: Entry;
   countsEntry: Entry;
@@ -79,13 +85,30 @@ export function pageDType(page: TiffPage): DType {
   throw new IngestError('unsupported', `${page.where}: ${bits}-bit ${kind} samples are not supported (uint8, uint16 and float32 are)`);
 }
 
+export const SUPPORTED_COMPRESSIONS_TEXT = 'none, deflate, LZW, PackBits, JPEG and WebP are';
+
 export function checkPageDecodable(page: TiffPage): void {
   if (!isSupportedCompression(page.compression)) {
-    throw new IngestError('unsupported', `${page.where}: compression ${COMPRESSION_NAMES[page.compression] ?? page.compression} is not supported (none, deflate, LZW and PackBits are)`);
+    throw new IngestError('unsupported', `${page.where}: compression ${COMPRESSION_NAMES[page.compression] ?? page.compression} is not supported (${SUPPORTED_COMPRESSIONS_TEXT})`);
   }
   if (page.predictor !== 1 && page.predictor !== 2) throw new IngestError('unsupported', `${page.where}: predictor ${page.predictor} is not supported (none and horizontal are)`);
   if (page.photometric === 3) throw new IngestError('unsupported', `${page.where}: palette-colour images are not supported`);
-  if (page.photometric === 6) throw new IngestError('unsupported', `${page.where}: YCbCr images are not supported`);
+  const name = COMPRESSION_NAMES[page.compression];
+  if (isImageStreamCompression(page.compression)) {
+    if (page.bitsPerSample !== 8 || page.sampleFormat !== 1) throw new IngestError('unsupported', `${page.where}: ${name} with ${page.bitsPerSample}-bit samples is not supported (8-bit unsigned is)`);
+    const perChunk = page.planar === 2 ? 1 : page.samplesPerPixel;
+    const allowed = page.compression === 50001 ? [3, 4] : [1, 3];
+    if (!allowed.includes(perChunk)) {
+      throw new IngestError('unsupported', `${page.where}: ${name} with ${perChunk} samples per pixel in a chunk is not supported (${allowed.join(' or ')} are)`);
+    }
+  }
+  // YCbCr is only read where the JPEG decoder converts it back to RGB; raw subsampled YCbCr is not.
+  if (page.photometric === 6 && page.compression !== 7) throw new IngestError('unsupported', `${page.where}: YCbCr images are only supported JPEG-compressed`);
+}
+
+/** Pixels are RGB colour: RGB photometric, or YCbCr that the JPEG decoder turns into RGB. */
+export function isColourPage(page: TiffPage): boolean {
+  return page.samplesPerPixel >= 3 && (page.photometric === 2 || (page.photometric === 6 && page.compression === 7));
 }
 
 /**
@@ -230,6 +253,10 @@ export class TiffFile {
       const raw = descEntry.inline ?? (await this.readAt(descEntry.offset!, descEntry.count, `${where} ImageDescription`));
       description = raw.toString('utf8').replace(/\0+$/, '');
     }
+    const compression = await num(TAG.Compression, 1);
+    const tablesEntry = compression === 7 ? entries.get(TAG.JPEGTables) : undefined;
+    if (tablesEntry && tablesEntry.count > MAX_JPEG_TABLES_BYTES) throw new IngestError('corrupt', `${where}: JPEGTables of ${tablesEntry.count} bytes`);
+    const jpegTables = tablesEntry ? (tablesEntry.inline ?? (await this.readAt(tablesEntry.offset!, tablesEntry.count, `${where} JPEGTables`))) : undefined;
     const page: TiffPage = {
       where,
       width,
@@ -237,7 +264,7 @@ export class TiffFile {
       bitsPerSample: bits[0]!,
       samplesPerPixel,
       sampleFormat,
-      compression: await num(TAG.Compression, 1),
+      compression,
       predictor: await num(TAG.Predictor, 1),
       planar: await num(TAG.PlanarConfiguration, 1),
       photometric: await num(TAG.Photometric, 1),
@@ -247,6 +274,7 @@ export class TiffFile {
       chunkWidth,
       chunkHeight,
       description,
+      jpegTables: jpegTables && Buffer.from(jpegTables),
       subIfdOffsets: subEntry ? await this.values(subEntry, `${where} SubIFDs`, 64) : [],
       offsetsEntry,
       countsEntry,

@@ -1,0 +1,161 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp, { type TiffOptions } from 'sharp';
+import { RenderSpec, type DatasetManifest } from '@tilefarm/contracts';
+import { readSourceTile } from '@tilefarm/datasets';
+import { createTileRenderer } from '@tilefarm/render';
+import { IngestError, ingestFile } from '@tilefarm/ingest';
+import { readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
+
+/**
+ * TIFF codecs as libvips writes them (sharp's tiffsave here; Debian's `vips` CLI for the committed
+ * files of test/codec-fixtures). Every file is also decoded whole by libvips/libtiff (sharp), an
+ * independent reader: our tile-by-tile decode must match it, and a rendered tile must show it.
+ */
+
+let tc: TempCatalog;
+beforeAll(() => {
+  tc = tempCatalog();
+});
+afterAll(() => tc.cleanup());
+
+// 700×530: edge tiles on both axes at tile sizes 128 and 256.
+const W = 700;
+const H = 530;
+let files = 0;
+/** A new file name each time: libvips caches decoded files by name. */
+const nextName = (what: string) => `${what}-${++files}`;
+
+/** Smooth gradients with some texture: what JPEG is made for, and not all one colour per tile. */
+function rgbSource(width = W, height = H): Buffer {
+  const out = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      out[i] = (x * 255) / width;
+      out[i + 1] = (y * 255) / height;
+      out[i + 2] = 128 + 100 * Math.sin(x / 23) * Math.cos(y / 17);
+    }
+  }
+  return out;
+}
+
+/** Interleaved 8-bit samples of the whole first page, decoded by libvips (libtiff + libjpeg/libwebp). */
+async function libvipsDecode(path: string, channels: 1 | 3): Promise<Buffer> {
+  let img = sharp(path).removeAlpha();
+  img = channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
+  const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  expect([info.width, info.height, info.channels]).toEqual([W, H, channels]);
+  return data;
+}
+
+/** Largest |ours − reference| over every pixel of every channel of level 0. */
+async function maxDifference(m: DatasetManifest, reference: Buffer, channels: number): Promise<number> {
+  let worst = 0;
+  for (let c = 0; c < channels; c++) {
+    const plane = (await readBackPlane(tc.store, m, 0, c, 0)).data;
+    for (let i = 0; i < plane.length; i++) worst = Math.max(worst, Math.abs(plane[i]! - reference[i * channels + c]!));
+  }
+  return worst;
+}
+
+/** Renders tile (1, 1) of level 0, channel `c` in white with window 0..255 (so output = source value), against the reference. */
+async function renderedDifference(m: DatasetManifest, reference: Buffer, channels: number, c: number): Promise<number> {
+  const renderer = createTileRenderer();
+  const spec = RenderSpec.parse({ channels: [{ index: c, color: '#ffffff', window: [0, 255] }], format: 'png' });
+  const out = await renderer.render({
+    manifest: m,
+    stats: await tc.catalog.getStats(m.id, m.version),
+    spec,
+    tile: { level: 0, z: 0, t: 0, x: 1, y: 1, format: 'png' },
+    readSource: (ch, z, t) => readSourceTile(tc.store, m.id, m.version, { level: 0, t, z, c: ch, x: 1, y: 1 }),
+  });
+  const { data, info } = await sharp(out.body).raw().toBuffer({ resolveWithObject: true });
+  expect([info.width, info.height]).toEqual([256, 256]);
+  let worst = 0;
+  for (let y = 0; y < info.height; y++) {
+    for (let x = 0; x < info.width; x++) {
+      const ref = reference[((256 + y) * W + 256 + x) * channels + c]!;
+      worst = Math.max(worst, Math.abs(data[(y * info.width + x) * info.channels]! - ref));
+    }
+  }
+  return worst;
+}
+
+/** Mean |decoded − original|: the codec's own loss, to show the file holds the image and not noise. */
+function meanLoss(decoded: Buffer, original: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < decoded.length; i++) sum += Math.abs(decoded[i]! - original[i]!);
+  return sum / decoded.length;
+}
+
+describe('JPEG-compressed TIFF written by libvips', () => {
+  it.each([
+    ['tiled 256² pyramid, RGB stored as YCbCr with shared JPEGTables', { tile: true, tileWidth: 256, tileHeight: 256, pyramid: true }],
+    ['tiled 128², quality 60', { tile: true, tileWidth: 128, tileHeight: 128, quality: 60 }],
+    ['strips', {}],
+  ] as Array<[string, TiffOptions]>)('%s', async (name, options) => {
+    const id = nextName('jpeg');
+    const path = join(tc.dir, `${id}.tif`);
+    const original = rgbSource();
+    await sharp(original, { raw: { width: W, height: H, channels: 3 } }).tiff({ compression: 'jpeg', ...options }).toFile(path);
+    const m = await ingestFile({ path, id, name, catalog: tc.catalog });
+    expect(m).toMatchObject({ width: W, height: H, sizeZ: 1, dtype: 'uint8', levels: 3 });
+    expect(m.channels.map((c) => c.label)).toEqual(['Red', 'Green', 'Blue']);
+    const reference = await libvipsDecode(path, 3);
+    expect(meanLoss(reference, original)).toBeLessThan(4);
+    expect(await maxDifference(m, reference, 3)).toBeLessThanOrEqual(1);
+    expect(await renderedDifference(m, reference, 3, 1)).toBeLessThanOrEqual(1);
+  });
+
+  it('grey (one component) tiles', async () => {
+    const path = join(tc.dir, 'jpeg-grey.tif');
+    const rgb = rgbSource();
+    const grey = Buffer.from(Array.from({ length: W * H }, (_, i) => rgb[i * 3 + 2]!));
+    await sharp(grey, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').tiff({ compression: 'jpeg', tile: true, tileWidth: 256, tileHeight: 256 }).toFile(path);
+    const m = await ingestFile({ path, id: 'jpeg-grey', catalog: tc.catalog });
+    expect(m.channels).toHaveLength(1);
+    const reference = await libvipsDecode(path, 1);
+    expect(meanLoss(reference, grey)).toBeLessThan(4);
+    expect(await maxDifference(m, reference, 1)).toBeLessThanOrEqual(1);
+    expect(await renderedDifference(m, reference, 1, 0)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('damaged compressed tiles', () => {
+  it.each(['jpeg', 'webp'] as const)('%s: a clobbered tile is a corrupt error naming the tile, and nothing is published', async (compression) => {
+    const id = nextName(`bad-${compression}`);
+    const path = join(tc.dir, `${id}.tif`);
+    await sharp(rgbSource(), { raw: { width: W, height: H, channels: 3 } }).tiff({ compression, tile: true, tileWidth: 256, tileHeight: 256 }).toFile(path);
+    const bytes = readFileSync(path);
+    // libvips writes the tiles first and the IFD last: the middle of the file is compressed tile data.
+    const start = Math.floor(bytes.length / 2);
+    bytes.fill(0xa5, start, start + 200);
+    writeFileSync(path, bytes);
+    const err = await ingestFile({ path, id, catalog: tc.catalog }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestError);
+    expect((err as IngestError).problem).toBe('corrupt');
+    expect((err as Error).message).toMatch(new RegExp(`page 0 tile \\d+: ${compression === 'jpeg' ? 'JPEG' : 'WebP'} data (cannot be decoded|does not start with an SOI marker)`));
+    expect(await tc.catalog.find(id)).toBeUndefined();
+  });
+});
+
+describe('WebP-compressed TIFF written by libvips', () => {
+  it.each([
+    ['lossy, tiled pyramid', { tile: true, tileWidth: 256, tileHeight: 256, pyramid: true }],
+    ['lossless, tiled 128²', { tile: true, tileWidth: 128, tileHeight: 128, lossless: true }],
+  ] as Array<[string, TiffOptions & { lossless?: boolean }]>)('%s', async (name, options) => {
+    const id = nextName('webp');
+    const path = join(tc.dir, `${id}.tif`);
+    const original = rgbSource();
+    const { lossless, ...tiff } = options;
+    // sharp's tiff() has no lossless switch for WebP; quality 100 is libvips' lossless WebP in TIFF.
+    await sharp(original, { raw: { width: W, height: H, channels: 3 } }).tiff({ compression: 'webp', ...tiff, ...(lossless ? { quality: 100 } : {}) }).toFile(path);
+    const m = await ingestFile({ path, id, name, catalog: tc.catalog });
+    expect(m.channels.map((c) => c.label)).toEqual(['Red', 'Green', 'Blue']);
+    const reference = await libvipsDecode(path, 3);
+    expect(meanLoss(reference, original)).toBeLessThan(lossless ? 1 : 4);
+    expect(await maxDifference(m, reference, 3)).toBeLessThanOrEqual(1);
+    expect(await renderedDifference(m, reference, 3, 2)).toBeLessThanOrEqual(1);
+  });
+});
