@@ -1,8 +1,8 @@
 import { readFile as readFileCallback } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { assertValidKey, type ObjectInfo, type ObjectStore } from './object-store';
+import { assertValidKey, assertValidRange, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store';
 
 function isNotFound(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -38,6 +38,33 @@ export class LocalObjectStore implements ObjectStore {
         else reject(e);
       });
     });
+  }
+
+  async getRange(key: string, range: ByteRange): Promise<Buffer | undefined> {
+    const path = this.path(key);
+    assertValidRange(range);
+    let file;
+    try {
+      file = await open(path, 'r');
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    try {
+      const size = (await file.stat()).size;
+      const start = 'suffixLength' in range ? Math.max(0, size - range.suffixLength) : Math.min(range.offset, size);
+      const end = 'suffixLength' in range ? size : Math.min(size, range.offset + range.length);
+      const body = Buffer.alloc(end - start);
+      let done = 0;
+      while (done < body.length) {
+        const { bytesRead } = await file.read(body, done, body.length - done, start + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === body.length ? body : body.subarray(0, done);
+    } finally {
+      await file.close();
+    }
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

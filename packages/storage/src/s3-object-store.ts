@@ -12,7 +12,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store';
+import { assertValidKey, assertValidRange, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -90,6 +90,31 @@ export class S3ObjectStore implements ObjectStore {
       return Buffer.from(await out.Body.transformToByteArray());
     } catch (e) {
       if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async getRange(key: string, range: ByteRange): Promise<Buffer | undefined> {
+    assertValidRange(range);
+    // A suffix is turned into an explicit range after a HEAD: not every S3-protocol server honours
+    // "bytes=-N" (s3rver answers the whole object), and shard indexes are read once and cached.
+    if ('suffixLength' in range) {
+      const info = await this.head(key);
+      if (!info) return undefined;
+      const offset = Math.max(0, info.size - range.suffixLength);
+      range = { offset, length: info.size - offset };
+    }
+    // HTTP ranges are inclusive and cannot be empty: an empty request is answered without asking.
+    if (range.length === 0) return (await this.head(key)) ? Buffer.alloc(0) : undefined;
+    const header = `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Range: header }));
+      if (!out.Body) return Buffer.alloc(0);
+      return Buffer.from(await out.Body.transformToByteArray());
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      // A range starting past the end: S3 answers 416; the port's answer is an empty buffer.
+      if (e instanceof S3ServiceException && (e.$metadata.httpStatusCode === 416 || e.name === 'InvalidRange')) return Buffer.alloc(0);
       throw e;
     }
   }

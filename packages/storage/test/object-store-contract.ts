@@ -44,6 +44,21 @@ export function objectStoreContract(
       expect((await store.get('a/empty.bin'))?.length).toBe(0);
     });
 
+    it('reads byte ranges, suffixes, and ranges cut at the end', async () => {
+      const body = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 31 + 7) % 256));
+      await store.put('range/obj.bin', body);
+      expect((await store.getRange('range/obj.bin', { offset: 0, length: 10 }))?.equals(body.subarray(0, 10))).toBe(true);
+      expect((await store.getRange('range/obj.bin', { offset: 4321, length: 1234 }))?.equals(body.subarray(4321, 5555))).toBe(true);
+      expect((await store.getRange('range/obj.bin', { suffixLength: 16 }))?.equals(body.subarray(10_000 - 16))).toBe(true);
+      expect((await store.getRange('range/obj.bin', { offset: 9_990, length: 100 }))?.equals(body.subarray(9_990))).toBe(true);
+      expect((await store.getRange('range/obj.bin', { offset: 3, length: 0 }))?.length).toBe(0);
+      expect((await store.getRange('range/obj.bin', { offset: 20_000, length: 5 }))?.length).toBe(0);
+      expect((await store.getRange('range/obj.bin', { suffixLength: 50_000 }))?.equals(body)).toBe(true);
+      expect(await store.getRange('range/missing.bin', { offset: 0, length: 4 })).toBeUndefined();
+      await expect(store.getRange('range/obj.bin', { offset: -1, length: 4 })).rejects.toThrow(/invalid byte range/);
+      await expect(store.getRange('../x', { offset: 0, length: 4 })).rejects.toThrow(/invalid object key/);
+    });
+
     it('overwrites whole objects', async () => {
       await store.put('over/x.txt', Buffer.from('first version, long'));
       await store.put('over/x.txt', Buffer.from('second'));
