@@ -4,10 +4,17 @@ import type { Config } from 'jest';
 // Workspace imports resolve to sources, so a unit test never runs stale `dist/` code; the
 // integration tests spawn the built apps (`apps/*/dist/main.js`) as real OS processes.
 const transform: Config['transform'] = {
+  // Only the ES-module packages named in transformIgnorePatterns below reach this rule.
+  '^.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
 };
 const moduleNameMapper = {
-  '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest|tile-requests)$': '<rootDir>/packages/$1/src',
+  '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest|tile-requests|zarr)$': '<rootDir>/packages/$1/src',
+  '^zarrita$': '<rootDir>/node_modules/zarrita/dist/src/index.js',
+  '^@zarrita/storage$': '<rootDir>/node_modules/@zarrita/storage/dist/src/index.js',
+  '^@zarrita/storage/(.*)$': '<rootDir>/node_modules/@zarrita/storage/dist/src/$1.js',
+  '^numcodecs$': '<rootDir>/node_modules/numcodecs/dist/index.js',
+  '^numcodecs/(blosc|gzip|lz4|zlib|zstd)$': '<rootDir>/node_modules/numcodecs/dist/$1.js',
 };
 
 const config: Config = {
@@ -16,6 +23,9 @@ const config: Config = {
   moduleNameMapper,
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // zarrita and its codecs ship only as ES modules: swc turns them into CommonJS for jest, and
+  // their "import"-only exports are mapped to files below. (The built apps import them natively.)
+  transformIgnorePatterns: ['/node_modules/(?!(zarrita|@zarrita|numcodecs)/)'],
   // Integration tests start real processes and measure timing on 2 cores: one suite at a time.
   maxWorkers: 1,
   testTimeout: 60_000,

@@ -5,6 +5,8 @@
 //    redis-server binary is on PATH, as `npm start` does; otherwise one line saying what to do.
 //  - Chromium for the browser tests (playwright-core drives Debian's, never a download): installed
 //    with apt-get when missing and running as root; otherwise one line saying how.
+//  - Python's zarr (Debian python3-zarr), which writes the OME-Zarr fixtures
+//    (test/fixtures/zarr/generate.py): installed the same way.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -81,6 +83,20 @@ function ensureChromium() {
   say(`Chromium is not at ${CHROMIUM_PATH}, so the browser tests will fail: install it as root with: apt-get install -y chromium (or set CHROMIUM_PATH)`);
 }
 
+function ensurePythonZarr() {
+  const probe = () => spawnSync('/usr/bin/python3', ['-c', 'import zarr, numcodecs'], { encoding: 'utf8' }).status === 0;
+  if (probe()) return;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say('Python zarr is missing; installing Debian\'s python3-zarr with apt-get (once)...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq python3-zarr'], { env, encoding: 'utf8' });
+    if (run.status === 0 && probe()) return;
+    say(`apt-get could not install python3-zarr: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
+  }
+  say('Python zarr is missing, so the OME-Zarr tests cannot write their fixtures: install it as root with: apt-get install -y python3-zarr');
+}
+
 const redisOk = await ensureRedis();
 ensureChromium();
+ensurePythonZarr();
 process.exit(redisOk ? 0 : 1);

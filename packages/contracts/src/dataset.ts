@@ -25,6 +25,20 @@ export const ChannelInfo = z.object({
 export type ChannelInfo = z.infer<typeof ChannelInfo>;
 
 /**
+ * A dataset linked to an OME-Zarr where it lies (no pixel copied): `url` is "file:<path under
+ * INGEST_ROOT>" or "s3://bucket/prefix"; `fingerprint` hashes its metadata at registration, so a
+ * Zarr changed afterwards is refused rather than read under the old manifest.
+ */
+export const LinkedZarrSource = z.object({
+  kind: z.literal('zarr'),
+  url: z.string().min(1).max(1024),
+  zarrFormat: z.union([z.literal(2), z.literal(3)]),
+  ngffVersion: z.string().max(16),
+  fingerprint: z.string().max(100),
+});
+export type LinkedZarrSource = z.infer<typeof LinkedZarrSource>;
+
+/**
  * The dataset manifest: written last and atomically at the end of an ingest, so a reader never
  * sees a half-written dataset. `version` goes up with each ingest of the same id and is part of
  * every tile key, so tiles of an old version are never served for new data.
@@ -46,8 +60,10 @@ export const DatasetManifest = z.object({
   physicalSize: z
     .object({ x: z.number().positive(), y: z.number().positive(), z: z.number().positive().optional(), unit: z.string() })
     .optional(),
-  /** How this version's source tiles were written: see SourceEncoding. */
+  /** How this version's source tiles were written: see SourceEncoding (unused when linked). */
   sourceEncoding: SourceEncoding,
+  /** Set when the pixels stay in an OME-Zarr elsewhere (no source tiles under datasets/). */
+  source: LinkedZarrSource.optional(),
   createdAt: z.string(),
 });
 export type DatasetManifest = z.infer<typeof DatasetManifest>;

@@ -1,0 +1,41 @@
+import type { ByteRange, ObjectStore } from '@tilefarm/storage';
+
+/** zarrita's store shape (an AsyncReadable of @zarrita/storage), stated here so no module but zarr-library.ts loads zarrita. */
+export interface ZarrReadable {
+  get(key: `/${string}`): Promise<Uint8Array | undefined>;
+  getRange(key: `/${string}`, range: ByteRange): Promise<Uint8Array | undefined>;
+}
+
+/**
+ * A Zarr hierarchy under `prefix` of an ObjectStore (local disk or S3), as zarrita reads stores:
+ * whole objects for metadata and chunks, byte ranges for shard indexes and the chunks inside shards.
+ * Counts reads, so tests and metrics can see that a shard is read by range, not whole.
+ */
+export class ObjectStoreReadable implements ZarrReadable {
+  reads = 0;
+  rangeReads = 0;
+  bytesRead = 0;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly prefix: string,
+  ) {}
+
+  private key(path: `/${string}`): string {
+    return `${this.prefix}${path.slice(1)}`;
+  }
+
+  async get(path: `/${string}`): Promise<Uint8Array | undefined> {
+    this.reads++;
+    const body = await this.store.get(this.key(path));
+    this.bytesRead += body?.length ?? 0;
+    return body;
+  }
+
+  async getRange(path: `/${string}`, range: ByteRange): Promise<Uint8Array | undefined> {
+    this.rangeReads++;
+    const body = await this.store.getRange(this.key(path), range);
+    this.bytesRead += body?.length ?? 0;
+    return body;
+  }
+}

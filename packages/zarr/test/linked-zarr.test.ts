@@ -1,0 +1,98 @@
+import { LocalObjectStore } from '@tilefarm/storage';
+import { LruByteCache } from '@tilefarm/render';
+import type { DatasetManifest } from '@tilefarm/contracts';
+import { LinkedZarrReader, openZarrImage, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { dirname, basename } from 'node:path';
+import { fixtureValue, isFixtureFill, zarrFixtures } from '../../../test/support/zarr-fixtures';
+
+const fixtures = zarrFixtures();
+const placeOf = (path: string) => ({ store: new LocalObjectStore(dirname(path)), prefix: `${basename(path)}/` });
+
+function manifestFor(opened: Awaited<ReturnType<typeof openZarrImage>>, url: string): DatasetManifest {
+  const im = opened.image;
+  return {
+    v: 1, id: 'linked', version: 1, tenant: 'public', width: im.width, height: im.height, sizeZ: im.sizeZ, sizeT: im.sizeT, tileSize: 256,
+    levels: im.levels.length, dtype: im.dtype, channels: im.channels, sourceEncoding: 'raw-v1', createdAt: new Date().toISOString(),
+    source: { kind: 'zarr', url, zarrFormat: opened.zarrFormat, ngffVersion: im.ngffVersion, fingerprint: opened.fingerprint },
+  };
+}
+
+describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
+  it('NGFF 0.4 (v2, blosc lz4/zstd, 200×300×2z chunks): metadata, omero defaults, physical size', async () => {
+    const z = await openZarrImage(placeOf(fixtures.ngff04), zarritaLibrary, 'cells-ngff04.zarr', 1e12);
+    expect(z.zarrFormat).toBe(2);
+    expect(z.image).toMatchObject({ axes: ['c', 'z', 'y', 'x'], width: 900, height: 700, sizeC: 3, sizeZ: 6, sizeT: 1, dtype: 'uint16', fillValue: 0 });
+    expect(z.image.levels.map((l) => l.shape)).toEqual([[3, 6, 700, 900], [3, 6, 350, 450], [3, 6, 175, 225], [3, 6, 88, 113]]);
+    expect(z.image.channels).toEqual([
+      { label: 'DAPI', color: '#0000ff', window: [100, 600] },
+      { label: 'GFP', color: '#00ff00', window: [3100, 3600] },
+      { label: 'mCherry', color: '#ff0000', window: [6100, 6600] },
+    ]);
+    expect(z.image.physicalSize).toEqual({ x: 0.325, y: 0.325, z: 1, unit: 'µm' });
+    expect(z.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it.each([
+    ['04', fixtures.ngff04],
+    ['05', fixtures.ngff05],
+  ] as const)('NGFF %s: tiles assembled from chunks hold the known values at every level, fill value where a chunk is missing', async (which, path) => {
+    const place = placeOf(path);
+    const opened = await openZarrImage(place, zarritaLibrary, basename(path), 1e12);
+    const manifest = manifestFor(opened, `file:${basename(path)}`);
+    const reader = new LinkedZarrReader({ resolve: () => place, library: zarritaLibrary, maxPixels: 1e12 });
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    const im = opened.image;
+    for (let level = 0; level < im.levels.length; level++) {
+      const cols = Math.ceil(Math.ceil(im.width / 2 ** level) / 256);
+      const rows = Math.ceil(Math.ceil(im.height / 2 ** level) / 256);
+      for (const [t, c, z] of [[0, 0, 0], [im.sizeT - 1, im.sizeC - 1, im.sizeZ - 1], [im.sizeT - 1, im.sizeC - 1, 1], [0, 1, 3]] as const) {
+        for (let ty = 0; ty < rows; ty++) {
+          for (let tx = 0; tx < cols; tx++) {
+            const tile = await reader.readTile(manifest, { level, t, c, z, x: tx, y: ty }, cache);
+            let wrong = 0;
+            for (let y = 0; y < tile.height; y++) {
+              for (let x = 0; x < tile.width; x++) {
+                const gy = (ty * 256 + y) * 2 ** level;
+                const gx = (tx * 256 + x) * 2 ** level;
+                const expected = isFixtureFill(which, level, t, c, z, gy, gx) ? 0 : fixtureValue(t, c, z, gy, gx);
+                if (tile.data[y * tile.width + x] !== expected) wrong++;
+              }
+            }
+            expect({ level, t, c, z, tx, ty, wrong }).toEqual({ level, t, c, z, tx, ty, wrong: 0 });
+          }
+        }
+      }
+    }
+  });
+
+  it('reads shards by byte range, not whole', async () => {
+    const opened = await openZarrImage(placeOf(fixtures.ngff05), zarritaLibrary, 'cells-ngff05.zarr', 1e12);
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    const readsBefore = opened.readable.reads;
+    const region = { level: 0, t: 0, c: 0, z: 2, x0: 256, y0: 256, width: 256, height: 256 };
+    const tile = await readTileFromChunks(opened.image, opened.arrays, region, cache, 'k');
+    expect(tile.data[0]).toBe(fixtureValue(0, 0, 2, 256, 256));
+    // 256² at (256, 256) overlaps 2 × 3 inner chunks of 128 × 160 in 2 shards: index + chunk ranges only.
+    expect(opened.readable.reads).toBe(readsBefore);
+    expect(opened.readable.rangeReads).toBeGreaterThanOrEqual(2 + 6);
+    const shardBytes = statSync(join(fixtures.ngff05, '0/c/0/0/0/1/0')).size + statSync(join(fixtures.ngff05, '0/c/0/0/0/1/1')).size;
+    expect(opened.readable.bytesRead).toBeLessThan(shardBytes);
+  });
+
+  it('refuses a Zarr whose metadata changed after registration', async () => {
+    const place = placeOf(fixtures.ngff04);
+    const opened = await openZarrImage(place, zarritaLibrary, 'x', 1e12);
+    const manifest = manifestFor(opened, 'file:x');
+    manifest.source!.fingerprint = 'sha256:' + '0'.repeat(64);
+    const reader = new LinkedZarrReader({ resolve: () => place, library: zarritaLibrary, maxPixels: 1e12 });
+    await expect(reader.readTile(manifest, { level: 0, t: 0, c: 0, z: 0, x: 0, y: 0 }, new LruByteCache<string, unknown>({ maxBytes: 1 << 20 }))).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/changed since it was registered/) });
+  });
+
+  it('refuses what is not an NGFF image, and a declared size over the limit', async () => {
+    await expect(openZarrImage(placeOf(`${fixtures.ngff04}/0`), zarritaLibrary, 'level0', 1e12)).rejects.toMatchObject({ code: 'source_unreadable' });
+    await expect(openZarrImage(placeOf(fixtures.dir), zarritaLibrary, 'dir', 1e12)).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/not a Zarr group/) });
+    await expect(openZarrImage(placeOf(fixtures.ngff04), zarritaLibrary, 'big', 1000)).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/over this server's limit/) });
+  });
+});

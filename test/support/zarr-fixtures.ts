@@ -1,0 +1,41 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const SCRIPT = join(__dirname, '..', 'fixtures', 'zarr', 'generate.py');
+
+/**
+ * The OME-Zarr fixtures, written by test/fixtures/zarr/generate.py with Debian's python3-zarr
+ * (independent of our code and of zarrita). Generated once per script version into a cache dir.
+ */
+export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string } {
+  const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 12);
+  const dir = join(tmpdir(), `tilefarm-zarr-fixtures-${hash}`);
+  if (!existsSync(join(dir, 'done'))) {
+    const building = `${dir}.${process.pid}`;
+    rmSync(building, { recursive: true, force: true });
+    mkdirSync(building, { recursive: true });
+    execFileSync('/usr/bin/python3', [SCRIPT, building], { stdio: 'pipe' });
+    execFileSync('touch', [join(building, 'done')]);
+    try {
+      renameSync(building, dir);
+    } catch {
+      rmSync(building, { recursive: true, force: true }); // another test built it meanwhile
+    }
+  }
+  return { dir, ngff04: join(dir, 'cells-ngff04.zarr'), ngff05: join(dir, 'cells-ngff05.zarr') };
+}
+
+/** The fixtures' known value of every sample (see generate.py); reduced level k samples (y·2^k, x·2^k). */
+export function fixtureValue(t: number, c: number, z: number, y: number, x: number): number {
+  return 100 + 3000 * c + 500 * z + 40 * t + ((7 * x + 13 * y) % 251) + 20 * ((Math.floor(x / 37) + Math.floor(y / 29)) % 2);
+}
+
+/** Regions written as the fill value 0 with their chunk left out (see ZERO_04 / ZERO_05 in generate.py). */
+export function isFixtureFill(which: '04' | '05', level: number, t: number, c: number, z: number, y: number, x: number): boolean {
+  if (level !== 0) return false;
+  if (which === '04') return c === 2 && z >= 4 && z < 6 && y < 200 && x < 300;
+  return t === 1 && c === 1 && z < 2 && y < 128 && x < 160;
+}
