@@ -1,11 +1,12 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type TiffOptions } from 'sharp';
 import { RenderSpec, type DatasetManifest } from '@tilefarm/contracts';
 import { readSourceTile } from '@tilefarm/datasets';
 import { createTileRenderer } from '@tilefarm/render';
 import { IngestError, ingestFile } from '@tilefarm/ingest';
-import { readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
+import { everyOther, firstDifference, readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
 
 /**
  * TIFF codecs as libvips writes them (sharp's tiffsave here; Debian's `vips` CLI for the committed
@@ -157,5 +158,91 @@ describe('WebP-compressed TIFF written by libvips', () => {
     expect(meanLoss(reference, original)).toBeLessThan(lossless ? 1 : 4);
     expect(await maxDifference(m, reference, 3)).toBeLessThanOrEqual(1);
     expect(await renderedDifference(m, reference, 3, 2)).toBeLessThanOrEqual(1);
+  });
+});
+
+/** Committed files written by Debian's `vips` CLI (codec-fixtures/make-fixtures.sh), with their source pixels as PNG. */
+const CODEC_FIXTURES = join(__dirname, 'codec-fixtures');
+const FW = 520;
+const FH = 300;
+const VIPS_CLI = ['/usr/bin/vips', '/usr/local/bin/vips'].find((p) => existsSync(p));
+
+/** The source image the fixture was written from, decoded by sharp: for lossless codecs the exact answer. */
+async function sourcePixels(name: 'grey16' | 'rgb8'): Promise<{ data: Uint8Array | Uint16Array; channels: number }> {
+  const img = sharp(join(CODEC_FIXTURES, `source-${name}.png`));
+  const { data, info } = await (name === 'grey16' ? img.toColourspace('grey16').raw({ depth: 'ushort' }) : img.raw()).toBuffer({ resolveWithObject: true });
+  expect([info.width, info.height]).toEqual([FW, FH]);
+  return name === 'grey16' ? { data: new Uint16Array(data.buffer, data.byteOffset, data.length / 2), channels: 1 } : { data, channels: 3 };
+}
+
+/** A level of the file decoded by the `vips` CLI (libvips + libtiff, built with zstd and OpenJPEG), as 16-bit grey or 8-bit RGB. */
+async function vipsCliDecode(file: string, subifd: number, grey16: boolean): Promise<{ data: Uint8Array | Uint16Array; width: number }> {
+  const out = join(tc.dir, `${nextName('vips')}.png`);
+  execFileSync(VIPS_CLI!, ['copy', `${file}[subifd=${subifd}]`, out]);
+  const img = sharp(out);
+  const { data, info } = await (grey16 ? img.toColourspace('grey16').raw({ depth: 'ushort' }) : img.raw()).toBuffer({ resolveWithObject: true });
+  return { data: grey16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data, width: info.width };
+}
+
+async function planeDifference(m: DatasetManifest, level: number, reference: ArrayLike<number>, channels: number): Promise<number> {
+  let worst = 0;
+  for (let c = 0; c < channels; c++) {
+    const plane = (await readBackPlane(tc.store, m, level, c, 0)).data;
+    expect(plane.length * channels).toBe(reference.length);
+    for (let i = 0; i < plane.length; i++) worst = Math.max(worst, Math.abs(plane[i]! - reference[i * channels + c]!));
+  }
+  return worst;
+}
+
+describe('zstd-compressed TIFF written by the vips CLI (committed fixtures)', () => {
+  it('uint16, horizontal predictor, 256² tiles, SubIFD pyramid: equal to the source, stored levels used', async () => {
+    const path = join(CODEC_FIXTURES, 'zstd-grey16-tiled-pyramid.tif');
+    const m = await ingestFile({ path, id: nextName('zstd'), catalog: tc.catalog });
+    expect(m).toMatchObject({ width: FW, height: FH, dtype: 'uint16', levels: 3 });
+    const source = await sourcePixels('grey16');
+    expect(await planeDifference(m, 0, source.data, 1)).toBe(0);
+    // libvips' levels are 2×2 means, not every other pixel: level 1 is the file's, not computed by us.
+    const level1 = (await readBackPlane(tc.store, m, 1, 0, 0)).data;
+    expect(firstDifference(level1, everyOther({ width: FW, height: FH, data: source.data }, 1))).toBeGreaterThanOrEqual(0);
+    // Rendered (window 0..65535 → 8 bit): the source value / 257, rounded.
+    const renderer = createTileRenderer();
+    const out = await renderer.render({
+      manifest: m,
+      stats: await tc.catalog.getStats(m.id, m.version),
+      spec: RenderSpec.parse({ channels: [{ index: 0, color: '#ffffff', window: [0, 65535] }], format: 'png' }),
+      tile: { level: 0, z: 0, t: 0, x: 1, y: 0, format: 'png' },
+      readSource: (ch, z, t) => readSourceTile(tc.store, m.id, m.version, { level: 0, t, z, c: ch, x: 1, y: 0 }),
+    });
+    const { data, info } = await sharp(out.body).raw().toBuffer({ resolveWithObject: true });
+    let worst = 0;
+    for (let y = 0; y < info.height; y++) for (let x = 0; x < info.width; x++) worst = Math.max(worst, Math.abs(data[(y * info.width + x) * info.channels]! - source.data[y * FW + 256 + x]! / 257));
+    expect(worst).toBeLessThanOrEqual(0.5 + 1e-9);
+  });
+
+  it('RGB uint8, horizontal predictor, strips: equal to the source', async () => {
+    const m = await ingestFile({ path: join(CODEC_FIXTURES, 'zstd-rgb8-strips.tif'), id: nextName('zstd'), catalog: tc.catalog });
+    expect(m.channels.map((c) => c.label)).toEqual(['Red', 'Green', 'Blue']);
+    const source = await sourcePixels('rgb8');
+    expect(await planeDifference(m, 0, source.data, 3)).toBe(0);
+  });
+
+  (VIPS_CLI ? it : it.skip)('the stored reduced level equals libvips\' own decode of that SubIFD (needs the vips CLI)', async () => {
+    const path = join(CODEC_FIXTURES, 'zstd-grey16-tiled-pyramid.tif');
+    const m = await ingestFile({ path, id: nextName('zstd'), catalog: tc.catalog });
+    const level1 = await vipsCliDecode(path, 0, true);
+    expect(level1.width).toBe(FW / 2);
+    expect(await planeDifference(m, 1, level1.data, 1)).toBe(0);
+  });
+
+  it('a corrupt zstd tile is a corrupt error naming it', async () => {
+    const bytes = readFileSync(join(CODEC_FIXTURES, 'zstd-grey16-tiled-pyramid.tif'));
+    const start = Math.floor(bytes.length / 3);
+    bytes.fill(0x5a, start, start + 300);
+    const path = join(tc.dir, 'bad-zstd.tif');
+    writeFileSync(path, bytes);
+    const err = await ingestFile({ path, id: nextName('bad-zstd'), catalog: tc.catalog }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestError);
+    expect((err as IngestError).problem).toBe('corrupt');
+    expect((err as Error).message).toMatch(/tile \d+: zstd data is corrupt/);
   });
 });

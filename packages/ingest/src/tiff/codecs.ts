@@ -22,7 +22,7 @@ export const COMPRESSION_NAMES: Record<number, string> = {
   34887: 'LERC',
 };
 
-const SUPPORTED = new Set([1, 5, 7, 8, 32946, 32773, 50001]);
+const SUPPORTED = new Set([1, 5, 7, 8, 32946, 32773, 50000, 50001]);
 
 export function isSupportedCompression(code: number): boolean {
   return SUPPORTED.has(code);

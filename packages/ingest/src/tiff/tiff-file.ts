@@ -85,7 +85,7 @@ export function pageDType(page: TiffPage): DType {
   throw new IngestError('unsupported', `${page.where}: ${bits}-bit ${kind} samples are not supported (uint8, uint16 and float32 are)`);
 }
 
-export const SUPPORTED_COMPRESSIONS_TEXT = 'none, deflate, LZW, PackBits, JPEG and WebP are';
+export const SUPPORTED_COMPRESSIONS_TEXT = 'none, deflate, LZW, PackBits, JPEG, zstd and WebP are';
 
 export function checkPageDecodable(page: TiffPage): void {
   if (!isSupportedCompression(page.compression)) {
