@@ -50,6 +50,10 @@ export interface SystemOptions {
   redisUrl?: string;
   /** Synthetic datasets to create before the processes start. */
   datasets?: SyntheticOptions[];
+  /** Extra node flags per process name (`api`, `gateway-0`, `worker-1`...), e.g. --cpu-prof for a bench. */
+  nodeArgs?: (name: string) => string[];
+  /** How long the processes may take to answer their health checks (benches on a loaded machine wait longer). */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -128,8 +132,8 @@ export class TestSystem {
     this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: gatewayPublic });
     this.gatewayPorts.forEach((port, i) => this.spawnApp(`gateway-${i}`, 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(port), HOST: '127.0.0.1' }));
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
-    await this.waitFor(`${this.apiUrl}/readyz`);
-    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`);
+    await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs);
+    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs);
   }
 
   /** Starts one more worker process (e.g. after killing one). */
@@ -140,7 +144,7 @@ export class TestSystem {
   }
 
   spawnApp(name: string, script: string, extraEnv: Record<string, string> = {}): AppProcess {
-    const child = spawn(process.execPath, [resolve(ROOT, script)], {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs?.(name) ?? []), resolve(ROOT, script)], {
       env: { PATH: process.env.PATH ?? '', ...this.env, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
