@@ -221,4 +221,32 @@ describe('signed tile URLs', () => {
       viewer.close();
     }
   }, 60_000);
+
+  it('signs /v1/tiles address URLs for token holders (POST /v1/tile-urls), within their tenant only (issue 11 item 10)', async () => {
+    const json = { 'content-type': 'application/json' };
+    const spec = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify(SPEC) });
+    const specId = ((await spec.json()) as { id: string }).id;
+    const path = `/v1/tiles/alpha-cells/${specId}/0/0/0/0/0.png`;
+    const sign = (paths: unknown, headers: Record<string, string>) => fetch(`${system.apiUrl}/v1/tile-urls`, { method: 'POST', headers: { ...json, ...headers }, body: JSON.stringify({ paths }) });
+    const signed = await sign([path, path.replace('0.png', '0.webp')], bearer(TOKEN_A));
+    expect(signed.status).toBe(200);
+    const { urls } = (await signed.json()) as { urls: string[] };
+    expect(urls).toHaveLength(2);
+    expect(urls[0]).toMatch(new RegExp(`^${path.replace(/\./g, '\\.')}\\?sig=[A-Za-z0-9_-]{43}$`));
+    // The signed address URL renders with no token at all, as an <img> would fetch it.
+    const tile = await fetch(`${system.apiUrl}${urls[0]}`);
+    expect([tile.status, tile.headers.get('content-type')]).toEqual([200, 'image/png']);
+    expect((await rawGet(system.apiUrl, path, bearer(TOKEN_A))).status).toBe(403); // unsigned stays refused
+    // Another tenant's dataset answers like a missing one; no token, a bad token or bad paths are refused.
+    const theirs = await sign([path.replace('alpha-cells', 'beta-cells')], bearer(TOKEN_A));
+    const missing = await sign([path.replace('alpha-cells', 'gamma-cells')], bearer(TOKEN_A));
+    expect([theirs.status, missing.status]).toEqual([404, 404]);
+    expect(((await theirs.json()) as { error: { code: string } }).error.code).toBe(((await missing.json()) as { error: { code: string } }).error.code);
+    expect((await sign([path], {})).status).toBe(401);
+    expect((await sign([path], bearer('not-a-real-token-at-all-0000'))).status).toBe(401);
+    for (const bad of [[], ['/tiles/ab/alpha-cells/v1/x.png'], [`${path}?sig=x`], [path.replace('/0.png', '/../0.png')], 'x', [1], Array(1025).fill(path)]) {
+      const res = await sign(bad, bearer(TOKEN_A));
+      expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([400, 'bad_request']);
+    }
+  }, 60_000);
 });

@@ -135,6 +135,9 @@ describe('malformed input at the running API and gateway', () => {
       fc.constant({ body: Buffer.from(`{"channels":[${'{"index":0},'.repeat(8000)}{"index":0}]}`), type: 'application/json' }),
     );
     for (const r of fc.sample(raw, { numRuns: 500, seed: SEED + 3 })) await http('raw body', 'POST', '/v1/specs', r.body, r.type);
+    // The routes issue 11 added: tile URL signing, dataset deletion.
+    for (const r of fc.sample(raw, { numRuns: 200, seed: SEED + 5 })) await http('tile-urls body', 'POST', '/v1/tile-urls', r.body, r.type);
+    for (const paths of fc.sample(fc.array(tilePath, { maxLength: 4 }), { numRuns: 300, seed: SEED + 6 })) await http('tile-urls', 'POST', '/v1/tile-urls', Buffer.from(JSON.stringify({ paths })));
 
     // Socket payloads: one viewer, every event acknowledged (or ignored), the connection kept.
     const viewer = new TestViewer(system.gatewayUrl(0));

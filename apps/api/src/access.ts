@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import { DatasetId, TilefarmError, type DatasetManifest } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
-import { SIGNATURE_PARAM, datasetAccessFor, mayAccess, type AccessTokens, type DatasetAccess, type Principal, type TileUrlSigner } from '@tilefarm/tile-requests';
+import { EXPIRY_PARAM, SIGNATURE_PARAM, datasetAccessFor, mayAccess, type AccessTokens, type DatasetAccess, type Principal, type TileUrlSigner } from '@tilefarm/tile-requests';
 
 export interface AccessRules {
   tokens: AccessTokens;
@@ -92,13 +92,16 @@ export function accessControl(rules: AccessRules): RequestHandler {
     }
     let principal: Principal;
     if (isTilePath(path) && rules.signer.enabled) {
-      if (!rules.signer.verify(req.path, req.query[SIGNATURE_PARAM])) throw new TilefarmError('invalid_signature');
+      if (!rules.signer.verify(req.path, req.query[SIGNATURE_PARAM], req.query[EXPIRY_PARAM])) throw new TilefarmError('invalid_signature');
       principal = OPEN;
     } else {
       const found = rules.tokens.authenticate(presentedToken(req));
       if (!found) throw new TilefarmError('unauthorized');
       if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/specs') {
         throw new TilefarmError('unauthorized', 'creating render specs needs an access token when tile URLs are signed');
+      }
+      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/tile-urls') {
+        throw new TilefarmError('unauthorized', 'signing tile URLs needs an access token');
       }
       principal = found;
     }

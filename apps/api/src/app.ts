@@ -15,6 +15,7 @@ import { ingestRoutes, type IngestRouteDeps } from './routes/ingests';
 import { specRoutes } from './routes/specs';
 import { omeroRoutes } from './routes/omero';
 import { tileRoutes } from './routes/tiles';
+import { tileUrlRoutes } from './routes/tile-urls';
 import type { TileService } from './tile-service';
 
 export interface ApiDeps {
@@ -63,6 +64,7 @@ export function buildApp(deps: ApiDeps): Express {
   if (deps.ingests) app.use(ingestRoutes(deps.ingests));
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
+  if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
   app.use(omeroRoutes(deps.catalog, deps.tiles));
   app.use(viewerConfigRoutes(deps.gatewayPublicUrl));
   if (deps.admin) app.use(adminRoutes(deps.admin));

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   });
   const { catalog, specs, planner, redis, queue, delivery, load } = stack;
   const tileBase = (config.TILE_BASE_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, '');
-  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS);
+  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
   const access = { tokens: AccessTokens.parse(config.ACCESS_TOKENS), signer, catalog };
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });

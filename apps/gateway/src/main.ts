@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const origins = config.ALLOWED_ORIGINS.trim() === '*' ? '*' : config.ALLOWED_ORIGINS.split(',').map((o) => o.trim());
   const tileBase = config.TILE_BASE_URL.replace(/\/$/, '');
   const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
-  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS);
+  const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
   const gateway = new SocketGateway(http, {
     authenticate: (handshake) => authenticateHandshake(tokens, handshake),
     allowedOrigins: origins,

@@ -62,6 +62,8 @@ export const AccessEnv = {
     .string()
     .optional()
     .refine((v) => v === undefined || v.trim() === '' || v.split(',').every((k) => k.trim().length >= 32), { message: 'each key must be at least 32 characters' }),
+  /** Lifetime of signed tile URLs (seconds; an `exp` is signed into each); unset = they do not expire. */
+  URL_SIGNATURE_TTL_S: int(60, 365 * 24 * 3600).optional(),
 };
 
 export const envHelpers = { int, bool };

@@ -65,3 +65,25 @@ export interface IngestStatusBody {
   createdAt: string;
   updatedAt: string;
 }
+
+/** `/v1/tiles/{dataset}/{specId}/{level}/{z}/{t}/{x}/{y}.{format}`, as a path (no host, no query). */
+export const TILE_ADDRESS_PATH = /^\/v1\/tiles\/([a-z0-9][a-z0-9_-]{0,63})\/s[0-9a-f]{16}\/(?:0|[1-9][0-9]{0,6})\/(?:0|[1-9][0-9]{0,6})\/(?:0|[1-9][0-9]{0,6})\/(?:0|[1-9][0-9]{0,6})\/(?:0|[1-9][0-9]{0,6})\.(?:jpeg|jpg|png|webp)$/;
+
+/** Most paths one POST /v1/tile-urls signs (a screenful of tiles many times over). */
+export const MAX_SIGNED_PATHS = 1024;
+
+/** POST /v1/tile-urls: tile address paths to sign for a token holder (signed URLs on). */
+export const SignTileUrlsBody = z
+  .object({
+    paths: z
+      .array(z.string().max(256).regex(TILE_ADDRESS_PATH, 'must be a /v1/tiles/{dataset}/{specId}/{level}/{z}/{t}/{x}/{y}.{format} path'))
+      .min(1)
+      .max(MAX_SIGNED_PATHS),
+  })
+  .strict();
+export type SignTileUrlsBody = z.infer<typeof SignTileUrlsBody>;
+
+/** 200 answer of POST /v1/tile-urls: the same paths, in order, with `?sig=` (and `exp=`) when signing is on. */
+export interface TileUrlsSigned {
+  urls: string[];
+}

@@ -62,50 +62,75 @@ export function datasetAccessFor(principal: Principal): DatasetAccess | undefine
   return principal.kind === 'open' ? undefined : (m) => mayAccess(principal, m);
 }
 
-/** The query parameter carrying a tile URL's signature. */
+/** The query parameters carrying a tile URL's signature and its optional expiry (Unix seconds). */
 export const SIGNATURE_PARAM = 'sig';
+export const EXPIRY_PARAM = 'exp';
+
+const CANONICAL_SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
+const EXPIRY = /^[1-9][0-9]{0,11}$/;
+
+export interface TileUrlSignerOptions {
+  /**
+   * Lifetime of the URLs this signer issues; undefined = they do not expire. The expiry is rounded
+   * up to a whole window of this length, so a URL stays the same for a while (caches keyed on the
+   * whole URL keep hitting) and is valid between one and two lifetimes.
+   */
+  ttlSeconds?: number | undefined;
+}
 
 /**
  * Signed tile URLs: HMAC-SHA256 over the canonical path (the URL path as the API receives it,
- * e.g. `/tiles/ab/cells/v1/...png`), base64url. Several keys allow rotation: the first signs,
- * any verifies. Comparison is constant-time.
+ * e.g. `/tiles/ab/cells/v1/...png`) and, when the URL carries `exp`, its expiry: base64url.
+ * Several keys allow rotation: the first signs, any verifies. A signature is accepted only in its
+ * canonical spelling (decoding ignores the last character's low bits, so four spellings would
+ * decode to the same bytes), then compared in constant time.
  */
 export class TileUrlSigner {
   private readonly keys: Buffer[];
+  private readonly ttlSeconds: number | undefined;
 
-  constructor(keys: string[]) {
+  constructor(keys: string[], options: TileUrlSignerOptions = {}) {
     this.keys = keys.filter((k) => k !== '').map((k) => Buffer.from(k, 'utf8'));
+    this.ttlSeconds = options.ttlSeconds;
   }
 
-  static parse(raw: string | undefined): TileUrlSigner {
-    return new TileUrlSigner((raw ?? '').split(',').map((k) => k.trim()));
+  static parse(raw: string | undefined, options: TileUrlSignerOptions = {}): TileUrlSigner {
+    return new TileUrlSigner((raw ?? '').split(',').map((k) => k.trim()), options);
   }
 
   get enabled(): boolean {
     return this.keys.length > 0;
   }
 
-  private mac(key: Buffer, path: string): Buffer {
-    return createHmac('sha256', key).update(`tilefarm-v1\n${path}`).digest();
+  private mac(key: Buffer, path: string, exp: string | undefined): Buffer {
+    return createHmac('sha256', key).update(exp === undefined ? `tilefarm-v1\n${path}` : `tilefarm-v1\n${path}\n${exp}`).digest();
   }
 
-  signature(path: string): string {
+  /** The signature of `path` (with `exp`, the expiry that goes beside it in the URL). */
+  signature(path: string, exp?: string): string {
     const key = this.keys[0];
     if (!key) throw new Error('no URL signing key configured');
-    return this.mac(key, path).toString('base64url');
+    return this.mac(key, path, exp).toString('base64url');
   }
 
-  /** `base + path`, with `?sig=` appended when signing is on. */
-  url(base: string, path: string): string {
+  /** `base + path`, with `?sig=` (and `exp=` when URLs expire) appended when signing is on. */
+  url(base: string, path: string, now = Date.now()): string {
     const p = path.startsWith('/') ? path : `/${path}`;
-    return this.enabled ? `${base}${p}?${SIGNATURE_PARAM}=${this.signature(p)}` : `${base}${p}`;
+    if (!this.enabled) return `${base}${p}`;
+    if (this.ttlSeconds === undefined) return `${base}${p}?${SIGNATURE_PARAM}=${this.signature(p)}`;
+    const window = this.ttlSeconds;
+    const exp = String((Math.floor(now / 1000 / window) + 2) * window);
+    return `${base}${p}?${EXPIRY_PARAM}=${exp}&${SIGNATURE_PARAM}=${this.signature(p, exp)}`;
   }
 
-  verify(path: string, signature: unknown): boolean {
-    if (typeof signature !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(signature)) return false;
+  /** Whether `signature` (and `exp`, if the URL has one) are valid for `path` at `now`. */
+  verify(path: string, signature: unknown, exp?: unknown, now = Date.now()): boolean {
+    if (typeof signature !== 'string' || !CANONICAL_SIGNATURE.test(signature)) return false;
+    if (exp !== undefined && (typeof exp !== 'string' || !EXPIRY.test(exp) || Number(exp) * 1000 <= now)) return false;
     const given = Buffer.from(signature, 'base64url');
+    if (given.length !== 32 || given.toString('base64url') !== signature) return false;
     let ok = false;
-    for (const key of this.keys) if (timingSafeEqual(given, this.mac(key, path))) ok = true;
+    for (const key of this.keys) if (timingSafeEqual(given, this.mac(key, path, exp as string | undefined))) ok = true;
     return ok;
   }
 }

@@ -48,3 +48,42 @@ describe('TileUrlSigner', () => {
     expect(new TileUrlSigner([]).url('https://cdn.example', path.slice(1))).toBe(`https://cdn.example${path}`);
   });
 });
+
+describe('TileUrlSigner: one spelling per signature, optional expiry (issue 11)', () => {
+  const path = '/tiles/ab/cells/v1/s0123456789abcdef/0/0/0/1_2.png';
+  const key = 'key-0123456789abcdef0123456789abcd';
+
+  it('accepts only the canonical base64url spelling of a signature', () => {
+    const s = new TileUrlSigner([key]);
+    const sig = s.signature(path);
+    // 43 characters carry 258 bits for 256: the last character's low 2 bits are ignored by a
+    // lenient decoder, so 4 spellings decode to the same bytes. Only the canonical one may pass.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(sig.at(-1)!);
+    const spellings = [0, 1, 2, 3].map((low) => sig.slice(0, -1) + alphabet[(last & ~3) | low]);
+    expect(spellings).toContain(sig);
+    for (const other of spellings) expect(Buffer.from(other, 'base64url').equals(Buffer.from(sig, 'base64url'))).toBe(true);
+    expect(spellings.filter((x) => s.verify(path, x))).toEqual([sig]);
+  });
+
+  it('signs an expiry into the URL when a lifetime is set, and refuses it once passed or changed', () => {
+    const s = new TileUrlSigner([key], { ttlSeconds: 600 });
+    const now = Date.UTC(2030, 0, 1, 12, 0, 0);
+    const url = new URL(s.url('https://cdn.example', path, now));
+    const exp = url.searchParams.get('exp')!;
+    const sig = url.searchParams.get('sig')!;
+    expect(Number(exp) * 1000).toBeGreaterThanOrEqual(now + 600_000);
+    expect(Number(exp) * 1000).toBeLessThanOrEqual(now + 1_200_000);
+    // Stable within a window, so caches keyed on the whole URL keep hitting.
+    expect(s.url('https://cdn.example', path, now + 1000)).toBe(url.toString());
+    expect(s.verify(path, sig, exp, now)).toBe(true);
+    expect(s.verify(path, sig, exp, Number(exp) * 1000 + 1)).toBe(false); // expired
+    expect(s.verify(path, sig, String(Number(exp) + 3600), now)).toBe(false); // extended by hand
+    expect(s.verify(path, sig, undefined, now)).toBe(false); // expiry removed
+    for (const bad of ['', 'abc', '1e12', '-1', ['1']]) expect(s.verify(path, sig, bad, now)).toBe(false);
+    // A signer without a lifetime still honours (and checks) an expiry it is given.
+    const plain = new TileUrlSigner([key]);
+    expect(plain.verify(path, sig, exp, now)).toBe(true);
+    expect(plain.verify(path, plain.signature(path), undefined, now)).toBe(true);
+  });
+});
