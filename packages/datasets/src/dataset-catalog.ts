@@ -8,6 +8,7 @@ import {
 } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
 import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, versionPrefix, type SourceTilePosition } from './storage-layout';
+import { BoundedCache } from './bounded-cache';
 import { DEFAULT_SOURCE_ENCODING, encodeSourceTileAs } from './source-tile-codec';
 
 function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, what: string): T {
@@ -22,30 +23,56 @@ function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success:
   return parsed.data;
 }
 
+export interface CatalogCacheLimits {
+  /** Entries per cache (current manifests, version manifests, statistics); least recently used go first. */
+  maxEntries?: number;
+  /** How long "no such dataset" is remembered (ids are client input: a miss must not stick). */
+  negativeTtlMs?: number;
+}
+
 /**
  * Datasets in the object store: reading manifests and statistics (cached: a version's files are
  * immutable; the current-version pointer is re-read after `currentTtlMs`), and publishing new
  * versions. Publishing writes the pointer last, in one PUT, so readers see all of a version or none.
+ * Every cache is bounded (`CatalogCacheLimits`): the ids looked up come from requests.
  */
 export class DatasetCatalog {
-  private readonly current = new Map<string, { at: number; manifest: DatasetManifest | undefined }>();
-  private readonly versions = new Map<string, DatasetManifest>();
-  private readonly stats = new Map<string, DatasetStats | undefined>();
+  private readonly current: BoundedCache<string, DatasetManifest | undefined>;
+  private readonly versions: BoundedCache<string, DatasetManifest>;
+  private readonly stats: BoundedCache<string, DatasetStats | undefined>;
+  private readonly negativeTtlMs: number;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly currentTtlMs = 2000,
     /** What putSourceTile writes; writers record it as the manifest's sourceEncoding. */
     readonly sourceEncoding: SourceEncoding = DEFAULT_SOURCE_ENCODING,
-  ) {}
+    limits: CatalogCacheLimits = {},
+  ) {
+    const max = limits.maxEntries ?? 10_000;
+    this.current = new BoundedCache(max);
+    this.versions = new BoundedCache(max);
+    this.stats = new BoundedCache(max);
+    this.negativeTtlMs = Math.min(limits.negativeTtlMs ?? 500, currentTtlMs);
+  }
+
+  /** Entries held by the caches (bounded by 3 × maxEntries). */
+  get cachedEntries(): number {
+    return this.current.size + this.versions.size + this.stats.size;
+  }
+
+  private remember(id: string, manifest: DatasetManifest | undefined): void {
+    const ttl = manifest ? this.currentTtlMs : this.negativeTtlMs;
+    if (ttl > 0) this.current.set(id, manifest, ttl);
+  }
 
   /** The current manifest, or undefined if there is no such dataset. */
   async find(id: string): Promise<DatasetManifest | undefined> {
     const hit = this.current.get(id);
-    if (hit && Date.now() - hit.at < this.currentTtlMs) return hit.manifest;
+    if (hit) return hit.value;
     const bytes = await this.store.get(catalogKey(id));
     const manifest = bytes ? parseJson(bytes, DatasetManifest, `manifest of ${id}`) : undefined;
-    this.current.set(id, { at: Date.now(), manifest });
+    this.remember(id, manifest);
     return manifest;
   }
 
@@ -59,7 +86,7 @@ export class DatasetCatalog {
   async getVersion(id: string, version: number): Promise<DatasetManifest> {
     const cacheKey = `${id}/${version}`;
     const hit = this.versions.get(cacheKey);
-    if (hit) return hit;
+    if (hit) return hit.value;
     const bytes = await this.store.get(versionManifestKey(id, version));
     if (!bytes) throw new TilefarmError('dataset_not_found', `no version ${version} of dataset "${id}"`);
     const manifest = parseJson(bytes, DatasetManifest, `manifest of ${id} v${version}`);
@@ -69,10 +96,12 @@ export class DatasetCatalog {
 
   async getStats(id: string, version: number): Promise<DatasetStats | undefined> {
     const cacheKey = `${id}/${version}`;
-    if (this.stats.has(cacheKey)) return this.stats.get(cacheKey);
+    const hit = this.stats.get(cacheKey);
+    if (hit) return hit.value;
     const bytes = await this.store.get(statsKey(id, version));
     const stats = bytes ? parseJson(bytes, DatasetStats, `statistics of ${id} v${version}`) : undefined;
-    this.stats.set(cacheKey, stats);
+    // A version's statistics never change once written; their absence may (the ingest publishing).
+    this.stats.set(cacheKey, stats, stats ? undefined : this.negativeTtlMs || 1);
     return stats;
   }
 
@@ -125,6 +154,6 @@ export class DatasetCatalog {
     await this.store.put(statsKey(manifest.id, manifest.version), Buffer.from(JSON.stringify(stats)), { contentType: 'application/json' });
     await this.store.put(versionManifestKey(manifest.id, manifest.version), body, { contentType: 'application/json' });
     await this.store.put(catalogKey(manifest.id), body, { contentType: 'application/json' });
-    this.current.set(manifest.id, { at: Date.now(), manifest });
+    this.remember(manifest.id, manifest);
   }
 }
