@@ -159,6 +159,9 @@ describe('queued ingest (POST /v1/datasets), 2 workers', () => {
       const res = await post(system, { id: 'outside', source });
       expect([source, res.status, (res.body.error as { code: string }).code]).toEqual([source, 400, 'bad_request']);
     }
+    // A local-storage deployment without INGEST_S3_SOURCES: an s3:// source is refused up front, by name (issue 11 item 12).
+    const s3 = await post(system, { id: 'outside', source: 's3://some-bucket/a.ome.tif' });
+    expect([s3.status, (s3.body.error as { code: string; message: string }).message]).toEqual([400, expect.stringContaining('INGEST_S3_SOURCES')]);
     expect((await post(system, { source: 'pyramid.ome.tif' })).status).toBe(400);
     expect((await post(system, { id: 'Bad Id', source: 'pyramid.ome.tif' })).status).toBe(400);
     expect((await post(system, { id: 'x', source: 'pyramid.ome.tif', extra: 1 })).status).toBe(400);
@@ -228,7 +231,7 @@ describe('queued ingest from s3://bucket/key (s3rver), S3 storage, 2 workers', (
 
   beforeAll(async () => {
     // No INGEST_ROOT: server-side paths are refused, S3 sources work.
-    system = await TestSystem.start({ workers: 2, storage: 's3' });
+    system = await TestSystem.start({ workers: 2, storage: 's3', env: { INGEST_S3_SOURCES: 'tilefarm-test/uploads' } });
     // The system's own store is an S3ObjectStore on the s3rver bucket (no key prefix).
     await system.store.put('uploads/pyramid.ome.tif', readFileSync(PYRAMID));
     viewer = new TestViewer(system.gatewayUrl());
@@ -242,6 +245,10 @@ describe('queued ingest from s3://bucket/key (s3rver), S3 storage, 2 workers', (
 
   it('downloads the object, ingests it on the workers and names the dataset after the object', async () => {
     expect((await post(system, { id: 'local', source: 'pyramid.ome.tif' })).status).toBe(400);
+    // Only the configured bucket/prefix (INGEST_S3_SOURCES), whatever else the workers' credentials can read.
+    for (const source of ['s3://other-bucket/uploads/pyramid.ome.tif', `s3://${system.env.S3_BUCKET}/datasets/x.tif`, `s3://${system.env.S3_BUCKET}/uploads/../catalog/x.json`]) {
+      expect([source, (await post(system, { id: 'elsewhere', source })).status]).toEqual([source, 400]);
+    }
     const res = await post(system, { id: 'from-s3', source: `s3://${system.env.S3_BUCKET}/uploads/pyramid.ome.tif` });
     expect(res.status).toBe(202);
     const last = await (await watch(viewer, (res.body as unknown as IngestAccepted).jobId)).ended;

@@ -8,7 +8,7 @@ import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
 import { accessControl, securityHeaders, type AccessRules } from './access';
 import { errorHandler, notFound } from './http-errors';
 import { adminRoutes } from './routes/admin';
-import { viewerConfigRoutes } from './routes/viewer-config';
+import { viewerConfigRoutes, type ViewerGatewaySettings } from './routes/viewer-config';
 import { datasetRoutes } from './routes/datasets';
 import { healthRoutes } from './routes/health';
 import { ingestRoutes, type IngestRouteDeps } from './routes/ingests';
@@ -30,8 +30,8 @@ export interface ApiDeps {
   viewerDir?: string;
   /** Queue dashboard at /admin/queues; off (404) without a token. */
   admin?: { token: string | undefined; queues: DashboardQueue[] };
-  /** Where browsers reach the gateway; undefined = this host, port 8081. */
-  gatewayPublicUrl?: string;
+  /** Where browsers reach the gateway (GET /v1/config). */
+  gateway: ViewerGatewaySettings;
   /** POST /v1/datasets (queued ingest) and GET /v1/ingests/:jobId. */
   ingests?: IngestRouteDeps;
   isStopping: () => boolean;
@@ -66,7 +66,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(tileRoutes(deps.tiles, deps.store));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
   app.use(omeroRoutes(deps.catalog, deps.tiles));
-  app.use(viewerConfigRoutes(deps.gatewayPublicUrl));
+  app.use(viewerConfigRoutes(deps.gateway));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
   app.use(notFound);

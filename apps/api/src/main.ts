@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
@@ -12,7 +12,7 @@ import { TileService } from './tile-service';
 
 /** Composition root of the HTTP API. */
 async function main(): Promise<void> {
-  const config = loadConfig(ApiConfig, process.env);
+  const config = loadConfig(ApiConfig, environmentWithFile(process.env));
   const logger = createLogger('api', config.LOG_LEVEL);
   const registry = createRegistry('api');
   const metrics = createApiMetrics(registry);
@@ -26,15 +26,15 @@ async function main(): Promise<void> {
     onError: (e) => logger.warn({ err: e }, 'tile sweep failed'),
   });
   const { catalog, specs, planner, redis, queue, delivery, load } = stack;
-  const tileBase = (config.TILE_BASE_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, '');
+  const tileBase = tileBaseUrl(config);
   const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
   const access = { tokens: AccessTokens.parse(config.ACCESS_TOKENS), signer, catalog };
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
-  const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, ingestRoot: config.INGEST_ROOT };
+  const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES } };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gatewayPublicUrl: config.GATEWAY_PUBLIC_URL, ingests, access, isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccessEnv, LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, LogEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -9,9 +9,8 @@ export const GatewayConfig = z
     ...StorageEnv,
     ...LogEnv,
     ...AccessEnv,
-    GATEWAY_PORT: int(0, 65535).default(8081),
+    ...PublicUrlEnv,
     HOST: z.string().default('0.0.0.0'),
-    TILE_BASE_URL: z.string().url().default('http://localhost:8080'),
     /** Comma-separated allowed browser origins for the socket ("*" = any). */
     ALLOWED_ORIGINS: z.string().default('*'),
     /** Z slices prefetched on each side of the viewed one. */

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { IngestProgressBus, IngestTracker, ingestEventOf } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
@@ -12,7 +12,7 @@ import { authenticateHandshake } from './socket-auth';
 
 /** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
 async function main(): Promise<void> {
-  const config = loadConfig(GatewayConfig, process.env);
+  const config = loadConfig(GatewayConfig, environmentWithFile(process.env));
   const logger = createLogger('gateway', config.LOG_LEVEL);
   const registry = createRegistry('gateway');
   const metrics = createGatewayMetrics(registry);
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     if (!answerOpsRequest(req, res, registry, () => ({ ok: !stopping, viewers: gateway.viewerCount }))) answerNotFound(res);
   });
   const origins = config.ALLOWED_ORIGINS.trim() === '*' ? '*' : config.ALLOWED_ORIGINS.split(',').map((o) => o.trim());
-  const tileBase = config.TILE_BASE_URL.replace(/\/$/, '');
+  const tileBase = tileBaseUrl(config);
   const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
   const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
   const gateway = new SocketGateway(http, {

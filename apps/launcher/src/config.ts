@@ -1,14 +1,13 @@
 import { z } from 'zod';
-import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { LogEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 export const LauncherConfig = z
   .object({
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
+    ...PublicUrlEnv,
     WORKERS: envHelpers.int(1, 64).default(2),
-    PORT: envHelpers.int(1, 65535).default(8080),
-    GATEWAY_PORT: envHelpers.int(1, 65535).default(8081),
     DEMO_DATASET: envHelpers.bool.default(true),
     // Supervision: a crashed child is restarted after RESTART_BACKOFF_MS, doubling per crash in a
     // row up to RESTART_MAX_BACKOFF_MS; CRASH_LOOP_COUNT crashes of one child within

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createConnection } from 'node:net';
-import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog, createSyntheticDataset } from '@tilefarm/datasets';
 import { openObjectStore } from '@tilefarm/storage';
 import { LauncherConfig } from './config';
@@ -33,12 +33,21 @@ function redisAnswers(url: string): Promise<boolean> {
  * one gateway and several workers as separate processes.
  */
 async function main(): Promise<void> {
-  const config = loadConfig(LauncherConfig, process.env);
+  const env = environmentWithFile(process.env);
+  const config = loadConfig(LauncherConfig, env);
+  // Every child gets the same ports and public URLs, derived here once: announced tile URLs and
+  // the viewer's gateway follow PORT and GATEWAY_PORT unless set explicitly.
+  const shared: Record<string, string> = {
+    PORT: String(config.PORT),
+    GATEWAY_PORT: String(config.GATEWAY_PORT),
+    TILE_BASE_URL: tileBaseUrl(config),
+    ...(config.GATEWAY_PUBLIC_URL ? { GATEWAY_PUBLIC_URL: config.GATEWAY_PUBLIC_URL } : {}),
+  };
   const root = resolve(__dirname, '../../..');
   const scripts = new Map<string, { command: string; args: string[]; env?: Record<string, string>; stdio: 'inherit' | 'apps' }>();
   const startProcess = (name: string): SupervisedProcess => {
     const s = scripts.get(name)!;
-    const child = spawn(s.command, s.args, { env: { ...process.env, ...s.env }, stdio: s.stdio === 'inherit' ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(s.command, s.args, { env: { ...env, ...(s.stdio === 'apps' ? shared : {}), ...s.env }, stdio: s.stdio === 'inherit' ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
     return {
       onExit: (listener) => child.once('exit', listener),
       kill: (signal) => {

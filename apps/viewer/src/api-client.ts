@@ -24,13 +24,15 @@ export class ApiClient {
 
   constructor(readonly base: string) {}
 
-  async gatewayUrl(): Promise<string | undefined> {
+  /** The gateway's URL: configured on the server, else this page's host at the gateway port the server names. */
+  async gatewayUrl(page: { protocol: string; hostname: string }): Promise<string> {
+    let body: { gatewayUrl?: string; gatewayPort?: number } = {};
     try {
-      const body = await answer<{ gatewayUrl?: string }>(await fetch(`${this.base}/v1/config`));
-      return body.gatewayUrl;
+      body = await answer<typeof body>(await fetch(`${this.base}/v1/config`));
     } catch {
-      return undefined;
+      // an older API, or none: the default port
     }
+    return body.gatewayUrl ?? `${page.protocol}//${page.hostname}:${body.gatewayPort ?? 8081}`;
   }
 
   async datasets(): Promise<DatasetSummary[]> {

@@ -16,7 +16,7 @@ function byId<T extends HTMLElement>(id: string): T {
 async function main(): Promise<void> {
   const apiBase = location.origin;
   const api = new ApiClient(apiBase);
-  const gatewayUrl = (await api.gatewayUrl()) ?? `${location.protocol}//${location.hostname}:8081`;
+  const gatewayUrl = await api.gatewayUrl(location);
   const loader = new SocketTileLoader(gatewayUrl, apiBase);
   const view = new DeepZoomView(byId('view'), loader, apiBase);
   const panel = new ChannelPanel(byId('panel'));

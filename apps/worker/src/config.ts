@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { IngestSourceEnv, LogEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -19,8 +19,7 @@ export const WorkerConfig = z
     RENDER_LOCK_MS: int(1000, 600_000).default(15_000),
     /** Ingest units (file pages) in flight in this worker; 0 takes no ingest work. Units are CPU-heavy and share the process with renders. */
     INGEST_CONCURRENCY: int(0, 16).default(1),
-    /** Directory that server-side ingest sources must lie in: the same (shared) path on the API and every worker. Unset: only s3:// sources. */
-    INGEST_ROOT: z.string().min(1).optional(),
+    ...IngestSourceEnv,
     /** Where s3:// ingest sources are downloaded while their ingest runs (default: the OS temp dir). */
     INGEST_TEMP_DIR: z.string().min(1).optional(),
     /** Largest width × height × z × t × channels an ingest accepts (decompression bombs); default 2^40. */

@@ -2,13 +2,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, storageSettings } from '@tilefarm/config';
+import { ConfigError, environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestSourceFiles } from '@tilefarm/ingest';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
-import { S3SourceFetcher, openObjectStore } from '@tilefarm/storage';
+import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
 import { answerNotFound, answerOpsRequest, createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
@@ -16,7 +16,7 @@ import { RenderService } from './render-service';
 
 /** Composition root of a render worker: reads config once and builds everything explicitly. */
 async function main(): Promise<void> {
-  const config = loadConfig(WorkerConfig, process.env);
+  const config = loadConfig(WorkerConfig, environmentWithFile(process.env));
   const logger = createLogger('worker', config.LOG_LEVEL);
   const registry = createRegistry('worker');
   const metrics = createWorkerMetrics(registry);
@@ -40,14 +40,23 @@ async function main(): Promise<void> {
   });
 
   // Queued ingests (POST /v1/datasets): one job per unit, shared by every worker.
-  const s3Sources = new S3SourceFetcher({
-    region: config.S3_REGION,
-    endpoint: config.S3_ENDPOINT,
-    forcePathStyle: config.S3_FORCE_PATH_STYLE,
-    accessKeyId: config.S3_ACCESS_KEY_ID,
-    secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+  // The S3 client (and the SDK) only where s3:// sources are allowed at all.
+  const s3Sources =
+    config.INGEST_S3_SOURCES.length > 0
+      ? openS3SourceFetcher({
+          region: config.S3_REGION,
+          endpoint: config.S3_ENDPOINT,
+          forcePathStyle: config.S3_FORCE_PATH_STYLE,
+          accessKeyId: config.S3_ACCESS_KEY_ID,
+          secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+        })
+      : undefined;
+  const ingestSources = new IngestSourceFiles({
+    ingestRoot: config.INGEST_ROOT,
+    s3Sources: config.INGEST_S3_SOURCES,
+    ...(s3Sources ? { downloader: s3Sources } : {}),
+    tempDir: config.INGEST_TEMP_DIR ?? join(tmpdir(), `tilefarm-ingest-${process.pid}`),
   });
-  const ingestSources = new IngestSourceFiles({ ingestRoot: config.INGEST_ROOT, downloader: s3Sources, tempDir: config.INGEST_TEMP_DIR ?? join(tmpdir(), `tilefarm-ingest-${process.pid}`) });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, 'worker');
   const ingestService = new IngestService({
     catalog,
@@ -83,7 +92,7 @@ async function main(): Promise<void> {
     await Promise.all([consumer.close(config.SHUTDOWN_TIMEOUT_MS), ingestConsumer?.close(config.SHUTDOWN_TIMEOUT_MS)]);
     await ingestQueue.close();
     await ingestSources.close();
-    await s3Sources.close();
+    await s3Sources?.close();
     server.close();
     redis.disconnect();
     await store.close?.();

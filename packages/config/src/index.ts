@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
 /** Thrown when the environment is invalid; `problems` names every bad variable at once. */
@@ -18,6 +20,23 @@ export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(schema: S, env:
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
   return parsed.data;
+}
+
+/**
+ * The environment a composition root parses: the process environment over the values of an env
+ * file (`.env` in the working directory, or the file `ENV_FILE` names; `ENV_FILE=` reads none).
+ * A variable set in the environment wins over the file. Parsed with Node's own `.env` parser.
+ */
+export function environmentWithFile(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const file = env.ENV_FILE ?? '.env';
+  if (file === '' || !existsSync(file)) return env;
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseEnv(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError([`ENV_FILE: cannot read "${file}": ${(e as Error).message}`]);
+  }
+  return { ...values, ...env };
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -64,6 +83,37 @@ export const AccessEnv = {
     .refine((v) => v === undefined || v.trim() === '' || v.split(',').every((k) => k.trim().length >= 32), { message: 'each key must be at least 32 characters' }),
   /** Lifetime of signed tile URLs (seconds; an `exp` is signed into each); unset = they do not expire. */
   URL_SIGNATURE_TTL_S: int(60, 365 * 24 * 3600).optional(),
+};
+
+/** Where browsers reach the API (announced tile URLs) and the gateway: the API, gateways and launcher. */
+export const PublicUrlEnv = {
+  /** The API's HTTP port. */
+  PORT: int(0, 65535).default(8080),
+  /** The gateway's Socket.IO port. */
+  GATEWAY_PORT: int(0, 65535).default(8081),
+  /** Base of announced tile URLs: the API, or a CDN / cache in front of it; default http://localhost:PORT. */
+  TILE_BASE_URL: z.string().url().optional(),
+  /** Where browsers reach the gateway; default: the viewer page's own host at GATEWAY_PORT. */
+  GATEWAY_PUBLIC_URL: z.string().url().optional(),
+};
+
+/** Announced tile URLs start with this: `TILE_BASE_URL`, else this machine's API port (never a request's Host header). */
+export function tileBaseUrl(env: { PORT: number; TILE_BASE_URL?: string | undefined }): string {
+  return (env.TILE_BASE_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
+}
+
+const S3_SOURCE_ENTRY = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9!_.*'()/-]{0,512})?$/;
+
+/** Where queued ingests (POST /v1/datasets) may read sources: the API and every worker, the same values. */
+export const IngestSourceEnv = {
+  /** Directory that server-side sources must lie in (a shared path on the API and every worker); unset: no server paths. */
+  INGEST_ROOT: z.string().min(1).optional(),
+  /** Allowed s3:// sources, comma-separated `bucket` or `bucket/prefix`; unset: no s3:// sources. */
+  INGEST_S3_SOURCES: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v.trim() === '' || v.split(',').every((e) => S3_SOURCE_ENTRY.test(e.trim())), { message: 'must be bucket or bucket/prefix entries, comma-separated' })
+    .transform((v) => (v ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '')),
 };
 
 export const envHelpers = { int, bool };

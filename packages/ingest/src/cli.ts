@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { isTilefarmError } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { LocalObjectStore, S3ObjectStore, type ObjectStore } from '@tilefarm/storage';
+import { LocalObjectStore, openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { ingestFile, type IngestProgress } from './ingest';
 
 const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N]
@@ -81,7 +81,8 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
 
 function openStore(env: Env): ObjectStore {
   if (env.STORAGE === 'local') return new LocalObjectStore(resolve(env.DATA_DIR));
-  return new S3ObjectStore({
+  return openObjectStore({
+    kind: 's3',
     bucket: env.S3_BUCKET!,
     region: env.S3_REGION,
     endpoint: env.S3_ENDPOINT,

@@ -4,5 +4,5 @@ export { IngestError, isIngestError } from './errors';
 export type { IngestProblem } from './errors';
 export type { PlaneUnit, SourceLayout } from './source-layout';
 export { MAX_RASTER_PIXELS } from './source-layout';
-export { IngestSourceFiles, parseIngestSource } from './ingest-source';
+export { IngestSourceFiles, parseIngestSource, type IngestSourceRules } from './ingest-source';
 export type { IngestSource, IngestSourceFilesOptions, LocalSource, ObjectDownloader } from './ingest-source';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
-import { TilefarmError } from '@tilefarm/contracts';
+import { TilefarmError, isUnavailableError } from '@tilefarm/contracts';
 import { IngestError } from './errors';
 
 /** Where a queued ingest reads from, checked: a file under the ingest root, or an S3 object. */
@@ -14,21 +14,47 @@ function inside(root: string, path: string): boolean {
   return path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
+/** Where sources may come from: the same settings on the API and every worker. */
+export interface IngestSourceRules {
+  /** Server paths must lie in here; undefined refuses them. */
+  ingestRoot: string | undefined;
+  /** `bucket` or `bucket/prefix` entries (INGEST_S3_SOURCES); empty refuses every s3:// source. */
+  s3Sources: readonly string[];
+}
+
+/** Whether `bucket`/`key` lies under one of the allowed `bucket[/prefix]` entries (a prefix ends at a "/"). */
+function s3Allowed(allowed: readonly string[], bucket: string, key: string): boolean {
+  return allowed.some((entry) => {
+    const slash = entry.indexOf('/');
+    if ((slash < 0 ? entry : entry.slice(0, slash)) !== bucket) return false;
+    const prefix = slash < 0 ? '' : entry.slice(slash + 1).replace(/\/*$/, '/');
+    return prefix === '/' || key.startsWith(prefix);
+  });
+}
+
 /**
  * Parses the `source` of POST /v1/datasets. A path (relative to `ingestRoot`, or absolute) must
  * lie inside `ingestRoot` after resolving "." and ".."; with no root configured, server-side paths
  * are refused. This is the lexical check the API can make without touching the file; the worker
  * repeats it on the real path (`IngestSourceFiles`), so a symlink cannot lead outside either.
+ * An s3:// object must lie under a configured bucket or bucket/prefix: the workers' credentials
+ * may read more than tenants should name.
  */
-export function parseIngestSource(source: string, ingestRoot: string | undefined): IngestSource {
+export function parseIngestSource(source: string, rules: IngestSourceRules): IngestSource {
+  const { ingestRoot } = rules;
   if (source.includes('\0')) throw new TilefarmError('bad_request', 'source contains a NUL character');
   if (source.startsWith('s3://')) {
+    if (rules.s3Sources.length === 0) throw new TilefarmError('bad_request', 's3:// sources are not enabled on this server (INGEST_S3_SOURCES is not set)');
     const rest = source.slice('s3://'.length);
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     const key = slash < 0 ? '' : rest.slice(slash + 1);
     if (!S3_BUCKET.test(bucket)) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}": "${bucket.slice(0, 70)}" is not an S3 bucket name`);
     if (key === '' || key.length > 1024) throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}": give the object as s3://bucket/key`);
+    // "." and ".." would be resolved by URL handling on the way and could leave an allowed prefix.
+    if (key.split('/').some((s) => s === '' || s === '.' || s === '..') || !s3Allowed(rules.s3Sources, bucket, key)) {
+      throw new TilefarmError('bad_request', `source "${source.slice(0, 200)}" is not under an allowed S3 bucket or prefix (INGEST_S3_SOURCES)`);
+    }
     return { kind: 's3', source, bucket, key };
   }
   // Windows drive letters are not a concern here: the servers run on Linux.
@@ -40,13 +66,24 @@ export function parseIngestSource(source: string, ingestRoot: string | undefined
   return { kind: 'path', source, path };
 }
 
+/**
+ * A failed download in the error table's terms: the store unreachable is `unavailable` (retried);
+ * anything else it answered (no access, no bucket, bad credentials) is `source_unreadable`, named
+ * by the S3 error's name only: the SDK's text can hold account ids, ARNs and hosts.
+ */
+function downloadError(source: string, e: unknown): TilefarmError {
+  if (e instanceof TilefarmError) return e;
+  if (isUnavailableError(e)) return new TilefarmError('unavailable', `source "${source.slice(0, 200)}": S3 could not be reached`);
+  const name = e instanceof Error && /^[A-Za-z][A-Za-z0-9_.]{0,63}$/.test(e.name) ? e.name : 'Error';
+  return new TilefarmError('source_unreadable', `source "${source.slice(0, 200)}" could not be read from S3 (${name})`);
+}
+
 /** Copies an S3 object to a local file; `undefined` when there is no such object (S3SourceFetcher). */
 export interface ObjectDownloader {
   downloadTo(bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined>;
 }
 
-export interface IngestSourceFilesOptions {
-  ingestRoot: string | undefined;
+export interface IngestSourceFilesOptions extends IngestSourceRules {
   /** Needed for s3:// sources. */
   downloader?: ObjectDownloader;
   /** Where downloaded sources are kept while their ingest runs. */
@@ -80,7 +117,7 @@ export class IngestSourceFiles {
   constructor(private readonly options: IngestSourceFilesOptions) {}
 
   async acquire(ingestId: string, source: string): Promise<LocalSource> {
-    const parsed = parseIngestSource(source, this.options.ingestRoot);
+    const parsed = parseIngestSource(source, this.options);
     if (parsed.kind === 'path') {
       return { path: await this.checkedPath(parsed), displayName: basename(parsed.path), release: () => undefined };
     }
@@ -134,7 +171,9 @@ export class IngestSourceFiles {
       await mkdir(tempDir, { recursive: true });
       const ext = extname(parsed.key).replace(/[^.A-Za-z0-9]/g, '').slice(0, 10);
       const path = join(tempDir, `${ingestId}-${randomBytes(4).toString('hex')}${ext}`);
-      const size = await downloader.downloadTo(parsed.bucket, parsed.key, path);
+      const size = await downloader.downloadTo(parsed.bucket, parsed.key, path).catch((e: unknown) => {
+        throw downloadError(parsed.source, e);
+      });
       if (size === undefined) throw new IngestError('not_found', `source "${parsed.source.slice(0, 200)}" does not exist`);
       return path;
     })();

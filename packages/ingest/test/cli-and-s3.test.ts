@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { DatasetCatalog, readSourceTile } from '@tilefarm/datasets';
-import { LocalObjectStore, S3ObjectStore } from '@tilefarm/storage';
+import { LocalObjectStore, openObjectStore } from '@tilefarm/storage';
 import { main } from '../src/cli';
 import { startS3Server } from '../../../test/support/s3-server';
 import { FIXTURES, tempCatalog, type TempCatalog } from './support/read-back';
@@ -61,7 +61,7 @@ describe('S3 storage', () => {
       const { io, err } = captureIo();
       const code = await main([join(FIXTURES, 'pyramid-4c-3z.ome.tif'), '--id', 'pyr-s3'], { ...s3.env }, io);
       expect([code, err.join('')]).toEqual([0, '']);
-      const store = new S3ObjectStore({ bucket: s3.bucket, region: 'us-east-1', endpoint: s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      const store = openObjectStore({ kind: 's3', bucket: s3.bucket, region: 'us-east-1', endpoint: s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
       try {
         const catalog = new DatasetCatalog(store);
         const m = await catalog.get('pyr-s3');
@@ -71,7 +71,7 @@ describe('S3 storage', () => {
         expect(tile.data[123 * tile.width + 200]).toBe(211);
         expect((await catalog.getStats('pyr-s3', 1))?.planes).toHaveLength(12);
       } finally {
-        await store.close();
+        await store.close?.();
       }
     } finally {
       await s3.stop();

@@ -1,4 +1,4 @@
-import { S3ObjectStore } from '@tilefarm/storage';
+import { S3ObjectStore } from '../src/s3-object-store';
 import { startS3Server } from '../../../test/support/s3-server';
 import { objectStoreContract } from './object-store-contract';
 

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
 import { CreateIngestBody, IngestJobId, TilefarmError, describeZodError, type IngestAccepted } from '@tilefarm/contracts';
-import { parseIngestSource } from '@tilefarm/ingest';
+import { parseIngestSource, type IngestSourceRules } from '@tilefarm/ingest';
 import { principalOf } from '../access';
 import type { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
 
 export interface IngestRouteDeps {
   tracker: IngestTracker;
   queue: Pick<BullIngestQueue, 'start'>;
-  /** Server-side sources must lie in here; undefined refuses them (s3:// only). */
-  ingestRoot: string | undefined;
+  /** Where sources may come from (INGEST_ROOT, INGEST_S3_SOURCES). */
+  sourceRules: IngestSourceRules;
 }
 
 /**
@@ -23,7 +23,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     const body = CreateIngestBody.safeParse(req.body);
     if (!body.success) throw new TilefarmError('bad_request', describeZodError(body.error));
     const { id, source, name } = body.data;
-    parseIngestSource(source, deps.ingestRoot); // 400 for a path outside the root, or any path when there is no root
+    parseIngestSource(source, deps.sourceRules); // 400 for a path outside the root, an s3:// object outside the allowed buckets
     const jobId = `ing-${id}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     const begun = await deps.tracker.begin(jobId, id);
     if (!begun.ok) throw new TilefarmError('conflict', `dataset "${id}" is being ingested already (job ${begun.holder}); wait for it to finish`);

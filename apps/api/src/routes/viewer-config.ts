@@ -1,16 +1,28 @@
 import { Router } from 'express';
 
 export interface ViewerConfigBody {
-  gatewayUrl: string;
+  /** Where the gateway is, when configured (`GATEWAY_PUBLIC_URL`). */
+  gatewayUrl?: string;
+  /** Otherwise the viewer connects to its own page's host at this port (`GATEWAY_PORT`). */
+  gatewayPort: number;
 }
 
-/** Tells the viewer page where the Socket.IO gateway is (it may live on another host or port than this API). */
-export function viewerConfigRoutes(gatewayPublicUrl: string | undefined): Router {
+export interface ViewerGatewaySettings {
+  publicUrl: string | undefined;
+  port: number;
+}
+
+/**
+ * Tells the viewer page where the Socket.IO gateway is (it may live on another host or port than
+ * this API). From configuration only: a request's Host header never goes into the answer, so a
+ * forged one cannot point a cached copy of it elsewhere.
+ */
+export function viewerConfigRoutes(gateway: ViewerGatewaySettings): Router {
   const router = Router();
-  router.get('/v1/config', (req, res) => {
-    const gatewayUrl = gatewayPublicUrl ?? `${req.protocol}://${req.hostname}:8081`;
+  const body: ViewerConfigBody = { gatewayPort: gateway.port, ...(gateway.publicUrl ? { gatewayUrl: gateway.publicUrl.replace(/\/$/, '') } : {}) };
+  router.get('/v1/config', (_req, res) => {
     res.setHeader('Cache-Control', 'no-cache');
-    res.json({ gatewayUrl: gatewayUrl.replace(/\/$/, '') } satisfies ViewerConfigBody);
+    res.json(body);
   });
   return router;
 }
