@@ -132,8 +132,8 @@ export class TestSystem {
     this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: gatewayPublic });
     this.gatewayPorts.forEach((port, i) => this.spawnApp(`gateway-${i}`, 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(port), HOST: '127.0.0.1' }));
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
-    await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs);
-    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs);
+    await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
+    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
   }
 
   /** Starts one more worker process (e.g. after killing one). */
