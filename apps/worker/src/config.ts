@@ -22,8 +22,10 @@ export const WorkerConfig = z
     ...IngestSourceEnv,
     /** Where s3:// ingest sources are downloaded while their ingest runs (default: the OS temp dir). */
     INGEST_TEMP_DIR: z.string().min(1).optional(),
-    /** Largest width × height × z × t × channels an ingest accepts (decompression bombs); default 2^40. */
+    /** Largest width × height × z × t × channels an ingest accepts (decompression bombs); default 2^37. */
     INGEST_MAX_SOURCE_PIXELS: z.coerce.number().int().min(1).optional(),
+    /** Bytes an ingest unit may write per byte of the file it decodes (decompression bombs, aliased strips); default 256. */
+    INGEST_MAX_WRITE_RATIO: z.coerce.number().min(1).optional(),
     SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   })
   .superRefine(requireS3Bucket);

@@ -20,6 +20,7 @@ export interface IngestServiceDeps {
   metrics: IngestMetrics;
   logger: Logger;
   maxSourcePixels?: number;
+  maxWriteRatio?: number;
   /** How often a running unit reports its tile count (and learns whether the ingest failed elsewhere). */
   progressIntervalMs?: number;
 }
@@ -42,7 +43,7 @@ export class IngestService {
     await tracker.setState(job.jobId, 'planning');
     const local = await sources.acquire(job.jobId, job.source);
     try {
-      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels });
+      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio });
       // A downloaded file has a temp name; the dataset is named after the object instead.
       if (!job.name && plan.name === basename(local.path)) plan.name = local.displayName;
       const units = plan.layout.units.length;

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     metrics: createIngestMetrics(registry),
     logger,
     maxSourcePixels: config.INGEST_MAX_SOURCE_PIXELS,
+    maxWriteRatio: config.INGEST_MAX_WRITE_RATIO,
   });
   const ingestConsumer =
     config.INGEST_CONCURRENCY > 0

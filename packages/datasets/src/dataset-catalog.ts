@@ -122,8 +122,11 @@ export class DatasetCatalog {
     return (manifest?.version ?? 0) + 1;
   }
 
-  async putSourceTile(id: string, version: number, position: SourceTilePosition, tile: SourceTile): Promise<void> {
-    await this.store.put(sourceTileKey(id, version, position), encodeSourceTileAs(this.sourceEncoding, tile));
+  /** Stores one source tile; returns the bytes stored (ingest bounds what a file may write). */
+  async putSourceTile(id: string, version: number, position: SourceTilePosition, tile: SourceTile): Promise<number> {
+    const bytes = encodeSourceTileAs(this.sourceEncoding, tile);
+    await this.store.put(sourceTileKey(id, version, position), bytes);
+    return bytes.length;
   }
 
   /**

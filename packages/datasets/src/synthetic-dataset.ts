@@ -120,7 +120,7 @@ export async function createSyntheticDataset(catalog: DatasetCatalog, options: S
           if (level > 0) plane = subsample2x(plane);
           const cols = Math.ceil(plane.width / tileSize);
           const rows = Math.ceil(plane.height / tileSize);
-          const puts: Promise<void>[] = [];
+          const puts: Promise<number>[] = [];
           for (let y = 0; y < rows; y++) {
             for (let x = 0; x < cols; x++) {
               puts.push(catalog.putSourceTile(options.id, version, { level, t, z, c, x, y }, cutTile(plane, tileSize, x, y)));

@@ -6,7 +6,7 @@ import { DatasetCatalog } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { ingestFile, type IngestProgress } from './ingest';
 
-const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N]
+const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R]
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
 
@@ -42,6 +42,7 @@ interface Args {
   tenant?: string;
   tileSize: 256 | 512;
   maxSourcePixels?: number;
+  maxWriteRatio?: number;
 }
 
 /** Arguments and environment, with every problem found at once (not just the first). */
@@ -58,6 +59,7 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
         tenant: { type: 'string' },
         'tile-size': { type: 'string' },
         'max-source-pixels': { type: 'string' },
+        'max-write-ratio': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -68,8 +70,10 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
     if (tileSize !== 256 && tileSize !== 512) errors.push(`--tile-size must be 256 or 512, not "${values['tile-size']}"`);
     const max = values['max-source-pixels'] === undefined ? undefined : Number(values['max-source-pixels']);
     if (max !== undefined && !(Number.isFinite(max) && max > 0)) errors.push(`--max-source-pixels must be a positive number, not "${values['max-source-pixels']}"`);
+    const ratio = values['max-write-ratio'] === undefined ? undefined : Number(values['max-write-ratio']);
+    if (ratio !== undefined && !(Number.isFinite(ratio) && ratio > 0)) errors.push(`--max-write-ratio must be a positive number, not "${values['max-write-ratio']}"`);
     if (positionals[0] && values.id) {
-      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max };
+      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max, maxWriteRatio: ratio };
     }
   } catch (e) {
     errors.push((e as Error).message);
@@ -155,6 +159,7 @@ export async function main(argv: string[], rawEnv: Record<string, string | undef
       tenant: args.tenant,
       tileSize: args.tileSize,
       maxSourcePixels: args.maxSourcePixels,
+      maxWriteRatio: args.maxWriteRatio,
       catalog: new DatasetCatalog(store),
       onProgress: (p) => progress.update(p),
       signal: io.signal,

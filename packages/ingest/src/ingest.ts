@@ -14,8 +14,19 @@ import { BoundedWrites, LevelBuilder } from './pyramid-builder';
 import { readSourceLayout, type SourceLayout } from './source-layout';
 import { openUnit } from './unit-reader';
 
-/** Default limit on width × height × z × t × channels: 2^40 samples (2 TB of uint16). */
-export const DEFAULT_MAX_SOURCE_PIXELS = 2 ** 40;
+/**
+ * Default limit on width × height × z × t × channels: 2^37 samples (275 GB of uint16), e.g. a
+ * 131072² whole slide with 8 channels, or 50,000² with 55. Deployments with bigger sources raise it.
+ */
+export const DEFAULT_MAX_SOURCE_PIXELS = 2 ** 37;
+/**
+ * Default bound on the bytes one unit may write, as a multiple of the file bytes it decodes.
+ * Source tiles are stored uncompressed by default (×4/3 for the pyramid), so this admits files
+ * compressed up to about 190:1; deflate itself cannot exceed about 1032:1 per byte read.
+ */
+export const DEFAULT_MAX_WRITE_RATIO = 256;
+/** Every unit may write at least this much, so tiny, very compressible files still ingest. */
+export const MIN_WRITE_ALLOWANCE_BYTES = 4 * 1024 * 1024;
 /** Tile writes in flight per unit: enough to hide store latency, few enough to bound memory. */
 const WRITES_IN_FLIGHT = 16;
 
@@ -34,6 +45,8 @@ export interface PlanIngestOptions {
   catalog: DatasetCatalog;
   tileSize?: 256 | 512;
   maxSourcePixels?: number;
+  /** Bytes a unit may write per byte of the file it decodes (decompression bombs); default DEFAULT_MAX_WRITE_RATIO. */
+  maxWriteRatio?: number;
 }
 
 /**
@@ -54,6 +67,9 @@ export interface IngestPlan {
   /** Source tiles of each unit, and of the whole ingest. */
   tilesPerUnit: number[];
   totalTiles: number;
+  /** Bytes each unit may write: max(MIN_WRITE_ALLOWANCE_BYTES, maxWriteRatio × its source bytes). */
+  maxWrittenBytesPerUnit: number[];
+  maxWriteRatio: number;
 }
 
 export interface IngestPlaneOptions {
@@ -89,6 +105,8 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
   if (levels > 30) throw new IngestError('too_large', `${layout.width}×${layout.height} needs ${levels} pyramid levels, more than 30`);
   const perChannel = tilesOf({ levels, tileSize, layout });
   const tilesPerUnit = layout.units.map((u) => u.channels.length * perChannel);
+  const maxWriteRatio = opts.maxWriteRatio ?? DEFAULT_MAX_WRITE_RATIO;
+  const maxWrittenBytesPerUnit = layout.units.map((u) => Math.max(MIN_WRITE_ALLOWANCE_BYTES, Math.ceil(maxWriteRatio * u.sourceBytes)));
   const version = await opts.catalog.nextVersion(id.data);
   return {
     v: 1,
@@ -103,6 +121,8 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
     layout,
     tilesPerUnit,
     totalTiles: tilesPerUnit.reduce((a, b) => a + b, 0),
+    maxWrittenBytesPerUnit,
+    maxWriteRatio,
   };
 }
 
@@ -121,7 +141,9 @@ export async function ingestPlane(plan: IngestPlan, unitIndex: number, opts: Ing
   if (!unit) throw new RangeError(`unit ${unitIndex} of ${plan.layout.units.length}`);
   const { layout, tileSize, catalog } = { layout: plan.layout, tileSize: plan.tileSize, catalog: opts.catalog };
   const total = plan.tilesPerUnit[unitIndex] ?? 0;
+  const maxWritten = plan.maxWrittenBytesPerUnit?.[unitIndex] ?? Math.max(MIN_WRITE_ALLOWANCE_BYTES, DEFAULT_MAX_WRITE_RATIO * unit.sourceBytes);
   let done = 0;
+  let written = 0;
   const writes = new BoundedWrites(WRITES_IN_FLIGHT);
   const stats = unit.channels.map(() => new PlaneStatsAccumulator(layout.dtype));
   const reader = await openUnit(plan.path, layout, unit);
@@ -135,7 +157,13 @@ export async function ingestPlane(plan: IngestPlan, unitIndex: number, opts: Ing
         (c) =>
           new LevelBuilder(level, source.width, source.height, tileSize, layout.dtype, (lvl, x, y, tile) =>
             writes.add(async () => {
-              await catalog.putSourceTile(plan.id, plan.version, { level: lvl, t: unit.t, z: unit.z, c, x, y }, tile);
+              // Counted before the write: a bomb stops at its bound, not after it.
+              written += tile.data.byteLength;
+              if (written > maxWritten) {
+                throw new IngestError('too_large', `${unit.where}: ingest would write more than ${maxWritten} bytes from the ${unit.sourceBytes} bytes of the file it decodes (over ${plan.maxWriteRatio}× the input, maxWriteRatio): refused as a decompression bomb`);
+              }
+              const stored = await catalog.putSourceTile(plan.id, plan.version, { level: lvl, t: unit.t, z: unit.z, c, x, y }, tile);
+              written += stored - tile.data.byteLength;
               done++;
               opts.onProgress?.({ done, total, phase: 'tiles' });
             }),

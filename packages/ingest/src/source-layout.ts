@@ -1,10 +1,10 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from './errors';
 import { isOmeXml, parseOmeXml, planeIndex, planePages } from './ome-xml';
-import { pageDType, checkPageDecodable, isColourPage, TiffFile, type TiffPage } from './tiff/tiff-file';
+import { pageDType, checkPageDecodable, isColourPage, TiffFile, type ChunkTable, type TiffPage } from './tiff/tiff-file';
 
 /**
  * One unit of ingest work: one page of the file (one plane, z and t fixed) and the dataset
@@ -21,6 +21,8 @@ export interface PlaneUnit {
   /** Byte offset of the page's IFD (TIFF), so a worker parses only its own page. */
   ifdOffset: number;
   where: string;
+  /** Bytes of the file this unit decodes (its strips/tiles at every native level; the whole file for PNG/JPEG): what its written bytes are bounded against. */
+  sourceBytes: number;
 }
 
 /** What a source file holds, found by reading headers only. Plain JSON: it travels in job payloads. */
@@ -87,18 +89,90 @@ async function tiffLayout(path: string, limits: LayoutLimits): Promise<SourceLay
       ? await omeLayout(file, offsets, first, basename(path))
       : await plainLayout(file, offsets, first);
     checkLimit(path, layout, limits);
-    // Reading every unit's strip table now makes a truncated file fail before any tile is written.
-    const checked = new Set<number>();
+    // Reading every unit's strip table now makes a truncated file fail before any tile is written,
+    // and lets aliasing be found: chunks sharing bytes, or planes sharing a page (decompression bombs).
+    const chunks = new ChunkRanges();
+    const planeOfPage = new Map<number, string>();
     for (const unit of layout.units) {
-      if (checked.has(unit.ifdOffset)) continue;
-      checked.add(unit.ifdOffset);
+      const other = planeOfPage.get(unit.ifdOffset);
+      if (other !== undefined) throw new IngestError('corrupt', `${unit.where} holds plane z=${unit.z} t=${unit.t} and also ${other}: planes sharing a page are refused (aliasing, a decompression bomb pattern)`);
+      planeOfPage.set(unit.ifdOffset, `plane z=${unit.z} t=${unit.t}`);
       const page = await file.readPage(unit.ifdOffset, unit.where);
-      await file.chunkTable(page);
-      for (let k = 1; k < layout.nativeLevels; k++) await file.chunkTable(await file.readPage(page.subIfdOffsets[k - 1]!, `${unit.where}, reduced level ${k}`));
+      unit.sourceBytes = chunks.add(page, await file.chunkTable(page));
+      for (let k = 1; k < layout.nativeLevels; k++) {
+        const sub = await file.readPage(page.subIfdOffsets[k - 1]!, `${unit.where}, reduced level ${k}`);
+        unit.sourceBytes += chunks.add(sub, await file.chunkTable(sub));
+      }
     }
+    chunks.checkDisjoint();
     return layout;
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * Every strip/tile byte range the ingest will decode. In a well-formed file they are disjoint; a
+ * file whose chunks point at the same bytes (128 strips → one deflate strip) makes a few KB
+ * decode to gigabytes, so overlapping non-empty ranges are refused. Empty chunks (sparse files) are
+ * skipped. Typed arrays: whole-slide files have millions of tiles.
+ */
+class ChunkRanges {
+  private offsets = new Float64Array(1024);
+  private counts = new Float64Array(1024);
+  private owners = new Uint32Array(1024);
+  private readonly pages: TiffPage[] = [];
+  private n = 0;
+
+  /** Records a page's chunks; returns their total bytes. */
+  add(page: TiffPage, table: ChunkTable): number {
+    const owner = this.pages.push(page) - 1;
+    let bytes = 0;
+    for (let i = 0; i < table.offsets.length; i++) {
+      const count = table.counts[i]!;
+      bytes += count;
+      if (count === 0) continue;
+      if (this.n === this.offsets.length) this.grow();
+      this.offsets[this.n] = table.offsets[i]!;
+      this.counts[this.n] = count;
+      this.owners[this.n] = owner;
+      this.n++;
+    }
+    return bytes;
+  }
+
+  checkDisjoint(): void {
+    const order = new Uint32Array(this.n);
+    for (let i = 0; i < this.n; i++) order[i] = i;
+    const offsets = this.offsets;
+    order.sort((a, b) => offsets[a]! - offsets[b]! || a - b);
+    let reach = -1;
+    let reacher = 0;
+    for (const k of order) {
+      if (offsets[k]! < reach) {
+        const [a, b] = [this.describeChunk(reacher), this.describeChunk(k)];
+        throw new IngestError('corrupt', `${b} overlaps ${a}: chunks sharing bytes are refused (aliasing, a decompression bomb pattern)`);
+      }
+      reach = offsets[k]! + this.counts[k]!;
+      reacher = k;
+    }
+  }
+
+  private describeChunk(k: number): string {
+    const page = this.pages[this.owners[k]!]!;
+    // Which chunk of its page: chunks of one page were added in order, so count back.
+    let i = 0;
+    for (let j = k - 1; j >= 0 && this.owners[j] === this.owners[k]; j--) i++;
+    return `${page.where} ${page.tiled ? 'tile' : 'strip'} #${i} (bytes ${this.offsets[k]}–${this.offsets[k]! + this.counts[k]!})`;
+  }
+
+  private grow(): void {
+    const size = this.offsets.length * 2;
+    const [o, c, w] = [new Float64Array(size), new Float64Array(size), new Uint32Array(size)];
+    o.set(this.offsets);
+    c.set(this.counts);
+    w.set(this.owners);
+    [this.offsets, this.counts, this.owners] = [o, c, w];
   }
 }
 
@@ -162,7 +236,7 @@ async function omeLayout(file: TiffFile, offsets: number[], first: TiffPage, fil
         ref ??= page;
         checkPageDecodable(page);
         const channels = Array.from({ length: spp }, (_, s) => cp * spp + s);
-        units.push({ z, t, channels, samples: channels.map((_, s) => s), ifdOffset: offset, where });
+        units.push({ z, t, channels, samples: channels.map((_, s) => s), ifdOffset: offset, where, sourceBytes: 0 });
       }
     }
   }
@@ -223,7 +297,7 @@ async function plainLayout(file: TiffFile, offsets: number[], first: TiffPage): 
     const z = Math.floor(i / sizes.c) % sizes.z;
     const t = Math.floor(i / (sizes.c * sizes.z));
     const channels = sizes.c > 1 ? [c] : Array.from({ length: keep }, (_, s) => s);
-    units.push({ z, t, channels, samples: sizes.c > 1 ? [0] : channels.slice(), ifdOffset: offset, where: `page ${index}` });
+    units.push({ z, t, channels, samples: sizes.c > 1 ? [0] : channels.slice(), ifdOffset: offset, where: `page ${index}`, sourceBytes: 0 });
   });
   const sizeC = sizes.c > 1 ? sizes.c : keep;
   return {
@@ -248,7 +322,9 @@ export const MAX_RASTER_PIXELS = 268_402_689;
 
 async function rasterLayout(path: string, limits: LayoutLimits): Promise<SourceLayout> {
   let meta: Metadata;
+  let fileBytes: number;
   try {
+    fileBytes = (await stat(path)).size;
     meta = await sharp(path, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new IngestError('unsupported', `${basename(path)} is not a TIFF and sharp cannot read it: ${(e as Error).message}`);
@@ -276,6 +352,6 @@ async function rasterLayout(path: string, limits: LayoutLimits): Promise<SourceL
     rgb: colour,
     name: undefined,
     physicalSize: undefined,
-    units: [{ z: 0, t: 0, channels: channels.map((_, i) => i), samples: channels.map((_, i) => i), ifdOffset: 0, where: meta.format ?? 'image' }],
+    units: [{ z: 0, t: 0, channels: channels.map((_, i) => i), samples: channels.map((_, i) => i), ifdOffset: 0, where: meta.format ?? 'image', sourceBytes: fileBytes }],
   };
 }

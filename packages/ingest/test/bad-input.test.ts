@@ -1,6 +1,6 @@
 import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IngestError, ingestFile, type IngestProblem } from '@tilefarm/ingest';
+import { DEFAULT_MAX_SOURCE_PIXELS, IngestError, ingestFile, type IngestProblem } from '@tilefarm/ingest';
 import { FIXTURES, storedKeys, tempCatalog, type TempCatalog } from './support/read-back';
 import { patternRows, writeTiff, type PageSpec } from './support/tiff-writer';
 
@@ -115,6 +115,56 @@ describe('bad input publishes nothing', () => {
     writeTiff(path, [{ ...page(0), rows: (y0, y1) => new Uint16Array((y1 - y0) * 600), rowsPerStrip: 200_000, claimWidth: 200_000, claimHeight: 200_000 }]);
     expect(readFileSync(path).length).toBeLessThan(200_000);
     await expectRejected(path, 'too_large', /200000×200000 .* over the limit of 1000000000 \(maxSourcePixels\)/, { maxSourcePixels: 1e9 });
+  });
+
+  // Issue 11 item 4: a tiny file whose strips all point at one deflate strip decoded to hundreds
+  // of MB. Aliasing is refused before any write; a written-bytes bound relative to the input
+  // catches what aliasing does not; the default pixel cap is sane.
+  const zeros = (width: number) => (y0: number, y1: number) => new Uint16Array((y1 - y0) * width);
+
+  it('strips aliasing one deflate strip are refused before any tile is written', async () => {
+    const path = join(tc.dir, 'alias-bomb.tif');
+    const alias = (offsets: number[], counts: number[]) => {
+      offsets.fill(offsets[0]!);
+      counts.fill(counts[0]!);
+    };
+    writeTiff(path, [{ width: 4096, height: 4096, bits: 16, rows: zeros(4096), rowsPerStrip: 64, compression: 'deflate', rewriteChunks: alias }]);
+    const { tilesWritten } = await expectRejected(path, 'corrupt', /page 0 strip #\d+ \(bytes \d+–\d+\) overlaps page 0 strip #\d+ .*aliasing, a decompression bomb pattern/);
+    expect(tilesWritten).toBe(0);
+  });
+
+  it('pages whose strips alias another page\'s strips are refused', async () => {
+    const path = join(tc.dir, 'alias-pages.tif');
+    let first: { offsets: number[]; counts: number[] } | undefined;
+    const share = (offsets: number[], counts: number[]) => {
+      if (!first) first = { offsets: [...offsets], counts: [...counts] };
+      else offsets.splice(0, offsets.length, ...first.offsets), counts.splice(0, counts.length, ...first.counts);
+    };
+    writeTiff(path, [0, 1, 2].map((p) => page(p, { rewriteChunks: share })));
+    const { tilesWritten } = await expectRejected(path, 'corrupt', /page [12] strip #0 .* overlaps page [01] strip #0 .*aliasing/);
+    expect(tilesWritten).toBe(0);
+  });
+
+  it('a unit writing more than maxWriteRatio × the bytes it decodes is stopped (default 256, configurable)', async () => {
+    // 4096² uint16 zeros: 32 MB of samples (43 MB with the pyramid) from about 35 KB of deflate.
+    const path = join(tc.dir, 'zeros.tif');
+    writeTiff(path, [{ width: 4096, height: 4096, bits: 16, rows: zeros(4096), rowsPerStrip: 64, compression: 'deflate' }]);
+    expect(readFileSync(path).length).toBeLessThan(100_000);
+    const { error, tilesWritten } = await expectRejected(path, 'too_large', /page 0: ingest would write more than \d+ bytes from the \d+ bytes of the file it decodes \(over 256× the input, maxWriteRatio\)/);
+    const [bound, input] = /more than (\d+) bytes from the (\d+) bytes/.exec(error.message)!.slice(1).map(Number);
+    expect(bound).toBe(Math.max(4 * 1024 * 1024, 256 * input!));
+    // Stopped at the bound (each tile is 128 KiB of samples), far from the 43 MB it would write.
+    expect(tilesWritten * 256 * 256 * 2).toBeLessThanOrEqual(bound!);
+    // A deployment that expects such files raises the ratio.
+    const m = await ingestFile({ path, id: 'zeros', catalog: tc.catalog, maxWriteRatio: 5000 });
+    expect([m.width, m.height]).toEqual([4096, 4096]);
+  });
+
+  it('the default pixel cap is sane: 2^37 samples, not 2^40', async () => {
+    expect(DEFAULT_MAX_SOURCE_PIXELS).toBe(2 ** 37);
+    const path = join(tc.dir, 'claims.tif');
+    writeTiff(path, [{ ...page(0), rows: (y0, y1) => new Uint16Array((y1 - y0) * 600), rowsPerStrip: 400_000, claimWidth: 400_000, claimHeight: 400_000 }]);
+    await expectRejected(path, 'too_large', /400000×400000 .* = 160000000000 samples, over the limit of 137438953472 \(maxSourcePixels\)/);
   });
 
   it('a strip that inflates to more than its page declares is refused without allocating it', async () => {

@@ -29,6 +29,8 @@ export interface PageSpec {
   /** Lie in the header: write this width/height instead of the real one (bomb tests). */
   claimWidth?: number;
   claimHeight?: number;
+  /** Rewrites the strip/tile table once the data is written (aliasing bomb tests). */
+  rewriteChunks?(offsets: number[], counts: number[]): void;
 }
 
 export interface WriteOptions {
@@ -129,6 +131,7 @@ export function writeTiff(path: string, pages: PageSpec[], options: WriteOptions
           }
         }
       }
+      spec.rewriteChunks?.(offsets, counts);
       const subs = (spec.subIfds ?? []).map(writeData);
       const subOffsets = subs.map((w) => writeIfd(w, true, 0));
       return { spec, offsets, counts, subOffsets };
