@@ -90,6 +90,21 @@ describe('tenants: zero cross-tenant leaks', () => {
       `/tiles/${betaKey.slice('tiles/'.length).replace('beta-cells', 'beta%2dcells')}`,
       `/webgateway/render_image_region/beta-cells/0/0/?tile=0,0,0,256,256&c=1|0:200$FFFFFF`,
       `/webgateway/render_image/beta-cells/0/0/`,
+      // Other viewers' protocols (issue 12): IIIF, Deep Zoom, CATMAID.
+      `/iiif/3/beta-cells/info.json`,
+      `/iiif/3/beta-cells`,
+      `/iiif/3/beta-cells~${specId}~z0/full/max/0/default.jpg`,
+      `/iiif/3/beta-cells/0,0,256,256/256,256/0/default.jpg`,
+      `/IIIF/3/beta-cells/info.json`,
+      `/iiif/3/beta%2dcells/info.json`,
+      `/dzi/beta-cells.dzi`,
+      `/dzi/beta-cells~${specId}.dzi`,
+      `/dzi/beta-cells_files/9/0_0.jpeg`,
+      `/catmaid/beta-cells/0/0_0_0.jpg`,
+      `/catmaid/beta-cells/${specId}/0/0_0_0.jpg`,
+      `/catmaid/beta-cells/0/small.jpg`,
+      `/catmaid/beta-cells/0/0/0/0.jpg?color=red`,
+      `/v1/datasets/beta-cells/catmaid`,
     ];
     for (const p of betaTilePaths) await refused(p, bearer(TOKEN_A), [400, 404]);
     for (const p of betaTilePaths) await refused(p.replace(/\?access_token=.*/, ''), {}, [401, 400, 404]);
@@ -108,6 +123,10 @@ describe('tenants: zero cross-tenant leaks', () => {
     expect((await fetch(`${system.apiUrl}/${alphaKey}`, { headers: bearer(TOKEN_A) })).status).toBe(200);
     expect((await fetch(`${system.apiUrl}/${alphaKey}?access_token=${TOKEN_A}`)).status).toBe(200);
     expect((await fetch(`${system.apiUrl}/v1/datasets/shared`, { headers: bearer(TOKEN_A) })).status).toBe(200);
+    for (const p of ['/iiif/3/alpha-cells/info.json', '/dzi/alpha-cells.dzi', '/catmaid/alpha-cells/0/0_0_0.jpg', '/v1/datasets/alpha-cells/catmaid', '/iiif/3/shared/0,0,256,256/256,256/0/default.png']) {
+      expect([p, (await fetch(`${system.apiUrl}${p}`, { headers: bearer(TOKEN_A) })).status]).toEqual([p, 200]);
+    }
+    expect((await fetch(`${system.apiUrl}/catmaid/beta-cells/0/0_0_0.jpg`, { headers: bearer(TOKEN_B) })).status).toBe(200);
     expect((await fetch(`${system.apiUrl}/${betaKey}`, { headers: bearer(TOKEN_B) })).status).toBe(200);
     const h = (await fetch(`${system.apiUrl}/healthz`)).headers;
     expect(h.get('x-content-type-options')).toBe('nosniff');

@@ -111,6 +111,7 @@ export class TestSystem {
       REDIS_PREFIX: this.prefix,
       LOG_LEVEL: 'info',
       TILE_BASE_URL: this.apiUrl,
+      PUBLIC_URL: this.apiUrl,
       ...this.options.env,
     };
     if (this.options.storage === 's3') {

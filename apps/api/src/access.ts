@@ -46,13 +46,17 @@ function presentedToken(req: Request): string | undefined {
 /** The dataset a path is about, if any: every route that names one, in one place (case as given). */
 function datasetInPath(path: string): string | undefined {
   const m =
-    /^\/v1\/datasets\/([^/]+)(?:\/stats)?\/?$/i.exec(path) ??
+    /^\/v1\/datasets\/([^/]+)(?:\/stats|\/catmaid)?\/?$/i.exec(path) ??
     /^\/v1\/tiles\/([^/]+)\//i.exec(path) ??
-    /^\/webgateway\/render_image(?:_region)?\/([^/]+)\//i.exec(path) ??
-    /^\/tiles\/[^/]+\/([^/]+)\//i.exec(path);
+    /^\/webgateway\/(?:render_image|render_image_region|render_thumbnail|render_birds_eye_view|imgData|histogram_json)\/([^/]+)/i.exec(path) ??
+    /^\/tiles\/[^/]+\/([^/]+)\//i.exec(path) ??
+    // Protocol identifiers carry the dataset first: IIIF `{dataset}~{spec}~z{n}`, DZI `{name}.dzi` / `{name}_files`.
+    /^\/iiif\/3\/([^/]+)/i.exec(path) ??
+    /^\/dzi\/([^/]+?)(?:\.dzi|_files)(?:\/|$)/i.exec(path) ??
+    /^\/catmaid\/([^/]+)/i.exec(path);
   if (!m) return undefined;
   try {
-    return decodeURIComponent(m[1]!);
+    return decodeURIComponent(m[1]!).split('~')[0]!;
   } catch {
     return '\u0000'; // undecodable: not a dataset id
   }
@@ -61,8 +65,11 @@ function datasetInPath(path: string): string | undefined {
 /** The only shape a stored tile's path can have (see tileKey); anything else is not a tile. */
 const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/[0-9]{1,2}\/[0-9]{1,7}\/[0-9]{1,7}\/[0-9]{1,7}_[0-9]{1,7}\.(?:jpeg|png|webp)$/;
 
+/** Image protocols for other viewers (IIIF, Deep Zoom, CATMAID, OMERO.web): token-checked like /v1. */
+const PROTOCOL_PREFIXES = ['/webgateway/', '/iiif/', '/dzi/', '/catmaid/'];
+
 function isGuarded(path: string): boolean {
-  return (path.startsWith('/v1/') && path !== '/v1/config') || path.startsWith('/tiles/') || path.startsWith('/webgateway/');
+  return (path.startsWith('/v1/') && path !== '/v1/config') || path.startsWith('/tiles/') || PROTOCOL_PREFIXES.some((p) => path.startsWith(p));
 }
 
 function isTilePath(path: string): boolean {

@@ -3,6 +3,7 @@ import { MAX_JSON_BODY_BYTES } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
 import type { DashboardQueue, RedisClient } from '@tilefarm/queue';
 import type { ObjectStore } from '@tilefarm/storage';
+import type { RequestedRegionLimits } from '@tilefarm/contracts';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
 import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
 import { accessControl, securityHeaders, type AccessRules } from './access';
@@ -14,6 +15,10 @@ import { healthRoutes } from './routes/health';
 import { ingestRoutes, type IngestRouteDeps } from './routes/ingests';
 import { specRoutes } from './routes/specs';
 import { omeroRoutes } from './routes/omero';
+import { iiifRoutes } from './routes/iiif';
+import { dziRoutes } from './routes/dzi';
+import { catmaidInfoRoutes, catmaidRoutes } from './routes/catmaid';
+import { imageCors } from './cors';
 import { tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import type { TileService } from './tile-service';
@@ -37,6 +42,12 @@ export interface ApiDeps {
   isStopping: () => boolean;
   /** Tokens, tenants and signed URLs (see access.ts); absent = open. */
   access?: AccessRules;
+  /** Origins allowed to read images cross-origin (see cors.ts); default none. */
+  corsOrigins?: '*' | string[];
+  /** Bounds of region renders (IIIF and OMERO regions); default 4096 px a side. */
+  regions?: RequestedRegionLimits;
+  /** Base URL browsers reach this API at (IIIF ids, CATMAID mirror URLs). */
+  publicUrl: string;
 }
 
 /** The Express app, built from its parts; main.ts owns their lifetimes. */
@@ -55,6 +66,7 @@ export function buildApp(deps: ApiDeps): Express {
   });
   app.use(securityHeaders());
   app.use(express.json({ limit: MAX_JSON_BODY_BYTES }));
+  app.use(imageCors(deps.corsOrigins ?? []));
   if (deps.access) app.use(accessControl(deps.access));
   app.use(healthRoutes(deps.redis, deps.store, deps.isStopping));
   app.get('/metrics', async (_req, res) => {
@@ -65,7 +77,12 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
+  const protocol = { catalog: deps.catalog, specs: deps.specs, tiles: deps.tiles, regions: deps.regions ?? { maxSide: 4096 }, publicUrl: deps.publicUrl };
   app.use(omeroRoutes(deps.catalog, deps.tiles));
+  app.use(iiifRoutes(protocol));
+  app.use(dziRoutes(protocol));
+  app.use(catmaidRoutes(protocol));
+  app.use(catmaidInfoRoutes(deps.catalog, deps.publicUrl));
   app.use(viewerConfigRoutes(deps.gateway));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));

@@ -19,6 +19,17 @@ export const ApiConfig = z
     VIEWER_DIR: z.string().optional(),
     SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
     ...IngestSourceEnv,
+    /** Origins allowed to read images cross-origin: `*` or a comma list; unset = `*` unless ACCESS_TOKENS is set (then none). */
+    CORS_ORIGINS: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || v.trim() === '' || v.trim() === '*' || v.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())), {
+        message: 'must be * or a comma list of origins like https://catmaid.example.org',
+      }),
+    /** Largest side of a region render's output (IIIF/OMERO regions), in pixels. */
+    REGION_MAX_SIDE: int(64, 16384).default(4096),
+    /** Base URL browsers reach this API at (IIIF info.json ids, CATMAID mirror URLs); default http://localhost:PORT. */
+    PUBLIC_URL: z.string().url().optional(),
     /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */
     ADMIN_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   })

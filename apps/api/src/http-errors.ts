@@ -19,7 +19,7 @@ export function toTilefarmError(e: unknown): TilefarmError {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (e, req, res, _next) => {
     const error = toTilefarmError(e);
-    if (error.status >= 500) logger.error({ err: e, url: req.originalUrl, code: error.code }, 'request failed');
+    if (error.status >= 500 && error.code !== 'not_implemented') logger.error({ err: e, url: req.originalUrl, code: error.code }, 'request failed');
     if (res.headersSent) return;
     if (error.code === 'unavailable' || error.code === 'render_timeout') res.setHeader('Retry-After', '1');
     res.status(error.status).json(error.toBody());

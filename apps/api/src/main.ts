@@ -9,6 +9,7 @@ import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/teleme
 import { buildApp } from './app';
 import { ApiConfig } from './config';
 import { TileService } from './tile-service';
+import { corsOrigins } from './cors';
 
 /** Composition root of the HTTP API. */
 async function main(): Promise<void> {
@@ -28,13 +29,14 @@ async function main(): Promise<void> {
   const { catalog, specs, planner, redis, queue, delivery, load } = stack;
   const tileBase = tileBaseUrl(config);
   const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
-  const access = { tokens: AccessTokens.parse(config.ACCESS_TOKENS), signer, catalog };
+  const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
+  const access = { tokens, signer, catalog };
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES } };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));

@@ -1,7 +1,7 @@
 import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
 import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
 import type { RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
-import type { LruByteCache, TileRenderer } from '@tilefarm/render';
+import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 
@@ -75,8 +75,7 @@ export class RenderService {
     const { catalog, renderer, sourceCache, store, metrics } = this.deps;
     const manifest = await catalog.getVersion(job.dataset, job.version);
     const stats = await catalog.getStats(job.dataset, job.version);
-    const { level, x, y } = job.tile;
-    const readSource = (c: number, z: number, t: number): Promise<SourceTile> => {
+    const stored = (level: number, c: number, z: number, t: number, x: number, y: number): Promise<SourceTile> => {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
       const before = sourceCache.stats().misses;
       const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }));
@@ -84,12 +83,30 @@ export class RenderService {
       else metrics.sourceCacheHits.inc();
       return p;
     };
+    const { region } = job;
+    let readSource: (c: number, z: number, t: number) => Promise<SourceTile>;
+    let size: { width: number; height: number } | undefined;
+    let padTo: { width: number; height: number } | undefined;
+    if (region) {
+      // A region: sample the stored tiles it touches into one source of the output's size.
+      const sampling = regionSampling(manifest, region);
+      size = { width: sampling.width, height: sampling.height };
+      if (region.padWidth !== undefined || region.padHeight !== undefined) padTo = { width: region.padWidth ?? region.outWidth, height: region.padHeight ?? region.outHeight };
+      readSource = async (c, z, t) => {
+        const tiles = await Promise.all(sampling.tiles.map((p) => stored(sampling.level, c, z, t, p.x, p.y)));
+        const byPlace = new Map(sampling.tiles.map((p, i) => [`${p.x},${p.y}`, tiles[i]!]));
+        return sampleRegion(sampling, manifest.tileSize, manifest.dtype, (x, y) => byPlace.get(`${x},${y}`)!);
+      };
+    } else {
+      const { level, x, y } = job.tile;
+      readSource = (c, z, t) => stored(level, c, z, t, x, y);
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TilefarmError('render_timeout', `render of ${job.key} took over ${this.deps.renderTimeoutMs} ms`)), this.deps.renderTimeoutMs);
     });
     try {
-      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource }), timeout]);
+      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
       if (rendered.contentType !== MIME_TYPES[job.tile.format]) throw new TilefarmError('render_failed', `encoder produced ${rendered.contentType}`);
       return rendered;
     } finally {

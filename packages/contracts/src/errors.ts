@@ -27,6 +27,7 @@ export const ERROR_TABLE = {
   render_failed: { status: 500, message: 'The tile could not be rendered.' },
   source_unreadable: { status: 422, message: 'The source data could not be read.' },
   internal: { status: 500, message: 'Internal error.' },
+  not_implemented: { status: 501, message: 'That feature of the protocol is not supported here.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

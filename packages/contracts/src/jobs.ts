@@ -2,7 +2,44 @@ import { z } from 'zod';
 import { DatasetId, SpecId, TileAddress } from './tile';
 import { RenderSpec } from './render-spec';
 
-/** Job payload of the render queue. The job id is `key`, so identical requests coalesce. */
+/** Largest side of a region render's output the job contract accepts (deployments configure lower). */
+export const MAX_REGION_SIDE = 16384;
+
+/** What a deployment allows a region render to cost (REGION_MAX_SIDE). */
+export interface RequestedRegionLimits {
+  /** Largest output side of a region render, in pixels. */
+  maxSide: number;
+}
+
+const px = z.number().int().min(0).max(10_000_000);
+const side = z.number().int().min(1).max(MAX_REGION_SIDE);
+
+/**
+ * A rectangle of the image rendered at an output size, instead of one grid tile: IIIF and OMERO
+ * regions, Deep Zoom levels coarser than the stored pyramid, CATMAID's full-size edge tiles.
+ * Coordinates are full-resolution pixels; `level` is the stored pyramid level read (sampled the
+ * way the pyramid itself is: every 2^k-th pixel, nearest for other ratios). `padWidth` and
+ * `padHeight` put the output on a larger black canvas at its top-left corner.
+ */
+export const RenderRegion = z
+  .object({
+    x: px,
+    y: px,
+    width: px.min(1),
+    height: px.min(1),
+    level: z.number().int().min(0).max(30),
+    outWidth: side,
+    outHeight: side,
+    padWidth: side.optional(),
+    padHeight: side.optional(),
+  })
+  .strict();
+export type RenderRegion = z.infer<typeof RenderRegion>;
+
+/**
+ * Job payload of the render queue. The job id is `key`, so identical requests coalesce. With a
+ * `region`, `tile` only carries z, t, level and format (x = y = 0) and `key` is the region's own.
+ */
 export const RenderJob = z.object({
   v: z.literal(1),
   key: z.string().min(1).max(512),
@@ -11,6 +48,7 @@ export const RenderJob = z.object({
   specId: SpecId,
   spec: RenderSpec,
   tile: TileAddress,
+  region: RenderRegion.optional(),
 });
 export type RenderJob = z.infer<typeof RenderJob>;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TileAddress } from '@tilefarm/contracts';
+import type { RenderRegion, TileAddress } from '@tilefarm/contracts';
 
 /**
  * Where everything lives in the object store. One place, so adapters, workers, the API and the
@@ -10,6 +10,7 @@ import type { TileAddress } from '@tilefarm/contracts';
  *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-deflate-v1)
  *   specs/{specId}.json                            render specs by id
  *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
+ *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x},{y},{w},{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders
  * Rendered tile keys start with a hash shard so S3 spreads them over partitions.
  */
 export const catalogPrefix = 'catalog/';
@@ -54,6 +55,14 @@ export function specKey(specId: string): string {
  */
 export function tileKey(dataset: string, version: number, specId: string, tile: TileAddress): string {
   const rest = `${dataset}/v${version}/${specId}/${tile.level}/${tile.z}/${tile.t}/${tile.x}_${tile.y}.${tile.format}`;
+  const shard = createHash('sha1').update(rest).digest('hex').slice(0, 2);
+  return `tiles/${shard}/${rest}`;
+}
+
+/** The content key of a region render (see RenderRegion): every field that changes its pixels is in it. */
+export function regionKey(dataset: string, version: number, specId: string, at: { z: number; t: number; format: string }, r: RenderRegion): string {
+  const pad = r.padWidth !== undefined || r.padHeight !== undefined ? `_${r.padWidth ?? r.outWidth}x${r.padHeight ?? r.outHeight}` : '';
+  const rest = `${dataset}/v${version}/${specId}/r/${at.z}/${at.t}/${r.x},${r.y},${r.width},${r.height}/${r.level}/${r.outWidth}x${r.outHeight}${pad}.${at.format}`;
   const shard = createHash('sha1').update(rest).digest('hex').slice(0, 2);
   return `tiles/${shard}/${rest}`;
 }

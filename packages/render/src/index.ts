@@ -10,3 +10,5 @@ export { parseFormula, MAX_FORMULA_DEPTH } from './formula-parser';
 export { printFormula } from './formula-printer';
 export type { FormulaNode, BinaryOp, FunctionName } from './formula-ast';
 export { LUT_TABLES } from './lut-data';
+export { regionSampling, sampleRegion, padRgb } from './region-sampling';
+export type { RegionSampling } from './region-sampling';

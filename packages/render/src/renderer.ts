@@ -38,6 +38,7 @@ import { type PlannedChannel, type RenderPlan, resolveRenderPlan } from './rende
 import { SharpTileEncoder, type SharpEncoderOptions } from './sharp-tile-encoder';
 import { LruByteCache, type LruByteCacheStats } from './source-cache';
 import type { TileEncoder } from './tile-encoder';
+import { padRgb } from './region-sampling';
 import { channelWindow } from './windows';
 
 export interface RenderInput {
@@ -50,6 +51,10 @@ export interface RenderInput {
   tile: TileAddress;
   /** Channel c of plane (z, t) at tile.level/x/y; edge tiles come cropped. */
   readSource(c: number, z: number, t: number): Promise<SourceTile>;
+  /** A region render's output size (readSource then gives samples of that size), instead of the tile's. */
+  size?: { width: number; height: number };
+  /** Put the picture at the top-left of a black canvas this large (CATMAID's full edge tiles). */
+  padTo?: { width: number; height: number };
 }
 export interface RenderTimings {
   /** Source reads, including folding a Z projection as slices arrive. */
@@ -156,7 +161,8 @@ class Renderer implements TileRenderer {
   }
 
   recycleRgb(buffer: Uint8Array): void {
-    if (this.rgbPool.length < 32) this.rgbPool.push(buffer);
+    // Region renders can be megapixels: only tile-sized buffers are worth keeping.
+    if (this.rgbPool.length < 32 && buffer.length <= 512 * 512 * 3) this.rgbPool.push(buffer);
   }
 
   cacheStats(): { plans: LruByteCacheStats; levels: LruByteCacheStats } {
@@ -294,6 +300,11 @@ const tileGeometry: Step = {
   phase: 'compositeMs',
   run(ctx) {
     if (ctx.width >= 0) return;
+    if (ctx.input.size) {
+      ctx.width = ctx.input.size.width;
+      ctx.height = ctx.input.size.height;
+      return;
+    }
     const { manifest, tile } = ctx.input;
     const size = levelSize(manifest, tile.level);
     ctx.width = Math.min(manifest.tileSize, size.width - tile.x * manifest.tileSize);
@@ -436,7 +447,14 @@ const encode: Step = {
   name: 'encode',
   phase: 'encodeMs',
   async run(ctx, r) {
-    const { tile, spec } = ctx.input;
+    const { tile, spec, padTo } = ctx.input;
+    if (padTo && (padTo.width > ctx.width || padTo.height > ctx.height)) {
+      const padded = padRgb(ctx.rgb, ctx.width, ctx.height, padTo.width, padTo.height);
+      r.recycleRgb(ctx.rgb);
+      ctx.rgb = padded;
+      ctx.width = padTo.width;
+      ctx.height = padTo.height;
+    }
     ctx.body = await r.encoder.encode(ctx.rgb, ctx.width, ctx.height, tile.format, spec.quality);
     r.recycleRgb(ctx.rgb); // the encoder is done reading it
   },

@@ -4,3 +4,7 @@ export * from './tile-delivery';
 export * from './tenant-access';
 export * from './omero-params';
 export * from './tile-request-stack';
+export * from './region-placement';
+export * from './iiif-params';
+export * from './dzi-params';
+export * from './catmaid-params';

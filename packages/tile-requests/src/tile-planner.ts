@@ -1,5 +1,6 @@
 import {
   ImageFormat,
+  RenderRegion,
   TilefarmError,
   levelGrid,
   type DatasetManifest,
@@ -7,13 +8,15 @@ import {
   type RenderSpec,
   type TileAddress,
 } from '@tilefarm/contracts';
-import { tileKey, type DatasetCatalog } from '@tilefarm/datasets';
+import { regionKey, tileKey, type DatasetCatalog } from '@tilefarm/datasets';
 import { validateSpecForDataset } from '@tilefarm/render';
 import type { SpecRegistry } from './spec-registry';
 
 export interface PlannedTile {
   key: string;
   tile: TileAddress;
+  /** A region render instead of a grid tile (tile then names level, z, t and format only). */
+  region?: RenderRegion;
 }
 
 export interface TilePlan {
@@ -30,6 +33,8 @@ export interface RequestedPosition {
   x: number;
   y: number;
   format?: ImageFormat | undefined;
+  /** Render this rectangle instead of tile (x, y): see RenderRegion (x and y above are then 0). */
+  region?: RenderRegion | undefined;
 }
 
 /** Anyone may ask for a dataset unless a tenant check says otherwise (see apps' access rules). */
@@ -60,14 +65,24 @@ export class TilePlanner {
     }
     const tiles = positions.map((p, i) => {
       const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
-      checkRange(manifest, tile, positions.length > 1 ? `tiles.${i}.` : '');
+      const path = positions.length > 1 ? `tiles.${i}.` : '';
+      checkRange(manifest, tile, path);
+      if (p.region) {
+        const region = RenderRegion.parse(p.region);
+        if (region.x + region.width > manifest.width || region.y + region.height > manifest.height) {
+          throw new TilefarmError('out_of_range', `${path}region ${region.x},${region.y},${region.width},${region.height} extends past the ${manifest.width}x${manifest.height} image`);
+        }
+        return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region };
+      }
       return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
     });
     return { manifest, specId, spec, tiles };
   }
 
   job(plan: TilePlan, planned: PlannedTile): RenderJob {
-    return { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
+    const job: RenderJob = { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
+    if (planned.region) job.region = planned.region;
+    return job;
   }
 }
 
