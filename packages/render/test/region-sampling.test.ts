@@ -5,7 +5,7 @@ import { padRgb, regionSampling, sampleRegion } from '../src/region-sampling';
 // tiles with the pyramid's rule (level k holds every 2^k-th pixel).
 const W = 600;
 const H = 300;
-const TS = 256;
+const TS = 256 as const;
 const value = (x: number, y: number) => x + 1000 * y;
 
 function storedTile(level: number, tx: number, ty: number): SourceTile {
