@@ -174,7 +174,7 @@ export class TestSystem {
     return proc;
   }
 
-  async waitFor(url: string, timeoutMs = 20_000): Promise<void> {
+  async waitFor(url: string, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {

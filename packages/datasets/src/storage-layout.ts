@@ -10,7 +10,7 @@ import type { RenderRegion, TileAddress } from '@tilefarm/contracts';
  *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-deflate-v1)
  *   specs/{specId}.json                            render specs by id
  *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
- *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x},{y},{w},{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders
+ *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x}_{y}_{w}_{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders
  * Rendered tile keys start with a hash shard so S3 spreads them over partitions.
  */
 export const catalogPrefix = 'catalog/';
@@ -62,7 +62,7 @@ export function tileKey(dataset: string, version: number, specId: string, tile: 
 /** The content key of a region render (see RenderRegion): every field that changes its pixels is in it. */
 export function regionKey(dataset: string, version: number, specId: string, at: { z: number; t: number; format: string }, r: RenderRegion): string {
   const pad = r.padWidth !== undefined || r.padHeight !== undefined ? `_${r.padWidth ?? r.outWidth}x${r.padHeight ?? r.outHeight}` : '';
-  const rest = `${dataset}/v${version}/${specId}/r/${at.z}/${at.t}/${r.x},${r.y},${r.width},${r.height}/${r.level}/${r.outWidth}x${r.outHeight}${pad}.${at.format}`;
+  const rest = `${dataset}/v${version}/${specId}/r/${at.z}/${at.t}/${r.x}_${r.y}_${r.width}_${r.height}/${r.level}/${r.outWidth}x${r.outHeight}${pad}.${at.format}`;
   const shard = createHash('sha1').update(rest).digest('hex').slice(0, 2);
   return `tiles/${shard}/${rest}`;
 }

@@ -35,7 +35,10 @@ export async function protocolImage(
   pad?: { width: number; height: number },
 ): Promise<Extract<TileAnswer, { kind: 'image' }>> {
   const placed = placeRequest(manifest, rect, out, deps.regions, what, pad);
-  return waitForImage(deps.tiles, manifest.id, specRef, { ...at, level: placed.level, x: placed.x, y: placed.y, region: placed.region });
+  // An inline spec takes the format asked for, so it is the same spec (id, key) as the one a
+  // client would POST for that format.
+  const spec = specRef !== null && typeof specRef === 'object' ? { ...(specRef as object), format: at.format } : specRef;
+  return waitForImage(deps.tiles, manifest.id, spec, { ...at, level: placed.level, x: placed.x, y: placed.y, region: placed.region });
 }
 
 
