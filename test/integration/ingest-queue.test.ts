@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import type { IngestAccepted, IngestProgressEvent, IngestStatusBody } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
 import { TestViewer } from '../support/socket-client';
+import { patternRows, writeTiff } from '../../packages/ingest/test/support/tiff-writer';
 
 // Issue 4, "also as queue work": POST /v1/datasets queues an ingest whose units (file pages) are
 // shared by two worker processes; progress goes over Redis to the socket of whoever watches it.
@@ -76,6 +77,9 @@ describe('queued ingest (POST /v1/datasets), 2 workers', () => {
     writeFileSync(join(root, 'corrupt.ome.tif'), corrupt);
     // Inside the root by name, outside by target: the worker checks the real path.
     symlinkSync(PYRAMID, join(root, 'link-out.ome.tif'));
+    // One plane carrying the OME-XML of the 12-plane fixture, as tools that copy metadata write it.
+    const ome = /<\?xml[\s\S]*?<\/OME>/.exec(readFileSync(PYRAMID).toString('latin1'))![0];
+    writeTiff(join(root, 'copied.ome.tif'), [{ width: 1300, height: 900, bits: 16, rows: patternRows(0, 1300, 16), rowsPerStrip: 64, compression: 'deflate', description: ome }]);
     system = await TestSystem.start({ workers: 2, env: { INGEST_ROOT: root, INGEST_CONCURRENCY: '1' } });
     // Both workers are up (they log their metrics port when ready) before any work is queued.
     await withTimeout(
@@ -167,6 +171,21 @@ describe('queued ingest (POST /v1/datasets), 2 workers', () => {
     expect((await post(system, { id: 'x', source: 'pyramid.ome.tif', extra: 1 })).status).toBe(400);
     expect((await fetch(`${system.apiUrl}/v1/ingests/ing-nothing-here`)).status).toBe(404);
     expect((await fetch(`${system.apiUrl}/v1/datasets/outside`)).status).toBe(404);
+  });
+
+  it('an OME-XML that does not describe its file: refused with the way forward, then ingested with "ignoreOmeXml" and a warning', async () => {
+    const refused = await post(system, { id: 'copied', source: 'copied.ome.tif' });
+    const failed = await (await watch(viewer, (refused.body as unknown as IngestAccepted).jobId)).ended;
+    expect(failed).toMatchObject({ state: 'failed', code: 'source_unreadable' });
+    expect(failed.message).toMatch(/OME-XML says .* but the file has only 1 pages; .*"ignoreOmeXml": true/);
+    expect((await post(system, { id: 'copied', source: 'copied.ome.tif', ignoreOmeXml: 'yes' })).status).toBe(400);
+    const accepted = await post(system, { id: 'copied', source: 'copied.ome.tif', ignoreOmeXml: true });
+    expect(accepted.status).toBe(202);
+    const jobId = (accepted.body as unknown as IngestAccepted).jobId;
+    expect(await (await watch(viewer, jobId)).ended).toMatchObject({ state: 'completed', version: 1 });
+    expect((await status(system, jobId)).warnings).toEqual([expect.stringMatching(/OME-XML was ignored as asked: its 1 page\(s\) were read as a plain TIFF/)]);
+    const summary = (await (await fetch(`${system.apiUrl}/v1/datasets/copied`)).json()) as Record<string, unknown>;
+    expect(summary).toMatchObject({ width: 1300, height: 900, sizeZ: 1 });
   });
 
   it('fails a missing file with a clear code; the watcher is told', async () => {

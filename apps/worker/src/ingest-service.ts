@@ -43,11 +43,11 @@ export class IngestService {
     await tracker.setState(job.jobId, 'planning');
     const local = await sources.acquire(job.jobId, job.source);
     try {
-      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio });
+      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio, ignoreOmeXml: job.ignoreOmeXml });
       // A downloaded file has a temp name; the dataset is named after the object instead.
       if (!job.name && plan.name === basename(local.path)) plan.name = local.displayName;
       const units = plan.layout.units.length;
-      await tracker.planned(job.jobId, job.dataset, JSON.stringify(plan), { total: plan.totalTiles, units, version: plan.version });
+      await tracker.planned(job.jobId, job.dataset, JSON.stringify(plan), { total: plan.totalTiles, units, version: plan.version, warnings: plan.warnings });
       await queue.addUnits({ v: 1, jobId: job.jobId, dataset: job.dataset, source: job.source }, units);
       await tracker.setState(job.jobId, 'running');
       logger.info({ jobId: job.jobId, dataset: job.dataset, version: plan.version, units, tiles: plan.totalTiles }, 'ingest planned');

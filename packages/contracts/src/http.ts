@@ -35,6 +35,8 @@ export const CreateIngestBody = z
     /** A path on the server (under the configured ingest root) or an s3://bucket/key URL. */
     source: z.string().min(1).max(2048),
     name: z.string().max(256).optional(),
+    /** Read an OME-TIFF's pages as a plain TIFF (its OME-XML does not describe it); the status lists a warning. */
+    ignoreOmeXml: z.boolean().optional(),
   })
   .strict();
 export type CreateIngestBody = z.infer<typeof CreateIngestBody>;
@@ -62,6 +64,8 @@ export interface IngestStatusBody {
   units: number;
   version?: number;
   error?: { code: string; message: string };
+  /** Not fatal, for the user (e.g. OME-XML ignored on request); absent when there are none. */
+  warnings?: string[];
   createdAt: string;
   updatedAt: string;
 }

@@ -93,6 +93,8 @@ export const IngestStartJob = z.object({
   name: z.string().max(256).optional(),
   /** Owner of the new dataset: the tenant of the token that asked for the ingest. */
   tenant: z.string().max(64).default('public'),
+  /** Read an OME-TIFF as a plain TIFF (POST /v1/datasets `ignoreOmeXml`). */
+  ignoreOmeXml: z.boolean().optional(),
 });
 export type IngestStartJob = z.infer<typeof IngestStartJob>;
 

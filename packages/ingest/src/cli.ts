@@ -6,7 +6,9 @@ import { DatasetCatalog } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { ingestFile, type IngestProgress } from './ingest';
 
-const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R]
+const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R] [--ignore-ome-xml]
+  --ignore-ome-xml  read an OME-TIFF's pages as a plain TIFF (pages = z), for OME-XML that does not
+                    describe the file (e.g. copied from another one); prints a warning
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
 
@@ -43,6 +45,7 @@ interface Args {
   tileSize: 256 | 512;
   maxSourcePixels?: number;
   maxWriteRatio?: number;
+  ignoreOmeXml: boolean;
 }
 
 /** Arguments and environment, with every problem found at once (not just the first). */
@@ -60,6 +63,7 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
         'tile-size': { type: 'string' },
         'max-source-pixels': { type: 'string' },
         'max-write-ratio': { type: 'string' },
+        'ignore-ome-xml': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -73,7 +77,7 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
     const ratio = values['max-write-ratio'] === undefined ? undefined : Number(values['max-write-ratio']);
     if (ratio !== undefined && !(Number.isFinite(ratio) && ratio > 0)) errors.push(`--max-write-ratio must be a positive number, not "${values['max-write-ratio']}"`);
     if (positionals[0] && values.id) {
-      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max, maxWriteRatio: ratio };
+      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max, maxWriteRatio: ratio, ignoreOmeXml: values['ignore-ome-xml'] === true };
     }
   } catch (e) {
     errors.push((e as Error).message);
@@ -160,7 +164,9 @@ export async function main(argv: string[], rawEnv: Record<string, string | undef
       tileSize: args.tileSize,
       maxSourcePixels: args.maxSourcePixels,
       maxWriteRatio: args.maxWriteRatio,
+      ignoreOmeXml: args.ignoreOmeXml,
       catalog: new DatasetCatalog(store),
+      onWarning: (w) => io.stderr.write(`warning: ${w}\n`),
       onProgress: (p) => progress.update(p),
       signal: io.signal,
     });

@@ -47,6 +47,8 @@ export interface PlanIngestOptions {
   maxSourcePixels?: number;
   /** Bytes a unit may write per byte of the file it decodes (decompression bombs); default DEFAULT_MAX_WRITE_RATIO. */
   maxWriteRatio?: number;
+  /** Read an OME-TIFF as a plain TIFF, for OME-XML that does not describe its file; adds a warning to the plan. */
+  ignoreOmeXml?: boolean;
 }
 
 /**
@@ -70,6 +72,8 @@ export interface IngestPlan {
   /** Bytes each unit may write: max(MIN_WRITE_ALLOWANCE_BYTES, maxWriteRatio × its source bytes). */
   maxWrittenBytesPerUnit: number[];
   maxWriteRatio: number;
+  /** For the user, not fatal (e.g. OME-XML ignored on request): the CLI prints them, the API's ingest status lists them. */
+  warnings: string[];
 }
 
 export interface IngestPlaneOptions {
@@ -81,6 +85,8 @@ export interface IngestPlaneOptions {
 
 export interface IngestFileOptions extends PlanIngestOptions {
   onProgress?(p: IngestProgress): void;
+  /** Called once per warning of the plan, before any tile is written. */
+  onWarning?(message: string): void;
   signal?: AbortSignal;
 }
 
@@ -99,7 +105,7 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
   if (!id.success) throw new TilefarmError('bad_request', `dataset id "${opts.id}" ${id.error.issues[0]?.message ?? 'is invalid'}`);
   const tileSize = opts.tileSize ?? 256;
   if (tileSize !== 256 && tileSize !== 512) throw new TilefarmError('bad_request', `tile size must be 256 or 512, not ${String(tileSize)}`);
-  const layout = await readSourceLayout(opts.path, { maxSourcePixels: opts.maxSourcePixels ?? DEFAULT_MAX_SOURCE_PIXELS });
+  const layout = await readSourceLayout(opts.path, { maxSourcePixels: opts.maxSourcePixels ?? DEFAULT_MAX_SOURCE_PIXELS, ignoreOmeXml: opts.ignoreOmeXml });
   // The file's own reduced levels are used as they are; further levels are computed until the top fits one tile.
   const levels = Math.max(levelCountFor(layout.width, layout.height, tileSize), layout.nativeLevels);
   if (levels > 30) throw new IngestError('too_large', `${layout.width}×${layout.height} needs ${levels} pyramid levels, more than 30`);
@@ -123,6 +129,7 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
     totalTiles: tilesPerUnit.reduce((a, b) => a + b, 0),
     maxWrittenBytesPerUnit,
     maxWriteRatio,
+    warnings: layout.warnings,
   };
 }
 
@@ -264,6 +271,7 @@ export async function discardIngest(plan: Pick<IngestPlan, 'id' | 'version'>, ca
 export async function ingestFile(opts: IngestFileOptions): Promise<DatasetManifest> {
   opts.onProgress?.({ done: 0, total: 0, phase: 'plan' });
   const plan = await planIngest(opts);
+  for (const w of plan.warnings) opts.onWarning?.(w);
   try {
     const planes: PlaneStats[] = [];
     let before = 0;

@@ -41,6 +41,8 @@ export interface SourceLayout {
   name: string | undefined;
   physicalSize: { x: number; y: number; z?: number; unit: string } | undefined;
   units: PlaneUnit[];
+  /** Things the user should know that did not stop the ingest (e.g. OME-XML ignored on request). */
+  warnings: string[];
 }
 
 const OME_TYPES: Record<string, DType> = { uint8: 'uint8', uint16: 'uint16', float: 'float32' };
@@ -66,11 +68,33 @@ async function isTiff(path: string): Promise<boolean> {
 export interface LayoutLimits {
   /** Largest width × height × planes × channels accepted (decompression bombs, runaway jobs). */
   maxSourcePixels: number;
+  /**
+   * Read an OME-TIFF's pages as a plain TIFF (pages = z), for files whose OME-XML does not
+   * describe them (e.g. copied from another file). A warning says what was dropped.
+   */
+  ignoreOmeXml?: boolean;
 }
+
+/** How to get past an OME-XML that does not match its file, named in every such error. */
+export const IGNORE_OME_XML_HINT = 'to ingest the pages as a plain TIFF instead (OME channel names, colours, sizes and order dropped), pass --ignore-ome-xml to the CLI or "ignoreOmeXml": true to POST /v1/datasets';
 
 /** Inspects `path` (headers, IFDs and strip tables only) and describes it, or throws IngestError. */
 export async function readSourceLayout(path: string, limits: LayoutLimits): Promise<SourceLayout> {
   return (await isTiff(path)) ? await tiffLayout(path, limits) : await rasterLayout(path, limits);
+}
+
+async function omeOrPlainLayout(file: TiffFile, offsets: number[], first: TiffPage, fileName: string, limits: LayoutLimits): Promise<SourceLayout> {
+  if (limits.ignoreOmeXml) {
+    const layout = await plainLayout(file, offsets, first);
+    layout.warnings.push(`the file's OME-XML was ignored as asked: its ${layout.units.length} page(s) were read as a plain TIFF (pages = z), without the OME-XML's channel names, colours, physical size or Z/C/T order`);
+    return layout;
+  }
+  try {
+    return await omeLayout(file, offsets, first, fileName);
+  } catch (e) {
+    if (e instanceof IngestError && e.problem === 'ome_mismatch') throw new IngestError('ome_mismatch', `${e.message}; ${IGNORE_OME_XML_HINT}`);
+    throw e;
+  }
 }
 
 function checkLimit(path: string, layout: SourceLayout, limits: LayoutLimits): void {
@@ -86,7 +110,7 @@ async function tiffLayout(path: string, limits: LayoutLimits): Promise<SourceLay
     const offsets = await file.pageOffsets();
     const first = await file.readPage(offsets[0]!, 'page 0');
     const layout = isOmeXml(first.description)
-      ? await omeLayout(file, offsets, first, basename(path))
+      ? await omeOrPlainLayout(file, offsets, first, basename(path), limits)
       : await plainLayout(file, offsets, first);
     checkLimit(path, layout, limits);
     // Reading every unit's strip table now makes a truncated file fail before any tile is written,
@@ -261,6 +285,7 @@ async function omeLayout(file: TiffFile, offsets: number[], first: TiffPage, fil
     name: img.name,
     physicalSize: img.physicalSize,
     units,
+    warnings: [],
   };
 }
 
@@ -314,6 +339,7 @@ async function plainLayout(file: TiffFile, offsets: number[], first: TiffPage): 
     name: undefined,
     physicalSize: undefined,
     units,
+    warnings: [],
   };
 }
 
@@ -353,5 +379,6 @@ async function rasterLayout(path: string, limits: LayoutLimits): Promise<SourceL
     name: undefined,
     physicalSize: undefined,
     units: [{ z: 0, t: 0, channels: channels.map((_, i) => i), samples: channels.map((_, i) => i), ifdOffset: 0, where: meta.format ?? 'image', sourceBytes: fileBytes }],
+    warnings: [],
   };
 }

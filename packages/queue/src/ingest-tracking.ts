@@ -55,12 +55,13 @@ export class IngestTracker {
   }
 
   /** Stores the plan (JSON) for every worker, with its totals and version (the state stays `planning`). */
-  async planned(jobId: string, dataset: string, plan: string, totals: { total: number; units: number; version: number }): Promise<void> {
+  async planned(jobId: string, dataset: string, plan: string, totals: { total: number; units: number; version: number; warnings?: string[] }): Promise<void> {
     const [status, planKey] = this.keys(jobId, dataset);
+    const warnings = totals.warnings?.length ? { warnings: JSON.stringify(totals.warnings.map((w) => w.slice(0, 1000)).slice(0, 20)) } : {};
     await this.redis
       .multi()
       .set(planKey!, plan, 'EX', ACTIVE_TTL_S)
-      .hset(status!, { total: totals.total, units: totals.units, version: totals.version, updatedAt: new Date().toISOString() })
+      .hset(status!, { total: totals.total, units: totals.units, version: totals.version, ...warnings, updatedAt: new Date().toISOString() })
       .exec();
   }
 
@@ -117,6 +118,7 @@ export class IngestTracker {
       updatedAt: h.updatedAt ?? '',
     };
     if (h.version) body.version = Number(h.version);
+    if (h.warnings) body.warnings = JSON.parse(h.warnings) as string[];
     if (h.state === 'failed') body.error = { code: h.code ?? 'internal', message: h.message ?? '' };
     return body;
   }

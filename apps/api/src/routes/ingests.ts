@@ -22,7 +22,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
   router.post('/v1/datasets', async (req, res) => {
     const body = CreateIngestBody.safeParse(req.body);
     if (!body.success) throw new TilefarmError('bad_request', describeZodError(body.error));
-    const { id, source, name } = body.data;
+    const { id, source, name, ignoreOmeXml } = body.data;
     parseIngestSource(source, deps.sourceRules); // 400 for a path outside the root, an s3:// object outside the allowed buckets
     const jobId = `ing-${id}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     const begun = await deps.tracker.begin(jobId, id);
@@ -30,7 +30,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     try {
       const principal = principalOf(res);
       const tenant = principal.kind === 'tenant' ? principal.tenant : 'public';
-      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}) });
+      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}) });
     } catch (e) {
       await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
       throw e;
