@@ -246,3 +246,47 @@ describe('zstd-compressed TIFF written by the vips CLI (committed fixtures)', ()
     expect((err as Error).message).toMatch(/tile \d+: zstd data is corrupt/);
   });
 });
+
+describe('JPEG 2000-compressed TIFF written by the vips CLI (committed fixtures)', () => {
+  it('uint16 grey, lossless, 256² tiles: equal to the source', async () => {
+    const m = await ingestFile({ path: join(CODEC_FIXTURES, 'jp2k-grey16-tiled.tif'), id: nextName('jp2k'), catalog: tc.catalog });
+    expect(m).toMatchObject({ width: FW, height: FH, dtype: 'uint16' });
+    expect(await planeDifference(m, 0, (await sourcePixels('grey16')).data, 1)).toBe(0);
+  });
+
+  it('RGB uint8 (stored as YCbCr by libvips), tiled SubIFD pyramid: within the YCbCr rounding of its writer', async () => {
+    const path = join(CODEC_FIXTURES, 'jp2k-rgb8-tiled-pyramid.tif');
+    const m = await ingestFile({ path, id: nextName('jp2k'), catalog: tc.catalog });
+    expect(m.channels.map((c) => c.label)).toEqual(['Red', 'Green', 'Blue']);
+    // libvips' RGB → YCbCr before the lossless codestream rounds (truncates): a few levels, not exact.
+    expect(await planeDifference(m, 0, (await sourcePixels('rgb8')).data, 3)).toBeLessThanOrEqual(4);
+  });
+
+  (VIPS_CLI ? it : it.skip)('RGB: levels 0 and 1 within ±1 of libvips\' own decode (needs the vips CLI)', async () => {
+    const path = join(CODEC_FIXTURES, 'jp2k-rgb8-tiled-pyramid.tif');
+    const m = await ingestFile({ path, id: nextName('jp2k'), catalog: tc.catalog });
+    for (const level of [0, 1]) {
+      const reference = await vipsCliDecode(path, level - 1, false);
+      expect(reference.width).toBe(Math.ceil(FW / 2 ** level));
+      expect(await planeDifference(m, level, reference.data, 3)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a tile with a broken codestream header is a corrupt error naming it, and the decoder still works after', async () => {
+    const bytes = readFileSync(join(CODEC_FIXTURES, 'jp2k-grey16-tiled.tif'));
+    // JPEG 2000 shrugs off damaged entropy data (it decodes wrong pixels); a broken SIZ header it cannot.
+    // The second codestream (SOC FF4F, SIZ FF51) is tile 1: clobber its image size fields.
+    const first = bytes.indexOf(Buffer.from('ff4fff51', 'hex'));
+    const second = bytes.indexOf(Buffer.from('ff4fff51', 'hex'), first + 4);
+    expect(second).toBeGreaterThan(first);
+    bytes.fill(0xff, second + 8, second + 24);
+    const path = join(tc.dir, 'bad-jp2k.tif');
+    writeFileSync(path, bytes);
+    const err = await ingestFile({ path, id: nextName('bad-jp2k'), catalog: tc.catalog }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestError);
+    expect((err as IngestError).problem).toBe('corrupt');
+    expect((err as Error).message).toMatch(/tile \d+: JPEG 2000 data/);
+    const m = await ingestFile({ path: join(CODEC_FIXTURES, 'jp2k-grey16-tiled.tif'), id: nextName('jp2k'), catalog: tc.catalog });
+    expect(await planeDifference(m, 0, (await sourcePixels('grey16')).data, 1)).toBe(0);
+  });
+});

@@ -1,6 +1,7 @@
 import { inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import { decodeEmbeddedImage } from './embedded-image-decoder';
+import { decodeJpeg2000 } from './jpeg2000-decoder';
 import { decodeZstd } from './zstd-decoder';
 
 const inflateAsync = promisify(inflate);
@@ -15,6 +16,7 @@ export const COMPRESSION_NAMES: Record<number, string> = {
   6: 'old-style JPEG',
   7: 'JPEG',
   33003: 'JPEG 2000 (Aperio YCbCr)',
+  33004: 'JPEG 2000 (Aperio/libvips)',
   33005: 'JPEG 2000 (Aperio RGB)',
   34712: 'JPEG 2000',
   50000: 'zstd',
@@ -22,7 +24,14 @@ export const COMPRESSION_NAMES: Record<number, string> = {
   34887: 'LERC',
 };
 
-const SUPPORTED = new Set([1, 5, 7, 8, 32946, 32773, 50000, 50001]);
+const SUPPORTED = new Set([1, 5, 7, 8, 32946, 32773, 50000, 50001, 33003, 33004, 33005, 34712]);
+
+/** JPEG 2000 compressions; 33003 and 33004 (Aperio, and libvips' writer) hold 3-component pixels as YCbCr. */
+const JPEG2000 = new Set([33003, 33004, 33005, 34712]);
+
+export function isJpeg2000Compression(code: number): boolean {
+  return JPEG2000.has(code);
+}
 
 export function isSupportedCompression(code: number): boolean {
   return SUPPORTED.has(code);
@@ -42,6 +51,8 @@ export interface ChunkShape {
   samples: number;
   /** The page's JPEGTables (SOI, DQT/DHT, EOI), shared by every JPEG chunk, if any. */
   jpegTables: Buffer | undefined;
+  /** Byte order the caller expects multi-byte samples in (the file's). */
+  littleEndian: boolean;
 }
 
 /** Thrown for a chunk that does not decode to the size its page declares; the caller adds where. */
@@ -60,6 +71,12 @@ export async function decodeChunk(compression: number, input: Buffer, expected: 
       break;
     case 50001:
       out = await decodeImageStream(input, shape, 'WebP');
+      break;
+    case 33003:
+    case 33004:
+    case 33005:
+    case 34712:
+      out = await decodeJpeg2000Chunk(compression, input, expected, shape);
       break;
     case 50000:
       try {
@@ -124,6 +141,50 @@ async function decodeImageStream(stream: Buffer, shape: ChunkShape, codec: strin
   const out = Buffer.alloc(rowBytes * shape.height);
   for (let r = 0; r < shape.height; r++) img.data.copy(out, r * rowBytes, r * img.width * shape.samples, r * img.width * shape.samples + rowBytes);
   return out;
+}
+
+async function decodeJpeg2000Chunk(compression: number, input: Buffer, expected: number, shape: ChunkShape): Promise<Buffer> {
+  let img;
+  try {
+    img = await decodeJpeg2000(input);
+  } catch (e) {
+    throw new ChunkDecodeError(`JPEG 2000 data cannot be decoded (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const bytes = expected / (shape.width * shape.height * shape.samples);
+  if (img.components !== shape.samples) throw new ChunkDecodeError(`JPEG 2000 data has ${img.components} component(s), the page ${shape.samples} sample(s) per pixel`);
+  if (img.signed || Math.ceil(img.bitsPerSample / 8) !== bytes) throw new ChunkDecodeError(`JPEG 2000 data holds ${img.signed ? 'signed ' : ''}${img.bitsPerSample}-bit samples, the page ${bytes * 8}-bit unsigned`);
+  if (img.width < shape.width || img.height < shape.height) throw new ChunkDecodeError(`JPEG 2000 data is ${img.width}×${img.height}, smaller than the ${shape.width}×${shape.height} chunk`);
+  const pixelBytes = shape.samples * bytes;
+  let out = img.data;
+  if (img.width !== shape.width || img.height !== shape.height) {
+    out = Buffer.alloc(expected);
+    for (let r = 0; r < shape.height; r++) img.data.copy(out, r * shape.width * pixelBytes, r * img.width * pixelBytes, (r * img.width + shape.width) * pixelBytes);
+  }
+  if (shape.samples === 3 && (compression === 33003 || compression === 33004)) yccToRgb(out, bytes, img.bitsPerSample);
+  // The decoder gives native (little-endian) samples; the caller reads them in the file's order.
+  if (bytes === 2 && !shape.littleEndian) out.swap16();
+  return out;
+}
+
+/**
+ * JPEG (JFIF, full-range BT.601) YCbCr → RGB in place, for JPEG 2000 tiles that Aperio and
+ * libvips store as YCbCr outside the codestream (the codestream's own colour transform, if any,
+ * is undone by OpenJPEG). A colour matrix, not a codec: libtiff and libvips apply the same one.
+ */
+function yccToRgb(data: Buffer, bytes: number, bits: number): void {
+  const max = 2 ** bits - 1;
+  const half = 2 ** (bits - 1);
+  const clip = (v: number) => (v < 0 ? 0 : v > max ? max : Math.round(v));
+  const read = bytes === 1 ? (i: number) => data[i]! : (i: number) => data.readUInt16LE(i * 2);
+  const write = bytes === 1 ? (i: number, v: number) => (data[i] = v) : (i: number, v: number) => data.writeUInt16LE(v, i * 2);
+  for (let i = 0; i < data.length / bytes; i += 3) {
+    const y = read(i);
+    const cb = read(i + 1) - half;
+    const cr = read(i + 2) - half;
+    write(i, clip(y + 1.402 * cr));
+    write(i + 1, clip(y - 0.344136 * cb - 0.714136 * cr));
+    write(i + 2, clip(y + 1.772 * cb));
+  }
 }
 
 /** TIFF LZW (MSB-first codes, 9-12 bits, "early change"), as libtiff writes it. */

@@ -150,6 +150,7 @@ export class PageReader {
         height: samples / page.chunkWidth / this.planeSamples,
         samples: this.planeSamples,
         jpegTables: page.jpegTables,
+        littleEndian: this.file.littleEndian,
       });
     } catch (e) {
       if (e instanceof ChunkDecodeError) throw new IngestError('corrupt', `${what}: ${e.message}`);

@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from '../errors';
-import { COMPRESSION_NAMES, isImageStreamCompression, isSupportedCompression } from './codecs';
+import { COMPRESSION_NAMES, isImageStreamCompression, isJpeg2000Compression, isSupportedCompression } from './codecs';
 
 /** Byte size of each TIFF field type (types 13 and 18 are IFD offsets). */
 const TYPE_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
@@ -85,7 +85,7 @@ export function pageDType(page: TiffPage): DType {
   throw new IngestError('unsupported', `${page.where}: ${bits}-bit ${kind} samples are not supported (uint8, uint16 and float32 are)`);
 }
 
-export const SUPPORTED_COMPRESSIONS_TEXT = 'none, deflate, LZW, PackBits, JPEG, zstd and WebP are';
+export const SUPPORTED_COMPRESSIONS_TEXT = 'none, deflate, LZW, PackBits, JPEG, JPEG 2000, zstd and WebP are';
 
 export function checkPageDecodable(page: TiffPage): void {
   if (!isSupportedCompression(page.compression)) {
@@ -102,13 +102,16 @@ export function checkPageDecodable(page: TiffPage): void {
       throw new IngestError('unsupported', `${page.where}: ${name} with ${perChunk} samples per pixel in a chunk is not supported (${allowed.join(' or ')} are)`);
     }
   }
+  if (isJpeg2000Compression(page.compression) && (page.sampleFormat !== 1 || page.bitsPerSample > 16)) {
+    throw new IngestError('unsupported', `${page.where}: ${name} with ${page.bitsPerSample}-bit samples of format ${page.sampleFormat} is not supported (8- and 16-bit unsigned are)`);
+  }
   // YCbCr is only read where the JPEG decoder converts it back to RGB; raw subsampled YCbCr is not.
-  if (page.photometric === 6 && page.compression !== 7) throw new IngestError('unsupported', `${page.where}: YCbCr images are only supported JPEG-compressed`);
+  if (page.photometric === 6 && page.compression !== 7 && page.compression !== 33003) throw new IngestError('unsupported', `${page.where}: YCbCr images are only supported JPEG- or JPEG 2000-compressed`);
 }
 
 /** Pixels are RGB colour: RGB photometric, or YCbCr that the JPEG decoder turns into RGB. */
 export function isColourPage(page: TiffPage): boolean {
-  return page.samplesPerPixel >= 3 && (page.photometric === 2 || (page.photometric === 6 && page.compression === 7));
+  return page.samplesPerPixel >= 3 && (page.photometric === 2 || (page.photometric === 6 && (page.compression === 7 || page.compression === 33003)));
 }
 
 /**
