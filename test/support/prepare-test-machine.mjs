@@ -7,6 +7,9 @@
 //    with apt-get when missing and running as root; otherwise one line saying how.
 //  - Python's zarr (Debian python3-zarr), which writes the OME-Zarr fixtures
 //    (test/fixtures/zarr/generate.py): installed the same way.
+//  - libvips' CLI (Debian libvips-tools), libvips built with zstd and OpenJPEG (sharp's is not):
+//    the ingest codec tests compare our zstd/JPEG 2000 decode against its own; installed the same
+//    way, and those comparisons are skipped (not failed) without it.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -96,7 +99,20 @@ function ensurePythonZarr() {
   say('Python zarr is missing, so the OME-Zarr tests cannot write their fixtures: install it as root with: apt-get install -y python3-zarr');
 }
 
+function ensureVipsCli() {
+  if (existsSync('/usr/bin/vips') || onPath('vips')) return;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say('the vips CLI is missing; installing Debian\'s libvips-tools with apt-get (once)...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq libvips-tools'], { env, encoding: 'utf8' });
+    if (run.status === 0 && existsSync('/usr/bin/vips')) return;
+    say(`apt-get could not install libvips-tools: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
+  }
+  say('the vips CLI is missing, so the ingest codec tests skip their checks against libvips\' own zstd/JPEG 2000 decode: install it as root with: apt-get install -y libvips-tools');
+}
+
 const redisOk = await ensureRedis();
 ensureChromium();
 ensurePythonZarr();
+ensureVipsCli();
 process.exit(redisOk ? 0 : 1);
