@@ -27,13 +27,15 @@ export class RenderService {
   handle = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
     const { store, bus, demand, metrics } = this.deps;
     metrics.queueWaitSeconds.observe(context.waitedMs / 1000);
-    // Work nobody wants any more is dropped before it costs anything (the viewer moved on).
-    if ((await demand.count(job.key)) <= 0) {
+    // Work nobody wants any more is dropped before it costs anything (the viewer moved on). At-least-once
+    // delivery: a re-run of a job whose tile is already stored only re-announces it. The two checks
+    // are independent, so they go out together: one wait instead of two before every render.
+    const [wanted, stored] = await Promise.all([demand.count(job.key), store.head(job.key)]);
+    if (wanted <= 0) {
       metrics.skippedUnwanted.inc();
       return 'skipped';
     }
-    // At-least-once delivery: a re-run of a job whose tile is already stored only re-announces it.
-    if (!(await store.head(job.key))) {
+    if (!stored) {
       const started = performance.now();
       const rendered = await this.render(job);
       const storeStarted = performance.now();
@@ -46,16 +48,20 @@ export class RenderService {
       const totalMs = performance.now() - started;
       metrics.renderSeconds.observe({ stage: 'total' }, totalMs / 1000);
       metrics.renders.inc();
-      await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
-      // Honest waste accounting: was anyone (viewer or HTTP request) still counted as wanting the
-      // tile when its render finished? Counted in the same atomic step that clears the demand.
-      if ((await demand.settle(job.key)) <= 0) {
+      // Announce, then settle the demand: sent back to back on the worker's one Redis connection,
+      // so Redis runs them in this order, without a round trip in between. Honest waste accounting:
+      // was anyone (viewer or HTTP request) still counted as wanting the tile when its render
+      // finished? Counted in the same atomic step that clears the demand.
+      const [, wantedAtFinish] = await Promise.all([
+        bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 }),
+        demand.settle(job.key),
+      ]);
+      if (wantedAtFinish <= 0) {
         metrics.wastedRenders.inc();
         this.deps.logger.debug({ key: job.key, renderMs: Math.round(totalMs), waitedMs: context.waitedMs }, 'rendered a tile nobody wanted any more');
       }
     } else {
-      await bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
-      await demand.clear(job.key);
+      await Promise.all([bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile }), demand.clear(job.key)]);
     }
     const cache = this.deps.sourceCache.stats();
     metrics.sourceCacheBytes.set(cache.bytes);
