@@ -53,7 +53,8 @@ function datasetInPath(path: string): string | undefined {
     // Protocol identifiers carry the dataset first: IIIF `{dataset}~{spec}~z{n}`, DZI `{name}.dzi` / `{name}_files`.
     /^\/iiif\/3\/([^/]+)/i.exec(path) ??
     /^\/dzi\/([^/]+?)(?:\.dzi|_files)(?:\/|$)/i.exec(path) ??
-    /^\/catmaid\/([^/]+)/i.exec(path);
+    /^\/catmaid\/([^/]+)/i.exec(path) ??
+    /^\/zarr\/([^/]+)\.zarr(?:\/|$)/i.exec(path);
   if (!m) return undefined;
   try {
     return decodeURIComponent(m[1]!).split('~')[0]!;
@@ -66,7 +67,7 @@ function datasetInPath(path: string): string | undefined {
 const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/[0-9]{1,2}\/[0-9]{1,7}\/[0-9]{1,7}\/[0-9]{1,7}_[0-9]{1,7}\.(?:jpeg|png|webp)$/;
 
 /** Image protocols for other viewers (IIIF, Deep Zoom, CATMAID, OMERO.web): token-checked like /v1. */
-const PROTOCOL_PREFIXES = ['/webgateway/', '/iiif/', '/dzi/', '/catmaid/'];
+const PROTOCOL_PREFIXES = ['/webgateway/', '/iiif/', '/dzi/', '/catmaid/', '/zarr/'];
 
 function isGuarded(path: string): boolean {
   return (path.startsWith('/v1/') && path !== '/v1/config') || path.startsWith('/tiles/') || PROTOCOL_PREFIXES.some((p) => path.startsWith(p));

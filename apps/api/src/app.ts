@@ -21,6 +21,7 @@ import { catmaidInfoRoutes, catmaidRoutes } from './routes/catmaid';
 import { imageCors } from './cors';
 import { tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
+import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
 import type { TileService } from './tile-service';
 
 export interface ApiDeps {
@@ -40,6 +41,8 @@ export interface ApiDeps {
   /** POST /v1/datasets (queued ingest) and GET /v1/ingests/:jobId. */
   ingests?: IngestRouteDeps;
   isStopping: () => boolean;
+  /** GET /zarr/{id}.zarr/...: the OME-Zarr view of every dataset. */
+  zarrView?: Omit<ZarrViewDeps, 'catalog' | 'specs'>;
   /** Tokens, tenants and signed URLs (see access.ts); absent = open. */
   access?: AccessRules;
   /** Origins allowed to read images cross-origin (see cors.ts); default none. */
@@ -84,6 +87,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(catmaidRoutes(protocol));
   app.use(catmaidInfoRoutes(deps.catalog, deps.publicUrl));
   app.use(viewerConfigRoutes(deps.gateway));
+  if (deps.zarrView) app.use(zarrViewRoutes({ ...deps.zarrView, catalog: deps.catalog, specs: deps.specs }));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
   app.use(notFound);

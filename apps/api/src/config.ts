@@ -30,6 +30,10 @@ export const ApiConfig = z
     REGION_MAX_SIDE: int(64, 16384).default(4096),
     /** Base URL browsers reach this API at (IIIF info.json ids, CATMAID mirror URLs); default http://localhost:PORT. */
     PUBLIC_URL: z.string().url().optional(),
+    /** Decoded chunks of linked Zarrs kept for the /zarr/ view. */
+    ZARR_CHUNK_CACHE_MB: int(0, 65536).default(32),
+    /** Largest declared width × height × z × t of a linked Zarr; default 2^40. */
+    ZARR_MAX_SOURCE_PIXELS: z.coerce.number().int().min(1).optional(),
     /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */
     ADMIN_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   })

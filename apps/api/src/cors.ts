@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import cors from 'cors';
 
 /** Routes that answer with images (or describe them to a viewer): what other origins' viewers fetch. */
-const IMAGE_PREFIXES = ['/iiif/', '/dzi/', '/catmaid/', '/webgateway/', '/v1/tiles/', '/tiles/', '/v1/datasets/'];
+const IMAGE_PREFIXES = ['/iiif/', '/dzi/', '/catmaid/', '/webgateway/', '/v1/tiles/', '/tiles/', '/v1/datasets/', '/zarr/'];
 
 /**
  * CORS for the image routes: viewers on other origins (CATMAID's WebGL layers and its mirror

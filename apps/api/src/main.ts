@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
+import { LruByteCache } from '@tilefarm/render';
+import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
 import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
 import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { buildApp } from './app';
@@ -34,9 +36,12 @@ async function main(): Promise<void> {
   const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES } };
+  const s3 = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
+  const pixels = new DatasetPixels(store, zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3 }), config.ZARR_MAX_SOURCE_PIXELS ?? 2 ** 40);
+  const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));

@@ -3,3 +3,5 @@ export * from './zarr-library';
 export * from './ngff-image';
 export * from './chunked-tile-reader';
 export * from './linked-zarr';
+export * from './zarr-view';
+export * from './dataset-pixels';

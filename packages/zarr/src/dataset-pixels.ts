@@ -1,0 +1,66 @@
+import { resolve, sep } from 'node:path';
+import { TilefarmError, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
+import { readSourceTile, type SourceTilePosition } from '@tilefarm/datasets';
+import { LocalObjectStore, openObjectStore, type ObjectStore, type S3ObjectStoreOptions } from '@tilefarm/storage';
+import type { ChunkCache } from './chunked-tile-reader';
+import { LinkedZarrReader, type ZarrPlace, type ZarrPlaceResolver } from './linked-zarr';
+import { zarritaLibrary } from './zarr-library';
+
+export interface ZarrPlaceOptions {
+  /** Directory "file:" sources lie in; unset: only s3:// sources. */
+  ingestRoot?: string;
+  /** Connection for s3:// sources (bucket and prefix come from the URL). */
+  s3: Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>;
+}
+
+/** Parses a source URL: "s3://bucket/prefix" or a path under the ingest root ("file:" or plain). */
+export function parseZarrUrl(url: string): { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; path: string } {
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\/(.+?)\/*$/.exec(url);
+  if (s3) return { kind: 's3', bucket: s3[1]!, prefix: `${s3[2]!}/` };
+  if (url.startsWith('s3://')) throw new TilefarmError('bad_request', `source "${url.slice(0, 100)}": not an s3://bucket/prefix URL`);
+  const path = url.replace(/^file:/, '').replace(/\/+$/, '');
+  if (path === '' || path.startsWith('/') || path.split('/').some((s) => s === '..' || s === '.' || s === '')) throw new TilefarmError('bad_request', `source "${url.slice(0, 100)}": give a relative path under INGEST_ROOT or s3://bucket/prefix`);
+  return { kind: 'file', path };
+}
+
+/** Opens the store a linked Zarr lies in: S3 clients are shared per bucket. */
+export function zarrPlaceResolver(options: ZarrPlaceOptions): ZarrPlaceResolver {
+  const buckets = new Map<string, ObjectStore>();
+  const root = options.ingestRoot ? new LocalObjectStore(resolve(options.ingestRoot)) : undefined;
+  return (url: string): ZarrPlace => {
+    const parsed = parseZarrUrl(url);
+    if (parsed.kind === 'file') {
+      if (!root) throw new TilefarmError('bad_request', 'this server has no INGEST_ROOT: only s3:// Zarr sources can be linked');
+      if (!resolve(options.ingestRoot!, parsed.path).startsWith(resolve(options.ingestRoot!) + sep)) throw new TilefarmError('bad_request', 'the source must lie under INGEST_ROOT');
+      return { store: root, prefix: `${parsed.path}/` };
+    }
+    let store = buckets.get(parsed.bucket);
+    if (!store) {
+      store = openObjectStore({ kind: 's3', ...options.s3, bucket: parsed.bucket });
+      buckets.set(parsed.bucket, store);
+    }
+    return { store, prefix: parsed.prefix };
+  };
+}
+
+/**
+ * The pixels of any published dataset, one source tile at a time: stored source tiles for
+ * ingested datasets, chunks of the Zarr where it lies for linked ones. The worker's renders and
+ * the API's /zarr/ view both read through this.
+ */
+export class DatasetPixels {
+  readonly linked: LinkedZarrReader;
+
+  constructor(
+    private readonly store: ObjectStore,
+    places: ZarrPlaceResolver,
+    maxPixels: number,
+  ) {
+    this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels });
+  }
+
+  read(manifest: DatasetManifest, position: SourceTilePosition, chunks: ChunkCache): Promise<SourceTile> {
+    if (manifest.source) return this.linked.readTile(manifest, position, chunks);
+    return readSourceTile(this.store, manifest.id, manifest.version, position);
+  }
+}
