@@ -105,6 +105,14 @@ describe('tenants: zero cross-tenant leaks', () => {
       `/catmaid/beta-cells/0/small.jpg`,
       `/catmaid/beta-cells/0/0/0/0.jpg?color=red`,
       `/v1/datasets/beta-cells/catmaid`,
+      // The OME-Zarr view (issue 13).
+      `/zarr/beta-cells.zarr/.zattrs`,
+      `/zarr/beta-cells.zarr/.zgroup`,
+      `/zarr/beta-cells.zarr/0/.zarray`,
+      `/zarr/beta-cells.zarr/0/0/0/0/0/0`,
+      `/ZARR/beta-cells.zarr/.zattrs`,
+      `/zarr/BETA-CELLS.zarr/.zattrs`,
+      `/zarr/beta%2Dcells.zarr/0/0/0/0/0/0`,
     ];
     for (const p of betaTilePaths) await refused(p, bearer(TOKEN_A), [400, 404]);
     for (const p of betaTilePaths) await refused(p.replace(/\?access_token=.*/, ''), {}, [401, 400, 404]);

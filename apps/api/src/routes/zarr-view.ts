@@ -37,7 +37,13 @@ export function zarrViewRoutes(deps: ZarrViewDeps): Router {
   const router = Router();
   router.get(PATH, async (req, res) => {
     const m = PATH.exec(req.path)!;
-    const manifest = await deps.catalog.get(decodeURIComponent(m[1]!));
+    let id: string;
+    try {
+      id = decodeURIComponent(m[1]!);
+    } catch {
+      throw new TilefarmError('dataset_not_found');
+    }
+    const manifest = await deps.catalog.get(id);
     const key = m[2]!;
     if (key === '.zgroup') return sendJson(req, res, manifest.version, viewGroup());
     if (key === '.zattrs') {
