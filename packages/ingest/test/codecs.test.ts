@@ -290,3 +290,16 @@ describe('JPEG 2000-compressed TIFF written by the vips CLI (committed fixtures)
     expect(await planeDifference(m, 0, (await sourcePixels('grey16')).data, 1)).toBe(0);
   });
 });
+
+describe('JPEG with Photometric RGB written by Pillow/libtiff (committed fixture)', () => {
+  it('RGB components decoded as RGB (no YCbCr conversion): within ±1 of libvips\' decode, close to the source', async () => {
+    const path = join(CODEC_FIXTURES, 'jpeg-rgb-photometric-strips.tif');
+    const m = await ingestFile({ path, id: nextName('jpeg-rgb'), catalog: tc.catalog });
+    expect(m.channels.map((c) => c.label)).toEqual(['Red', 'Green', 'Blue']);
+    const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height, info.channels]).toEqual([FW, FH, 3]);
+    expect(await planeDifference(m, 0, data, 3)).toBeLessThanOrEqual(1);
+    const source = await sourcePixels('rgb8');
+    expect(meanLoss(data, Buffer.from(source.data.buffer, source.data.byteOffset, source.data.byteLength))).toBeLessThan(2);
+  });
+});

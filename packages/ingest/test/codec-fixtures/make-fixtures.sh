@@ -7,6 +7,7 @@
 #   zstd-grey16-tiled-pyramid.tif        uint16, zstd + horizontal predictor, 256² tiles, SubIFD pyramid
 #   zstd-rgb8-strips.tif                 RGB uint8, zstd + horizontal predictor, strips
 #   jp2k-*.tif                           the same sources, JPEG 2000 tiles (lossless)
+#   jpeg-rgb-photometric-strips.tif      RGB JPEG stored as RGB (not YCbCr), by Pillow/libtiff
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v vips >/dev/null || { echo "needs the vips CLI: apt-get install libvips-tools" >&2; exit 2; }
@@ -44,3 +45,11 @@ vips tiffsave source-rgb8.png zstd-rgb8-strips.tif --compression zstd --predicto
 vips tiffsave source-grey16.png jp2k-grey16-tiled.tif --compression jp2k --lossless --tile --tile-width 256 --tile-height 256
 vips tiffsave source-rgb8.png jp2k-rgb8-tiled-pyramid.tif --compression jp2k --lossless --tile --tile-width 256 --tile-height 256 --pyramid --subifd
 ls -l ./*.png ./*.tif
+
+# JPEG with Photometric RGB (no YCbCr conversion), which libvips does not write: Pillow through
+# libtiff (Debian python3-pil), from the same RGB source.
+/usr/bin/python3 - <<'PY'
+from PIL import Image
+Image.open('source-rgb8.png').convert('RGB').save('jpeg-rgb-photometric-strips.tif', compression='jpeg', quality=90)
+PY
+ls -l jpeg-rgb-photometric-strips.tif
