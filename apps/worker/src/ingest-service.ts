@@ -21,6 +21,8 @@ export interface IngestServiceDeps {
   logger: Logger;
   maxSourcePixels?: number;
   maxWriteRatio?: number;
+  /** Registers an OME-Zarr where it lies (mode "link"); absent: linking is refused. */
+  linkZarr?: (job: IngestStartJob, onProgress: (done: number, total: number) => Promise<void>) => Promise<{ version: number }>;
   /** How often a running unit reports its tile count (and learns whether the ingest failed elsewhere). */
   progressIntervalMs?: number;
 }
@@ -41,6 +43,7 @@ export class IngestService {
     // Unknown (expired), over, or a retried start whose flow is already queued: nothing to do.
     if (!status || (status.state !== 'queued' && status.state !== 'planning')) return;
     await tracker.setState(job.jobId, 'planning');
+    if (job.mode !== undefined) return this.link(job); // an OME-Zarr, linked or copied
     const local = await sources.acquire(job.jobId, job.source);
     try {
       const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio, ignoreOmeXml: job.ignoreOmeXml });
@@ -137,9 +140,35 @@ export class IngestService {
     if (!job) return;
     if (await tracker.fail(job.jobId, job.dataset, error.code, error.message)) metrics.failures.inc({ code: error.code });
     const plan = await tracker.plan(job.jobId);
-    if (plan) await discardIngest(JSON.parse(plan) as IngestPlan, catalog);
+    if (plan && !(JSON.parse(plan) as { linked?: boolean }).linked) await discardIngest(JSON.parse(plan) as IngestPlan, catalog);
     await sources.forget(job.jobId);
   };
+
+  /**
+   * A linked OME-Zarr: one unit (its statistics, plane by plane) done in the start step, with
+   * progress in planes through the same tracker, so watchers see it like an ingest.
+   */
+  private async link(job: IngestStartJob): Promise<void> {
+    const { tracker, logger, metrics } = this.deps;
+    if (!this.deps.linkZarr) throw new TilefarmError('bad_request', 'this worker cannot link OME-Zarr sources');
+    let last = 0;
+    let planned = false;
+    const manifest = await this.deps.linkZarr(job, async (done, total) => {
+      if (!planned) {
+        // No tiles to discard on failure: the plan names an empty version.
+        await tracker.planned(job.jobId, job.dataset, JSON.stringify({ v: 1, id: job.dataset, version: 0, linked: true }), { total, units: 1, version: 0 });
+        await tracker.setState(job.jobId, 'running');
+        planned = true;
+      }
+      if (done === total || performance.now() - last > 250) {
+        last = performance.now();
+        const p = await tracker.unitProgress(job.jobId, job.dataset, 0, done, done === total);
+        if (p.state === 'failed' || p.state === 'gone') throw new TilefarmError('conflict', `ingest ${job.jobId} was stopped`);
+      }
+    });
+    if (await tracker.complete(job.jobId, job.dataset, manifest.version)) metrics.published.inc();
+    logger.info({ jobId: job.jobId, dataset: job.dataset, version: manifest.version, source: job.source }, 'OME-Zarr linked');
+  }
 
   private async plan(jobId: string): Promise<IngestPlan> {
     const text = await this.deps.tracker.plan(jobId);

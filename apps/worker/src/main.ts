@@ -1,11 +1,12 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { IngestSourceFiles } from '@tilefarm/ingest';
+import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
+import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -26,11 +27,16 @@ async function main(): Promise<void> {
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
   const renderer = createTileRenderer();
-  const sourceCache = new LruByteCache<string, SourceTile>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
+  const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
   const redis = createRedis(config.REDIS_URL, 'worker');
   const bus = new TileEventBus(config.REDIS_PREFIX, redis);
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
-  const service = new RenderService({ store, catalog, renderer, sourceCache, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
+  // Linked OME-Zarrs: read where they lie (a path under INGEST_ROOT, or S3 with this config's credentials).
+  const s3Connection = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
+  const zarrPlaces = zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3: s3Connection });
+  const maxPixels = config.INGEST_MAX_SOURCE_PIXELS ?? 2 ** 40;
+  const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
+  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
     concurrency: config.WORKER_CONCURRENCY,
@@ -67,6 +73,11 @@ async function main(): Promise<void> {
     logger,
     maxSourcePixels: config.INGEST_MAX_SOURCE_PIXELS,
     maxWriteRatio: config.INGEST_MAX_WRITE_RATIO,
+    linkZarr: (job, onProgress) => {
+      const parsed = parseIngestSource(job.source, { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES });
+      const url = parsed.kind === 's3' ? parsed.source.replace(/\/+$/, '') : `file:${relative(resolve(config.INGEST_ROOT ?? '/'), parsed.path)}`;
+      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy' });
+    },
   });
   const ingestConsumer =
     config.INGEST_CONCURRENCY > 0

@@ -3,13 +3,17 @@ import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
 import type { RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
+import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 
 export interface RenderServiceDeps {
   store: ObjectStore;
   catalog: DatasetCatalog;
   renderer: TileRenderer;
-  sourceCache: LruByteCache<string, SourceTile>;
+  /** Decoded source tiles, and decoded chunks of linked OME-Zarrs, in one byte budget. */
+  sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
+  /** Reads linked datasets' tiles from their Zarr (stored datasets read source tiles directly). */
+  pixels: DatasetPixels;
   bus: TileEventBus;
   demand: TileDemand;
   metrics: WorkerMetrics;
@@ -84,7 +88,9 @@ export class RenderService {
     const stored = (level: number, c: number, z: number, t: number, x: number, y: number): Promise<SourceTile> => {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
       const before = sourceCache.stats().misses;
-      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }));
+      // Linked: the chunks it overlaps are what the cache holds (neighbouring tiles and z slices share them).
+      if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache);
+      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y })) as Promise<SourceTile>;
       if (sourceCache.stats().misses > before) metrics.sourceCacheMisses.inc();
       else metrics.sourceCacheHits.inc();
       return p;

@@ -37,6 +37,11 @@ export const CreateIngestBody = z
     name: z.string().max(256).optional(),
     /** Read an OME-TIFF's pages as a plain TIFF (its OME-XML does not describe it); the status lists a warning. */
     ignoreOmeXml: z.boolean().optional(),
+    /**
+     * "link" (the default for an OME-Zarr, a source ending in .zarr): register it where it lies,
+     * no pixel copied; "copy" writes tilefarm's own source tiles (TIFF sources).
+     */
+    mode: z.enum(['link', 'copy']).optional(),
   })
   .strict();
 export type CreateIngestBody = z.infer<typeof CreateIngestBody>;

@@ -95,6 +95,8 @@ export const IngestStartJob = z.object({
   tenant: z.string().max(64).default('public'),
   /** Read an OME-TIFF as a plain TIFF (POST /v1/datasets `ignoreOmeXml`). */
   ignoreOmeXml: z.boolean().optional(),
+  /** Set for OME-Zarr sources: "link" registers it where it lies, "copy" writes our own source tiles from it. */
+  mode: z.enum(['link', 'copy']).optional(),
 });
 export type IngestStartJob = z.infer<typeof IngestStartJob>;
 

@@ -5,3 +5,4 @@ export * from './chunked-tile-reader';
 export * from './linked-zarr';
 export * from './zarr-view';
 export * from './dataset-pixels';
+export * from './register-linked';

@@ -24,13 +24,16 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     if (!body.success) throw new TilefarmError('bad_request', describeZodError(body.error));
     const { id, source, name, ignoreOmeXml } = body.data;
     parseIngestSource(source, deps.sourceRules); // 400 for a path outside the root, an s3:// object outside the allowed buckets
+    const isZarr = /\.zarr\/*$/i.test(source);
+    const mode = body.data.mode ?? (isZarr ? 'link' : 'copy');
+    if (mode === 'link' && !isZarr) throw new TilefarmError('bad_request', 'mode "link" is for OME-Zarr sources (a path or s3:// prefix ending in .zarr)');
     const jobId = `ing-${id}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     const begun = await deps.tracker.begin(jobId, id);
     if (!begun.ok) throw new TilefarmError('conflict', `dataset "${id}" is being ingested already (job ${begun.holder}); wait for it to finish`);
     try {
       const principal = principalOf(res);
       const tenant = principal.kind === 'tenant' ? principal.tenant : 'public';
-      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}) });
+      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}), ...(isZarr ? { mode } : {}) });
     } catch (e) {
       await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
       throw e;

@@ -1,0 +1,162 @@
+import { DatasetManifest, TilefarmError, levelGrid, levelSize, type DatasetStats, type PlaneStats } from '@tilefarm/contracts';
+import { computePlaneStats, type DatasetCatalog } from '@tilefarm/datasets';
+import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
+import { openZarrImage, type ZarrPlace } from './linked-zarr';
+import type { NgffImage } from './ngff-image';
+import type { DecodedChunk, ZarrLibrary } from './zarr-library';
+
+/** Statistics come from the coarsest level with at least this many pixels per plane (see README). */
+export const STATS_MIN_PIXELS = 1_000_000;
+
+export interface LinkZarrOptions {
+  /** "file:<path under INGEST_ROOT>" or "s3://bucket/prefix": kept in the manifest. */
+  url: string;
+  place: ZarrPlace;
+  library: ZarrLibrary;
+  id: string;
+  name?: string;
+  tenant?: string;
+  catalog: DatasetCatalog;
+  maxPixels: number;
+  /** Planes (channel × z × t) whose statistics are done, of `total`; awaited (a watcher may stop the work). */
+  onProgress?(done: number, total: number): Promise<void> | void;
+  /** Copy instead of link: write tilefarm's own source tiles from the Zarr's levels (mode "copy"). */
+  copy?: boolean;
+  /** Bytes of decoded chunks kept while reading (a 64³ chunk serves 64 planes). */
+  chunkCacheBytes?: number;
+}
+
+/** The level statistics are computed from: the coarsest with ≥ STATS_MIN_PIXELS per plane, else the finest. */
+export function statisticsLevel(image: Pick<NgffImage, 'levels' | 'axes'>): number {
+  const iy = image.axes.indexOf('y');
+  const ix = image.axes.indexOf('x');
+  for (let k = image.levels.length - 1; k >= 0; k--) {
+    const s = image.levels[k]!.shape;
+    if (s[iy]! * s[ix]! >= STATS_MIN_PIXELS) return k;
+  }
+  return 0;
+}
+
+/** A FIFO of decoded chunks bounded by bytes: planes are read in order, so recency is enough. */
+function boundedChunks(maxBytes: number): ChunkCache {
+  const held = new Map<string, Promise<DecodedChunk>>();
+  const sizes = new Map<string, number>();
+  let bytes = 0;
+  return {
+    getOrLoad(key, load) {
+      const hit = held.get(key);
+      if (hit) return hit;
+      const p = load().then((chunk) => {
+        sizes.set(key, chunk.data.byteLength);
+        bytes += chunk.data.byteLength;
+        for (const old of held.keys()) {
+          if (bytes <= maxBytes || old === key) break;
+          bytes -= sizes.get(old) ?? 0;
+          held.delete(old);
+          sizes.delete(old);
+        }
+        return chunk;
+      });
+      p.catch(() => held.delete(key));
+      held.set(key, p);
+      return p;
+    },
+  };
+}
+
+/**
+ * Registers an OME-Zarr as a dataset without copying a pixel: opens and checks its metadata,
+ * computes per-plane statistics from one level (statisticsLevel), and publishes a manifest whose
+ * `source` points at the Zarr with a fingerprint of its metadata.
+ */
+export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> {
+  const opened = await openZarrImage(opts.place, opts.library, opts.url, opts.maxPixels);
+  const { image } = opened;
+  const level = statisticsLevel(image);
+  const iy = image.axes.indexOf('y');
+  const ix = image.axes.indexOf('x');
+  const height = image.levels[level]!.shape[iy]!;
+  const width = image.levels[level]!.shape[ix]!;
+  const cache = boundedChunks(opts.chunkCacheBytes ?? 64 << 20);
+  const planeCount = image.sizeT * image.sizeZ * image.sizeC;
+  const grid = { width: image.width, height: image.height, tileSize: 256 as const };
+  let tilesPerPlane = 0;
+  for (let k = 0; k < image.levels.length; k++) {
+    const g = levelGrid(grid, k);
+    tilesPerPlane += g.cols * g.rows;
+  }
+  const total = planeCount + (opts.copy ? planeCount * tilesPerPlane : 0);
+  const planes: PlaneStats[] = [];
+  let done = 0;
+  for (let t = 0; t < image.sizeT; t++) {
+    for (let z = 0; z < image.sizeZ; z++) {
+      for (let c = 0; c < image.sizeC; c++) {
+        let plane;
+        try {
+          plane = await readTileFromChunks(image, opened.arrays, { level, t, c, z, x0: 0, y0: 0, width, height }, cache, 'stats');
+        } catch (e) {
+          if (e instanceof TilefarmError) throw e;
+          throw new TilefarmError('source_unreadable', `${opts.url}: level ${level} c=${c} z=${z} t=${t} could not be read: ${(e as Error).message.slice(0, 200)}`);
+        }
+        planes.push(computePlaneStats(plane.data, image.dtype, c, z, t));
+        done++;
+        await opts.onProgress?.(done, total);
+      }
+    }
+  }
+  const channels = image.channels.map((ch, c) => {
+    if (ch.window[1] > ch.window[0] && !(image.dtype !== 'float32' && ch.window[0] === 0 && ch.window[1] === (image.dtype === 'uint8' ? 255 : 65535))) return ch;
+    // No omero window: the ingest's default (0.1 % / 99.9 % over the channel's planes).
+    const mine = planes.filter((p) => p.c === c);
+    const lo = Math.min(...mine.map((p) => p.percentiles['0.001'] ?? p.min));
+    let hi = Math.max(...mine.map((p) => p.percentiles['0.999'] ?? p.max));
+    if (!(hi > lo)) hi = lo + (image.dtype === 'float32' ? 1e-6 : 1);
+    return { ...ch, window: [lo, hi] as [number, number] };
+  });
+  const version = await opts.catalog.nextVersion(opts.id);
+  if (opts.copy) {
+    for (let t = 0; t < image.sizeT; t++) {
+      for (let z = 0; z < image.sizeZ; z++) {
+        for (let c = 0; c < image.sizeC; c++) {
+          for (let k = 0; k < image.levels.length; k++) {
+            const size = levelSize(grid, k);
+            const g = levelGrid(grid, k);
+            for (let y = 0; y < g.rows; y++) {
+              for (let x = 0; x < g.cols; x++) {
+                const x0 = x * 256;
+                const y0 = y * 256;
+                const tile = await readTileFromChunks(image, opened.arrays, { level: k, t, c, z, x0, y0, width: Math.min(256, size.width - x0), height: Math.min(256, size.height - y0) }, cache, 'copy');
+                await opts.catalog.putSourceTile(opts.id, version, { level: k, t, z, c, x, y }, tile);
+              }
+            }
+            done += g.cols * g.rows;
+            await opts.onProgress?.(done, total);
+          }
+        }
+      }
+    }
+  }
+  const parsed = DatasetManifest.safeParse({
+    v: 1,
+    id: opts.id,
+    version,
+    name: (opts.name ?? opts.url.replace(/\/+$/, '').split('/').pop() ?? opts.id).slice(0, 256),
+    tenant: opts.tenant ?? 'public',
+    width: image.width,
+    height: image.height,
+    sizeZ: image.sizeZ,
+    sizeT: image.sizeT,
+    tileSize: 256,
+    levels: image.levels.length,
+    dtype: image.dtype,
+    channels,
+    ...(image.physicalSize ? { physicalSize: image.physicalSize } : {}),
+    sourceEncoding: opts.copy ? opts.catalog.sourceEncoding : 'raw-v1',
+    ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint } }),
+    createdAt: new Date().toISOString(),
+  });
+  if (!parsed.success) throw new TilefarmError('source_unreadable', `${opts.url} cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const stats: DatasetStats = { v: 1, dataset: opts.id, version, planes };
+  await opts.catalog.publish(parsed.data, stats);
+  return parsed.data;
+}

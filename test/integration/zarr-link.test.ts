@@ -1,0 +1,109 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import sharp from 'sharp';
+import type { DatasetSummary, IngestStatusBody } from '@tilefarm/contracts';
+import { TestSystem } from '../support/system';
+import { zarrFixtures } from '../support/zarr-fixtures';
+
+// Issue 13, "In": an OME-Zarr registered where it lies (link) renders exactly like the same Zarr
+// copied into tilefarm's own source tiles, for every render operation. Fixtures by Python's zarr.
+
+const fixtures = zarrFixtures();
+const json = { 'content-type': 'application/json' };
+
+async function register(system: TestSystem, body: Record<string, unknown>): Promise<IngestStatusBody> {
+  const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify(body) });
+  expect(res.status).toBe(202);
+  const { jobId } = (await res.json()) as { jobId: string };
+  for (let i = 0; i < 1200; i++) {
+    const status = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`)).json()) as IngestStatusBody;
+    if (status.state === 'completed' || status.state === 'failed') return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`ingest ${jobId} did not end`);
+}
+
+async function spec(system: TestSystem, body: unknown): Promise<string> {
+  const res = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: json, body: JSON.stringify(body) });
+  expect(res.status).toBeLessThan(300);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function pixels(system: TestSystem, dataset: string, specId: string, level: number, z: number, x: number, y: number): Promise<Buffer> {
+  const res = await fetch(`${system.apiUrl}/v1/tiles/${dataset}/${specId}/${level}/${z}/0/${x}/${y}.png`);
+  if (res.status !== 200) throw new Error(`${dataset} ${level}/${z}/${x}/${y}: ${res.status} ${await res.text()}`);
+  return sharp(Buffer.from(await res.arrayBuffer())).raw().toBuffer();
+}
+
+describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixel for pixel (%s storage)', (storage) => {
+  let system: TestSystem;
+  beforeAll(async () => {
+    system = await TestSystem.start({ workers: 1, storage, env: { INGEST_ROOT: fixtures.dir, INGEST_S3_SOURCES: 'tilefarm-test/zarr-src' } });
+    // From S3: the Zarrs are uploaded to the test's S3-protocol server and linked by s3:// URL.
+    if (storage === 's3') {
+      for (const name of ['cells-ngff04.zarr', 'cells-ngff05.zarr']) {
+        const root = join(fixtures.dir, name);
+        for (const file of readdirSync(root, { recursive: true, withFileTypes: true })) {
+          if (!file.isFile()) continue;
+          const path = join(file.parentPath, file.name);
+          await system.store.put(`zarr-src/${name}/${relative(root, path)}`, readFileSync(path));
+        }
+      }
+    }
+  }, 180_000);
+  const source = (name: string) => (storage === 's3' ? `s3://tilefarm-test/zarr-src/${name}` : name);
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  it('registers NGFF 0.4 and 0.5 (sharded) by link and by copy; omero defaults and physical size come along', async () => {
+    for (const [id, source_, mode] of [['l04', 'cells-ngff04.zarr', undefined], ['c04', 'cells-ngff04.zarr', 'copy'], ['l05', 'cells-ngff05.zarr', 'link'], ['c05', 'cells-ngff05.zarr', 'copy']] as const) {
+      const status = await register(system, { id, source: source(source_), ...(mode ? { mode } : {}) });
+      expect({ id, state: status.state, error: status.error }).toMatchObject({ id, state: 'completed' });
+    }
+    const l04 = (await (await fetch(`${system.apiUrl}/v1/datasets/l04`)).json()) as DatasetSummary;
+    expect(l04).toMatchObject({ width: 900, height: 700, sizeZ: 6, sizeT: 1, sizeC: 3, levels: 4, dtype: 'uint16' });
+    expect(l04.channels.map((c) => [c.label, c.color, c.window])).toEqual([['DAPI', '#0000ff', [100, 600]], ['GFP', '#00ff00', [3100, 3600]], ['mCherry', '#ff0000', [6100, 6600]]]);
+    const l05 = (await (await fetch(`${system.apiUrl}/v1/datasets/l05`)).json()) as DatasetSummary;
+    expect(l05).toMatchObject({ width: 800, height: 600, sizeZ: 4, sizeT: 2, sizeC: 2, levels: 3 });
+    // Nothing was copied for the linked ones: no source tiles under their prefix.
+    for (const id of ['l04', 'l05']) {
+      const keys: string[] = [];
+      for await (const k of system.store.list(`datasets/${id}/`)) keys.push(k);
+      expect(keys.filter((k) => k.includes('/src/'))).toEqual([]);
+    }
+  }, 300_000);
+
+  it('renders equal for window, LUT, formula and a max projection over z chunks', async () => {
+    const specs = {
+      window: await spec(system, { channels: [{ index: 0, window: [150, 500] }, { index: 1, window: 'auto' }], format: 'png' }),
+      lut: await spec(system, { channels: [{ index: 1, lut: 'fire', window: [3100, 3400] }], format: 'png' }),
+      formula: await spec(system, { channels: [{ formula: 'c1 - c0', color: '#ffffff', window: [2800, 3200] }], format: 'png' }),
+      projection: await spec(system, { channels: [{ index: 0, window: [100, 3000] }, { index: 1, window: [3000, 6000] }], projection: { type: 'max', z: [0, 3] }, format: 'png' }),
+    };
+    let compared = 0;
+    for (const [linked, copied, places] of [
+      ['l04', 'c04', [[0, 4, 0, 0], [0, 1, 3, 2], [1, 5, 1, 1], [3, 0, 0, 0]]],
+      ['l05', 'c05', [[0, 0, 0, 0], [0, 3, 2, 1], [2, 1, 0, 0]]],
+    ] as const) {
+      for (const [name, specId] of Object.entries(specs)) {
+        for (const [level, z, x, y] of places) {
+          const a = await pixels(system, linked, specId, level, z, x, y);
+          const b = await pixels(system, copied, specId, level, z, x, y);
+          expect({ name, linked, level, z, x, y, equal: a.equals(b) }).toEqual({ name, linked, level, z, x, y, equal: true });
+          compared++;
+        }
+      }
+    }
+    expect(compared).toBe(28);
+  }, 300_000);
+
+  it('refuses what cannot be linked, clearly', async () => {
+    const bad = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify({ id: 'bad1', source: 'cells-ngff04.zarr/0/.zarray', mode: 'link' }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/link.*OME-Zarr/);
+    const missing = await register(system, { id: 'bad2', source: source('nothing-here.zarr') });
+    expect(missing).toMatchObject({ state: 'failed', error: { code: 'source_unreadable' } });
+    expect(missing.error?.message).toMatch(/not a Zarr group/);
+  }, 60_000);
+});
