@@ -1,4 +1,5 @@
 import {
+  DatasetId,
   DatasetManifest,
   DatasetStats,
   TilefarmError,
@@ -68,6 +69,8 @@ export class DatasetCatalog {
 
   /** The current manifest, or undefined if there is no such dataset. */
   async find(id: string): Promise<DatasetManifest | undefined> {
+    // No dataset can have an id outside the id grammar; such ids never reach the store's key check.
+    if (!DatasetId.safeParse(id).success) return undefined;
     const hit = this.current.get(id);
     if (hit) return hit.value;
     const bytes = await this.store.get(catalogKey(id));
@@ -87,7 +90,7 @@ export class DatasetCatalog {
     const cacheKey = `${id}/${version}`;
     const hit = this.versions.get(cacheKey);
     if (hit) return hit.value;
-    const bytes = await this.store.get(versionManifestKey(id, version));
+    const bytes = DatasetId.safeParse(id).success ? await this.store.get(versionManifestKey(id, version)) : undefined;
     if (!bytes) throw new TilefarmError('dataset_not_found', `no version ${version} of dataset "${id}"`);
     const manifest = parseJson(bytes, DatasetManifest, `manifest of ${id} v${version}`);
     this.versions.set(cacheKey, manifest);

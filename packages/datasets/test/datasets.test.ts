@@ -138,4 +138,12 @@ describe('DatasetCatalog with a synthetic dataset', () => {
     expect((await catalog.get('syn')).version).toBe(2);
     expect((await catalog.list()).map((d) => d.id)).toEqual(['syn']);
   });
+
+  it('answers dataset_not_found for ids outside the id grammar, without asking the store', async () => {
+    const catalog = new DatasetCatalog(new LocalObjectStore(dir), 0);
+    for (const id of ['ts~Zg-c ', 'Upper', 'a b', '../x', '']) {
+      await expect(catalog.get(id)).rejects.toMatchObject({ code: 'dataset_not_found' });
+      await expect(catalog.getVersion(id, 1)).rejects.toMatchObject({ code: 'dataset_not_found' });
+    }
+  });
 });
