@@ -9,7 +9,7 @@ RUN npm ci && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
-    # sharp on glibc: fewer malloc arenas keep a long-running worker's RSS flat (field notes).
+    # sharp on glibc: fewer malloc arenas keep a long-running worker's RSS flat (sharp's docs on glibc memory).
     MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app

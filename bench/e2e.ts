@@ -23,7 +23,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configureSharp, SharpTileEncoder } from '@tilefarm/render';
+import { configureSharp, SharpTileEncoder } from '@tilefarm/render/encoder';
 import { decodeImage } from './support/sharp-images';
 import { TestSystem } from '../test/support/system';
 import { PrivateRedis } from '../test/support/private-redis';

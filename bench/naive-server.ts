@@ -9,7 +9,8 @@
 import express from 'express';
 import { TilefarmError, type SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, readSourceTile } from '@tilefarm/datasets';
-import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
+import { LruByteCache } from '@tilefarm/render';
+import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
 import { SpecRegistry } from '@tilefarm/tile-requests';
 
@@ -21,7 +22,7 @@ function main(): void {
   const store = new LocalObjectStore(dataDir);
   const catalog = new DatasetCatalog(store);
   const specs = new SpecRegistry(store);
-  const renderer = createTileRenderer();
+  const renderer = createSharpTileRenderer();
   const sourceCache = new LruByteCache<string, SourceTile>({ maxBytes: 256 * 1024 * 1024 });
   let renders = 0;
   let inFlight = 0;

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetManifest, RenderSpec, type ImageFormat, type SourceEncoding, type SourceTile } from '@tilefarm/contracts';
 import { decodeSourceTile, encodeSourceTileAs, readSourceTile, sourceTileKey } from '@tilefarm/datasets';
-import { configureSharp, createTileRenderer, SharpTileEncoder } from '@tilefarm/render';
+import { createTileRenderer } from '@tilefarm/render';
+import { configureSharp, createSharpTileRenderer, SharpTileEncoder } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
 
 const TILE = 256;
@@ -112,7 +113,7 @@ async function measure(job: (i: number) => Promise<unknown>): Promise<number> {
   return done / ((performance.now() - t0) / 1000);
 }
 
-const renderer = createTileRenderer();
+const renderer = createSharpTileRenderer();
 const specFor = (format: ImageFormat): RenderSpec =>
   RenderSpec.parse({ channels: [{ index: 0 }, { index: 1 }, { index: 2, gamma: 0.8 }], format, quality: 85 });
 

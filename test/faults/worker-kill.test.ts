@@ -95,7 +95,7 @@ describe('kill -9 of workers during a burst of 1,000 renders', () => {
       const alive = system.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null && metricsPort(w));
       const target = alive[victim++ % Math.max(1, alive.length)];
       if (!target) continue;
-      const active = (await queue.queue.getActive()).map((j) => j.id ?? '');
+      const active = await queue.activeKeys();
       rendersBeforeDeath += await rendersOf(target);
       await target.stop('SIGKILL');
       kills.push({ at: Date.now(), activeKeys: active, worker: target.name });

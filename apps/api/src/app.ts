@@ -1,7 +1,8 @@
 import express, { type Express } from 'express';
 import { MAX_JSON_BODY_BYTES } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
-import type { DashboardQueue, RedisClient } from '@tilefarm/queue';
+import type { RedisClient } from '@tilefarm/queue';
+import type { QueueDashboardAdapter } from '@tilefarm/queue/dashboard';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { RequestedRegionLimits } from '@tilefarm/contracts';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
@@ -35,7 +36,7 @@ export interface ApiDeps {
   tiles: TileService;
   viewerDir?: string;
   /** Queue dashboard at /admin/queues; off (404) without a token. */
-  admin?: { token: string | undefined; queues: DashboardQueue[] };
+  admin?: { token: string | undefined; queues: QueueDashboardAdapter[] };
   /** Where browsers reach the gateway (GET /v1/config). */
   gateway: ViewerGatewaySettings;
   /** POST /v1/datasets (queued ingest) and GET /v1/ingests/:jobId. */

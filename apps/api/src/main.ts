@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
+import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
 import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
   const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
   let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: [queue.queue] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
   void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));

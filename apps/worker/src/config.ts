@@ -8,7 +8,7 @@ export const WorkerConfig = z
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
-    /** Renders in flight; throughput peaks near 2 per core (field notes). */
+    /** Renders in flight; throughput peaks near 2 per core (bench:e2e, README "Figures"). */
     WORKER_CONCURRENCY: int(1, 64).default(2),
     /** Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415). */
     SOURCE_CACHE_MB: int(0, 65536).default(64),

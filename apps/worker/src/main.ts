@@ -8,7 +8,8 @@ import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
-import { LruByteCache, configureSharp, createTileRenderer } from '@tilefarm/render';
+import { LruByteCache } from '@tilefarm/render';
+import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
 import { answerNotFound, answerOpsRequest, createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   configureSharp({ cache: false, concurrency: 1 });
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
-  const renderer = createTileRenderer();
+  const renderer = createSharpTileRenderer();
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
   const redis = createRedis(config.REDIS_URL, 'worker');
   const bus = new TileEventBus(config.REDIS_PREFIX, redis);

@@ -7,7 +7,7 @@ import type { RenderRegion, TileAddress } from '@tilefarm/contracts';
  *   catalog/{id}.json                              current manifest of a dataset (written last)
  *   datasets/{id}/v{n}/manifest.json               manifest of version n (immutable)
  *   datasets/{id}/v{n}/stats.json                  per channel and plane statistics
- *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-deflate-v1)
+ *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-v1 by default; raw-deflate-v1 still read)
  *   specs/{specId}.json                            render specs by id
  *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
  *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x}_{y}_{w}_{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders

@@ -1,8 +1,8 @@
 import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import sharp, { type Metadata } from 'sharp';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from './errors';
+import { readRasterInfo, type RasterInfo } from './raster-decoder';
 import { isOmeXml, parseOmeXml, planeIndex, planePages } from './ome-xml';
 import { pageDType, checkPageDecodable, isColourPage, TiffFile, type ChunkTable, type TiffPage } from './tiff/tiff-file';
 
@@ -347,20 +347,19 @@ async function plainLayout(file: TiffFile, offsets: number[], first: TiffPage): 
 export const MAX_RASTER_PIXELS = 268_402_689;
 
 async function rasterLayout(path: string, limits: LayoutLimits): Promise<SourceLayout> {
-  let meta: Metadata;
+  let meta: RasterInfo;
   let fileBytes: number;
   try {
     fileBytes = (await stat(path)).size;
-    meta = await sharp(path, { limitInputPixels: false }).metadata();
+    meta = await readRasterInfo(path);
   } catch (e) {
     throw new IngestError('unsupported', `${basename(path)} is not a TIFF and sharp cannot read it: ${(e as Error).message}`);
   }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
+  const { width, height } = meta;
   if (width * height > Math.min(MAX_RASTER_PIXELS, limits.maxSourcePixels)) {
     throw new IngestError('too_large', `${basename(path)} is ${width}×${height} ${meta.format}: images other than TIFF are decoded whole and may have at most ${Math.min(MAX_RASTER_PIXELS, limits.maxSourcePixels)} pixels (convert it to a tiled TIFF)`);
   }
-  const colour = (meta.channels ?? 1) - (meta.hasAlpha ? 1 : 0) >= 3;
+  const colour = meta.channels - (meta.hasAlpha ? 1 : 0) >= 3;
   const sizeC = colour ? 3 : 1;
   const dtype: DType = meta.depth === 'ushort' ? 'uint16' : meta.depth === 'uchar' ? 'uint8' : 'uint8';
   if (meta.depth !== 'uchar' && meta.depth !== 'ushort') throw new IngestError('unsupported', `${basename(path)}: ${meta.format} with ${meta.depth} samples is not supported`);

@@ -1,7 +1,7 @@
-import sharp from 'sharp';
 import type { PixelArray } from '@tilefarm/contracts';
 import { allocPixels } from '@tilefarm/datasets';
 import { IngestError } from './errors';
+import { decodeRaster } from './raster-decoder';
 import type { PlaneUnit, SourceLayout } from './source-layout';
 import { PageReader } from './tiff/page-reader';
 import { TiffFile } from './tiff/tiff-file';
@@ -67,11 +67,9 @@ async function openRaster(path: string, layout: SourceLayout, unit: PlaneUnit): 
   const bands = layout.sizeC;
   let data: Buffer;
   try {
-    let img = sharp(path, { limitInputPixels: layout.width * layout.height, failOn: 'error' }).removeAlpha();
-    img = bands === 1 ? img.toColourspace(sixteen ? 'grey16' : 'b-w') : img.toColourspace(sixteen ? 'rgb16' : 'srgb');
-    const out = await img.raw({ depth: sixteen ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (out.info.channels !== bands || out.info.width !== layout.width || out.info.height !== layout.height) {
-      throw new IngestError('corrupt', `${path}: decoded ${out.info.width}×${out.info.height}×${out.info.channels}, expected ${layout.width}×${layout.height}×${bands}`);
+    const out = await decodeRaster(path, { maxPixels: layout.width * layout.height, bands: bands === 1 ? 1 : 3, sixteenBit: sixteen });
+    if (out.channels !== bands || out.width !== layout.width || out.height !== layout.height) {
+      throw new IngestError('corrupt', `${path}: decoded ${out.width}×${out.height}×${out.channels}, expected ${layout.width}×${layout.height}×${bands}`);
     }
     data = out.data;
   } catch (e) {

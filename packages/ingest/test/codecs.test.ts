@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp, { type TiffOptions } from 'sharp';
 import { RenderSpec, type DatasetManifest } from '@tilefarm/contracts';
 import { readSourceTile } from '@tilefarm/datasets';
-import { createTileRenderer } from '@tilefarm/render';
+import { createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { IngestError, ingestFile } from '@tilefarm/ingest';
 import { everyOther, firstDifference, readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
 
@@ -62,7 +62,7 @@ async function maxDifference(m: DatasetManifest, reference: Buffer, channels: nu
 
 /** Renders tile (1, 1) of level 0, channel `c` in white with window 0..255 (so output = source value), against the reference. */
 async function renderedDifference(m: DatasetManifest, reference: Buffer, channels: number, c: number): Promise<number> {
-  const renderer = createTileRenderer();
+  const renderer = createSharpTileRenderer();
   const spec = RenderSpec.parse({ channels: [{ index: c, color: '#ffffff', window: [0, 255] }], format: 'png' });
   const out = await renderer.render({
     manifest: m,
@@ -196,7 +196,7 @@ async function planeDifference(m: DatasetManifest, level: number, reference: Arr
 
 /** Renders tile (1, 0) of level 0 in white, window 0..65535: each pixel must be the source value / 257 (±0.5 for rounding). */
 async function renderedGrey16Difference(m: DatasetManifest, source: ArrayLike<number>): Promise<number> {
-  const out = await createTileRenderer().render({
+  const out = await createSharpTileRenderer().render({
     manifest: m,
     stats: await tc.catalog.getStats(m.id, m.version),
     spec: RenderSpec.parse({ channels: [{ index: 0, color: '#ffffff', window: [0, 65535] }], format: 'png' }),

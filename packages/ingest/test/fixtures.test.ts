@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { RenderSpec, type DatasetManifest } from '@tilefarm/contracts';
 import { readSourceTile } from '@tilefarm/datasets';
-import { createTileRenderer } from '@tilefarm/render';
+import { createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { finishIngest, ingestFile, ingestPlane, planIngest } from '@tilefarm/ingest';
 import { FIXTURES, everyOther, firstDifference, readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
 
@@ -85,7 +85,7 @@ describe('shared fixtures', () => {
     });
 
     it('renders a 1:1 gray tile whose pixels are the source values scaled by the window', async () => {
-      const renderer = createTileRenderer();
+      const renderer = createSharpTileRenderer();
       const spec = RenderSpec.parse({ channels: [{ index: 0, color: '#ffffff', window: [0, 65535] }], format: 'png' });
       const out = await renderer.render({
         manifest: m,

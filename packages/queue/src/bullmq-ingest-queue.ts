@@ -7,12 +7,11 @@ import {
   TilefarmError,
   describeZodError,
 } from '@tilefarm/contracts';
-import { createRedis, type RedisClient } from './redis';
-import { closeWorkerWithin, type QueueConnection } from './bullmq-render-queue';
+import { createRedis, type RedisClient } from './redis-connection';
+import { closeWorkerWithin, type QueueConnection } from './bullmq-connection';
 
-// bullmq is imported here and in bullmq-render-queue.ts, both in this package (its one owner):
-// the ingest flow shares nothing with the render queue's coalescing, priorities and withdrawals,
-// and each file stays short enough to read at once.
+// bullmq is imported only in this package (its one owner), one file per queue and side: the
+// ingest flow shares nothing with the render queue's coalescing, priorities and withdrawals.
 
 export const INGEST_QUEUE_NAME = 'ingest';
 

@@ -1,4 +1,12 @@
-export * from './redis';
+export * from './redis-connection';
+export * from './json-channel';
+export * from './redis-script';
+export * from './tile-event-bus';
+export * from './tile-demand';
+export type { QueueConnection } from './bullmq-connection';
 export * from './bullmq-render-queue';
+export * from './bullmq-render-consumer';
 export * from './bullmq-ingest-queue';
 export * from './ingest-tracking';
+// The dashboard adapter (bull-board) is its own entry, `@tilefarm/queue/dashboard`: only the API loads it.
+export type { DashboardSource } from './queue-dashboard-source';

@@ -1,5 +1,7 @@
 import { IngestEvent, type IngestState, type IngestStatusBody } from '@tilefarm/contracts';
-import { JsonChannel, RedisScript, type RedisClient } from './redis';
+import { JsonChannel } from './json-channel';
+import type { RedisClient } from './redis-connection';
+import { RedisScript } from './redis-script';
 
 /** Keys of a running ingest live this long past the last sign of life (refreshed by progress). */
 const ACTIVE_TTL_S = 6 * 3600;
@@ -144,85 +146,9 @@ export function ingestEventOf(s: IngestStatusBody): IngestEvent {
   };
 }
 
-// KEYS: lock, status. ARGV: jobId, dataset, now, status key prefix, ttl. Returns '' or the holder.
-const BEGIN = `
-local holder = redis.call('GET', KEYS[1])
-if holder then
-  local st = redis.call('HGET', ARGV[4] .. holder, 'state')
-  if st and st ~= 'completed' and st ~= 'failed' then return holder end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
-redis.call('HSET', KEYS[2], 'dataset', ARGV[2], 'state', 'queued', 'done', 0, 'total', 0, 'units', 0, 'unitsDone', 0, 'createdAt', ARGV[3], 'updatedAt', ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return ''`;
-
 export function ingestProgressChannel(prefix: string): string {
   return `${prefix}:ingest-progress`;
 }
-
-// Publishes the ingest's event (IngestEvent JSON) from its status hash.
-const ANNOUNCE = `
-local function announce(channel, jobId, key, state, code, message)
-  local h = redis.call('HMGET', key, 'dataset', 'done', 'total', 'version')
-  local ev = { jobId = jobId, dataset = h[1], done = tonumber(h[2] or '0'), total = tonumber(h[3] or '0'), state = state }
-  if h[4] then ev.version = tonumber(h[4]) end
-  if code then ev.code = code end
-  if message then ev.message = message end
-  redis.call('PUBLISH', channel, cjson.encode(ev))
-end
-`;
-
-// KEYS: status. ARGV: state, now, channel, jobId. Returns the state after the call ('gone' if unknown).
-const SET_STATE = `${ANNOUNCE}
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return 'gone' end
-if st == 'completed' or st == 'failed' then return st end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
-if st ~= ARGV[1] then announce(ARGV[3], ARGV[4], KEYS[1], 'running') end
-return ARGV[1]`;
-
-// KEYS: status, units, finished, lock, plan. ARGV: unit, unitDone, finished, now, ttl, jobId, channel.
-const PROGRESS = `${ANNOUNCE}
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'gone', 0, 0} end
-local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
-if st == 'completed' or st == 'failed' then return {st, tonumber(redis.call('HGET', KEYS[1], 'done') or '0'), total} end
-local old = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local new = tonumber(ARGV[2])
-local done
-if new > old then
-  redis.call('HSET', KEYS[2], ARGV[1], new)
-  done = redis.call('HINCRBY', KEYS[1], 'done', new - old)
-  announce(ARGV[7], ARGV[6], KEYS[1], 'running')
-else
-  done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
-end
-if ARGV[3] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[1])
-  redis.call('HSET', KEYS[1], 'unitsDone', redis.call('SCARD', KEYS[3]))
-end
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[4])
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-redis.call('EXPIRE', KEYS[5], ARGV[5])
-if redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('EXPIRE', KEYS[4], ARGV[5]) end
-return {st, done, total}`;
-
-// KEYS: status, plan, units, finished, lock. ARGV: jobId, now, ttl, state, version, code, message, channel.
-const END = `${ANNOUNCE}
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st or st == 'completed' or st == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[4], 'updatedAt', ARGV[2])
-if ARGV[4] == 'completed' then
-  redis.call('HSET', KEYS[1], 'done', redis.call('HGET', KEYS[1], 'total'), 'unitsDone', redis.call('HGET', KEYS[1], 'units'), 'version', ARGV[5])
-else
-  redis.call('HSET', KEYS[1], 'code', ARGV[6], 'message', ARGV[7])
-end
-if ARGV[4] == 'completed' then announce(ARGV[8], ARGV[1], KEYS[1], 'completed') else announce(ARGV[8], ARGV[1], KEYS[1], 'failed', ARGV[6], ARGV[7]) end
-if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
-redis.call('DEL', KEYS[3], KEYS[4])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1`;
 
 /**
  * Ingest progress fans out from workers to every gateway over Redis pub/sub (`IngestTracker`
@@ -242,9 +168,10 @@ export class IngestProgressBus {
   }
 }
 
+// Every script but `begin` publishes the ingest's event from the status hash (ingest-announce.lua).
 const SCRIPTS = {
-  begin: new RedisScript(BEGIN, 2),
-  setState: new RedisScript(SET_STATE, 1),
-  progress: new RedisScript(PROGRESS, 5),
-  end: new RedisScript(END, 5),
+  begin: RedisScript.fromFile('ingest-begin.keys-2.lua'),
+  setState: RedisScript.fromFile('ingest-set-state.keys-1.lua', 'ingest-announce.lua'),
+  progress: RedisScript.fromFile('ingest-progress.keys-5.lua', 'ingest-announce.lua'),
+  end: RedisScript.fromFile('ingest-end.keys-5.lua', 'ingest-announce.lua'),
 };

@@ -1,10 +1,10 @@
+// The pure entry: spec checks, plans, formulas, pixel ops. It never loads sharp, so the API and the
+// gateways can check specs with it; the encoder that brings sharp is `@tilefarm/render/encoder`.
 export { createTileRenderer } from './renderer';
 export type { RenderInput, RenderTimings, RenderedTile, TileRenderer, TileRendererOptions } from './renderer';
 export { specIdOf, validateSpecForDataset, checkFormulaSyntax, sourceChannelsNeeded } from './spec-checks';
 export { LruByteCache } from './source-cache';
 export type { LruByteCacheOptions, LruByteCacheStats } from './source-cache';
-export { configureSharp, SharpTileEncoder } from './sharp-tile-encoder';
-export type { SharpEncoderOptions, SharpSettings } from './sharp-tile-encoder';
 export type { TileEncoder } from './tile-encoder';
 export { parseFormula, MAX_FORMULA_DEPTH } from './formula-parser';
 export { printFormula } from './formula-printer';

@@ -35,7 +35,6 @@ import {
   toRgb8,
 } from './pixel-ops';
 import { type PlannedChannel, type RenderPlan, resolveRenderPlan } from './render-plan';
-import { SharpTileEncoder, type SharpEncoderOptions } from './sharp-tile-encoder';
 import { LruByteCache, type LruByteCacheStats } from './source-cache';
 import type { TileEncoder } from './tile-encoder';
 import { padRgb } from './region-sampling';
@@ -76,9 +75,9 @@ export interface TileRenderer {
   cacheStats(): { plans: LruByteCacheStats; levels: LruByteCacheStats };
 }
 
-export interface TileRendererOptions extends SharpEncoderOptions {
-  /** Replaces the sharp encoder (tests, other codecs). */
-  encoder?: TileEncoder;
+export interface TileRendererOptions {
+  /** Turns the composited RGB buffer into a file (sharp in `@tilefarm/render/encoder`; tests capture it). */
+  encoder: TileEncoder;
   /** Bytes for per-value levels tables of integer sources (256 KB per uint16 channel window). */
   levelsCacheBytes?: number;
   /** Resolved plans kept (each is small). */
@@ -142,7 +141,7 @@ class Renderer implements TileRenderer {
   readonly readConcurrency: number;
 
   constructor(options: TileRendererOptions) {
-    this.encoder = options.encoder ?? new SharpTileEncoder(options);
+    this.encoder = options.encoder;
     this.plans = new LruByteCache({ maxBytes: options.planCacheEntries ?? 256, sizeOf: () => 1 });
     this.levels = new LruByteCache({ maxBytes: options.levelsCacheBytes ?? 32 * 1024 * 1024 });
     this.readConcurrency = options.readConcurrency ?? 16;
@@ -462,6 +461,6 @@ const encode: Step = {
 
 const STEPS: readonly Step[] = [readSources, tileGeometry, resolveWindows, compositeSeparable, compositeFused, compositeChannels, encode];
 
-export function createTileRenderer(options: TileRendererOptions = {}): TileRenderer {
+export function createTileRenderer(options: TileRendererOptions): TileRenderer {
   return new Renderer(options);
 }

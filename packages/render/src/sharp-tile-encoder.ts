@@ -3,15 +3,16 @@ import { type ImageFormat, TilefarmError } from '@tilefarm/contracts';
 import type { TileEncoder } from './tile-encoder';
 
 /**
- * The only file that imports sharp. One sharp call per tile: the pixels are composited in typed
- * arrays and sharp only encodes the finished RGB buffer (per-call setup costs as much as the codec
- * at 256²).
+ * The render package's one door to sharp, loaded only through the `@tilefarm/render/encoder` entry
+ * (ingest decodes through its own, packages/ingest/src/raster-decoder.ts). One sharp call per
+ * tile: the pixels are composited in typed arrays and sharp only encodes the finished RGB buffer
+ * (per-call setup costs as much as the codec at 256²).
  */
 
 export interface SharpEncoderOptions {
   /**
-   * mozjpeg's Huffman optimisation: ~9 % smaller files for 20–30 % more encode time (field notes;
-   * bench/render.ts measures it). Off by default: encode time is the worker's ceiling and tiles
+   * mozjpeg's Huffman optimisation: ~9 % smaller files for 20–30 % more encode time
+   * (bench/render.ts measures it). Off by default: encode time is the worker's ceiling and tiles
    * are re-rendered on demand; set true where storage/egress matters more than throughput.
    */
   jpegOptimiseCoding?: boolean;

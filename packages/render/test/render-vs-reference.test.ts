@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { type DType, RenderSpec, type RenderSpecInput, TilefarmError } from '@tilefarm/contracts';
-import { LUT_TABLES, createTileRenderer } from '@tilefarm/render';
+import { LUT_TABLES } from '@tilefarm/render';
+import { createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { type FormulaFn, fin, referenceRender } from './reference-renderer';
 import { H, W, makeSources, manifestFor, statsFor } from './fixtures';
 
@@ -113,7 +114,7 @@ describe.each(['uint8', 'uint16'] as DType[])('engine vs reference on %s edge ti
   const smooth = makeSources(dtype, 0.03);
   const smoothStats = statsFor(dtype, smooth);
   const full = dtype === 'uint8' ? 255 : 65535;
-  const renderer = createTileRenderer();
+  const renderer = createSharpTileRenderer();
 
   async function run(c: Case, format: 'png' | 'jpeg', quality = 95) {
     const [sources, stats] = format === 'jpeg' ? [smooth, smoothStats] : [noisy, noisyStats];
@@ -189,7 +190,7 @@ describe.each(['uint8', 'uint16'] as DType[])('engine vs reference on %s edge ti
 
 describe('engine edge behaviour', () => {
   const manifest = manifestFor('uint16');
-  const renderer = createTileRenderer();
+  const renderer = createSharpTileRenderer();
 
   it('a spec with no active channel gives a black tile of the edge size, reading nothing', async () => {
     const reads: number[] = [];

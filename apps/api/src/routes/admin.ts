@@ -1,10 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type Request, type RequestHandler } from 'express';
 import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { TilefarmError } from '@tilefarm/contracts';
-import type { DashboardQueue } from '@tilefarm/queue';
+import type { QueueDashboardAdapter } from '@tilefarm/queue/dashboard';
 
 export const ADMIN_BASE_PATH = '/admin/queues';
 const COOKIE = 'tilefarm_admin';
@@ -58,12 +57,12 @@ export function requireAdminToken(token: string): RequestHandler {
  * The BullMQ dashboard (bull-board) at /admin/queues, behind the admin token. Without a token
  * configured the dashboard does not exist: the router adds nothing and the path is a 404.
  */
-export function adminRoutes(options: { token: string | undefined; queues: DashboardQueue[] }): Router {
+export function adminRoutes(options: { token: string | undefined; queues: QueueDashboardAdapter[] }): Router {
   const router = Router();
   if (options.token === undefined) return router;
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
-  createBullBoard({ queues: options.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: false })), serverAdapter });
+  createBullBoard({ queues: options.queues, serverAdapter });
   router.use(ADMIN_BASE_PATH, requireAdminToken(options.token), serverAdapter.getRouter() as RequestHandler);
   return router;
 }

@@ -1,0 +1,77 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { RenderJob, TilefarmError, ERROR_TABLE, describeZodError, isUnavailableError } from '@tilefarm/contracts';
+import { closeWorkerWithin, connectionFor, type QueueConnection } from './bullmq-connection';
+import { RENDER_QUEUE_NAME } from './bullmq-render-queue';
+
+export type RenderOutcome = 'rendered' | 'skipped';
+
+export interface RenderJobContext {
+  attempt: number;
+  /** Milliseconds the job waited in the queue before this attempt started. */
+  waitedMs: number;
+}
+
+export interface RenderConsumerOptions {
+  connection: QueueConnection;
+  concurrency: number;
+  /** Lock time; renders are short, so a dead worker's jobs come back quickly. */
+  lockDurationMs?: number;
+  handle(job: RenderJob, context: RenderJobContext): Promise<RenderOutcome>;
+  /** Called once a job will not be tried again: bad input, or retries used up. */
+  onGiveUp(job: RenderJob | undefined, error: TilefarmError, cause?: unknown): Promise<void>;
+}
+
+/** Consumes the render queue; N of these run in N processes on any number of machines. */
+export class BullRenderConsumer {
+  private readonly worker: Worker;
+
+  constructor(private readonly options: RenderConsumerOptions) {
+    this.worker = new Worker(
+      RENDER_QUEUE_NAME,
+      async (job: Job) => this.process(job),
+      {
+        connection: connectionFor(options.connection.url, 'worker'),
+        prefix: options.connection.prefix,
+        concurrency: options.concurrency,
+        lockDuration: options.lockDurationMs ?? 15_000,
+        stalledInterval: Math.max(1000, Math.floor((options.lockDurationMs ?? 15_000) / 2)),
+        maxStalledCount: 5,
+        autorun: true,
+      },
+    );
+    this.worker.on('error', () => undefined);
+  }
+
+  private async process(job: Job): Promise<RenderOutcome> {
+    const parsed = RenderJob.safeParse(job.data);
+    if (!parsed.success) {
+      const error = new TilefarmError('bad_request', `invalid render job payload: ${describeZodError(parsed.error)}`);
+      await this.options.onGiveUp(undefined, error);
+      throw new UnrecoverableError(error.message);
+    }
+    const attempt = job.attemptsMade + 1;
+    try {
+      return await this.options.handle(parsed.data, { attempt, waitedMs: Date.now() - job.timestamp });
+    } catch (e) {
+      // Anything unexpected gets the table's public message: raw errors carry file paths and hosts (logged as the cause).
+      const error = e instanceof TilefarmError ? e : new TilefarmError(isUnavailableError(e) ? 'unavailable' : 'render_failed');
+      // Bad input (any 4xx code) is never retried.
+      const permanent = ERROR_TABLE[error.code].status < 500;
+      const maxAttempts = job.opts.attempts ?? 1;
+      if (permanent || attempt >= maxAttempts) {
+        await this.options.onGiveUp(parsed.data, error, e);
+        throw new UnrecoverableError(error.message);
+      }
+      throw error;
+    }
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await this.worker.waitUntilReady();
+  }
+
+  /** Stops taking jobs and waits for running ones, at most `timeoutMs` (BullMQ's close has no bound). */
+  async close(timeoutMs: number): Promise<void> {
+    await closeWorkerWithin(this.worker, timeoutMs);
+  }
+}

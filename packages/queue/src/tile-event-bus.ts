@@ -1,0 +1,32 @@
+import { TileEvent } from '@tilefarm/contracts';
+import { JsonChannel } from './json-channel';
+import type { RedisClient } from './redis-connection';
+
+/**
+ * Tile outcomes fan out from workers to every gateway and API process over Redis pub/sub.
+ * Pub/sub is at-most-once: gateways re-check storage for pending tiles (TileDelivery's sweep),
+ * so a lost message delays a tile, never loses it.
+ */
+export class TileEventBus {
+  private readonly channel: JsonChannel<TileEvent> | undefined;
+  private readonly name: string;
+
+  constructor(
+    prefix: string,
+    private readonly publisher: RedisClient,
+    subscriber?: RedisClient,
+  ) {
+    this.name = `${prefix}:tile-events`;
+    this.channel = subscriber ? new JsonChannel(this.name, TileEvent, subscriber) : undefined;
+  }
+
+  async publish(event: TileEvent): Promise<void> {
+    await this.publisher.publish(this.name, JSON.stringify(event));
+  }
+
+  /** Starts listening; resolves once the subscription is active (subscribe before checking storage). */
+  async subscribe(listener: (event: TileEvent) => void): Promise<void> {
+    if (!this.channel) throw new Error('TileEventBus was built without a subscriber connection');
+    await this.channel.subscribe(listener);
+  }
+}

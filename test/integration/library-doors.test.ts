@@ -1,0 +1,65 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { TestSystem } from '../support/system';
+import { TestViewer } from '../support/socket-client';
+
+// A process that does not need a library does not load it: the API and the gateways never render,
+// so they never load sharp; only the API shows the queue dashboard (bull-board). Checked on the
+// real built processes after they have served tiles over HTTP and the socket.
+
+const DATASET = { id: 'doors', width: 300, height: 300, sizeZ: 2, tileSize: 256 as const };
+const SPEC = { channels: [{ index: 0, color: '#ffffff', window: [0, 4000] as [number, number] }], format: 'png' as const };
+
+describe('one door per library', () => {
+  const probeDir = mkdtempSync(join(tmpdir(), 'tilefarm-probe-'));
+  let modules: Map<string, string[]>;
+
+  beforeAll(async () => {
+    const system = await TestSystem.start({
+      workers: 1,
+      datasets: [DATASET],
+      env: { NODE_OPTIONS: `--require ${resolve(__dirname, '../support/module-probe.js')}`, MODULE_PROBE_DIR: probeDir, ADMIN_TOKEN: 'a-long-enough-admin-token' },
+    });
+    try {
+      const res = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) });
+      const specId = ((await res.json()) as { id: string }).id;
+      expect((await fetch(`${system.apiUrl}/v1/tiles/${DATASET.id}/${specId}/0/0/0/0/0.png`)).status).toBe(200);
+      const viewer = new TestViewer(system.gatewayUrl(0));
+      try {
+        await viewer.connected();
+        const ack = await viewer.request({ dataset: DATASET.id, spec: specId, tiles: [{ level: 0, z: 1, t: 0, x: 1, y: 1 }] });
+        if (!ack.ok) throw new Error(ack.error.message);
+        await viewer.waitFor([...ack.ready, ...ack.pending].map((t) => t.key));
+      } finally {
+        viewer.close();
+      }
+    } finally {
+      await system.stop();
+    }
+    modules = new Map();
+    for (const f of readdirSync(probeDir)) {
+      const app = f.replace(/-\d+\.json$/, '');
+      modules.set(app, JSON.parse(readFileSync(join(probeDir, f), 'utf8')) as string[]);
+    }
+  }, 90_000);
+  afterAll(() => rmSync(probeDir, { recursive: true, force: true }));
+
+  const loads = (app: string, library: string) => {
+    const list = modules.get(app);
+    if (!list) throw new Error(`no module list from ${app} (got ${[...modules.keys()].join(', ')})`);
+    return list.some((m) => m.includes(`/node_modules/${library}/`));
+  };
+
+  it('the worker loads sharp (the probe sees libraries), the API and the gateway do not', () => {
+    expect(loads('worker', 'sharp')).toBe(true);
+    expect(loads('api', 'sharp')).toBe(false);
+    expect(loads('gateway', 'sharp')).toBe(false);
+  });
+
+  it('only the API loads the queue dashboard', () => {
+    expect(loads('api', '@bull-board/api')).toBe(true);
+    expect(loads('gateway', '@bull-board/api')).toBe(false);
+    expect(loads('worker', '@bull-board/api')).toBe(false);
+  });
+});
