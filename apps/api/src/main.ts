@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
-import { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { BullIngestQueue, IngestTracker, openTileRequestAdapters } from '@tilefarm/queue';
 import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
 import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
-import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
+import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { buildApp } from './app';
 import { ApiConfig } from './config';
@@ -21,20 +22,24 @@ async function main(): Promise<void> {
   const registry = createRegistry('api');
   const metrics = createApiMetrics(registry);
   const store = openObjectStore(storageSettings(config));
-  const stack = createTileRequestStack({
-    redisUrl: config.REDIS_URL,
-    prefix: config.REDIS_PREFIX,
+  const catalog = new DatasetCatalog(store);
+  const specs = new SpecRegistry(store);
+  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const { redis, queue } = adapters;
+  const service = new TileRequestService({
+    planner: new TilePlanner(catalog, specs),
+    ...adapters,
     store,
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
     depthIntervalMs: 2000,
     onDepth: (d) => metrics.queueDepth.set(d),
     onError: (e) => logger.warn({ err: e }, 'tile sweep failed'),
   });
-  const { catalog, specs, planner, redis, queue, delivery, load } = stack;
   const tileBase = tileBaseUrl(config);
   const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
   const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
   const access = { tokens, signer, catalog };
-  const tiles = new TileService({ planner, delivery, store, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS, overloaded: () => load.depth >= config.MAX_QUEUE_DEPTH });
+  const tiles = new TileService({ service, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES } };
   const s3 = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
@@ -45,7 +50,7 @@ async function main(): Promise<void> {
   const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
 
   // The subscription is live before the first request can wait on it.
-  void delivery.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
+  void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
   const server = app.listen(config.PORT, config.HOST, () => {
     logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
   });
@@ -61,7 +66,8 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
     clearInterval(idleSweep);
-    await stack.close();
+    service.stop();
+    await adapters.close();
     await ingestQueue.close();
     await store.close?.();
     process.exit(0);

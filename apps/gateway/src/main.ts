@@ -1,13 +1,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
-import { IngestProgressBus, IngestTracker, ingestEventOf } from '@tilefarm/queue';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { IngestProgressBus, IngestTracker, ingestEventOf, openTileRequestAdapters } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
-import { AccessTokens, TileUrlSigner, createTileRequestStack } from '@tilefarm/tile-requests';
+import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
 import { answerNotFound, answerOpsRequest, createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
 import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
+import { viewerCounters } from './viewer-session';
 import { authenticateHandshake } from './socket-auth';
 
 /** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
@@ -17,20 +19,20 @@ async function main(): Promise<void> {
   const registry = createRegistry('gateway');
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
-  const stack = createTileRequestStack({
-    redisUrl: config.REDIS_URL,
-    prefix: config.REDIS_PREFIX,
+  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const { redis, subscriber } = adapters;
+  const service = new TileRequestService({
+    planner: new TilePlanner(new DatasetCatalog(store), new SpecRegistry(store)),
+    ...adapters,
     store,
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
     depthIntervalMs: 500,
     onDepth: (d) => metrics.queueDepth.set(d),
     onError: (e) => logger.warn({ err: e }, 'tile sweep failed'),
   });
-  const { catalog, planner, redis, subscriber, delivery } = stack;
-  await delivery.start();
+  await service.start();
   const ingestTracker = new IngestTracker(config.REDIS_PREFIX, redis);
   const ingestBus = new IngestProgressBus(config.REDIS_PREFIX, subscriber);
-
-  const load = () => ({ depth: stack.load.depth, shedding: stack.load.depth >= config.MAX_QUEUE_DEPTH });
 
   let stopping = false;
   const http = createServer((req, res) => {
@@ -50,13 +52,10 @@ async function main(): Promise<void> {
     logger,
     metrics,
     session: {
-      planner,
-      delivery,
-      store,
-      metrics,
+      service,
+      counters: viewerCounters(metrics),
       limits: { prefetchZ: config.PREFETCH_Z, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH },
       tileUrl: (key) => signer.url(tileBase, key),
-      load,
     },
     ingest: new IngestWatchers(async (jobId) => {
       const status = await ingestTracker.get(jobId);
@@ -73,7 +72,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping');
     await Promise.race([gateway.close(), new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
-    await stack.close();
+    service.stop();
+    await adapters.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

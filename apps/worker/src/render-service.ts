@@ -8,16 +8,16 @@ import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 
 export interface RenderServiceDeps {
   store: ObjectStore;
-  catalog: DatasetCatalog;
+  catalog: Pick<DatasetCatalog, 'getVersion' | 'getStats'>;
   renderer: TileRenderer;
   /** Decoded source tiles, and decoded chunks of linked OME-Zarrs, in one byte budget. */
   sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
   /** Reads linked datasets' tiles from their Zarr (stored datasets read source tiles directly). */
-  pixels: DatasetPixels;
-  bus: TileEventBus;
-  demand: TileDemand;
+  pixels: Pick<DatasetPixels, 'read'>;
+  bus: Pick<TileEventBus, 'publish'>;
+  demand: Pick<TileDemand, 'count' | 'settle' | 'clear'>;
   metrics: WorkerMetrics;
-  logger: Logger;
+  logger: Pick<Logger, 'debug' | 'warn'>;
   renderTimeoutMs: number;
 }
 

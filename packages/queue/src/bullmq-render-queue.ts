@@ -1,42 +1,15 @@
 import { Queue } from 'bullmq';
-import type { RenderJob } from '@tilefarm/contracts';
+import type { QueuedRender, RenderJobState, RenderQueuePort } from '@tilefarm/tile-requests';
 import { connectionFor, type QueueConnection } from './bullmq-connection';
 import { DASHBOARD_QUEUE, type DashboardSource } from './queue-dashboard-source';
 
 export const RENDER_QUEUE_NAME = 'render';
 
-/** Lower is sooner (BullMQ's convention). Every job gets one: unprioritized jobs would jump the line. */
-export const PRIORITY = {
-  visible: 1,
-  ring: 2,
-  prefetch: 3,
-  http: 2,
-  background: 10,
-} as const;
-
-export type RenderJobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'unknown';
-
-export interface QueuedRender {
-  job: RenderJob;
-  priority: number;
-}
-
-export interface RenderQueue {
-  /** Adds jobs; a job whose key is already queued or running is not added again (coalescing). */
-  enqueue(items: QueuedRender[]): Promise<void>;
-  /** Moves a waiting job to a new priority; false if it is not waiting. */
-  reprioritize(key: string, priority: number): Promise<boolean>;
-  /** Removes a job that has not started; false if it is running, done, or gone. */
-  withdraw(key: string): Promise<boolean>;
-  state(key: string): Promise<RenderJobState>;
-  /** Jobs waiting to start (all priorities). */
-  depth(): Promise<number>;
-  counts(): Promise<Record<string, number>>;
-  close(): Promise<void>;
-}
-
-/** The render queue in Redis through BullMQ (the consumer side is bullmq-render-consumer.ts). */
-export class BullRenderQueue implements RenderQueue, DashboardSource {
+/**
+ * The tile-request service's render queue (RenderQueuePort) in Redis through BullMQ: the job id is
+ * the tile's content key, so identical requests coalesce. The consumer side is bullmq-render-consumer.ts.
+ */
+export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   private readonly queue: Queue;
 
   constructor(connection: QueueConnection, options: { attempts?: number } = {}) {
@@ -55,7 +28,7 @@ export class BullRenderQueue implements RenderQueue, DashboardSource {
     this.queue.on('error', () => undefined);
   }
 
-  /** For the dashboard only (queue-dashboard.ts); other code uses the RenderQueue methods. */
+  /** For the dashboard only (queue-dashboard.ts); other code uses the RenderQueuePort methods. */
   get [DASHBOARD_QUEUE](): Queue {
     return this.queue;
   }

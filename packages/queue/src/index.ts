@@ -10,3 +10,4 @@ export * from './bullmq-ingest-queue';
 export * from './ingest-tracking';
 // The dashboard adapter (bull-board) is its own entry, `@tilefarm/queue/dashboard`: only the API loads it.
 export type { DashboardSource } from './queue-dashboard-source';
+export * from './tile-request-adapters';

@@ -1,3 +1,4 @@
+import type { TileDemandPort } from '@tilefarm/tile-requests';
 import type { RedisClient } from './redis-connection';
 import { RedisScript } from './redis-script';
 
@@ -6,7 +7,7 @@ import { RedisScript } from './redis-script';
  * key in one Redis hash. Workers skip a job nobody wants any more; gateways withdraw queued jobs
  * whose count falls to zero.
  */
-export class TileDemand {
+export class TileDemand implements TileDemandPort {
   private readonly key: string;
 
   constructor(

@@ -1,13 +1,14 @@
 import { TileEvent } from '@tilefarm/contracts';
+import type { TileEventsPort } from '@tilefarm/tile-requests';
 import { JsonChannel } from './json-channel';
 import type { RedisClient } from './redis-connection';
 
 /**
  * Tile outcomes fan out from workers to every gateway and API process over Redis pub/sub.
- * Pub/sub is at-most-once: gateways re-check storage for pending tiles (TileDelivery's sweep),
+ * Pub/sub is at-most-once: gateways re-check storage for pending tiles (TileRequestService's sweep),
  * so a lost message delays a tile, never loses it.
  */
-export class TileEventBus {
+export class TileEventBus implements TileEventsPort {
   private readonly channel: JsonChannel<TileEvent> | undefined;
   private readonly name: string;
 

@@ -19,10 +19,14 @@ export interface PlannedTile {
   region?: RenderRegion;
 }
 
-export interface TilePlan {
+/** A dataset and a render spec, checked against each other: what every tile of a request shares. */
+export interface ResolvedSpec {
   manifest: DatasetManifest;
   specId: string;
   spec: RenderSpec;
+}
+
+export interface TilePlan extends ResolvedSpec {
   tiles: PlannedTile[];
 }
 
@@ -53,7 +57,8 @@ export class TilePlanner {
     private readonly specs: SpecRegistry,
   ) {}
 
-  async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {
+  /** The dataset (if this caller may see it) and the spec (by id or inline), checked to fit each other. */
+  async resolve(datasetId: string, specRef: unknown, access?: DatasetAccess): Promise<ResolvedSpec> {
     const manifest = await this.catalog.get(datasetId);
     if (access && !access(manifest)) throw new TilefarmError('dataset_not_found', `no dataset "${datasetId}"`);
     const { id: specId, spec } = await this.specs.resolve(specRef);
@@ -63,6 +68,12 @@ export class TilePlanner {
       if (this.checked.size > 50_000) this.checked.clear();
       this.checked.add(checkKey);
     }
+    return { manifest, specId, spec };
+  }
+
+  /** Content keys for positions of a resolved dataset and spec; every coordinate is checked. */
+  tiles(resolved: ResolvedSpec, positions: RequestedPosition[]): TilePlan {
+    const { manifest, specId, spec } = resolved;
     const tiles = positions.map((p, i) => {
       const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
       const path = positions.length > 1 ? `tiles.${i}.` : '';
@@ -79,20 +90,32 @@ export class TilePlanner {
     return { manifest, specId, spec, tiles };
   }
 
-  job(plan: TilePlan, planned: PlannedTile): RenderJob {
-    const job: RenderJob = { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
-    if (planned.region) job.region = planned.region;
-    return job;
+  async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {
+    return this.tiles(await this.resolve(datasetId, specRef, access), positions);
   }
 }
 
+/** The job a worker runs for one planned tile. */
+export function renderJobOf(plan: ResolvedSpec, planned: PlannedTile): RenderJob {
+  const job: RenderJob = { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
+  if (planned.region) job.region = planned.region;
+  return job;
+}
+
+function outOfRange(path: string, field: string, value: number, limit: number): never {
+  throw new TilefarmError('out_of_range', `${path}${field}: ${value} is outside 0..${limit - 1}`);
+}
+
+/** The plane (level, z, t) exists in the dataset; a viewport names one. */
+export function checkPlane(m: DatasetManifest, plane: { level: number; z: number; t: number }, path = ''): void {
+  if (plane.level >= m.levels) outOfRange(path, 'level', plane.level, m.levels);
+  if (plane.z >= m.sizeZ) outOfRange(path, 'z', plane.z, m.sizeZ);
+  if (plane.t >= m.sizeT) outOfRange(path, 't', plane.t, m.sizeT);
+}
+
 function checkRange(m: DatasetManifest, tile: TileAddress, path: string): void {
-  const fail = (field: string, value: number, limit: number) => {
-    throw new TilefarmError('out_of_range', `${path}${field}: ${value} is outside 0..${limit - 1}`);
-  };
-  if (tile.level >= m.levels) fail('level', tile.level, m.levels);
-  if (tile.z >= m.sizeZ) fail('z', tile.z, m.sizeZ);
-  if (tile.t >= m.sizeT) fail('t', tile.t, m.sizeT);
+  const fail = (field: string, value: number, limit: number) => outOfRange(path, field, value, limit);
+  checkPlane(m, tile, path);
   const { cols, rows } = levelGrid(m, tile.level);
   if (tile.x >= cols) fail('x', tile.x, cols);
   if (tile.y >= rows) fail('y', tile.y, rows);

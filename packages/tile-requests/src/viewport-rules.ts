@@ -1,5 +1,5 @@
 import type { TileAddress } from '@tilefarm/contracts';
-import { PRIORITY } from '@tilefarm/queue';
+import { TIER, nearSliceTier } from './priorities';
 
 export interface ViewState {
   dataset: string;
@@ -15,31 +15,26 @@ export interface ViewState {
   zDirection?: number;
 }
 
-/** Priority for other levels the viewer asked for (coarser placeholders while zooming). */
-const OTHER_LEVEL = 6;
-
 /**
- * How much a viewer at `view` wants `tile` (lower = sooner), or `undefined` if it has moved on
- * and the tile should be withdrawn: visible (1), the ring one tile around (2), ±k Z slices
- * (2 + |dz|), other levels of the same view (6), anything else withdrawn. While the viewer
- * scrolls through Z, slices behind it come after every slice ahead (2 + k + |dz|): they are the
- * first to fall out of range, so rendering them early is the likeliest waste.
+ * How much a viewer at `view` wants `tile` (a tier of priorities.ts), or `undefined` if it has
+ * moved on and the tile should be withdrawn: visible, the ring one tile around, ±k Z slices
+ * (behind the scroll direction last), other levels of the same view; anything else withdrawn.
  */
-export function priorityFor(view: ViewState | undefined, dataset: string, specId: string, tile: TileAddress, k: number): number | undefined {
-  if (!view) return PRIORITY.visible;
+export function tierFor(view: ViewState | undefined, dataset: string, specId: string, tile: TileAddress, k: number): number | undefined {
+  if (!view) return TIER.visible;
   if (dataset !== view.dataset || specId !== view.specId || tile.t !== view.t) return undefined;
-  if (tile.level !== view.level) return OTHER_LEVEL;
+  if (tile.level !== view.level) return TIER.otherLevel;
   const dz = Math.abs(tile.z - view.z);
   if (dz > k) return undefined;
   const inRect = tile.x >= view.x0 && tile.x <= view.x1 && tile.y >= view.y0 && tile.y <= view.y1;
   const inRing = tile.x >= view.x0 - 1 && tile.x <= view.x1 + 1 && tile.y >= view.y0 - 1 && tile.y <= view.y1 + 1;
   if (!inRing) return undefined;
-  if (dz === 0) return inRect ? PRIORITY.visible : PRIORITY.ring;
+  if (dz === 0) return inRect ? TIER.visible : TIER.ring;
   const behind = view.zDirection !== undefined && view.zDirection !== 0 && Math.sign(tile.z - view.z) === -view.zDirection;
-  return PRIORITY.ring + dz + (behind ? k : 0);
+  return nearSliceTier(dz, behind, k);
 }
 
-/** The tiles the gateway asks for on a viewer's behalf when its viewport moves: visible, ring, then ±k slices. */
+/** The tiles asked for on a viewer's behalf when its viewport moves: visible, ring, then ±k slices. */
 export function tilesAround(view: ViewState, k: number, cols: number, rows: number, sizeZ: number): Array<{ z: number; x: number; y: number }> {
   const out: Array<{ z: number; x: number; y: number }> = [];
   const x0 = Math.max(0, view.x0 - 1);

@@ -1,0 +1,47 @@
+import type { RenderJob, TileEvent } from '@tilefarm/contracts';
+
+// The tile-request service's ports: what it needs from the outside, as small as it needs it.
+// packages/queue has the Redis/BullMQ adapters; test/support has in-memory fakes for unit tests.
+
+export type RenderJobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'unknown';
+
+export interface QueuedRender {
+  job: RenderJob;
+  /** Lower is sooner (see priorities.ts). */
+  priority: number;
+}
+
+/** The shared render queue, keyed by tile content key. */
+export interface RenderQueuePort {
+  /** Adds jobs; a job whose key is already queued or running is not added again (coalescing). */
+  enqueue(items: QueuedRender[]): Promise<void>;
+  /** Moves a waiting job to a new priority; false if it is not waiting. */
+  reprioritize(key: string, priority: number): Promise<boolean>;
+  /** Removes a job that has not started; false if it is running, done, or gone. */
+  withdraw(key: string): Promise<boolean>;
+  state(key: string): Promise<RenderJobState>;
+  /** Jobs waiting to start (all priorities). */
+  depth(): Promise<number>;
+}
+
+/** Tile outcomes announced by the workers (after the tile is stored, or failed for good). */
+export interface TileEventsPort {
+  /** Starts listening; resolves once the subscription is live. */
+  subscribe(listener: (event: TileEvent) => void): Promise<void>;
+}
+
+/** Who still wants each tile, across every process that takes requests (a count per key). */
+export interface TileDemandPort {
+  add(keys: string[]): Promise<void>;
+  /** Drops one reference per key; returns the keys nobody wants any more. */
+  release(keys: string[]): Promise<string[]>;
+  /** Makes sure the tile counts as wanted without adding a second reference. */
+  ensure(key: string): Promise<void>;
+  count(key: string): Promise<number>;
+}
+
+/** Rendered tiles in storage. */
+export interface TileStorePort {
+  head(key: string): Promise<unknown>;
+  get(key: string): Promise<Buffer | undefined>;
+}

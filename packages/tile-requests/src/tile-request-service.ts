@@ -1,0 +1,256 @@
+import { TilefarmError, asErrorCode, type TileEvent } from '@tilefarm/contracts';
+import type { QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
+import { TIER, jobPriority } from './priorities';
+import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
+
+/** Receives the outcome of each tile it asked for, exactly once per request. */
+export type TileListener = (event: TileEvent) => void;
+
+interface PendingEntry {
+  job: QueuedRender['job'];
+  listeners: Map<TileListener, number>; // listener → its tier for this tile
+  /** The job's queue priority: tier and the tile's place in its listener's request (see jobPriority). */
+  priority: number;
+  ordinal: number;
+  checkedAt: number;
+}
+
+export interface TileRequestServiceOptions {
+  planner: TilePlanner;
+  queue: RenderQueuePort;
+  events: TileEventsPort;
+  demand: TileDemandPort;
+  store: TileStorePort;
+  /** Queue depth from which new renders are refused (load shedding); stored tiles are still served. */
+  maxQueueDepth: number;
+  /** How often the queue depth is read. */
+  depthIntervalMs: number;
+  onDepth?: (depth: number) => void;
+  /** A tile pending this long is re-checked against storage and the queue (lost events, lost jobs). */
+  sweepAfterMs?: number;
+  sweepIntervalMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+export interface RequestOptions {
+  /** Read stored tiles' bytes in the one storage check (HTTP answers them), instead of only heads. */
+  read?: boolean;
+}
+
+export interface DispatchResult {
+  /** Stored already (with the bytes when asked to read). */
+  ready: Array<PlannedTile & { body?: Buffer }>;
+  /** On their way: the listener hears of each once. */
+  pending: PlannedTile[];
+  /** Not stored, and refused because the queue is over its budget (nothing was subscribed or enqueued). */
+  refused: PlannedTile[];
+  /** How many pending tiles joined a render that was already asked for. */
+  coalesced: number;
+}
+
+/** A plain HTTP tile: stored (found or rendered while waiting), or still pending when not waiting. */
+export type HttpTile =
+  | { kind: 'image'; plan: TilePlan; tile: PlannedTile; body: Buffer; fromStore: boolean }
+  | { kind: 'pending'; plan: TilePlan; tile: PlannedTile };
+
+/**
+ * The tile-request core shared by the API and the gateways: the path from "I want these tiles" to
+ * "here they are", and every rule on the way. Subscribe first, then look in storage (once), then
+ * enqueue what is missing — in that order, so a tile finished at any moment is either found in
+ * storage or announced to a listener already waiting. Identical tiles coalesce into one job;
+ * a render nobody wants any more is withdrawn; while the queue is over its budget new renders are
+ * refused. A periodic sweep re-checks old pending tiles, so a lost event or a withdrawn job delays
+ * a tile but never loses it.
+ */
+export class TileRequestService {
+  readonly planner: TilePlanner;
+  private readonly pending = new Map<string, PendingEntry>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly sweepAfterMs: number;
+  private queueDepth = 0;
+
+  constructor(private readonly options: TileRequestServiceOptions) {
+    this.planner = options.planner;
+    this.sweepAfterMs = options.sweepAfterMs ?? 3000;
+  }
+
+  /** Subscribes to tile events (resolves once live) and starts the sweep and the depth reading. */
+  async start(): Promise<void> {
+    await this.options.events.subscribe((event) => this.settle(event));
+    const every = (ms: number, work: () => Promise<void>) => {
+      const timer = setInterval(() => void work(), ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.options.sweepIntervalMs ?? 1000, () => this.sweep().catch((e) => this.options.onError?.(e)));
+    // Redis down: readiness and the request paths report it; the last depth stands meanwhile.
+    every(this.options.depthIntervalMs, () => this.readDepth().then(
+      () => undefined,
+      () => undefined,
+    ));
+  }
+
+  stop(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Latest known queue depth, and whether new renders are being refused. */
+  load(): { depth: number; shedding: boolean } {
+    return { depth: this.queueDepth, shedding: this.queueDepth >= this.options.maxQueueDepth };
+  }
+
+  async readDepth(): Promise<number> {
+    this.queueDepth = await this.options.queue.depth();
+    this.options.onDepth?.(this.queueDepth);
+    return this.queueDepth;
+  }
+
+  /** Asks for tiles on behalf of one listener at one tier: stored tiles come back ready, the rest are rendered. */
+  async request(plan: ResolvedSpec, tiles: PlannedTile[], tier: number, listener: TileListener, options: RequestOptions = {}): Promise<DispatchResult> {
+    const look = (t: PlannedTile) => (options.read ? this.options.store.get(t.key) : this.options.store.head(t.key));
+    if (this.load().shedding) {
+      const found = await Promise.all(tiles.map(look));
+      const ready = tiles.flatMap((t, i) => (found[i] ? [withBody(t, found[i])] : []));
+      return { ready, pending: [], refused: tiles.filter((_, i) => !found[i]), coalesced: 0 };
+    }
+    const now = Date.now();
+    const fresh = new Set<string>();
+    const joined = new Set<string>();
+    // 1. Subscribe (in memory; the event subscription is live since start()).
+    for (const [ordinal, t] of tiles.entries()) {
+      let entry = this.pending.get(t.key);
+      if (!entry) {
+        entry = { job: renderJobOf(plan, t), listeners: new Map(), priority: jobPriority(tier, ordinal), ordinal, checkedAt: now };
+        this.pending.set(t.key, entry);
+        fresh.add(t.key);
+      } else if (!entry.listeners.has(listener)) {
+        joined.add(t.key);
+      }
+      entry.listeners.set(listener, Math.min(tier, entry.listeners.get(listener) ?? Infinity));
+    }
+    // 2. Look in storage, once.
+    const found = await Promise.all(tiles.map(look));
+    const ready: DispatchResult['ready'] = [];
+    const missing: PlannedTile[] = [];
+    tiles.forEach((t, i) => (found[i] ? ready.push(withBody(t, found[i])) : missing.push(t)));
+    for (const t of ready) this.detach(t.key, listener);
+    // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
+    await this.options.demand.add(missing.map((t) => t.key));
+    const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
+    await this.options.queue.enqueue(toEnqueue.map((e) => ({ job: e.job, priority: e.priority })));
+    await Promise.all(missing.filter((t) => !fresh.has(t.key)).map((t) => this.updatePriority(t.key)));
+    return { ready, pending: missing, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
+  }
+
+  /** This listener no longer wants these tiles; a queued render nobody wants is withdrawn. Returns how many were. */
+  async release(keys: string[], listener: TileListener): Promise<number> {
+    const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
+    const jobs = new Map(mine.map((k) => [k, this.pending.get(k)!]));
+    for (const k of mine) this.detach(k, listener);
+    const unwanted = await this.options.demand.release(mine);
+    // Independent removals: in parallel, so a viewer racing through Z is not answered one round trip per tile.
+    const removed = await Promise.all(unwanted.map((k) => this.options.queue.withdraw(k)));
+    // Someone may have joined between our release and our withdraw (another process added demand
+    // and its enqueue was a no-op because our job still existed): put the job back for them.
+    // Their demand is counted before they enqueue, so checking after the withdraw closes the window.
+    const withdrawn = unwanted.filter((_, i) => removed[i]);
+    const counts = await Promise.all(withdrawn.map((k) => this.options.demand.count(k)));
+    const rejoined = withdrawn.filter((_, i) => counts[i]! > 0).map((k) => jobs.get(k)!);
+    await this.options.queue.enqueue(rejoined.map((e) => ({ job: e.job, priority: e.priority })));
+    return withdrawn.length - rejoined.length;
+  }
+
+  /** Changes one listener's tier for tiles it waits for; the job follows the best tier of all its listeners. */
+  async setTier(keys: string[], tier: number, listener: TileListener): Promise<void> {
+    const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
+    for (const k of mine) this.pending.get(k)!.listeners.set(listener, tier);
+    await Promise.all(mine.map((k) => this.updatePriority(k)));
+  }
+
+  /**
+   * One tile over plain HTTP: the stored bytes, or a render the caller waits for (at most `waitMs`)
+   * or does not wait for (`pending`). Refused with queue_full while the queue is over its budget.
+   */
+  async httpTile(dataset: string, specRef: unknown, position: RequestedPosition, options: { wait: boolean; waitMs: number; access?: DatasetAccess }): Promise<HttpTile> {
+    const plan = await this.planner.plan(dataset, specRef, [position], options.access);
+    const tile = plan.tiles[0]!;
+    let settle: (event: TileEvent | undefined) => void = () => undefined;
+    const outcome = new Promise<TileEvent | undefined>((resolve) => (settle = resolve));
+    const listener = (event: TileEvent) => settle(event);
+    const result = await this.request(plan, [tile], TIER.http, listener, { read: true });
+    const stored = result.ready[0]?.body;
+    if (stored) return { kind: 'image', plan, tile, body: stored, fromStore: true };
+    if (result.refused.length > 0) throw new TilefarmError('queue_full', 'the render queue is over capacity; try again shortly');
+    if (!options.wait) return { kind: 'pending', plan, tile };
+    const timer = setTimeout(() => settle(undefined), options.waitMs);
+    const event = await outcome;
+    clearTimeout(timer);
+    if (!event) {
+      await this.release([tile.key], listener);
+      throw new TilefarmError('render_timeout', `tile not rendered within ${options.waitMs} ms; try again`);
+    }
+    if (event.type === 'failed') throw new TilefarmError(asErrorCode(event.code, 'render_failed'), event.message);
+    const body = await this.options.store.get(tile.key);
+    if (!body) throw new TilefarmError('render_failed', 'tile announced but not found in storage');
+    return { kind: 'image', plan, tile, body, fromStore: false };
+  }
+
+  private async updatePriority(key: string): Promise<void> {
+    const entry = this.pending.get(key);
+    if (!entry) return;
+    const best = jobPriority(Math.min(...entry.listeners.values()), entry.ordinal);
+    if (best !== entry.priority) {
+      entry.priority = best;
+      await this.options.queue.reprioritize(key, best);
+    }
+  }
+
+  private detach(key: string, listener: TileListener): void {
+    const entry = this.pending.get(key);
+    if (!entry) return;
+    entry.listeners.delete(listener);
+    if (entry.listeners.size === 0) this.pending.delete(key);
+  }
+
+  private settle(event: TileEvent): void {
+    const entry = this.pending.get(event.key);
+    if (!entry) return;
+    this.pending.delete(event.key);
+    for (const listener of entry.listeners.keys()) {
+      try {
+        listener(event);
+      } catch (e) {
+        this.options.onError?.(e);
+      }
+    }
+  }
+
+  /** Re-checks tiles pending longer than sweepAfterMs: stored → announce; no job → enqueue again. */
+  async sweep(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.pending.values()].filter((e) => now - e.checkedAt >= this.sweepAfterMs).slice(0, 200);
+    for (const entry of due) {
+      entry.checkedAt = now;
+      const key = entry.job.key;
+      if (await this.options.store.head(key)) {
+        const { dataset, specId, tile } = entry.job;
+        this.settle({ type: 'ready', key, dataset, specId, tile });
+        continue;
+      }
+      if ((await this.options.queue.state(key)) === 'unknown' && this.pending.has(key)) {
+        // The job is gone (withdrawn in a race, skipped as unwanted, or lost): ask again. The
+        // listeners' demand normally still stands; only restore it if a settle wiped it.
+        await this.options.demand.ensure(key);
+        await this.options.queue.enqueue([{ job: entry.job, priority: entry.priority }]);
+      }
+    }
+  }
+}
+
+function withBody(t: PlannedTile, found: unknown): PlannedTile & { body?: Buffer } {
+  return Buffer.isBuffer(found) ? { ...t, body: found } : t;
+}

@@ -1,0 +1,220 @@
+import {
+  levelGrid,
+  type ImageFormat,
+  type PendingTile,
+  type ReadyTile,
+  type ServerToClientEvents,
+  type TileEvent,
+  type TileAddress,
+  type TilesRequest,
+  type Viewport,
+} from '@tilefarm/contracts';
+import { TIER } from './priorities';
+import type { TileRequestService } from './tile-request-service';
+import { checkPlane, type DatasetAccess, type PlannedTile, type ResolvedSpec } from './tile-planner';
+import { tierFor, tilesAround, type ViewState } from './viewport-rules';
+
+/** How many delivered keys a viewer remembers to avoid re-announcing prefetch (~100 bytes each). */
+const DELIVERED_MEMORY = 4096;
+
+export type ViewerEmit = <E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>) => void;
+
+export interface ViewerLimits {
+  /** Z slices prefetched on each side of the viewport. */
+  prefetchZ: number;
+  /** Tiles one viewer may wait for at once (its budget). */
+  maxPending: number;
+  /** Queue depth from which explicitly requested tiles get a `tile:queued` notice (0: never). */
+  queuedNoticeDepth: number;
+}
+
+/** What a viewer's requests cost and saved, for metrics (the gateway counts them in Prometheus). */
+export interface ViewerCounters {
+  requested(n: number): void;
+  stored(n: number): void;
+  coalesced(n: number): void;
+  withdrawn(n: number): void;
+  notified(event: 'tile:ready' | 'tile:failed'): void;
+}
+
+export interface ViewerTilesDeps {
+  service: TileRequestService;
+  limits: ViewerLimits;
+  counters: ViewerCounters;
+  tileUrl(key: string): string;
+  access?: DatasetAccess;
+  emit: ViewerEmit;
+}
+
+interface Want {
+  dataset: string;
+  specId: string;
+  tile: TileAddress;
+  tier: number;
+}
+
+/**
+ * One viewer's tiles: what it wants, at what tier, its budget, and delivery of each tile exactly
+ * once (in the acknowledgement if already stored, else as a `tile:ready`/`tile:failed` event).
+ * Payloads arrive validated (the gateway parses them with the contracts' schemas).
+ */
+export class ViewerTiles {
+  private readonly wants = new Map<string, Want>();
+  private view: (ViewState & { format?: ImageFormat | undefined }) | undefined;
+  private closed = false;
+  private viewportSeq = 0;
+  private viewportChain: Promise<void> = Promise.resolve();
+  private readonly listener = (event: TileEvent) => this.onTileEvent(event);
+  /** Keys recently delivered to this viewer (insertion-ordered, bounded), so prefetch does not repeat them. */
+  private readonly delivered = new Set<string>();
+
+  constructor(private readonly deps: ViewerTilesDeps) {}
+
+  get pendingCount(): number {
+    return this.wants.size;
+  }
+
+  async request(req: TilesRequest): Promise<{ ok: true; specId: string; ready: ReadyTile[]; pending: PendingTile[]; rejected: PendingTile[] }> {
+    const plan = await this.deps.service.planner.plan(req.dataset, req.spec, req.tiles, this.deps.access);
+    this.deps.counters.requested(plan.tiles.length);
+    const result = await this.want(plan, plan.tiles, true);
+    return { ok: true, specId: plan.specId, ...result };
+  }
+
+  async cancel(keys: string[]): Promise<void> {
+    await this.drop(keys.filter((k) => this.wants.has(k)));
+  }
+
+  /**
+   * The viewer moved: re-rank what it waits for, withdraw what it moved away from, ask for what it
+   * will see next. Viewports are applied one at a time, in order, and only the latest one waiting
+   * is applied: a viewer scrolling faster than the gateway answers skips the slices in between
+   * instead of asking for (and then withdrawing) each of them.
+   */
+  async viewport(v: Viewport): Promise<void> {
+    const seq = ++this.viewportSeq;
+    const run = this.viewportChain.then(() => (seq === this.viewportSeq && !this.closed ? this.applyViewport(v) : undefined));
+    this.viewportChain = run.catch(() => undefined);
+    await run;
+  }
+
+  private async applyViewport(v: Viewport): Promise<void> {
+    const { planner } = this.deps.service;
+    const resolved = await planner.resolve(v.dataset, v.spec, this.deps.access);
+    checkPlane(resolved.manifest, v);
+    const { cols, rows } = levelGrid(resolved.manifest, v.level);
+    const prev = this.view;
+    const sameStack = prev !== undefined && prev.dataset === v.dataset && prev.specId === resolved.specId && prev.level === v.level && prev.t === v.t;
+    // Which way the viewer scrolls through Z (kept while it pauses on a slice).
+    const zDirection = !sameStack ? 0 : v.z === prev.z ? (prev.zDirection ?? 0) : Math.sign(v.z - prev.z);
+    const view = { dataset: v.dataset, specId: resolved.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format, zDirection };
+    this.view = view;
+    const k = this.deps.limits.prefetchZ;
+    const gone: string[] = [];
+    const regrouped = new Map<number, string[]>();
+    for (const [key, want] of this.wants) {
+      const tier = tierFor(view, want.dataset, want.specId, want.tile, k);
+      if (tier === undefined) gone.push(key);
+      else if (tier !== want.tier) {
+        want.tier = tier;
+        regrouped.set(tier, [...(regrouped.get(tier) ?? []), key]);
+      }
+    }
+    await Promise.all([this.drop(gone), ...[...regrouped].map(([tier, keys]) => this.deps.service.setTier(keys, tier, this.listener))]);
+    const around = tilesAround(view, k, cols, rows, resolved.manifest.sizeZ).map((a) => ({ level: v.level, t: v.t, format: v.format, ...a }));
+    const plan = planner.tiles(resolved, around);
+    // Tiles this viewer already received are not announced again on every later viewport.
+    const fresh = plan.tiles.filter((t) => !this.wants.has(t.key) && !this.delivered.has(t.key));
+    const result = await this.want(plan, fresh, false);
+    // Prefetched tiles already stored are announced like any other, so the viewer can use them.
+    for (const r of result.ready) {
+      this.remember(r.key);
+      this.deps.emit('tile:ready', { key: r.key, dataset: plan.manifest.id, spec: plan.specId, tile: r.tile, url: r.url });
+    }
+  }
+
+  /** The viewer is gone: everything it waited for is released (and withdrawn if nobody else wants it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drop([...this.wants.keys()]);
+  }
+
+  private async want(plan: ResolvedSpec, tiles: PlannedTile[], explicit: boolean): Promise<{ ready: ReadyTile[]; pending: PendingTile[]; rejected: PendingTile[] }> {
+    const { service, limits, counters } = this.deps;
+    const pending: PendingTile[] = [];
+    const rejected: PendingTile[] = [];
+    const accepted = new Map<number, PlannedTile[]>();
+    const seen = new Set<string>();
+    for (const t of tiles) {
+      if (seen.has(t.key)) continue;
+      seen.add(t.key);
+      if (this.wants.has(t.key)) {
+        pending.push({ key: t.key, tile: t.tile }); // already on its way: re-requesting is idempotent
+        continue;
+      }
+      if (this.wants.size >= limits.maxPending) {
+        if (explicit) rejected.push({ key: t.key, tile: t.tile });
+        continue;
+      }
+      const tier = tierFor(this.view, plan.manifest.id, plan.specId, t.tile, limits.prefetchZ) ?? TIER.outsideView;
+      // Recorded before asking, so an event arriving during the storage check is not missed.
+      this.wants.set(t.key, { dataset: plan.manifest.id, specId: plan.specId, tile: t.tile, tier });
+      accepted.set(tier, [...(accepted.get(tier) ?? []), t]);
+    }
+    const ready: ReadyTile[] = [];
+    let shed = false;
+    for (const [tier, group] of [...accepted].sort((a, b) => a[0] - b[0])) {
+      const result = await service.request(plan, group, tier, this.listener);
+      counters.coalesced(result.coalesced);
+      if (result.refused.length > 0) {
+        shed = true;
+        for (const t of result.refused) this.wants.delete(t.key);
+        if (explicit) rejected.push(...result.refused.map((t) => ({ key: t.key, tile: t.tile })));
+      }
+      for (const t of result.ready) {
+        // Only if no event beat the acknowledgement to it: each tile is delivered once. If one did,
+        // the tile is listed as pending (its tile:ready went out before this ack), so the ack
+        // still names every tile asked for.
+        if (this.wants.delete(t.key)) ready.push({ key: t.key, tile: t.tile, url: this.deps.tileUrl(t.key) });
+        else pending.push({ key: t.key, tile: t.tile });
+      }
+      for (const t of result.pending) pending.push({ key: t.key, tile: t.tile });
+    }
+    for (const r of ready) this.remember(r.key);
+    counters.stored(ready.length);
+    const { depth, shedding } = service.load();
+    if (rejected.length > 0) {
+      if (shed || shedding) this.deps.emit('load:shed', { reason: `render queue is over capacity (${depth} waiting)`, rejected: rejected.length });
+      else this.deps.emit('budget:exceeded', { limit: limits.maxPending, inFlight: this.wants.size, rejected: rejected.length });
+    }
+    if (explicit && depth >= limits.queuedNoticeDepth && limits.queuedNoticeDepth > 0) {
+      for (const p of pending) this.deps.emit('tile:queued', { key: p.key, position: depth });
+    }
+    if (this.closed) await this.drop([...this.wants.keys()]);
+    return { ready, pending, rejected };
+  }
+
+  private async drop(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    for (const k of keys) this.wants.delete(k);
+    this.deps.counters.withdrawn(await this.deps.service.release(keys, this.listener));
+  }
+
+  private remember(key: string): void {
+    this.delivered.delete(key);
+    this.delivered.add(key);
+    if (this.delivered.size > DELIVERED_MEMORY) this.delivered.delete(this.delivered.values().next().value as string);
+  }
+
+  private onTileEvent(event: TileEvent): void {
+    if (!this.wants.delete(event.key)) return;
+    if (event.type === 'ready') {
+      this.remember(event.key);
+      this.deps.counters.notified('tile:ready');
+      this.deps.emit('tile:ready', { key: event.key, dataset: event.dataset, spec: event.specId, tile: event.tile, url: this.deps.tileUrl(event.key), renderMs: event.renderMs });
+    } else {
+      this.deps.counters.notified('tile:failed');
+      this.deps.emit('tile:failed', { key: event.key, tile: event.tile, code: event.code, message: event.message });
+    }
+  }
+}

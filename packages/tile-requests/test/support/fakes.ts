@@ -1,0 +1,218 @@
+import type { DatasetManifest, TileEvent } from '@tilefarm/contracts';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import type { ObjectInfo, ObjectStore } from '@tilefarm/storage';
+import {
+  SpecRegistry,
+  TilePlanner,
+  TileRequestService,
+  type QueuedRender,
+  type RenderJobState,
+  type RenderQueuePort,
+  type TileDemandPort,
+  type TileEventsPort,
+  type TileRequestServiceOptions,
+} from '../../src';
+
+// In-memory fakes of the tile-request service's ports, for unit tests of the core and of the
+// apps' thin adapters over it. The multi-process suites in test/ prove the real adapters.
+
+/** An object store in a Map; `holdTileReads` delays reads of rendered tiles (for race tests). */
+export class MemoryObjectStore implements ObjectStore {
+  readonly kind = 'memory';
+  readonly objects = new Map<string, Buffer>();
+  private gate: Promise<void> | undefined;
+  private openGate: (() => void) | undefined;
+
+  async put(key: string, body: Buffer): Promise<void> {
+    this.objects.set(key, Buffer.from(body));
+  }
+  async get(key: string): Promise<Buffer | undefined> {
+    if (key.startsWith('tiles/')) await this.gate;
+    return this.objects.get(key);
+  }
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    if (key.startsWith('tiles/')) await this.gate;
+    const body = this.objects.get(key);
+    return body && { size: body.length };
+  }
+  async delete(key: string): Promise<void> {
+    this.objects.delete(key);
+  }
+  async *list(prefix: string): AsyncIterable<string> {
+    for (const k of [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort()) yield k;
+  }
+  async ping(): Promise<void> {}
+
+  /** Reads of rendered tiles wait from now until the returned function is called. */
+  holdTileReads(): () => void {
+    this.gate = new Promise((r) => (this.openGate = r));
+    return () => {
+      this.gate = undefined;
+      this.openGate?.();
+    };
+  }
+}
+
+interface FakeJob extends QueuedRender {
+  state: 'waiting' | 'active';
+}
+
+/** A render queue keyed by tile key, like BullMQ with job id = key: coalesces, reprioritizes, withdraws waiting jobs. */
+export class FakeRenderQueue implements RenderQueuePort {
+  readonly jobs = new Map<string, FakeJob>();
+  /** Every job actually added, in order (coalesced adds are not). */
+  readonly added: string[] = [];
+  readonly withdrawn: string[] = [];
+  /** Overrides the depth the service reads (load-shedding tests). */
+  depthOverride: number | undefined;
+
+  async enqueue(items: QueuedRender[]): Promise<void> {
+    for (const { job, priority } of items) {
+      if (this.jobs.has(job.key)) continue;
+      this.jobs.set(job.key, { job, priority, state: 'waiting' });
+      this.added.push(job.key);
+    }
+  }
+  async reprioritize(key: string, priority: number): Promise<boolean> {
+    const j = this.jobs.get(key);
+    if (j?.state !== 'waiting') return false;
+    j.priority = priority;
+    return true;
+  }
+  async withdraw(key: string): Promise<boolean> {
+    if (this.jobs.get(key)?.state !== 'waiting') return false;
+    this.jobs.delete(key);
+    this.withdrawn.push(key);
+    return true;
+  }
+  async state(key: string): Promise<RenderJobState> {
+    return this.jobs.get(key)?.state ?? 'unknown';
+  }
+  async depth(): Promise<number> {
+    return this.depthOverride ?? [...this.jobs.values()].filter((j) => j.state === 'waiting').length;
+  }
+
+  /** Waiting keys in the order a worker would take them (priority, then insertion). */
+  order(): string[] {
+    return [...this.jobs.values()].filter((j) => j.state === 'waiting').sort((a, b) => a.priority - b.priority).map((j) => j.job.key);
+  }
+  priorityOf(key: string): number | undefined {
+    return this.jobs.get(key)?.priority;
+  }
+}
+
+/** Tile events in memory: `publish` reaches every subscriber at once. */
+export class FakeTileEvents implements TileEventsPort {
+  private readonly listeners: Array<(event: TileEvent) => void> = [];
+  async subscribe(listener: (event: TileEvent) => void): Promise<void> {
+    this.listeners.push(listener);
+  }
+  publish(event: TileEvent): void {
+    for (const l of this.listeners) l(event);
+  }
+}
+
+/** Demand counts per key, shared by every "process" (service) built on it. */
+export class FakeTileDemand implements TileDemandPort {
+  readonly counts = new Map<string, number>();
+  async add(keys: string[]): Promise<void> {
+    for (const k of keys) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+  }
+  async release(keys: string[]): Promise<string[]> {
+    const gone: string[] = [];
+    for (const k of keys) {
+      const n = (this.counts.get(k) ?? 0) - 1;
+      if (n <= 0) {
+        this.counts.delete(k);
+        gone.push(k);
+      } else this.counts.set(k, n);
+    }
+    return gone;
+  }
+  async ensure(key: string): Promise<void> {
+    if (!this.counts.has(key)) this.counts.set(key, 1);
+  }
+  async count(key: string): Promise<number> {
+    return this.counts.get(key) ?? 0;
+  }
+}
+
+/** 600×300 at 256: 3×2 tiles at level 0, three levels; 5 z. Only the manifest: the core never reads pixels. */
+export const DATASET: DatasetManifest = {
+  v: 1,
+  id: 'cells',
+  version: 1,
+  name: 'cells',
+  tenant: 'public',
+  width: 600,
+  height: 300,
+  sizeZ: 5,
+  sizeT: 1,
+  tileSize: 256,
+  levels: 3,
+  dtype: 'uint16',
+  channels: [{ label: 'DAPI', color: '#0080ff', window: [0, 4000] }],
+  physicalSize: { x: 0.325, y: 0.325, z: 1, unit: 'µm' },
+  sourceEncoding: 'raw-v1',
+  createdAt: '2026-01-01T00:00:00.000Z',
+};
+export const SPEC = { channels: [{ index: 0, color: '#ff0000', window: [0, 4000] as [number, number] }], format: 'png' as const };
+
+export interface Core {
+  service: TileRequestService;
+  store: MemoryObjectStore;
+  queue: FakeRenderQueue;
+  events: FakeTileEvents;
+  demand: FakeTileDemand;
+  specId: string;
+  /** Plays a worker: stores the tile, clears its demand and job, announces it. */
+  render(key: string): Promise<void>;
+  /** Plays a worker giving up on a tile. */
+  fail(key: string, code?: string): void;
+}
+
+/** A tile-request service over in-memory fakes, with one small synthetic dataset and one registered spec. */
+export async function buildCore(options: Partial<TileRequestServiceOptions> = {}): Promise<Core> {
+  const store = new MemoryObjectStore();
+  const catalog = new DatasetCatalog(store, 0);
+  await catalog.publish(DATASET, { v: 1, dataset: DATASET.id, version: DATASET.version, planes: [] });
+  const specs = new SpecRegistry(store);
+  const { id: specId } = await specs.register(SPEC);
+  const queue = new FakeRenderQueue();
+  const events = new FakeTileEvents();
+  const demand = new FakeTileDemand();
+  const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, ...options });
+  await service.start();
+  const jobOf = (key: string) => {
+    const j = queue.jobs.get(key);
+    if (!j) throw new Error(`no job for ${key}`);
+    return j.job;
+  };
+  return {
+    service,
+    store,
+    queue,
+    events,
+    demand,
+    specId,
+    async render(key) {
+      const { dataset, specId: s, tile } = jobOf(key);
+      queue.jobs.delete(key);
+      await store.put(key, Buffer.from(`tile ${key}`));
+      demand.counts.delete(key);
+      events.publish({ type: 'ready', key, dataset, specId: s, tile });
+    },
+    fail(key, code = 'render_failed') {
+      const { dataset, specId: s, tile } = jobOf(key);
+      queue.jobs.delete(key);
+      demand.counts.delete(key);
+      events.publish({ type: 'failed', key, dataset, specId: s, tile, code, message: 'it broke' });
+    },
+  };
+}
+
+/** Records every event a listener hears. */
+export function recorder(): { listener: (e: TileEvent) => void; heard: TileEvent[] } {
+  const heard: TileEvent[] = [];
+  return { listener: (e) => heard.push(e), heard };
+}

@@ -1,0 +1,184 @@
+import { TilefarmError } from '@tilefarm/contracts';
+import { TIER, jobPriority, type PlannedTile, type TilePlan } from '../src';
+import { DATASET, buildCore, recorder, type Core } from './support/fakes';
+
+// The tile-request core on in-memory fakes of its ports: every rule without a process or Redis.
+
+const at = (x: number, y: number, z = 0, level = 0) => ({ level, z, t: 0, x, y });
+
+async function plan(core: Core, positions: Array<ReturnType<typeof at>>): Promise<TilePlan> {
+  return core.service.planner.plan(DATASET.id, core.specId, positions);
+}
+
+describe('TileRequestService', () => {
+  let core: Core;
+  beforeEach(async () => {
+    core = await buildCore();
+  });
+  afterEach(() => core.service.stop());
+
+  it('answers stored tiles at once and enqueues the rest, one job per tile', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0)]);
+    await core.store.put(p.tiles[0]!.key, Buffer.from('x'));
+    const a = recorder();
+    const result = await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    expect(result.ready.map((t) => t.key)).toEqual([p.tiles[0]!.key]);
+    expect(result.pending.map((t) => t.key)).toEqual([p.tiles[1]!.key]);
+    expect(core.queue.added).toEqual([p.tiles[1]!.key]);
+    expect(core.demand.counts.get(p.tiles[1]!.key)).toBe(1);
+    await core.render(p.tiles[1]!.key);
+    expect(a.heard.map((e) => [e.type, e.key])).toEqual([['ready', p.tiles[1]!.key]]);
+    expect(core.service.pendingCount).toBe(0);
+  });
+
+  it('coalesces: listeners asking for the same tile share one job and each hears of it once', async () => {
+    const p = await plan(core, [at(0, 0)]);
+    const [a, b] = [recorder(), recorder()];
+    await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    const second = await core.service.request(p, p.tiles, TIER.visible, b.listener);
+    const again = await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    expect(second.coalesced).toBe(1);
+    expect(again.coalesced).toBe(0); // the same listener asking twice is not a second viewer
+    expect(core.queue.added).toHaveLength(1);
+    expect(core.demand.counts.get(p.tiles[0]!.key)).toBe(3);
+    await core.render(p.tiles[0]!.key);
+    expect(a.heard).toHaveLength(1);
+    expect(b.heard).toHaveLength(1);
+  });
+
+  it('orders jobs by tier, then round-robin across listeners within a tier', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0), at(2, 0), at(0, 1)]);
+    const [a, b] = [recorder(), recorder()];
+    const tiles = p.tiles;
+    await core.service.request(p, [tiles[0]!, tiles[1]!], TIER.ring, a.listener);
+    await core.service.request(p, [tiles[2]!, tiles[3]!], TIER.ring, b.listener);
+    // a0, b0 (ordinal 0) before a1, b1 (ordinal 1), though a asked first for both.
+    expect(core.queue.order()).toEqual([tiles[0]!.key, tiles[2]!.key, tiles[1]!.key, tiles[3]!.key]);
+    expect(core.queue.priorityOf(tiles[0]!.key)).toBe(jobPriority(TIER.ring, 0));
+    // A tile becoming visible for one listener moves its job ahead of every ring tile.
+    await core.service.setTier([tiles[3]!.key], TIER.visible, b.listener);
+    expect(core.queue.order()[0]).toBe(tiles[3]!.key);
+    // Another listener wanting the same tile less does not move it back: the best tier wins.
+    const c = recorder();
+    await core.service.request(p, [tiles[3]!], TIER.outsideView, c.listener);
+    expect(core.queue.priorityOf(tiles[3]!.key)).toBe(jobPriority(TIER.visible, 1));
+  });
+
+  it('withdraws a queued render once nobody wants it, not while someone still does', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0)]);
+    const [a, b] = [recorder(), recorder()];
+    await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    await core.service.request(p, [p.tiles[0]!], TIER.visible, b.listener);
+    expect(await core.service.release(p.tiles.map((t) => t.key), a.listener)).toBe(1);
+    expect(core.queue.withdrawn).toEqual([p.tiles[1]!.key]);
+    expect(await core.queue.state(p.tiles[0]!.key)).toBe('waiting');
+    await core.render(p.tiles[0]!.key);
+    expect(a.heard).toHaveLength(0); // released tiles are not announced to the listener any more
+    expect(b.heard).toHaveLength(1);
+  });
+
+  it('does not withdraw a running render, and puts a job back when another process joined during the withdraw', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0)]);
+    const a = recorder();
+    await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    core.queue.jobs.get(p.tiles[0]!.key)!.state = 'active';
+    // Another process (same demand counts, its own pending map) joins tile 1 between our release and our withdraw.
+    const release = core.demand.release.bind(core.demand);
+    core.demand.release = async (keys) => {
+      const gone = await release(keys);
+      await core.demand.add([p.tiles[1]!.key]);
+      return gone;
+    };
+    expect(await core.service.release(p.tiles.map((t) => t.key), a.listener)).toBe(0);
+    expect(await core.queue.state(p.tiles[0]!.key)).toBe('active');
+    expect(await core.queue.state(p.tiles[1]!.key)).toBe('waiting');
+    expect(core.queue.added.filter((k) => k === p.tiles[1]!.key)).toHaveLength(2);
+  });
+
+  it('sheds load: over the queue budget, stored tiles are still answered and nothing new is enqueued', async () => {
+    const shedding = await buildCore({ maxQueueDepth: 5 });
+    try {
+      const p = await plan(shedding, [at(0, 0), at(1, 0)]);
+      await shedding.store.put(p.tiles[0]!.key, Buffer.from('x'));
+      shedding.queue.depthOverride = 5;
+      await shedding.service.readDepth();
+      expect(shedding.service.load()).toEqual({ depth: 5, shedding: true });
+      const result = await shedding.service.request(p, p.tiles, TIER.visible, recorder().listener);
+      expect(result.ready.map((t) => t.key)).toEqual([p.tiles[0]!.key]);
+      expect(result.refused.map((t) => t.key)).toEqual([p.tiles[1]!.key]);
+      expect(shedding.queue.added).toEqual([]);
+      expect(shedding.demand.counts.size).toBe(0);
+      expect(shedding.service.pendingCount).toBe(0);
+      await expect(shedding.service.httpTile(DATASET.id, shedding.specId, at(1, 0), { wait: true, waitMs: 1000 })).rejects.toMatchObject({ code: 'queue_full' });
+      shedding.queue.depthOverride = 4;
+      await shedding.service.readDepth();
+      expect((await shedding.service.request(p, p.tiles, TIER.visible, recorder().listener)).pending).toHaveLength(1);
+    } finally {
+      shedding.service.stop();
+    }
+  });
+
+  it('never misses a tile finished while it looks in storage (settle before the storage check answers)', async () => {
+    const p = await plan(core, [at(0, 0)]);
+    const tile: PlannedTile = p.tiles[0]!;
+    // Someone else's render of this tile is queued already.
+    await core.queue.enqueue([{ job: { v: 1, key: tile.key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: tile.tile }, priority: 1 }]);
+    const open = core.store.holdTileReads();
+    const a = recorder();
+    const asked = core.service.request(p, [tile], TIER.visible, a.listener);
+    await core.render(tile.key); // stored and announced while our head() is in flight
+    open();
+    const result = await asked;
+    // Found in storage, and also announced: the caller delivers whichever comes first, once.
+    expect(result.ready.map((t) => t.key)).toEqual([tile.key]);
+    expect(a.heard.map((e) => e.key)).toEqual([tile.key]);
+  });
+
+  it('the sweep announces a tile whose event was lost, and re-enqueues a job that vanished', async () => {
+    const swept = await buildCore({ sweepAfterMs: 0 });
+    try {
+      const p = await plan(swept, [at(0, 0), at(1, 0)]);
+      const a = recorder();
+      await swept.service.request(p, p.tiles, TIER.visible, a.listener);
+      // Tile 0: rendered and stored, but its event never arrived. Tile 1: its job was lost.
+      swept.queue.jobs.clear();
+      await swept.store.put(p.tiles[0]!.key, Buffer.from('x'));
+      await swept.service.sweep();
+      expect(a.heard.map((e) => e.key)).toEqual([p.tiles[0]!.key]);
+      expect(await swept.queue.state(p.tiles[1]!.key)).toBe('waiting');
+      expect(swept.demand.counts.get(p.tiles[1]!.key)).toBe(1);
+    } finally {
+      swept.service.stop();
+    }
+  });
+
+  describe('httpTile', () => {
+    it('answers a stored tile from one storage read, without a job', async () => {
+      const p = await plan(core, [at(1, 1)]);
+      await core.store.put(p.tiles[0]!.key, Buffer.from('stored'));
+      const got = await core.service.httpTile(DATASET.id, core.specId, at(1, 1), { wait: true, waitMs: 1000 });
+      expect(got).toMatchObject({ kind: 'image', fromStore: true, body: Buffer.from('stored') });
+      expect(core.queue.added).toEqual([]);
+    });
+
+    it('waits for the render, answers pending without waiting, and times out with render_timeout', async () => {
+      const waiting = core.service.httpTile(DATASET.id, core.specId, at(0, 0), { wait: true, waitMs: 5000 });
+      await new Promise((r) => setImmediate(r));
+      const key = core.queue.added[0]!;
+      await core.render(key);
+      expect(await waiting).toMatchObject({ kind: 'image', fromStore: false, body: Buffer.from(`tile ${key}`) });
+      expect(await core.service.httpTile(DATASET.id, core.specId, at(1, 0), { wait: false, waitMs: 5000 })).toMatchObject({ kind: 'pending' });
+      const slow = core.service.httpTile(DATASET.id, core.specId, at(2, 0), { wait: true, waitMs: 10 });
+      await expect(slow).rejects.toMatchObject({ code: 'render_timeout' });
+      expect(core.queue.withdrawn).toContain((await plan(core, [at(2, 0)])).tiles[0]!.key);
+    });
+
+    it('passes a worker failure on with its code', async () => {
+      const waiting = core.service.httpTile(DATASET.id, core.specId, at(0, 0), { wait: true, waitMs: 5000 });
+      await new Promise((r) => setImmediate(r));
+      core.fail(core.queue.added[0]!, 'render_timeout');
+      await expect(waiting).rejects.toBeInstanceOf(TilefarmError);
+      await expect(waiting).rejects.toMatchObject({ code: 'render_timeout', message: 'it broke' });
+    });
+  });
+});

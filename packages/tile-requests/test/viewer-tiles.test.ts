@@ -1,0 +1,149 @@
+import type { ServerToClientEvents } from '@tilefarm/contracts';
+import { TIER, ViewerTiles, tierFor, tilesAround, type ViewState, type ViewerEmit } from '../src';
+import { DATASET, buildCore, type Core } from './support/fakes';
+
+// One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.
+
+type Sent = Array<{ event: keyof ServerToClientEvents; payload: unknown }>;
+
+function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerTiles>[0]['limits']> = {}) {
+  const sent: Sent = [];
+  const counts = { requested: 0, stored: 0, coalesced: 0, withdrawn: 0, notified: 0 };
+  const emit: ViewerEmit = (event, ...args) => sent.push({ event, payload: args[0] });
+  const tiles = new ViewerTiles({
+    service: core.service,
+    limits: { prefetchZ: 1, maxPending: 100, queuedNoticeDepth: 0, ...limits },
+    counters: {
+      requested: (n) => (counts.requested += n),
+      stored: (n) => (counts.stored += n),
+      coalesced: (n) => (counts.coalesced += n),
+      withdrawn: (n) => (counts.withdrawn += n),
+      notified: () => (counts.notified += 1),
+    },
+    tileUrl: (key) => `https://tiles.example/${key}`,
+    emit,
+  });
+  return { tiles, sent, counts, events: (name: keyof ServerToClientEvents) => sent.filter((s) => s.event === name).map((s) => s.payload) };
+}
+
+const at = (x: number, y: number, z = 0, level = 0) => ({ level, z, t: 0, x, y });
+
+describe('viewport rules', () => {
+  const view: ViewState = { dataset: 'd', specId: 's', level: 1, z: 5, t: 0, x0: 2, y0: 2, x1: 3, y1: 3, zDirection: 1 };
+  const tile = (x: number, y: number, z = 5, level = 1) => ({ level, z, t: 0, x, y, format: 'jpeg' as const });
+
+  it('ranks visible, ring, slices ahead, slices behind, other levels; withdraws the rest', () => {
+    expect(tierFor(view, 'd', 's', tile(2, 3), 2)).toBe(TIER.visible);
+    expect(tierFor(view, 'd', 's', tile(4, 1), 2)).toBe(TIER.ring);
+    expect(tierFor(view, 'd', 's', tile(2, 2, 6), 2)).toBe(TIER.ring + 1);
+    expect(tierFor(view, 'd', 's', tile(2, 2, 7), 2)).toBe(TIER.ring + 2);
+    // Behind the scroll direction: after every slice ahead.
+    expect(tierFor(view, 'd', 's', tile(2, 2, 4), 2)).toBe(TIER.ring + 1 + 2);
+    expect(tierFor(view, 'd', 's', tile(2, 2, 5, 0), 2)).toBe(TIER.otherLevel);
+    expect(tierFor(view, 'd', 's', tile(2, 2, 8), 2)).toBeUndefined(); // beyond ±k
+    expect(tierFor(view, 'd', 's', tile(5, 2), 2)).toBeUndefined(); // beyond the ring
+    expect(tierFor(view, 'd', 'other-spec', tile(2, 2), 2)).toBeUndefined();
+    expect(tierFor(view, 'other', 's', tile(2, 2), 2)).toBeUndefined();
+    expect(tierFor(undefined, 'd', 's', tile(9, 9), 2)).toBe(TIER.visible);
+  });
+
+  it('asks for the screen and its ring on this slice, and the screen only on ±k slices, inside the image', () => {
+    const around = tilesAround({ ...view, x0: 0, y0: 0, x1: 1, y1: 0 }, 1, 4, 2, 6);
+    const onSlice = around.filter((a) => a.z === 5);
+    expect(onSlice).toHaveLength(3 * 2); // x -1..2 clipped to 0..2, y -1..1 clipped to 0..1
+    expect(around.filter((a) => a.z === 4)).toEqual([{ z: 4, x: 0, y: 0 }, { z: 4, x: 1, y: 0 }]);
+    expect(around.some((a) => a.z === 6)).toBe(false); // sizeZ 6: z 6 does not exist
+  });
+});
+
+describe('ViewerTiles', () => {
+  let core: Core;
+  beforeEach(async () => {
+    core = await buildCore();
+  });
+  afterEach(() => core.service.stop());
+
+  it('delivers each tile once: stored ones in the answer, the rest as tile:ready', async () => {
+    const v = viewer(core);
+    const first = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0)] });
+    await core.render(first.pending[0]!.key);
+    const again = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0), at(1, 0)] });
+    expect(again.ready.map((r) => r.key)).toEqual([first.pending[0]!.key]);
+    expect(again.ready[0]!.url).toBe(`https://tiles.example/${first.pending[0]!.key}`);
+    expect(v.events('tile:ready')).toHaveLength(1);
+    expect(v.counts).toMatchObject({ requested: 3, stored: 1, notified: 1 });
+    expect(v.tiles.pendingCount).toBe(1);
+  });
+
+  it('keeps a budget: explicit requests over maxPending are rejected with budget:exceeded', async () => {
+    const v = viewer(core, { maxPending: 2 });
+    const ack = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0), at(1, 0), at(2, 0)] });
+    expect(ack.pending).toHaveLength(2);
+    expect(ack.rejected.map((r) => r.tile.x)).toEqual([2]);
+    expect(v.events('budget:exceeded')).toEqual([{ limit: 2, inFlight: 2, rejected: 1 }]);
+    expect(core.queue.added).toHaveLength(2);
+  });
+
+  it('sheds: over the queue budget it answers stored tiles and rejects the rest with load:shed', async () => {
+    const shedding = await buildCore({ maxQueueDepth: 1 });
+    try {
+      const v = viewer(shedding);
+      const p = await shedding.service.planner.plan(DATASET.id, shedding.specId, [at(0, 0)]);
+      await shedding.store.put(p.tiles[0]!.key, Buffer.from('x'));
+      shedding.queue.depthOverride = 1;
+      await shedding.service.readDepth();
+      const ack = await v.tiles.request({ dataset: DATASET.id, spec: shedding.specId, tiles: [at(0, 0), at(1, 0)] });
+      expect(ack.ready.map((r) => r.tile.x)).toEqual([0]);
+      expect(ack.rejected.map((r) => r.tile.x)).toEqual([1]);
+      expect(v.events('load:shed')).toEqual([{ reason: 'render queue is over capacity (1 waiting)', rejected: 1 }]);
+      expect(v.tiles.pendingCount).toBe(0);
+    } finally {
+      shedding.service.stop();
+    }
+  });
+
+  it('a tile announced before the answer goes out is listed as pending and delivered once, by the event', async () => {
+    const v = viewer(core);
+    const p = await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0)]);
+    const key = p.tiles[0]!.key;
+    await core.queue.enqueue([{ job: { v: 1, key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: p.tiles[0]!.tile }, priority: 1 }]);
+    const open = core.store.holdTileReads();
+    const asked = v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0)] });
+    await new Promise((r) => setImmediate(r));
+    await core.render(key);
+    open();
+    const ack = await asked;
+    expect(ack.ready).toEqual([]);
+    expect(ack.pending.map((t) => t.key)).toEqual([key]);
+    expect(v.events('tile:ready').map((e) => (e as { key: string }).key)).toEqual([key]);
+  });
+
+  it('a viewport prefetches the ring and ±k slices, re-ranks what it waits for, and withdraws what it left', async () => {
+    const v = viewer(core, { prefetchZ: 1 });
+    await v.tiles.viewport({ dataset: DATASET.id, spec: core.specId, level: 0, z: 2, t: 0, x0: 0, y0: 0, x1: 0, y1: 0 });
+    // 600×300 at 256: 3×2 tiles. Screen (0,0) + ring on z 2, the screen only on z 1 and z 3.
+    const wanted = new Set(core.queue.order());
+    expect(wanted.size).toBe(4 + 2);
+    const p = await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 2), at(0, 0, 3), at(0, 0, 1), at(1, 1, 2)]);
+    const [visible, above, below, ring] = p.tiles.map((t) => t.key);
+    expect(core.queue.order()[0]).toBe(visible);
+    expect(core.queue.priorityOf(ring!)! < core.queue.priorityOf(above!)!).toBe(true);
+    // Scroll up to z 3: z 3 becomes visible, z 2 the slice behind (ranked after every slice
+    // ahead), z 1 falls out of range and is withdrawn.
+    await v.tiles.viewport({ dataset: DATASET.id, spec: core.specId, level: 0, z: 3, t: 0, x0: 0, y0: 0, x1: 0, y1: 0 });
+    expect(core.queue.withdrawn).toEqual([below]);
+    expect(v.counts.withdrawn).toBe(1);
+    expect(core.queue.order()[0]).toBe(above);
+    const ahead = (await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 4)])).tiles[0]!.key;
+    expect(core.queue.priorityOf(ahead)! < core.queue.priorityOf(visible!)!).toBe(true);
+    expect(core.queue.priorityOf(visible!)! < core.queue.priorityOf(ring!)!).toBe(true);
+  });
+
+  it('closing releases everything the viewer waited for', async () => {
+    const v = viewer(core);
+    await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0), at(1, 0)] });
+    await v.tiles.close();
+    expect(core.queue.order()).toEqual([]);
+    expect(core.demand.counts.size).toBe(0);
+  });
+});
