@@ -1,6 +1,6 @@
 import { inflate } from 'node:zlib';
 import { promisify } from 'node:util';
-import { decodeEmbeddedImage } from './embedded-image-decoder';
+import { decodeEmbeddedImage } from '../raster-decoder';
 import { decodeJpeg2000 } from './jpeg2000-decoder';
 import { decodeZstd } from './zstd-decoder';
 

@@ -1,6 +1,6 @@
 import type { DatasetManifest, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import type { ObjectInfo, ObjectStore } from '@tilefarm/storage';
+import type { ByteRange, ObjectInfo, ObjectStore } from '@tilefarm/storage';
 import {
   SpecRegistry,
   TilePlanner,
@@ -29,6 +29,11 @@ export class MemoryObjectStore implements ObjectStore {
   async get(key: string): Promise<Buffer | undefined> {
     if (key.startsWith('tiles/')) await this.gate;
     return this.objects.get(key);
+  }
+  async getRange(key: string, range: ByteRange): Promise<Buffer | undefined> {
+    const body = await this.get(key);
+    if (!body) return undefined;
+    return 'suffixLength' in range ? body.subarray(Math.max(0, body.length - range.suffixLength)) : body.subarray(range.offset, range.offset + range.length);
   }
   async head(key: string): Promise<ObjectInfo | undefined> {
     if (key.startsWith('tiles/')) await this.gate;
