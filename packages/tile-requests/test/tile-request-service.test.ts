@@ -1,5 +1,5 @@
 import { TilefarmError } from '@tilefarm/contracts';
-import { TIER, jobPriority, type PlannedTile, type TilePlan } from '../src';
+import { TIER, jobPriority, type PlannedTile, type TilePlan } from '@tilefarm/tile-requests';
 import { DATASET, buildCore, recorder, type Core } from './support/fakes';
 
 // The tile-request core on in-memory fakes of its ports: every rule without a process or Redis.

@@ -1,5 +1,5 @@
 import type { ServerToClientEvents } from '@tilefarm/contracts';
-import { TIER, ViewerTiles, tierFor, tilesAround, type ViewState, type ViewerEmit } from '../src';
+import { TIER, ViewerTiles, tierFor, tilesAround, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
 import { DATASET, buildCore, type Core } from './support/fakes';
 
 // One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.

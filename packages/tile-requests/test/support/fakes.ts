@@ -1,6 +1,6 @@
 import type { DatasetManifest, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import type { ByteRange, ObjectInfo, ObjectStore } from '@tilefarm/storage';
+import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '@tilefarm/storage';
 import {
   SpecRegistry,
   TilePlanner,
@@ -11,7 +11,7 @@ import {
   type TileDemandPort,
   type TileEventsPort,
   type TileRequestServiceOptions,
-} from '../../src';
+} from '@tilefarm/tile-requests';
 
 // In-memory fakes of the tile-request service's ports, for unit tests of the core and of the
 // apps' thin adapters over it. The multi-process suites in test/ prove the real adapters.
@@ -23,7 +23,7 @@ export class MemoryObjectStore implements ObjectStore {
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, body: Buffer, _options?: PutOptions): Promise<void> {
     this.objects.set(key, Buffer.from(body));
   }
   async get(key: string): Promise<Buffer | undefined> {
@@ -117,7 +117,7 @@ export class FakeTileEvents implements TileEventsPort {
   }
 }
 
-/** Demand counts per key, shared by every "process" (service) built on it. */
+/** Demand counts per key, shared by every "process" built on it (gateways, API, workers). */
 export class FakeTileDemand implements TileDemandPort {
   readonly counts = new Map<string, number>();
   async add(keys: string[]): Promise<void> {
@@ -139,6 +139,15 @@ export class FakeTileDemand implements TileDemandPort {
   }
   async count(key: string): Promise<number> {
     return this.counts.get(key) ?? 0;
+  }
+  // The worker's side: a settled tile needs no count; settle tells how many still wanted it.
+  async clear(key: string): Promise<void> {
+    this.counts.delete(key);
+  }
+  async settle(key: string): Promise<number> {
+    const n = this.counts.get(key) ?? 0;
+    this.counts.delete(key);
+    return n;
   }
 }
 

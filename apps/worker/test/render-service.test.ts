@@ -1,0 +1,106 @@
+import { TilefarmError, type RenderJob, type TileEvent } from '@tilefarm/contracts';
+import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/render';
+import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { IMMUTABLE, RenderService } from '../src/render-service';
+import { DATASET, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
+
+// The worker's job handler on in-memory fakes: skip unwanted work, store before announcing,
+// re-announce a stored tile without rendering, count waste, give up with the reason.
+
+const JOB: RenderJob = {
+  v: 1,
+  key: 'tiles/aa/cells/v1/sabc/0/0/0/0_0.png',
+  dataset: DATASET.id,
+  version: DATASET.version,
+  specId: 's0123456789abcdef',
+  spec: { v: 1, channels: [{ index: 0, gamma: 1, invert: false, active: true }], composite: 'add', format: 'png', quality: 85 },
+  tile: { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' },
+};
+
+function setup(options: { renderMs?: number } = {}) {
+  const store = new MemoryObjectStore();
+  const demand = new FakeTileDemand();
+  const published: TileEvent[] = [];
+  const renders: RenderInput[] = [];
+  const renderer: TileRenderer = {
+    async render(input) {
+      renders.push(input);
+      if (options.renderMs) await new Promise((r) => setTimeout(r, options.renderMs));
+      return { body: Buffer.from('png'), contentType: 'image/png', width: 256, height: 256, timings: { readMs: 1, compositeMs: 1, encodeMs: 1 } };
+    },
+    cacheStats: () => ({ plans: { hits: 0, misses: 0, bytes: 0, entries: 0, evictions: 0 }, levels: { hits: 0, misses: 0, bytes: 0, entries: 0, evictions: 0 } }) as unknown as ReturnType<TileRenderer['cacheStats']>,
+  };
+  const metrics = createWorkerMetrics(createRegistry('worker'));
+  const puts: Array<{ key: string; cacheControl: string | undefined }> = [];
+  const put = store.put.bind(store);
+  store.put = async (key: string, body: Buffer, opts?: { cacheControl?: string }) => {
+    puts.push({ key, cacheControl: opts?.cacheControl });
+    await put(key, body);
+  };
+  const service = new RenderService({
+    store,
+    catalog: { getVersion: async () => DATASET, getStats: async () => undefined },
+    renderer,
+    sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
+    bus: { publish: async (e) => void published.push(e) },
+    demand,
+    metrics,
+    logger: { debug: () => undefined, warn: () => undefined } as never,
+    renderTimeoutMs: 200,
+  });
+  const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
+  return { store, demand, published, renders, puts, service, counter };
+}
+
+describe('RenderService', () => {
+  it('skips a job nobody wants any more, before rendering anything', async () => {
+    const s = setup();
+    expect(await s.service.handle(JOB, { attempt: 1, waitedMs: 5 })).toBe('skipped');
+    expect(s.renders).toEqual([]);
+    expect(s.published).toEqual([]);
+    expect(await s.counter('skippedUnwanted')).toBe(1);
+  });
+
+  it('stores the tile (immutable) before announcing it, and clears its demand', async () => {
+    const s = setup();
+    await s.demand.add([JOB.key]);
+    expect(await s.service.handle(JOB, { attempt: 1, waitedMs: 5 })).toBe('rendered');
+    expect(s.puts).toEqual([{ key: JOB.key, cacheControl: IMMUTABLE }]);
+    expect(s.published).toEqual([expect.objectContaining({ type: 'ready', key: JOB.key, renderMs: expect.any(Number) })]);
+    expect(s.demand.counts.has(JOB.key)).toBe(false);
+    expect(await s.counter('renders')).toBe(1);
+    expect(await s.counter('wastedRenders')).toBe(0);
+  });
+
+  it('counts a render as wasted when nobody wanted the tile any more when it finished', async () => {
+    const s = setup({ renderMs: 20 });
+    await s.demand.add([JOB.key]);
+    const running = s.service.handle(JOB, { attempt: 1, waitedMs: 0 });
+    await new Promise((r) => setTimeout(r, 5));
+    await s.demand.release([JOB.key]); // the viewer moved on mid-render
+    await running;
+    expect(await s.counter('wastedRenders')).toBe(1);
+  });
+
+  it('re-announces an already stored tile without rendering it again (at-least-once delivery)', async () => {
+    const s = setup();
+    await s.store.put(JOB.key, Buffer.from('png'));
+    s.puts.length = 0;
+    await s.demand.add([JOB.key]);
+    await s.service.handle(JOB, { attempt: 2, waitedMs: 0 });
+    expect(s.renders).toEqual([]);
+    expect(s.puts).toEqual([]);
+    expect(s.published.map((e) => e.type)).toEqual(['ready']);
+    expect(s.demand.counts.has(JOB.key)).toBe(false);
+  });
+
+  it('bounds a render in time, and a job given up on tells everyone waiting why', async () => {
+    const s = setup({ renderMs: 1000 });
+    await s.demand.add([JOB.key]);
+    await expect(s.service.handle(JOB, { attempt: 1, waitedMs: 0 })).rejects.toMatchObject({ code: 'render_timeout' });
+    expect(s.published).toEqual([]);
+    await s.service.giveUp(JOB, new TilefarmError('render_timeout', 'too slow'));
+    expect(s.published).toEqual([expect.objectContaining({ type: 'failed', key: JOB.key, code: 'render_timeout', message: 'too slow' })]);
+    expect(s.demand.counts.has(JOB.key)).toBe(false);
+  });
+});
