@@ -1,33 +1,26 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
 import { isTilefarmError } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { LocalObjectStore, openObjectStore, type ObjectStore } from '@tilefarm/storage';
-import { ingestFile, type IngestProgress } from './ingest';
+import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
+import { openObjectStore } from '@tilefarm/storage';
 
 const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R] [--ignore-ome-xml]
   --ignore-ome-xml  read an OME-TIFF's pages as a plain TIFF (pages = z), for OME-XML that does not
                     describe the file (e.g. copied from another one); prints a warning
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
-  S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
+  S3_ENDPOINT, S3_BUCKET, S3_PREFIX, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE`;
 
-const Env = z
-  .object({
-    STORAGE: z.enum(['local', 's3']).default('local'),
-    DATA_DIR: z.string().min(1).default('./.data'),
-    S3_ENDPOINT: z.url().optional(),
-    S3_BUCKET: z.string().min(1).optional(),
-    S3_REGION: z.string().min(1).default('us-east-1'),
-    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
-    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  })
-  .superRefine((e, ctx) => {
-    if (e.STORAGE === 's3' && !e.S3_BUCKET) ctx.addIssue({ code: 'custom', path: ['S3_BUCKET'], message: 'is required when STORAGE=s3' });
-    if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
-    }
-  });
+// The same storage variables as every other process (S3_PREFIX included), so the CLI writes
+// datasets exactly where the API and the workers look for them.
+const Env = z.object(StorageEnv).superRefine((e, ctx) => {
+  requireS3Bucket(e, ctx);
+  if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
+  }
+});
 type Env = z.infer<typeof Env>;
 
 export interface CliIo {
@@ -87,18 +80,6 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
   return { args, env: env.success ? env.data : undefined, errors };
 }
 
-function openStore(env: Env): ObjectStore {
-  if (env.STORAGE === 'local') return new LocalObjectStore(resolve(env.DATA_DIR));
-  return openObjectStore({
-    kind: 's3',
-    bucket: env.S3_BUCKET!,
-    region: env.S3_REGION,
-    endpoint: env.S3_ENDPOINT,
-    accessKeyId: env.S3_ACCESS_KEY_ID,
-    secretAccessKey: env.S3_SECRET_ACCESS_KEY,
-  });
-}
-
 function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
   const s = Math.round(seconds);
@@ -141,8 +122,8 @@ function progressPrinter(io: CliIo, id: string): { update(p: IngestProgress): vo
   };
 }
 
-/** The CLI as a function (tests call it); returns the exit code. */
-export async function main(argv: string[], rawEnv: Record<string, string | undefined>, io: CliIo): Promise<number> {
+/** The CLI as a function (tests call it; main.ts runs it); returns the exit code. */
+export async function runIngestCli(argv: string[], rawEnv: Record<string, string | undefined>, io: CliIo): Promise<number> {
   const { args, env, errors } = parseInput(argv, rawEnv);
   if (errors[0] === 'help') {
     io.stdout.write(`${USAGE}\n`);
@@ -152,7 +133,7 @@ export async function main(argv: string[], rawEnv: Record<string, string | undef
     io.stderr.write(`ingest: ${errors.length} problem(s):\n${errors.map((e) => `  - ${e}`).join('\n')}\n${USAGE}\n`);
     return 2;
   }
-  const store = openStore(env);
+  const store = openObjectStore(storageSettings(env));
   const progress = progressPrinter(io, args.id);
   const started = Date.now();
   try {
@@ -175,7 +156,7 @@ export async function main(argv: string[], rawEnv: Record<string, string | undef
     const mp = (m.width * m.height * m.sizeZ * m.sizeT * m.channels.length) / 1e6;
     io.stdout.write(
       `ingested ${m.id} v${m.version}: ${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels` +
-        ` in ${seconds.toFixed(1)} s (${(mp / seconds).toFixed(1)} MP/s) → ${store.kind === 'local' ? resolve(env.DATA_DIR) : `s3://${env.S3_BUCKET}`}\n`,
+        ` in ${seconds.toFixed(1)} s (${(mp / seconds).toFixed(1)} MP/s) → ${store.kind === 'local' ? resolve(env.DATA_DIR) : `s3://${env.S3_BUCKET}/${env.S3_PREFIX}`}\n`,
     );
     return 0;
   } catch (e) {
@@ -186,12 +167,4 @@ export async function main(argv: string[], rawEnv: Record<string, string | undef
   } finally {
     await store.close?.();
   }
-}
-
-if (require.main === module) {
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
-  void main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signal: controller.signal }).then((code) => {
-    process.exitCode = code;
-  });
 }

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import { DatasetCatalog, readSourceTile } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore } from '@tilefarm/storage';
-import { main } from '../src/cli';
+import { runIngestCli as main } from '../src/cli';
 import { startS3Server } from '../../../test/support/s3-server';
-import { FIXTURES, tempCatalog, type TempCatalog } from './support/read-back';
-import { patternRows, writeTiff } from './support/tiff-writer';
+import { TestSystem } from '../../../test/support/system';
+import { FIXTURES, tempCatalog, type TempCatalog } from '../../../packages/ingest/test/support/read-back';
+import { patternRows, writeTiff } from '../../../packages/ingest/test/support/tiff-writer';
 
 function captureIo(isTTY = false) {
   const out: string[] = [];
@@ -77,4 +78,27 @@ describe('S3 storage', () => {
       await s3.stop();
     }
   }, 120_000);
+});
+
+describe('S3 storage with a key prefix', () => {
+  it('writes under S3_PREFIX, where the API (same environment) finds the dataset and renders its tiles', async () => {
+    const system = await TestSystem.start({ storage: 's3', workers: 1, env: { S3_PREFIX: 'lab-7/' } });
+    try {
+      const file = join(tc.dir, 'prefixed.tif');
+      writeTiff(file, [0, 1].map((p) => ({ width: 300, height: 200, bits: 16 as const, rows: patternRows(p, 300, 16) })));
+      const { io, err } = captureIo();
+      expect([await main([file, '--id', 'prefixed'], system.env, io), err.join('')]).toEqual([0, '']);
+      // Not at the bucket's root: under the prefix.
+      expect(await new DatasetCatalog(system.store, 0).find('prefixed')).toBeUndefined();
+      const res = await fetch(`${system.apiUrl}/v1/datasets/prefixed`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: 'prefixed', width: 300, height: 200, sizeZ: 2 });
+      const spec = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channels: [{ index: 0, color: '#ffffff', window: [0, 65535] }], format: 'png' }) });
+      const { id: specId } = (await spec.json()) as { id: string };
+      const tile = await fetch(`${system.apiUrl}/v1/tiles/prefixed/${specId}/0/1/0/0/0.png`);
+      expect([tile.status, tile.headers.get('content-type')]).toEqual([200, 'image/png']);
+    } finally {
+      await system.stop();
+    }
+  }, 180_000);
 });
