@@ -1,4 +1,5 @@
-import type { ConnectionOptions, Worker } from 'bullmq';
+import { UnrecoverableError, type ConnectionOptions, type Job, type Worker } from 'bullmq';
+import { ERROR_TABLE, type TilefarmError } from '@tilefarm/contracts';
 import { redisOptions } from './redis-connection';
 
 export interface QueueConnection {
@@ -25,4 +26,16 @@ export async function closeWorkerWithin(worker: Worker, timeoutMs: number): Prom
   const graceful = worker.close();
   const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
   if ((await Promise.race([graceful, timer])) === 'timeout') await worker.close(true);
+}
+
+/**
+ * A failed attempt of a job: bad input (any 4xx code) is never retried, anything else until the
+ * job's attempts are used up. Throws what BullMQ needs to retry, or to stop after `giveUp` ran.
+ */
+export async function failAttempt(job: Job, attempt: number, error: TilefarmError, giveUp: () => Promise<void>): Promise<never> {
+  if (ERROR_TABLE[error.code].status < 500 || attempt >= (job.opts.attempts ?? 1)) {
+    await giveUp();
+    throw new UnrecoverableError(error.message);
+  }
+  throw error;
 }

@@ -1,6 +1,5 @@
 import { FlowProducer, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import {
-  ERROR_TABLE,
   IngestFinishJob,
   IngestPlaneJob,
   IngestStartJob,
@@ -8,7 +7,7 @@ import {
   describeZodError,
 } from '@tilefarm/contracts';
 import { createRedis, type RedisClient } from './redis-connection';
-import { closeWorkerWithin, type QueueConnection } from './bullmq-connection';
+import { closeWorkerWithin, failAttempt, type QueueConnection } from './bullmq-connection';
 
 // bullmq is imported only in this package (its one owner), one file per queue and side: the
 // ingest flow shares nothing with the render queue's coalescing, priorities and withdrawals.
@@ -157,12 +156,8 @@ export class BullIngestConsumer {
       }
     } catch (e) {
       const error = e instanceof TilefarmError ? e : new TilefarmError('internal', e instanceof Error ? e.message : String(e));
-      // Bad input (a 4xx code: unreadable file, path outside the root...) is never retried.
-      if (ERROR_TABLE[error.code].status < 500 || attempt >= (job.opts.attempts ?? 1)) {
-        await handlers.giveUp(name, parsed.data as IngestJobPayload, error);
-        throw new UnrecoverableError(error.message);
-      }
-      throw error;
+      // Bad input (unreadable file, path outside the root...) is never retried.
+      return failAttempt(job, attempt, error, () => handlers.giveUp(name, parsed.data as IngestJobPayload, error));
     }
   }
 

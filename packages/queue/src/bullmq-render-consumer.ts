@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { RenderJob, TilefarmError, ERROR_TABLE, describeZodError, isUnavailableError } from '@tilefarm/contracts';
-import { closeWorkerWithin, connectionFor, type QueueConnection } from './bullmq-connection';
+import { RenderJob, TilefarmError, describeZodError, isUnavailableError } from '@tilefarm/contracts';
+import { closeWorkerWithin, connectionFor, failAttempt, type QueueConnection } from './bullmq-connection';
 import { RENDER_QUEUE_NAME } from './bullmq-render-queue';
 
 export type RenderOutcome = 'rendered' | 'skipped';
@@ -55,14 +55,7 @@ export class BullRenderConsumer {
     } catch (e) {
       // Anything unexpected gets the table's public message: raw errors carry file paths and hosts (logged as the cause).
       const error = e instanceof TilefarmError ? e : new TilefarmError(isUnavailableError(e) ? 'unavailable' : 'render_failed');
-      // Bad input (any 4xx code) is never retried.
-      const permanent = ERROR_TABLE[error.code].status < 500;
-      const maxAttempts = job.opts.attempts ?? 1;
-      if (permanent || attempt >= maxAttempts) {
-        await this.options.onGiveUp(parsed.data, error, e);
-        throw new UnrecoverableError(error.message);
-      }
-      throw error;
+      return failAttempt(job, attempt, error, () => this.options.onGiveUp(parsed.data, error, e));
     }
   }
 
