@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { IngestError, ingestFile } from '@tilefarm/ingest';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { main } from '../src/cli';
+import { runIngestCli as main } from '../../../apps/ingest/src/cli';
 import { FIXTURES, firstDifference, readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
 import { pattern, patternRows, writeTiff } from './support/tiff-writer';
 
