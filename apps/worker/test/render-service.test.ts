@@ -42,6 +42,7 @@ function setup(options: { renderMs?: number } = {}) {
     catalog: { getVersion: async () => DATASET, getStats: async () => undefined },
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
+    pixels: { read: async () => Promise.reject(new Error('stored datasets only here')) },
     bus: { publish: async (e) => void published.push(e) },
     demand,
     metrics,
