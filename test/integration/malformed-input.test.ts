@@ -61,6 +61,9 @@ const tilePath = fc.oneof(
   fc.tuple(segment, segment, segment, segment, segment, segment, segment, fc.constantFrom('.jpeg', '.png', '.webp', '.gif', '', '.', '.JPG')).map(([d, s, l, z, t, x, y, ext]) => `/v1/tiles/${d}/${s}/${l}/${z}/${t}/${x}/${y}${ext}?wait=0`),
   fc.array(segment, { maxLength: 8 }).map((segs) => `/tiles/${segs.join('/')}.png`),
   fc.array(segment, { maxLength: 3 }).map((segs) => `/v1/datasets/${segs.join('/')}`),
+  // The raw-pixel Zarr view: keys, chunk coordinates and dataset names of every shape.
+  fc.tuple(segment, segment, fc.array(segment, { maxLength: 5 })).map(([d, l, c]) => `/zarr/${d}.zarr/${l}/${c.join('.')}`),
+  fc.tuple(segment, fc.constantFrom('.zgroup', '.zattrs', '0/.zarray', '9/.zarray', '0/0.0.0.0.0', '0/0.0.0.0', '0/0.5.0.0.0', '../x')).map(([d, k]) => `/zarr/${d}.zarr/${k}`),
   segment.map((s) => `/v1/specs/${s}`),
   fc.tuple(segment, segment, segment, fc.string({ maxLength: 40 })).map(([d, z, t, q]) => `/webgateway/render_image_region/${d}/${z}/${t}/?tile=${encodeURIComponent(q)}&c=${encodeURIComponent(q)}`),
   fc.string({ maxLength: 60 }).map((s) => `/${encodeURIComponent(s)}`),

@@ -43,6 +43,12 @@ export class ApiClient {
     return answer<DatasetStats>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/stats`));
   }
 
+  /** Root URL of the dataset's raw-pixel OME-Zarr view (signed when the deployment signs URLs). */
+  async zarrRoot(dataset: string): Promise<string> {
+    const { url } = await answer<{ url: string }>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/zarr`));
+    return new URL(url, this.base).toString();
+  }
+
   /** Registers a spec (POST /v1/specs) and returns its id; equal specs are asked once. */
   async specId(spec: RenderSpecInput): Promise<string> {
     const text = JSON.stringify(spec);

@@ -36,6 +36,26 @@ interface TileJob {
   abort?: () => void;
 }
 
+/** The current frame's mapping from image pixels (level 0) to the drawing canvas, and what is visible. */
+export interface ViewGeometry {
+  /** Element (CSS) pixel position of image pixel (0, 0), and CSS pixels per image pixel. */
+  originX: number;
+  originY: number;
+  scale: number;
+  /** Canvas pixels per CSS pixel. */
+  dpr: number;
+  /** The drawing canvas in canvas pixels. */
+  width: number;
+  height: number;
+  /** The tilefarm level OpenSeadragon draws at (about one level pixel per canvas pixel). */
+  level: number;
+  /** Visible part of the image, level-0 pixels. */
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
 export function layerKey(s: LayerSpec): string {
   return `${s.dataset.id}/${s.specId}/${s.z}/${s.t}/${s.format}`;
 }
@@ -54,6 +74,8 @@ export class DeepZoomView {
   onChange: () => void = () => undefined;
   /** A picture that was loading could not be made (e.g. a spec the dataset refuses); the old one stays. */
   onLayerError: (message: string) => void = () => undefined;
+  /** After OpenSeadragon drew a frame (moved, zoomed, tiles arrived): overlays redraw here. */
+  onDraw: () => void = () => undefined;
 
   constructor(
     container: HTMLElement,
@@ -82,6 +104,46 @@ export class DeepZoomView {
       this.onChange();
     });
     this.viewer.addHandler('resize', moved);
+    this.viewer.addHandler('update-viewport', () => this.onDraw());
+  }
+
+  /** Where overlays that move with the picture go (over OpenSeadragon's canvas, under its controls). */
+  get overlayHost(): HTMLElement {
+    return this.viewer.canvas as HTMLElement;
+  }
+
+  /** OpenSeadragon's own canvas (the server-rendered picture). */
+  get baseCanvas(): HTMLCanvasElement | undefined {
+    return (this.viewer.drawer as unknown as { canvas?: HTMLCanvasElement }).canvas;
+  }
+
+  geometry(): ViewGeometry | undefined {
+    const layer = this.shown ?? this.incoming;
+    const item = layer?.item;
+    const canvas = this.baseCanvas;
+    if (!layer || !item || !canvas) return undefined;
+    const ds = layer.spec.dataset;
+    const o = item.imageToViewerElementCoordinates(new OpenSeadragon.Point(0, 0));
+    const far = item.imageToViewerElementCoordinates(new OpenSeadragon.Point(ds.width, 0));
+    const scale = (far.x - o.x) / ds.width;
+    if (!(scale > 0)) return undefined;
+    const dpr = canvas.width / Math.max(1, canvas.clientWidth || this.viewer.container.clientWidth);
+    const level = Math.min(ds.levels - 1, Math.max(0, Math.floor(Math.log2(1 / (scale * dpr)))));
+    const cssW = canvas.width / dpr;
+    const cssH = canvas.height / dpr;
+    return {
+      originX: o.x,
+      originY: o.y,
+      scale,
+      dpr,
+      width: canvas.width,
+      height: canvas.height,
+      level,
+      x0: Math.max(0, -o.x / scale),
+      y0: Math.max(0, -o.y / scale),
+      x1: Math.min(ds.width, (cssW - o.x) / scale),
+      y1: Math.min(ds.height, (cssH - o.y) / scale),
+    };
   }
 
   get element(): HTMLElement {

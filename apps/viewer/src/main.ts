@@ -2,9 +2,15 @@ import type { DatasetStats, DatasetSummary, ImageFormat, RenderSpecInput } from 
 import { ApiClient, ApiError } from './api-client';
 import { ChannelPanel, defaultSpec } from './channel-panel';
 import { DeepZoomView } from './deep-zoom-view';
+import { HybridView } from './hybrid-view';
+import { ScaleBar, metresPerPixel } from './scale-bar';
+import { WebglCompositor } from './webgl-compositor';
 import { SocketTileLoader } from './socket-tile-loader';
 import { StatusStrip } from './status-strip';
 import { formatViewState, parseViewState, type ViewState } from './view-state';
+
+/** How long the input must be quiet before the server's picture follows a change drawn on the GPU. */
+const SERVER_FOLLOW_MS = 1000;
 
 function byId<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -20,6 +26,12 @@ async function main(): Promise<void> {
   const loader = new SocketTileLoader(gatewayUrl, apiBase);
   const view = new DeepZoomView(byId('view'), loader, apiBase);
   const panel = new ChannelPanel(byId('panel'));
+  // `?render=server` keeps the picture server-rendered (benchmarks compare the two modes).
+  const serverOnly = new URLSearchParams(location.search).get('render') === 'server';
+  const hybrid = new HybridView(view, serverOnly ? undefined : WebglCompositor.create());
+  const scaleBar = new ScaleBar(byId('scalebar'));
+  const readout = byId('readout');
+  const modeLabel = byId('mode');
   const status = new StatusStrip(byId('status'), byId('debug'), () => ({ counts: loader.snapshot, timings: loader.timings, ...view.state }));
   loader.onChange = () => status.update();
 
@@ -47,11 +59,28 @@ async function main(): Promise<void> {
     }, 200);
   };
 
+  hybrid.onState = () => {
+    const h = hybrid.state;
+    const body = document.body.dataset;
+    body.renderMode = h.mode;
+    body.gpuDrawn = String(h.drawn);
+    body.gpuVisible = String(h.visible);
+    body.gpuDraws = String(hybrid.draws);
+    body.gpuPending = String(h.chunksPending);
+    body.gpuComplete = String(h.mode === 'gpu' && h.visible > 0 && h.drawn === h.visible);
+    const text = h.mode === 'gpu' ? `GPU from raw pixels ${h.drawn}/${h.visible}` : `server-rendered (${h.reason})`;
+    if (modeLabel.textContent !== text) modeLabel.textContent = text;
+    modeLabel.dataset.mode = h.mode;
+    scaleBar.update(dataset, view.geometry()?.scale);
+  };
+
   const show = (position?: ViewState['position']) => {
     if (!dataset || !specId) return;
+    hybrid.setPlane(z, t);
     const format: ImageFormat = spec?.format ?? 'jpeg';
     view.show({ dataset, specId, z, t, format }, position);
     panel.setPlane(z, t);
+    void updateReadout();
     writeUrl();
   };
 
@@ -64,6 +93,7 @@ async function main(): Promise<void> {
       panel.showError(undefined, undefined);
       spec = next;
       specId = id;
+      hybrid.setSpec(next);
       show(position);
     } catch (e) {
       if (mine !== specRequest) return;
@@ -73,6 +103,17 @@ async function main(): Promise<void> {
   let specTimer: ReturnType<typeof setTimeout> | undefined;
   panel.onChange = (next, channel) => {
     clearTimeout(specTimer);
+    if (hybrid.wouldDraw(next)) {
+      // Drawn here and now from raw pixels; the server's picture (and the spec id for links and
+      // the cache) follows once the input has been quiet for a while.
+      hybrid.setSpec(next);
+      spec = next;
+      specRequest++;
+      panel.showError(undefined, undefined);
+      writeUrl();
+      specTimer = setTimeout(() => void applySpec(next, channel), SERVER_FOLLOW_MS);
+      return;
+    }
     specTimer = setTimeout(() => void applySpec(next, channel), 120);
   };
 
@@ -101,6 +142,7 @@ async function main(): Promise<void> {
     dataset = ds;
     picker.value = ds.id;
     stats = await api.stats(ds.id).catch(() => undefined);
+    hybrid.open(ds, stats, await api.zarrRoot(ds.id).catch(() => undefined));
     z = Math.min(ds.sizeZ - 1, link?.z ?? Math.floor(ds.sizeZ / 2));
     t = Math.min(ds.sizeT - 1, link?.t ?? 0);
     zSlider.max = String(ds.sizeZ - 1);
@@ -121,6 +163,51 @@ async function main(): Promise<void> {
       await applySpec(defaultSpec(ds), undefined, link.position);
     }
   };
+
+  // Pixel values under the cursor: raw value of every channel, x/y in pixels and physical units, z, t.
+  let pointer: { x: number; y: number } | undefined;
+  let readoutBusy = false;
+  let readoutAgain = false;
+  const updateReadout = async (): Promise<void> => {
+    const g = view.geometry();
+    if (readoutBusy) {
+      readoutAgain = true;
+      return;
+    }
+    if (!pointer || !g || !dataset) return;
+    const ds = dataset;
+    const ix = Math.floor((pointer.x - g.originX) / g.scale);
+    const iy = Math.floor((pointer.y - g.originY) / g.scale);
+    if (ix < 0 || iy < 0 || ix >= ds.width || iy >= ds.height) {
+      readout.textContent = '';
+      return;
+    }
+    readoutBusy = true;
+    const values = await hybrid.valuesAt(ix, iy).finally(() => (readoutBusy = false));
+    const mpp = metresPerPixel(ds);
+    const um = mpp ? ` (${((ix * mpp) / 1e-6).toFixed(2)} µm, ${((iy * mpp) / 1e-6).toFixed(2)} µm)` : '';
+    const channels = values ? ds.channels.map((c, i) => `${c.label} ${values[i]}`).join('  ') : 'values unavailable';
+    readout.textContent = `x ${ix}  y ${iy}${um}  z ${z + 1}/${ds.sizeZ}  t ${t + 1}/${ds.sizeT}\n${channels}`;
+    readout.dataset.x = String(ix);
+    readout.dataset.y = String(iy);
+    readout.dataset.values = JSON.stringify(values ?? null);
+    if (readoutAgain) {
+      readoutAgain = false;
+      void updateReadout();
+    }
+  };
+  byId('view').addEventListener('pointermove', (e) => {
+    const r = byId('view').getBoundingClientRect();
+    pointer = { x: e.clientX - r.left, y: e.clientY - r.top };
+    void updateReadout();
+  });
+  byId('view').addEventListener('pointerleave', () => {
+    pointer = undefined;
+    readout.textContent = '';
+  });
+
+  // For scripts and tests driving the page (like the data-* attributes on <body>).
+  Object.assign(window, { tilefarm: { view, hybrid, geometry: () => view.geometry() } });
 
   view.onLayerError = (message) => panel.showError(undefined, `the new picture could not be rendered: ${message}`);
   view.onChange = () => {

@@ -21,6 +21,8 @@ export interface DatasetSummary {
   levels: number;
   dtype: DType;
   channels: ChannelInfo[];
+  /** Physical pixel size (OME PhysicalSizeX/Y/Z, NGFF scale); absent when the file has none. */
+  physicalSize?: { x: number; y: number; z?: number; unit: string };
 }
 
 export interface TileStatusBody {

@@ -17,6 +17,7 @@ export function summarize(m: DatasetManifest): DatasetSummary {
     levels: m.levels,
     dtype: m.dtype,
     channels: m.channels,
+    ...(m.physicalSize ? { physicalSize: m.physicalSize } : {}),
   };
 }
 
