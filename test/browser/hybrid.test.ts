@@ -67,9 +67,18 @@ describe('hybrid rendering (WebGL2 from raw pixels) in Chromium', () => {
   let page: Page;
   const pageErrors: string[] = [];
 
+  /** A new page (a new document: no state, no pending URL writes from an earlier view). */
+  async function freshPage(url: string): Promise<Page> {
+    await page?.close();
+    const p = await chromium.browser.newPage({ viewport: { width: 1280, height: 820 } });
+    p.on('pageerror', (e) => pageErrors.push(String(e)));
+    await p.goto(url);
+    return p;
+  }
+
   beforeAll(async () => {
     chromium = await launchChromium();
-    system = await TestSystem.start({ workers: 2, env: { INGEST_ROOT: FIXTURES }, datasets: [{ id: 'demo', width: 1024, height: 768, sizeZ: 3 }] });
+    system = await TestSystem.start({ workers: 2, env: { INGEST_ROOT: FIXTURES }, datasets: [{ id: 'demo', width: 1024, height: 768, sizeZ: 3 }, { id: 'movie', width: 512, height: 512, sizeZ: 1, sizeT: 10 }] });
     const ingest = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'cells', source: 'cells-3c-10z.ome.tif' }) });
     expect(ingest.status).toBe(202);
     page = await chromium.browser.newPage({ viewport: { width: 1280, height: 820 } });
@@ -128,7 +137,7 @@ describe('hybrid rendering (WebGL2 from raw pixels) in Chromium', () => {
   }, 240_000);
 
   it('a window change redraws with no network request, issued within the input event; input-to-redraw over 50 changes measured', async () => {
-    await page.goto(`${system.apiUrl}/#d=demo&z=1`);
+    page = await freshPage(`${system.apiUrl}/#d=demo&z=1`);
     await gpuComplete(page);
     // Let the first paint and the ±1 z prefetch finish.
     await page.waitForFunction(() => document.body.dataset.gpuPending === '0' && document.body.dataset.busy === 'false', null, { timeout: 60_000, polling: 100 });
@@ -210,21 +219,20 @@ describe('hybrid rendering (WebGL2 from raw pixels) in Chromium', () => {
       if (Date.now() > deadline) throw new Error('fixture ingest did not finish');
       await new Promise((r) => setTimeout(r, 500));
     }
-    await page.goto(`${system.apiUrl}/#d=cells&z=1`);
-    await page.reload();
-    await page.waitForFunction(() => document.body.dataset.complete === 'true', null, { timeout: 60_000 });
+    page = await freshPage(`${system.apiUrl}/#d=cells&z=1`);
+    await page.waitForFunction(() => document.body.dataset.complete === 'true' && (document.body.dataset.shown ?? '').startsWith('cells/'), null, { timeout: 60_000 });
     const g = (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;
     const box = (await page.locator('#view').boundingBox())!;
     // Known value: z=1, c=0, y=123, x=456 → 84 (fixtures README).
     await page.mouse.move(box.x + g.originX + 456.5 * g.scale, box.y + g.originY + 123.5 * g.scale);
     await page.waitForFunction(() => document.querySelector<HTMLElement>('#readout')?.dataset.x === '456' && document.querySelector<HTMLElement>('#readout')?.dataset.y === '123', null, { timeout: 15_000 });
-    const values = JSON.parse((await page.locator('#readout').getAttribute('data-values')) ?? 'null') as number[];
-    expect(values).toHaveLength(3);
-    expect(values[0]).toBe(84);
     const text = (await page.locator('#readout').textContent()) ?? '';
     expect(text).toContain('148.20 µm'); // 456 × 0.325
     expect(text).toContain('z 2/10');
     expect(text).toContain('t 1/1');
+    const values = JSON.parse((await page.locator('#readout').getAttribute('data-values')) ?? 'null') as number[];
+    expect(values).toHaveLength(3);
+    expect(values[0]).toBe(84);
     expect(text).toMatch(/DAPI 84/);
   }, 150_000);
 
@@ -252,6 +260,56 @@ describe('hybrid rendering (WebGL2 from raw pixels) in Chromium', () => {
       labels.push(r.label);
     }
     expect(labels[0]).not.toBe(labels[1]);
+  }, 60_000);
+
+  it('plays through 10 time points showing 10 different frames, and pauses', async () => {
+    page = await freshPage(`${system.apiUrl}/#d=movie&t=0`);
+    await page.waitForFunction(() => document.body.dataset.complete === 'true', null, { timeout: 60_000 });
+    await page.locator('#fps').selectOption('2');
+    await page.locator('#view').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('Space');
+    // Each time point as shown (server picture + GPU layer), captured once it is on screen.
+    const frames = await page.evaluate(
+      () =>
+        new Promise<Record<string, number>>((resolve, reject) => {
+          const tf = (window as unknown as { tilefarm: { frameShown(): boolean; snapshot(): HTMLCanvasElement; plane(): { t: number } } }).tilefarm;
+          const seen: Record<string, number> = {};
+          const started = performance.now();
+          const poll = () => {
+            if (performance.now() - started > 150_000) return reject(new Error(`only saw ${Object.keys(seen).join(',')}`));
+            const t = String(tf.plane().t);
+            if (seen[t] === undefined && tf.frameShown()) {
+              const c = tf.snapshot();
+              const d = c.getContext('2d', { willReadFrequently: true })!.getImageData(0, 0, c.width, c.height).data;
+              let h = 0;
+              for (let i = 0; i < d.length; i += 4 * 13) h = (Math.imul(h, 31) + d[i]! + 7 * d[i + 1]! + 13 * d[i + 2]!) | 0;
+              seen[t] = h;
+            }
+            if (Object.keys(seen).length === 10) resolve(seen);
+            else setTimeout(poll, 20);
+          };
+          poll();
+        }),
+    );
+    expect(Object.keys(frames).sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(new Set(Object.values(frames)).size).toBe(10);
+    await page.keyboard.press('Space');
+    expect(await page.evaluate(() => document.body.dataset.playing)).toBe('false');
+  }, 240_000);
+
+  it('keyboard: channel toggles redraw on the GPU, ? shows the help, 0 resets the view', async () => {
+    await gpuComplete(page);
+    const draws = Number(await page.evaluate(() => document.body.dataset.gpuDraws));
+    await page.keyboard.press('2');
+    expect(await page.locator('[data-channel="1"] .ch-active').isChecked()).toBe(false);
+    expect(Number(await page.evaluate(() => document.body.dataset.gpuDraws))).toBeGreaterThan(draws);
+    await page.keyboard.press('2');
+    expect(await page.locator('[data-channel="1"] .ch-active').isChecked()).toBe(true);
+    await page.keyboard.press('?');
+    expect(await page.locator('#help').isVisible()).toBe(true);
+    expect(await page.locator('#help').textContent()).toMatch(/play/);
+    await page.keyboard.press('Escape');
+    expect(await page.locator('#help').isVisible()).toBe(false);
   }, 60_000);
 
   it('had no page errors', () => {

@@ -46,7 +46,7 @@ function presentedToken(req: Request): string | undefined {
 /** The dataset a path is about, if any: every route that names one, in one place (case as given). */
 function datasetInPath(path: string): string | undefined {
   const m =
-    /^\/v1\/datasets\/([^/]+)(?:\/stats|\/catmaid)?\/?$/i.exec(path) ??
+    /^\/v1\/datasets\/([^/]+)(?:\/stats|\/catmaid|\/settings(?:\/[^/]+)?)?\/?$/i.exec(path) ??
     /^\/v1\/tiles\/([^/]+)\//i.exec(path) ??
     /^\/webgateway\/(?:render_image|render_image_region|render_thumbnail|render_birds_eye_view|imgData|histogram_json)\/([^/]+)/i.exec(path) ??
     /^\/tiles\/[^/]+\/([^/]+)\//i.exec(path) ??

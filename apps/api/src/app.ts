@@ -23,6 +23,7 @@ import { imageCors } from './cors';
 import { tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
+import { renderSettingsRoutes } from './routes/render-settings';
 import type { TileService } from './tile-service';
 
 export interface ApiDeps {
@@ -77,6 +78,7 @@ export function buildApp(deps: ApiDeps): Express {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
   app.use(datasetRoutes(deps.catalog));
+  app.use(renderSettingsRoutes(deps.catalog, deps.store));
   if (deps.ingests) app.use(ingestRoutes(deps.ingests));
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));

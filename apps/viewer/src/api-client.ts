@@ -1,4 +1,4 @@
-import type { DatasetStats, DatasetSummary, RenderSpecInput } from '@tilefarm/contracts';
+import type { DatasetStats, DatasetSummary, RenderSpecInput, SavedSettings } from '@tilefarm/contracts';
 
 /** An error answer of the API: `{error: {code, message}}` from the one error table. */
 export class ApiError extends Error {
@@ -47,6 +47,20 @@ export class ApiClient {
   async zarrRoot(dataset: string): Promise<string> {
     const { url } = await answer<{ url: string }>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/zarr`));
     return new URL(url, this.base).toString();
+  }
+
+  /** Render settings saved on the server for a dataset ("default" first, if the dataset has one). */
+  async settings(dataset: string): Promise<SavedSettings[]> {
+    return (await answer<{ settings: SavedSettings[] }>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/settings`))).settings;
+  }
+
+  async saveSettings(dataset: string, name: string, spec: RenderSpecInput): Promise<SavedSettings> {
+    const res = await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/settings/${encodeURIComponent(name)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ spec }),
+    });
+    return answer<SavedSettings>(res);
   }
 
   /** Registers a spec (POST /v1/specs) and returns its id; equal specs are asked once. */

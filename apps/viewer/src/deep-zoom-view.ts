@@ -186,6 +186,29 @@ export class DeepZoomView {
     return { x: c.x, y: c.y, zoom: this.viewer.viewport.getZoom(false) };
   }
 
+  /**
+   * The picture as the user sees it, in canvas pixels: the server's layer, with `overlays` (the
+   * GPU layer) drawn over it. Each overlay must be drawn just before (WebGL buffers may be cleared
+   * once shown).
+   */
+  snapshot(overlays: HTMLCanvasElement[]): HTMLCanvasElement {
+    const base = this.baseCanvas;
+    const out = document.createElement('canvas');
+    out.width = base?.width ?? 1;
+    out.height = base?.height ?? 1;
+    const g = out.getContext('2d') as CanvasRenderingContext2D;
+    g.fillStyle = '#000';
+    g.fillRect(0, 0, out.width, out.height);
+    if (base) g.drawImage(base, 0, 0);
+    for (const o of overlays) g.drawImage(o, 0, 0, out.width, out.height);
+    return out;
+  }
+
+  /** The whole image in view. */
+  home(): void {
+    this.viewer.viewport.goHome(false);
+  }
+
   setPosition(p: ViewPosition): void {
     this.viewer.viewport.zoomTo(p.zoom, undefined, true);
     this.viewer.viewport.panTo(new OpenSeadragon.Point(p.x, p.y), true);

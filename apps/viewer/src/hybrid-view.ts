@@ -51,6 +51,8 @@ export class HybridView {
   draws = 0;
   lastDrawMs = 0;
   onState: () => void = () => undefined;
+  /** Whether the server's picture on screen is of this plane (then an incomplete GPU plane is drawn over it, never an older one). */
+  serverShows: (z: number, t: number) => boolean = () => false;
 
   constructor(
     private readonly view: DeepZoomView,
@@ -79,6 +81,11 @@ export class HybridView {
   /** Blocks until the GPU has drawn the last frame (timing in tests and benchmarks). */
   sync(): void {
     this.gl?.sync();
+  }
+
+  /** Every visible tile of the current plane is on screen from raw pixels. */
+  get complete(): boolean {
+    return this.choice.kind === 'gpu' && this.visibleCount > 0 && this.drawnCount === this.visibleCount;
   }
 
   get canvas(): HTMLCanvasElement | undefined {
@@ -123,6 +130,11 @@ export class HybridView {
     this.draw();
   }
 
+  /** Redraws at the next animation frame (after the server's layer changed). */
+  redrawSoon(): void {
+    this.scheduleDraw();
+  }
+
   /** Draws now (synchronously): used after input, so a change is on screen in the next frame. */
   draw(): void {
     const gl = this.gl;
@@ -150,12 +162,15 @@ export class HybridView {
     this.drawnCount = drawn;
     this.visibleCount = visible.length;
     if (drawn === visible.length) this.lastComplete = { ...this.plane };
-    const shownPlane = drawn === visible.length || !this.lastComplete ? this.plane : this.lastComplete;
+    // An incomplete plane is drawn where it is ready, over the server's picture of the same plane;
+    // while the server still shows an older plane, the last complete GPU plane stays instead.
+    const current = drawn === visible.length || !this.lastComplete || this.serverShows(this.plane.z, this.plane.t);
+    const shownPlane = current ? this.plane : this.lastComplete;
     const draws: TileDraw[] = [];
     // Coarser levels first, so a finer tile that is ready covers them.
     for (let level = Math.min(ds.levels - 1, g.level + 2); level >= g.level; level--) {
       for (const [x, y] of level === g.level ? visible : this.tilesInView(g, ds, level)) {
-        const tex = ready(shownPlane, level, x, y);
+        const tex = ready(shownPlane as Plane, level, x, y);
         if (tex) draws.push(this.placement(g, ds, level, x, y, tex));
       }
     }
@@ -213,6 +228,8 @@ export class HybridView {
     if (!source) return;
     const { z, t } = this.plane;
     const planes: Plane[] = [];
+    // Asked last-in-first-out: the visible plane first, then z ± 1, then the next time point.
+    if (t + 1 < ds.sizeT) planes.push({ z, t: t + 1 });
     if (z + 1 < ds.sizeZ) planes.push({ z: z + 1, t });
     if (z > 0) planes.push({ z: z - 1, t });
     planes.push(this.plane);

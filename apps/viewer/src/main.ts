@@ -1,6 +1,7 @@
-import type { DatasetStats, DatasetSummary, ImageFormat, RenderSpecInput } from '@tilefarm/contracts';
+import type { DatasetStats, DatasetSummary, ImageFormat, RenderSpecInput, SavedSettings } from '@tilefarm/contracts';
 import { ApiClient, ApiError } from './api-client';
 import { ChannelPanel, defaultSpec } from './channel-panel';
+import { DatasetGallery } from './dataset-gallery';
 import { DeepZoomView } from './deep-zoom-view';
 import { HybridView } from './hybrid-view';
 import { ScaleBar, metresPerPixel } from './scale-bar';
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
   const scaleBar = new ScaleBar(byId('scalebar'));
   const readout = byId('readout');
   const modeLabel = byId('mode');
-  const status = new StatusStrip(byId('status'), byId('debug'), () => ({ counts: loader.snapshot, timings: loader.timings, ...view.state }));
+  let following = false;
+  let followSeq = 0;
+  const status = new StatusStrip(byId('status'), byId('debug'), () => ({ counts: loader.snapshot, timings: loader.timings, ...view.state, following }));
   loader.onChange = () => status.update();
 
   const picker = byId<HTMLSelectElement>('dataset');
@@ -59,6 +62,8 @@ async function main(): Promise<void> {
     }, 200);
   };
 
+  const serverShows = (pz: number, pt: number) => new RegExp(`/${pz}/${pt}/[a-z]+$`).test(view.state.shown ?? '');
+  hybrid.serverShows = serverShows;
   hybrid.onState = () => {
     const h = hybrid.state;
     const body = document.body.dataset;
@@ -111,9 +116,21 @@ async function main(): Promise<void> {
       specRequest++;
       panel.showError(undefined, undefined);
       writeUrl();
-      specTimer = setTimeout(() => void applySpec(next, channel), SERVER_FOLLOW_MS);
+      following = true;
+      status.update();
+      const mine = ++followSeq;
+      specTimer = setTimeout(() => {
+        // Busy until the new server layer is asked for (then its loading keeps the page busy).
+        void applySpec(next, channel).finally(() => {
+          if (mine !== followSeq) return;
+          following = false;
+          status.update();
+        });
+      }, SERVER_FOLLOW_MS);
       return;
     }
+    following = false;
+    followSeq++;
     specTimer = setTimeout(() => void applySpec(next, channel), 120);
   };
 
@@ -153,7 +170,8 @@ async function main(): Promise<void> {
     tSlider.max = String(ds.sizeT - 1);
     tSlider.value = String(t);
     tLabel.textContent = `t ${t + 1}/${ds.sizeT}`;
-    const start = link?.spec ?? defaultSpec(ds);
+    const saved = await loadSaved(ds.id);
+    const start = link?.spec ?? saved.find((x) => x.name === 'default')?.spec ?? defaultSpec(ds);
     panel.load(ds, start, stats);
     specId = undefined;
     await applySpec(start, undefined, link?.position);
@@ -206,14 +224,98 @@ async function main(): Promise<void> {
     readout.textContent = '';
   });
 
+  const gallery = new DatasetGallery(byId('gallery'), api);
+  gallery.onOpen = (id) => void openDataset(id, undefined);
+  byId('gallery-button').addEventListener('click', () => (gallery.shown ? gallery.hide() : void gallery.show(datasets)));
+
+  // Saved render settings on the server: pick one to apply it, "save…" to store the current one.
+  const savedSelect = byId<HTMLSelectElement>('saved');
+  let savedList: SavedSettings[] = [];
+  const loadSaved = async (id: string): Promise<SavedSettings[]> => {
+    savedList = await api.settings(id).catch(() => []);
+    savedSelect.replaceChildren(
+      Object.assign(document.createElement('option'), { value: '', textContent: savedList.length ? '—' : '(none saved)' }),
+      ...savedList.map((x) => Object.assign(document.createElement('option'), { value: x.name, textContent: x.name })),
+    );
+    return savedList;
+  };
+  savedSelect.addEventListener('change', () => {
+    const chosen = savedList.find((x) => x.name === savedSelect.value);
+    if (!chosen || !dataset) return;
+    panel.load(dataset, chosen.spec, stats);
+    panel.onChange(panel.current, undefined);
+  });
+  byId('save-settings').addEventListener('click', () => {
+    if (!dataset) return;
+    const ds = dataset;
+    const name = window.prompt('Save these channel settings as ("default" = the dataset\'s default look)', savedSelect.value || 'my settings');
+    if (!name) return;
+    void api.saveSettings(ds.id, name, panel.current).then(
+      async () => {
+        await loadSaved(ds.id);
+        savedSelect.value = name;
+      },
+      (e: unknown) => panel.showError(undefined, `saving failed: ${e instanceof ApiError ? e.message : String(e)}`),
+    );
+  });
+
+  // Export: the view as shown (server picture + GPU layer), at screen resolution.
+  const snapshot = () => {
+    hybrid.draw();
+    return view.snapshot(hybrid.canvas && hybrid.state.mode === 'gpu' ? [hybrid.canvas] : []);
+  };
+  byId('export-png').addEventListener('click', () => {
+    snapshot().toBlob((blob) => {
+      if (!blob) return;
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = `${dataset?.id ?? 'view'}-z${z}-t${t}.png`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    }, 'image/png');
+  });
+  // Share: the URL already holds the whole view (dataset, position, z, t, spec).
+  byId('share').addEventListener('click', () => {
+    history.replaceState(null, '', formatViewState(currentState()));
+    const link = location.href;
+    byId('share').dataset.link = link;
+    void navigator.clipboard?.writeText(link).then(
+      () => (byId('share').textContent = 'link copied'),
+      () => window.prompt('Copy this link', link),
+    );
+    setTimeout(() => (byId('share').textContent = 'share'), 2000);
+  });
+
   // For scripts and tests driving the page (like the data-* attributes on <body>).
-  Object.assign(window, { tilefarm: { view, hybrid, geometry: () => view.geometry() } });
+  Object.assign(window, { tilefarm: { view, hybrid, geometry: () => view.geometry(), snapshot, frameShown: () => frameShown(), plane: () => ({ z, t }) } });
 
   view.onLayerError = (message) => panel.showError(undefined, `the new picture could not be rendered: ${message}`);
   view.onChange = () => {
     status.update();
+    hybrid.redrawSoon();
     writeUrl();
   };
+  // Playback through T: a step is taken at most `fps` times a second, and only once the current
+  // time point is on screen (GPU-complete or the server's layer shown), so playback never skips
+  // frames it has not shown; the gateway and the raw-pixel prefetch keep the next ones coming.
+  const playButton = byId<HTMLButtonElement>('play');
+  const fpsSelect = byId<HTMLSelectElement>('fps');
+  let playTimer: ReturnType<typeof setInterval> | undefined;
+  const frameShown = () => hybrid.complete || serverShows(z, t);
+  const setPlaying = (on: boolean) => {
+    clearInterval(playTimer);
+    playTimer = undefined;
+    playButton.textContent = on ? '❚❚' : '▶';
+    document.body.dataset.playing = String(on);
+    if (!on || !dataset) return;
+    playTimer = setInterval(() => {
+      if (!dataset || !frameShown()) return;
+      setT((t + 1) % dataset.sizeT);
+    }, 1000 / Number(fpsSelect.value));
+  };
+  playButton.addEventListener('click', () => setPlaying(playTimer === undefined));
+  fpsSelect.addEventListener('change', () => playTimer !== undefined && setPlaying(true));
+
   zSlider.addEventListener('input', () => setZ(Number(zSlider.value)));
   tSlider.addEventListener('input', () => setT(Number(tSlider.value)));
   picker.addEventListener('change', () => void openDataset(picker.value, undefined));
@@ -229,20 +331,44 @@ async function main(): Promise<void> {
     },
     { capture: true, passive: false },
   );
+  // Keyboard, anywhere but in a text field: the help overlay (? or h) lists every key.
+  const help = byId('help');
+  const keys: Record<string, () => void> = {
+    PageDown: () => setZ(z + 1),
+    '.': () => setZ(z + 1),
+    PageUp: () => setZ(z - 1),
+    ',': () => setZ(z - 1),
+    ']': () => setT(t + 1),
+    '[': () => setT(t - 1),
+    ' ': () => setPlaying(playTimer === undefined),
+    '0': () => view.home(),
+    '?': () => (help.hidden = !help.hidden),
+    h: () => (help.hidden = !help.hidden),
+    Escape: () => {
+      help.hidden = true;
+      gallery.hide();
+    },
+  };
+  byId('help-button').addEventListener('click', () => (help.hidden = !help.hidden));
+  for (let i = 1; i <= 9; i++) keys[String(i)] = () => document.querySelector<HTMLInputElement>(`[data-channel="${i - 1}"] .ch-active`)?.click();
   document.addEventListener(
     'keydown',
     (e) => {
       const target = e.target as HTMLElement | null;
       if (target && (target.tagName === 'INPUT' || target.tagName === 'SELECT' || target.tagName === 'TEXTAREA')) return;
-      const step = e.key === 'PageDown' || e.key === '.' ? 1 : e.key === 'PageUp' || e.key === ',' ? -1 : 0;
-      if (step === 0) return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const action = keys[e.key];
+      if (!action) return;
       e.preventDefault();
       e.stopPropagation();
-      setZ(z + step);
+      action();
     },
     { capture: true },
   );
   window.addEventListener('hashchange', () => {
+    // A pending write of the old state must not overwrite the link just opened.
+    clearTimeout(urlTimer);
+    urlTimer = undefined;
     const link = parseViewState(location.hash);
     if (link.dataset) void openDataset(link.dataset, link);
   });

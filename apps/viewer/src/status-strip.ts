@@ -17,7 +17,7 @@ export class StatusStrip {
   constructor(
     root: HTMLElement,
     overlayRoot: HTMLElement,
-    private readonly read: () => { counts: LoaderCounts; timings: RenderTiming[]; shown: string | undefined; complete: boolean; loading: string | undefined },
+    private readonly read: () => { counts: LoaderCounts; timings: RenderTiming[]; shown: string | undefined; complete: boolean; loading: string | undefined; following: boolean },
   ) {
     this.text = document.createElement('span');
     this.text.className = 'status-text';
@@ -46,10 +46,11 @@ export class StatusStrip {
   }
 
   private paint(): void {
-    const { counts, timings, shown, complete, loading } = this.read();
+    const { counts, timings, shown, complete, loading, following } = this.read();
     const ms = timings.map((t) => t.renderMs).sort((a, b) => a - b);
     const last = timings[timings.length - 1];
-    const busy = counts.requested + counts.rendering + counts.downloading > 0 || loading !== undefined;
+    // `following`: a change drawn on the GPU that the server's picture has not caught up with yet.
+    const busy = counts.requested + counts.rendering + counts.downloading > 0 || loading !== undefined || following;
     document.body.dataset.shown = shown ?? '';
     document.body.dataset.loading = loading ?? '';
     document.body.dataset.busy = String(busy);

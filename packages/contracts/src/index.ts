@@ -7,3 +7,4 @@ export * from './jobs';
 export * from './socket-events';
 export * from './http';
 export * from './pixels';
+export * from './render-settings';
