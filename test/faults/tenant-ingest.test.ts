@@ -55,4 +55,28 @@ describe('ingest through the API under tenant tokens', () => {
     expect(chunk.status).toBe(200);
     expect(inflateSync(Buffer.from(await chunk.arrayBuffer())).length).toBeGreaterThanOrEqual(64 * 48);
   });
+
+  it('saves named render settings for the owning tenant only, validated against the dataset', async () => {
+    const url = `${system.apiUrl}/v1/datasets/alpha-small/settings`;
+    const json = { 'content-type': 'application/json' };
+    const spec = { channels: [{ index: 0, color: '#ff00ff', window: [0, 200] }] };
+    const saved = await fetch(`${url}/${encodeURIComponent('my look')}`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify({ spec }) });
+    expect(saved.status).toBe(200);
+    expect(((await saved.json()) as { name: string }).name).toBe('my look');
+    expect((await fetch(`${url}/default`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify({ spec }) })).status).toBe(200);
+    const list = (await (await fetch(url, { headers: bearer(TOKEN_A) })).json()) as { settings: Array<{ name: string; spec: { channels: Array<{ color?: string }> } }> };
+    expect(list.settings.map((x) => x.name)).toEqual(['default', 'my look']);
+    expect(list.settings[1]!.spec.channels[0]!.color).toBe('#ff00ff');
+    // Another tenant: as if the dataset did not exist, for reading and writing.
+    expect((await fetch(url, { headers: bearer(TOKEN_B) })).status).toBe(404);
+    expect((await fetch(`${url}/x`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_B) }, body: JSON.stringify({ spec }) })).status).toBe(404);
+    // Bad input: a clear 400 naming the problem.
+    const badName = await fetch(`${url}/${encodeURIComponent('../etc')}`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify({ spec }) });
+    expect(badName.status).toBe(400);
+    expect(((await badName.json()) as { error: { message: string } }).error.message).toMatch(/name/);
+    const badSpec = await fetch(`${url}/x`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify({ spec: { channels: [{ index: 9 }] } }) });
+    expect(badSpec.status).toBe(400);
+    expect(((await badSpec.json()) as { error: { message: string } }).error.message).toMatch(/index/);
+    expect((await fetch(`${url}/${encodeURIComponent('my look')}`, { method: 'DELETE', headers: bearer(TOKEN_A) })).status).toBe(204);
+  });
 });
