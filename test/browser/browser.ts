@@ -58,11 +58,14 @@ export interface CanvasColours {
   cells: number[];
 }
 
-/** Reads the viewer's main OpenSeadragon canvas back (the largest canvas under #view). */
+/** Reads the picture on screen back (server picture + GPU layer). */
 export async function canvasColours(page: Page): Promise<CanvasColours> {
   return page.evaluate(() => {
+    // What the user sees: the server's picture with the GPU layer over it (the viewer's own
+    // snapshot); without the viewer's hook, OpenSeadragon's canvas (the largest under #view).
+    const hook = (window as unknown as { tilefarm?: { snapshot(): HTMLCanvasElement } }).tilefarm;
     const canvases = [...document.querySelectorAll<HTMLCanvasElement>('#view canvas')];
-    const canvas = canvases.sort((a, b) => b.width * b.height - a.width * a.height)[0];
+    const canvas = hook ? hook.snapshot() : canvases.sort((a, b) => b.width * b.height - a.width * a.height)[0];
     if (!canvas) throw new Error('no canvas under #view');
     const g = canvas.getContext('2d', { willReadFrequently: true });
     if (!g) throw new Error('the viewer canvas is not a 2d canvas');

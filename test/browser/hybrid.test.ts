@@ -1,3 +1,5 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { TestSystem } from '../support/system';
@@ -8,6 +10,8 @@ import { launchChromium, type RunningBrowser } from './browser';
 // shared fixture's known values, and with the network watched.
 
 const FIXTURES = '/work/shared/fixtures';
+const ROOT = resolve(__dirname, '../..');
+const RESULTS = resolve(ROOT, 'test-results');
 
 interface Geometry {
   originX: number;
@@ -260,6 +264,17 @@ describe('hybrid rendering (WebGL2 from raw pixels) in Chromium', () => {
       labels.push(r.label);
     }
     expect(labels[0]).not.toBe(labels[1]);
+    // The screenshot of the README: fixture on the GPU, values under the cursor, scale bar, mode.
+    await page.keyboard.press('0');
+    await page.waitForTimeout(1500);
+    await gpuComplete(page);
+    const g = (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;
+    const box = (await page.locator('#view').boundingBox())!;
+    await page.mouse.move(box.x + g.originX + 456.5 * g.scale, box.y + g.originY + 123.5 * g.scale);
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('#readout')?.dataset.x === '456', null, { timeout: 15_000 }).catch(() => undefined);
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: resolve(RESULTS, 'viewer-hybrid.png') });
+    if (process.env.UPDATE_DOCS_SCREENSHOT === '1') copyFileSync(resolve(RESULTS, 'viewer-hybrid.png'), resolve(ROOT, 'docs/viewer.png'));
   }, 60_000);
 
   it('plays through 10 time points showing 10 different frames, and pauses', async () => {

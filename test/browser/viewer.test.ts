@@ -12,7 +12,9 @@ async function settled(page: Page, previousShown?: string): Promise<string> {
   await page.waitForFunction(
     (prev) => {
       const d = document.body.dataset;
-      return d.complete === 'true' && d.busy === 'false' && !!d.shown && d.shown !== prev;
+      // The server's picture complete, and the GPU layer over it too when it draws (hybrid mode).
+      const gpuSettled = d.renderMode !== 'gpu' || d.gpuComplete === 'true';
+      return d.complete === 'true' && d.busy === 'false' && !!d.shown && d.shown !== prev && gpuSettled;
     },
     previousShown ?? '',
     { timeout: 45_000, polling: 50 },

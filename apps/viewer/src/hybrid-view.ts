@@ -40,6 +40,12 @@ export class HybridView {
   /** The last plane whose visible tiles were all on the GPU: shown until the new one is complete. */
   private lastComplete: Plane | undefined;
   private choice: PipelineChoice = { kind: 'server', reason: 'no dataset' };
+  /**
+   * After a switch from the GPU to the server (a formula, a projection), the last GPU picture
+   * stays until the server's picture of the new spec is on screen, like any other picture change
+   * (and for good if the server refuses the spec).
+   */
+  private held: GlPipeline | undefined;
   private readonly textures = new Map<string, TileTexture>();
   private readonly asked = new Set<string>();
   /** The full-resolution tile under the cursor: its chunks are never dropped as unwanted. */
@@ -98,6 +104,7 @@ export class HybridView {
     this.textures.clear();
     this.asked.clear();
     this.lastComplete = undefined;
+    this.held = undefined;
     this.dataset = ds;
     this.stats = stats;
     this.source = root && ds.dtype !== 'float32' ? new RawTileSource(root, ds.dtype, ds.tileSize) : undefined;
@@ -110,9 +117,20 @@ export class HybridView {
 
   /** The spec to draw; answers whether the GPU draws it (else the server's picture must). */
   setSpec(spec: RenderSpecInput): PipelineChoice {
+    const before = this.choice;
     this.spec = spec;
-    this.rechoose();
+    this.held = undefined;
+    this.rechoose(false);
+    if (this.choice.kind === 'server' && before.kind === 'gpu') this.held = before.pipeline;
+    this.draw();
     return this.choice;
+  }
+
+  /** The server's picture of the current spec is on screen: a held GPU picture gives way. */
+  serverCaughtUp(): void {
+    if (!this.held) return;
+    this.held = undefined;
+    this.draw();
   }
 
   /** Whether the GPU would draw this spec (without switching to it). */
@@ -121,13 +139,13 @@ export class HybridView {
     return !!(this.gl && this.source && ds && this.pipelines.choose(spec, ds, this.stats, this.plane.z, this.plane.t).kind === 'gpu');
   }
 
-  private rechoose(): void {
+  private rechoose(draw = true): void {
     const ds = this.dataset;
     if (!this.gl) this.choice = { kind: 'server', reason: 'no WebGL2' };
     else if (!ds || !this.spec) this.choice = { kind: 'server', reason: 'no dataset' };
     else if (!this.source) this.choice = { kind: 'server', reason: ds.dtype === 'float32' ? 'float samples' : 'no raw pixels' };
     else this.choice = this.pipelines.choose(this.spec, ds, this.stats, this.plane.z, this.plane.t);
-    this.draw();
+    if (draw) this.draw();
   }
 
   /** Redraws at the next animation frame (after the server's layer changed). */
@@ -142,7 +160,7 @@ export class HybridView {
     const t0 = performance.now();
     const g = this.view.geometry();
     const ds = this.dataset;
-    const pipeline = this.choice.kind === 'gpu' ? this.choice.pipeline : undefined;
+    const pipeline = this.choice.kind === 'gpu' ? this.choice.pipeline : this.held;
     if (!g || !ds || !pipeline || !this.source) {
       gl.draw(g?.width ?? 1, g?.height ?? 1, undefined, []);
       this.drawnCount = 0;

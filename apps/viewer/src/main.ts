@@ -262,7 +262,7 @@ async function main(): Promise<void> {
   // Export: the view as shown (server picture + GPU layer), at screen resolution.
   const snapshot = () => {
     hybrid.draw();
-    return view.snapshot(hybrid.canvas && hybrid.state.mode === 'gpu' ? [hybrid.canvas] : []);
+    return view.snapshot(hybrid.canvas ? [hybrid.canvas] : []);
   };
   byId('export-png').addEventListener('click', () => {
     snapshot().toBlob((blob) => {
@@ -292,6 +292,7 @@ async function main(): Promise<void> {
   view.onLayerError = (message) => panel.showError(undefined, `the new picture could not be rendered: ${message}`);
   view.onChange = () => {
     status.update();
+    if (specId && (view.state.shown ?? '').includes(`/${specId}/`)) hybrid.serverCaughtUp();
     hybrid.redrawSoon();
     writeUrl();
   };
