@@ -119,9 +119,10 @@ export class HybridView {
   setSpec(spec: RenderSpecInput): PipelineChoice {
     const before = this.choice;
     this.spec = spec;
-    this.held = undefined;
     this.rechoose(false);
-    if (this.choice.kind === 'server' && before.kind === 'gpu') this.held = before.pipeline;
+    // The same (or another) server-only spec again keeps the picture already held.
+    if (this.choice.kind === 'gpu') this.held = undefined;
+    else if (before.kind === 'gpu') this.held = before.pipeline;
     this.draw();
     return this.choice;
   }
