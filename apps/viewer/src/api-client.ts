@@ -43,10 +43,9 @@ export class ApiClient {
     return answer<DatasetStats>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/stats`));
   }
 
-  /** Root URL of the dataset's raw-pixel OME-Zarr view (signed when the deployment signs URLs). */
-  async zarrRoot(dataset: string): Promise<string> {
-    const { url } = await answer<{ url: string }>(await fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/zarr`));
-    return new URL(url, this.base).toString();
+  /** Root URL of the dataset's raw-pixel OME-Zarr view (`GET /zarr/{id}.zarr/...`, the API's). */
+  zarrRoot(dataset: string): string {
+    return `${this.base}/zarr/${encodeURIComponent(dataset)}.zarr`;
   }
 
   /** Render settings saved on the server for a dataset ("default" first, if the dataset has one). */

@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     dataset = ds;
     picker.value = ds.id;
     stats = await api.stats(ds.id).catch(() => undefined);
-    hybrid.open(ds, stats, await api.zarrRoot(ds.id).catch(() => undefined));
+    hybrid.open(ds, stats, api.zarrRoot(ds.id));
     z = Math.min(ds.sizeZ - 1, link?.z ?? Math.floor(ds.sizeZ / 2));
     t = Math.min(ds.sizeT - 1, link?.t ?? 0);
     zSlider.max = String(ds.sizeZ - 1);

@@ -15,13 +15,13 @@ export type RawSamples = Uint8Array | Uint16Array;
 const MAX_IN_FLIGHT = 8;
 
 export function chunkKey(r: RawChunkRef): string {
-  return `${r.level}/${r.t}.${r.c}.${r.z}.${r.y}.${r.x}`;
+  return `${r.level}/${r.t}/${r.c}/${r.z}/${r.y}/${r.x}`;
 }
 
 /**
  * Raw channel pixels of one dataset version from the API's OME-Zarr view
- * (`GET {root}/{level}/{t}.{c}.{z}.{y}.{x}`, zlib-compressed little-endian samples, always a full
- * tileSize² chunk). Inflated by the browser's own DecompressionStream; at most MAX_IN_FLIGHT
+ * (`GET {root}/{level}/{t}/{c}/{z}/{y}/{x}`: little-endian samples, always a full tileSize² chunk,
+ * no compressor). At most MAX_IN_FLIGHT
  * requests at once, newest wishes first; the most recently used chunks are kept.
  */
 export class RawTileSource {
@@ -122,7 +122,7 @@ export class RawTileSource {
       this.failed++;
       return undefined;
     }
-    const bytes = await new Response(res.body.pipeThrough(new DecompressionStream('deflate'))).arrayBuffer();
+    const bytes = await res.arrayBuffer();
     const n = this.tileSize * this.tileSize;
     if (this.dtype === 'uint8') return bytes.byteLength === n ? new Uint8Array(bytes) : undefined;
     return bytes.byteLength === n * 2 ? new Uint16Array(bytes) : undefined;
