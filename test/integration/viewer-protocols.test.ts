@@ -207,6 +207,37 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
     expect(info).toMatchObject({ dimension: { x: 1100, y: 700, z: 3 }, tile_width: 256, zoom_levels: 4, mirror: { image_base: api(`/catmaid/${DATASET.id}/`), tile_source_type: 1, file_extension: 'jpg' } });
   });
 
+  it('OMERO.web: region= crops rendered by a worker equal the full-resolution cut; thumbnails; imgData; histogram_json', async () => {
+    const c = '1|' + defaultSpec.channels[0]!.window.join(':') + '$' + defaultSpec.channels[0]!.color.slice(1) + ',2|' + defaultSpec.channels[1]!.window.join(':') + '$' + defaultSpec.channels[1]!.color.slice(1) + ',3|' + defaultSpec.channels[2]!.window.join(':') + '$' + defaultSpec.channels[2]!.color.slice(1);
+    const region = await get(api(`/webgateway/render_image_region/${DATASET.id}/0/0/?region=123,45,321,234&c=${encodeURIComponent(c)}&format=png`));
+    expect([region.status, region.type]).toEqual([200, 'image/png']);
+    expect(region.key).toMatch(/\/r\/0\/0\/123_45_321_234\/0\/321x234\.png$/);
+    expect(maxDiff(await decode(region.body), cut(full, 123, 45, 321, 234))).toBeLessThanOrEqual(1);
+    const thumb = await decode((await get(api(`/webgateway/render_thumbnail/${DATASET.id}/`))).body);
+    expect([thumb.width, thumb.height]).toEqual([96, 61]);
+    const birds = await decode((await get(api(`/webgateway/render_birds_eye_view/${DATASET.id}/200/`))).body);
+    expect([birds.width, birds.height]).toEqual([200, 127]);
+    const img = (await (await fetch(api(`/webgateway/imgData/${DATASET.id}/`))).json()) as Record<string, any>;
+    expect(img).toMatchObject({ tiles: true, tile_size: { width: 256, height: 256 }, levels: 4, size: { width: 1100, height: 700, z: 3, t: 1, c: 3 }, meta: { pixelsType: 'uint16' } });
+    expect(img.channels).toHaveLength(3);
+    expect(img.channels[0]).toMatchObject({ label: 'DAPI', color: defaultSpec.channels[0]!.color.slice(1).toUpperCase(), window: { start: defaultSpec.channels[0]!.window[0], end: defaultSpec.channels[0]!.window[1] } });
+    expect(img.channels[0].window.max).toBeGreaterThan(img.channels[0].window.min);
+    const stats = (await (await fetch(api(`/v1/datasets/${DATASET.id}/stats`))).json()) as { planes: Array<{ c: number; z: number; t: number; histogram: { counts: number[] } }> };
+    const plane = stats.planes.find((p) => p.c === 1 && p.z === 2 && p.t === 0)!;
+    const hist = (await (await fetch(api(`/webgateway/histogram_json/${DATASET.id}/channel/1/?theZ=2&theT=0`))).json()) as { data: number[] };
+    expect(hist.data).toEqual(plane.histogram.counts);
+    expect(hist.data.reduce((a, b) => a + b, 0)).toBe(1100 * 700);
+    for (const [path, status] of [
+      [`/webgateway/render_image_region/${DATASET.id}/0/0/?region=0,0,0,5`, 400],
+      [`/webgateway/render_image_region/${DATASET.id}/0/0/?region=5000,0,10,10`, 400],
+      [`/webgateway/render_thumbnail/${DATASET.id}/99999/`, 400],
+      [`/webgateway/histogram_json/${DATASET.id}/channel/7/`, 400],
+      [`/webgateway/imgData/nope/`, 404],
+    ] as const) {
+      expect([path, (await get(api(path))).status]).toEqual([path, status]);
+    }
+  });
+
   it('CORS: image routes answer preflights and carry Access-Control-Allow-Origin (open system: *)', async () => {
     const pre = await fetch(api(`/catmaid/${DATASET.id}/0/0_0_0.jpg`), { method: 'OPTIONS', headers: { origin: 'http://catmaid.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
     expect(pre.status).toBe(204);

@@ -84,7 +84,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(tileRoutes(deps.tiles, deps.store));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
   const protocol = { catalog: deps.catalog, specs: deps.specs, tiles: deps.tiles, regions: deps.regions ?? { maxSide: 4096 }, publicUrl: deps.publicUrl };
-  app.use(omeroRoutes(deps.catalog, deps.tiles));
+  app.use(omeroRoutes(protocol));
   app.use(iiifRoutes(protocol));
   app.use(dziRoutes(protocol));
   app.use(catmaidRoutes(protocol));

@@ -181,7 +181,6 @@ export function omeroQueryToSpec(query: OmeroQuery, manifest: DatasetManifest): 
   const q = text(query, 'q');
   const flip = text(query, 'flip');
   if (flip !== undefined && flip !== '') bad('flip', 'flipping is not supported');
-  if (text(query, 'region') !== undefined) bad('region', 'regions are not supported; ask for tile=level,x,y,w,h');
 
   // Without c, OMERO uses the image's saved settings; ours are the manifest's channels, all active.
   let entries: ChannelEntry[];
@@ -249,4 +248,84 @@ export function singleTileLevel(manifest: DatasetManifest): number {
     if (cols === 1 && rows === 1) return level;
   }
   throw new TilefarmError('invalid_tile', `render_image: no level of this dataset fits in one ${manifest.tileSize}px tile (coarsest is level ${manifest.levels - 1}); use render_image_region`);
+}
+
+/**
+ * `region=x,y,w,h` (render_image_region without `tile`): a full-resolution rectangle, returned at
+ * its own size (OMERO.figure's crops). Rendered by the workers as a region render, bounded by the
+ * server's maximum output side; a rectangle reaching past the image is cropped to it.
+ */
+export function parseOmeroRegion(query: OmeroQuery, manifest: Pick<DatasetManifest, 'width' | 'height'>): { x: number; y: number; width: number; height: number } {
+  const raw = query.region;
+  if (typeof raw !== 'string' || raw.length > 100) throw new TilefarmError('invalid_tile', 'region: give it once, as region=x,y,w,h');
+  const parts = raw.split(',');
+  if (parts.length !== 4 || !parts.every((s) => INT.test(s))) throw new TilefarmError('invalid_tile', `region: ${quote(raw)} is not x,y,w,h (non-negative integers)`);
+  const [x, y, w, h] = parts.map(Number) as [number, number, number, number];
+  if (w === 0 || h === 0) throw new TilefarmError('invalid_tile', `region: ${quote(raw)} is empty`);
+  if (x >= manifest.width || y >= manifest.height) throw new TilefarmError('out_of_range', `region: ${quote(raw)} starts outside the ${manifest.width}x${manifest.height} image`);
+  return { x, y, width: Math.min(w, manifest.width - x), height: Math.min(h, manifest.height - y) };
+}
+
+/** render_thumbnail / render_birds_eye_view: the whole plane with its longer side `size` (OMERO's default 96), never upscaled. */
+export function omeroThumbnailSize(raw: string | undefined, manifest: Pick<DatasetManifest, 'width' | 'height'>, maxSide: number): { width: number; height: number } {
+  let size = 96;
+  if (raw !== undefined && raw !== '') {
+    if (!INT.test(raw) || Number(raw) < 1) throw new TilefarmError('invalid_tile', `size: ${quote(raw)} is not a positive integer`);
+    size = Number(raw);
+  }
+  if (size > maxSide) throw new TilefarmError('invalid_tile', `size: ${size} is larger than this server's maximum of ${maxSide}`);
+  const scale = Math.min(1, size / Math.max(manifest.width, manifest.height));
+  return { width: Math.max(1, Math.round(manifest.width * scale)), height: Math.max(1, Math.round(manifest.height * scale)) };
+}
+
+const PIXEL_TYPES = { uint8: 'uint8', uint16: 'uint16', float32: 'float' } as const;
+
+/**
+ * imgData/{id}: what OMERO.iviewer reads to open an image (the fields of webgateway's
+ * imageData_json that it uses). `range` is each channel's full range (min/max of the stored
+ * statistics over every plane, else the pixel type's range).
+ */
+export function omeroImageData(manifest: DatasetManifest, range: Array<[number, number]>, base: string): Record<string, unknown> {
+  const levels = manifest.levels;
+  const zoomLevelScaling: Record<string, number> = {};
+  for (let k = 0; k < levels; k++) zoomLevelScaling[String(k)] = 1 / 2 ** k;
+  const p = manifest.physicalSize;
+  return {
+    id: manifest.id,
+    meta: { imageName: manifest.name ?? manifest.id, imageId: manifest.id, pixelsType: PIXEL_TYPES[manifest.dtype], datasetName: manifest.id, projectName: '', imageDescription: '' },
+    perms: { canAnnotate: false, canEdit: false, canDelete: false, canLink: false },
+    tiles: true,
+    tile_size: { width: manifest.tileSize, height: manifest.tileSize },
+    levels,
+    zoomLevelScaling,
+    interpolate: true,
+    size: { width: manifest.width, height: manifest.height, z: manifest.sizeZ, t: manifest.sizeT, c: manifest.channels.length },
+    pixel_size: { x: p?.x ?? null, y: p?.y ?? null, z: p?.z ?? null, unit_x: p?.unit ?? null },
+    init_zoom: 0,
+    pixel_range: range.length > 0 ? [Math.min(...range.map((r) => r[0])), Math.max(...range.map((r) => r[1]))] : [0, 255],
+    channels: manifest.channels.map((c, i) => ({
+      active: true,
+      label: c.label,
+      color: c.color.slice(1).toUpperCase(),
+      window: { min: range[i]?.[0] ?? 0, max: range[i]?.[1] ?? 0, start: c.window[0], end: c.window[1] },
+      family: 'linear',
+      coefficient: 1,
+      inverted: false,
+      reverseIntensity: false,
+    })),
+    rdefs: { model: 'color', projection: 'normal', defaultZ: Math.floor(manifest.sizeZ / 2), defaultT: 0, invertAxis: false },
+    split_channel: { g: { width: manifest.width, height: manifest.height, border: 0, gridx: 1, gridy: 1 }, c: { width: manifest.width, height: manifest.height, border: 0, gridx: 1, gridy: 1 } },
+    // Not OMERO's: where the same image is served by the other protocols here.
+    tilefarm: { iiif: `${base}/iiif/3/${manifest.id}/info.json`, dzi: `${base}/dzi/${manifest.id}.dzi` },
+  };
+}
+
+/** histogram_json's `bins`: stored bins summed into fewer when it divides them evenly, else as stored. */
+export function rebinHistogram(counts: number[], bins: string | undefined): number[] {
+  if (bins === undefined || bins === '') return counts;
+  if (!INT.test(bins) || Number(bins) < 1) throw new TilefarmError('bad_request', `bins: ${quote(bins)} is not a positive integer`);
+  const n = Number(bins);
+  if (n >= counts.length || counts.length % n !== 0) return counts;
+  const k = counts.length / n;
+  return Array.from({ length: n }, (_, i) => counts.slice(i * k, (i + 1) * k).reduce((a, b) => a + b, 0));
 }
