@@ -88,7 +88,7 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
       }
     }
     full = { width: DATASET.width, height: DATASET.height, channels: 3, data };
-  }, 120_000);
+  }, 300_000);
   afterAll(async () => {
     if (process.env.SHOW_LOGS) for (const p of system.processes) console.log(p.name, p.output.join('').slice(-6000));
     await system?.stop();

@@ -1,5 +1,5 @@
 import { DatasetManifest, RenderSpec, TilefarmError } from '@tilefarm/contracts';
-import { omeroFormat, omeroQueryToSpec, parseOmeroTile, singleTileLevel } from '../src/omero-params';
+import { omeroFormat, omeroQueryToSpec, omeroThumbnailSize, parseOmeroRegion, parseOmeroTile, rebinHistogram, singleTileLevel } from '../src/omero-params';
 
 const manifest = DatasetManifest.parse({
   v: 1,
@@ -117,7 +117,6 @@ describe('omeroQueryToSpec', () => {
       [{ c: Array.from({ length: 65 }, () => '1').join(',') }, /^c: 65 entries; at most 64/],
       [{ m: 'x' }, /^m: "x" is not c/],
       [{ flip: 'h' }, /^flip: /],
-      [{ region: '0,0,10,10' }, /^region: /],
     ];
     for (const [query, message] of cases) {
       const e = errorOf(() => spec(query));
@@ -148,5 +147,37 @@ describe('parseOmeroTile / singleTileLevel', () => {
   it('the whole plane is the finest level that fits one tile', () => {
     expect(singleTileLevel(manifest)).toBe(2); // 1000x600 → 500x300 → 250x150
     expect(errorOf(() => singleTileLevel({ ...manifest, levels: 2 })).code).toBe('invalid_tile');
+  });
+});
+
+describe('OMERO region=, thumbnail size, histogram bins', () => {
+  it.each([
+    ['0,0,100,50', { x: 0, y: 0, width: 100, height: 50 }],
+    ['900,500,500,500', { x: 900, y: 500, width: 100, height: 100 }], // cropped to the 1000x600 image
+  ])('region=%s', (region, rect) => {
+    expect(parseOmeroRegion({ region }, manifest)).toEqual(rect);
+  });
+  it.each([
+    [{ region: '0,0,0,5' }, 'invalid_tile', /empty/],
+    [{ region: '1000,0,5,5' }, 'out_of_range', /starts outside/],
+    [{ region: '1,2,3' }, 'invalid_tile', /x,y,w,h/],
+    [{ region: ['1,2,3,4', '1,2,3,4'] }, 'invalid_tile', /give it once/],
+  ])('%j → %s', (query, code, message) => {
+    const e = errorOf(() => parseOmeroRegion(query, manifest));
+    expect(e.code).toBe(code);
+    expect(e.message).toMatch(message);
+  });
+  it('thumbnail: longer side = size (default 96), never upscaled, bounded', () => {
+    expect(omeroThumbnailSize(undefined, manifest, 4096)).toEqual({ width: 96, height: 58 });
+    expect(omeroThumbnailSize('200', manifest, 4096)).toEqual({ width: 200, height: 120 });
+    expect(omeroThumbnailSize('5000', { width: 1000, height: 600 }, 8192)).toEqual({ width: 1000, height: 600 });
+    expect(errorOf(() => omeroThumbnailSize('5000', manifest, 4096)).message).toMatch(/maximum of 4096/);
+    expect(errorOf(() => omeroThumbnailSize('0', manifest, 4096)).code).toBe('invalid_tile');
+  });
+  it('histogram bins: summed when they divide the stored bins, else as stored', () => {
+    expect(rebinHistogram([1, 2, 3, 4], '2')).toEqual([3, 7]);
+    expect(rebinHistogram([1, 2, 3, 4], '3')).toEqual([1, 2, 3, 4]);
+    expect(rebinHistogram([1, 2, 3, 4], undefined)).toEqual([1, 2, 3, 4]);
+    expect(errorOf(() => rebinHistogram([1], 'x')).code).toBe('bad_request');
   });
 });
