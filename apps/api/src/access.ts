@@ -57,7 +57,9 @@ function datasetInPath(path: string): string | undefined {
     /^\/zarr\/([^/]+)\.zarr(?:\/|$)/i.exec(path);
   if (!m) return undefined;
   try {
-    return decodeURIComponent(m[1]!).split('~')[0]!;
+    const id = decodeURIComponent(m[1]!);
+    // Only IIIF and DZI names carry `~` parts after the dataset; anywhere else the whole segment is the id.
+    return /^\/(?:iiif|dzi)\//i.test(path) ? id.split('~')[0]! : id;
   } catch {
     return '\u0000'; // undecodable: not a dataset id
   }
