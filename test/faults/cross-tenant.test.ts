@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
 import { io } from 'socket.io-client';
 import type { TileReadyEvent } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
@@ -276,4 +280,112 @@ describe('signed tile URLs', () => {
       expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([400, 'bad_request']);
     }
   }, 60_000);
+});
+
+describe('dataset ownership and ingest jobs across tenants (issue 11 items 3, 5, 6)', () => {
+  const ADMIN = 'operator-token-0123456789abcdef';
+  const json = { 'content-type': 'application/json' };
+  let system: TestSystem;
+  let root: string;
+
+  const post = async (body: Record<string, unknown>, token?: string) => {
+    const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { ...json, ...(token ? bearer(token) : {}) }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as { jobId?: string; error?: { code: string; message: string } } };
+  };
+  const finished = async (jobId: string, token: string) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const s = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`, { headers: bearer(token) })).json()) as { state: string; version?: number; error?: unknown };
+      if (s.state === 'completed' || s.state === 'failed' || Date.now() > deadline) return s;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'tilefarm-ownership-'));
+    const pixels = Buffer.alloc(64 * 48 * 3, 7);
+    await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } }).png().toFile(join(root, 'small.png'));
+    system = await TestSystem.start({
+      workers: 1,
+      datasets: [{ id: 'alpha-cells', tenant: 'alpha', ...SMALL }, { id: 'beta-cells', tenant: 'beta', ...SMALL }, { id: 'shared', ...SMALL }],
+      env: { ACCESS_TOKENS: `${TOKEN_A}:alpha,${TOKEN_B}:beta`, ADMIN_TOKEN: ADMIN, INGEST_ROOT: root },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await system?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('item 3: a tenant cannot take over a public or another tenant\'s dataset; the operator writes public ones, owners re-ingest theirs', async () => {
+    for (const id of ['shared', 'alpha-cells']) {
+      const take = await post({ id, source: 'small.png' }, TOKEN_B);
+      expect([id, take.status, take.body.error?.code]).toEqual([id, 409, 'conflict']);
+      expect(take.body.error?.message.replace(id, 'X')).not.toMatch(/ing-|alpha|beta/);
+    }
+    expect((await system.catalog.get('shared')).version).toBe(1);
+    expect((await fetch(`${system.apiUrl}/v1/datasets/shared`, { headers: bearer(TOKEN_A) })).status).toBe(200);
+    // The operator's token writes public datasets; the owner re-ingests its own.
+    const operator = await post({ id: 'shared', source: 'small.png' }, ADMIN);
+    expect(operator.status).toBe(202);
+    expect(await finished(operator.body.jobId!, ADMIN)).toMatchObject({ state: 'completed', version: 2 });
+    expect(await system.catalog.get('shared')).toMatchObject({ version: 2, tenant: 'public' });
+    const owner = await post({ id: 'alpha-cells', source: 'small.png' }, TOKEN_A);
+    expect(owner.status).toBe(202);
+    expect(await finished(owner.body.jobId!, TOKEN_A)).toMatchObject({ state: 'completed', version: 2 });
+    expect(await system.catalog.get('alpha-cells')).toMatchObject({ version: 2, tenant: 'alpha' });
+  }, 120_000);
+
+  it('item 5: another tenant\'s id and a free id answer the same; ingest jobs are visible to their tenant only', async () => {
+    // Bad input is judged before ownership, so it cannot tell taken ids from free ones.
+    for (const source of ['../outside.png', '/etc/passwd', 's3://some-bucket/a.tif']) {
+      const theirs = await post({ id: 'beta-cells', source }, TOKEN_A);
+      const free = await post({ id: 'free-id-0', source }, TOKEN_A);
+      expect([source, theirs.status, theirs.body.error?.code]).toEqual([source, free.status, free.body.error?.code]);
+      expect(theirs.body.error?.message.replace('beta-cells', 'X')).toBe(free.body.error?.message.replace('free-id-0', 'X'));
+    }
+    // Beta ingests; alpha can neither read nor watch the job, answered exactly like a job that does not exist.
+    const mine = await post({ id: 'beta-new', source: 'small.png' }, TOKEN_B);
+    expect(mine.status).toBe(202);
+    const jobId = mine.body.jobId!;
+    const fake = jobId.replace(/.{4}$/, '0000');
+    const seen = await fetch(`${system.apiUrl}/v1/ingests/${jobId}`, { headers: bearer(TOKEN_A) });
+    const none = await fetch(`${system.apiUrl}/v1/ingests/${fake}`, { headers: bearer(TOKEN_A) });
+    expect([seen.status, await seen.text()]).toEqual([none.status, await none.text()]);
+    expect(seen.status).toBe(404);
+    // While it runs, alpha's try at the same id is refused without naming beta's job.
+    const clash = await post({ id: 'beta-new', source: 'small.png' }, TOKEN_A);
+    expect(clash.status).toBe(409);
+    expect(clash.body.error?.message).not.toContain(jobId);
+    const alpha = new TestViewer(system.gatewayUrl(0), { token: TOKEN_A });
+    const beta = new TestViewer(system.gatewayUrl(0), { token: TOKEN_B });
+    try {
+      await Promise.all([alpha.connected(), beta.connected()]);
+      const theirs = (await alpha.socket.timeout(10_000).emitWithAck('ingest:watch', { jobId })) as { ok: boolean; error?: { code: string; message: string } };
+      const missing = (await alpha.socket.timeout(10_000).emitWithAck('ingest:watch', { jobId: fake })) as { ok: boolean; error?: { code: string; message: string } };
+      expect(theirs).toEqual({ ok: false, error: { code: 'not_found', message: missing.error!.message.replace(fake, jobId) } });
+      const own = (await beta.socket.timeout(10_000).emitWithAck('ingest:watch', { jobId })) as { ok: boolean };
+      expect(own.ok).toBe(true);
+    } finally {
+      alpha.close();
+      beta.close();
+    }
+    expect(await finished(jobId, TOKEN_B)).toMatchObject({ state: 'completed' });
+  }, 120_000);
+
+  it('item 6: DELETE /v1/datasets/{id} by its owner only; the id stays the owner\'s', async () => {
+    const del = (id: string, token: string) => fetch(`${system.apiUrl}/v1/datasets/${id}`, { method: 'DELETE', headers: bearer(token) });
+    const theirs = await del('beta-cells', TOKEN_A);
+    const missing = await del('nothing-here', TOKEN_A);
+    expect([theirs.status, await theirs.text()]).toEqual([missing.status, (await missing.text()).replace('nothing-here', 'beta-cells')]);
+    expect(theirs.status).toBe(404);
+    expect((await del('shared', TOKEN_A)).status).toBe(403); // public: the operator's
+    expect((await fetch(`${system.apiUrl}/v1/datasets/beta-cells`, { headers: bearer(TOKEN_B) })).status).toBe(200);
+    expect((await del('beta-cells', TOKEN_B)).status).toBe(204);
+    expect((await fetch(`${system.apiUrl}/v1/datasets/beta-cells`, { headers: bearer(TOKEN_B) })).status).toBe(404);
+    // Deleted, the id is still beta's: alpha cannot take it, beta can ingest it again.
+    expect((await post({ id: 'beta-cells', source: 'small.png' }, TOKEN_A)).status).toBe(409);
+    const again = await post({ id: 'beta-cells', source: 'small.png' }, TOKEN_B);
+    expect(again.status).toBe(202);
+    expect(await finished(again.body.jobId!, TOKEN_B)).toMatchObject({ state: 'completed', version: 2 });
+  }, 120_000);
 });

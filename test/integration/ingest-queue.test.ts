@@ -226,10 +226,11 @@ describe('queued ingest (POST /v1/datasets), 2 workers', () => {
       if (left) await new Promise((r) => setTimeout(r, 200));
     }
     expect(left).toBe(0);
-    // The dataset id is free again after a failure.
+    // The dataset id is free again after a failure. Versions are reserved atomically for every
+    // writer and never reused (issue 11 item 7), so the retry publishes version 2.
     const retry = await post(system, { id: 'bad', source: 'pyramid.ome.tif' });
     expect(retry.status).toBe(202);
-    expect(await (await watch(viewer, (retry.body as unknown as IngestAccepted).jobId)).ended).toMatchObject({ state: 'completed', version: 1 });
+    expect(await (await watch(viewer, (retry.body as unknown as IngestAccepted).jobId)).ended).toMatchObject({ state: 'completed', version: 2 });
   });
 
   it('tells a watcher that comes after the end, and refuses unknown jobs', async () => {

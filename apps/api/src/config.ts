@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccessEnv, IngestSourceEnv, LogEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, IngestSourceEnv, LogEnv, RetentionEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -34,6 +34,7 @@ export const ApiConfig = z
     ZARR_CHUNK_CACHE_MB: int(0, 65536).default(32),
     /** Largest declared width × height × z × t of a linked Zarr; default 2^40. */
     ZARR_MAX_SOURCE_PIXELS: z.coerce.number().int().min(1).optional(),
+    ...RetentionEnv,
     /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */
     ADMIN_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   })

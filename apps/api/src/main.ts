@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
-import { BullIngestQueue, IngestTracker, openTileRequestAdapters } from '@tilefarm/queue';
+import { BullIngestQueue, IngestTracker, RetiredVersions, openTileRequestAdapters } from '@tilefarm/queue';
 import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
 import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
@@ -37,11 +37,18 @@ async function main(): Promise<void> {
   });
   const tileBase = tileBaseUrl(config);
   const signer = TileUrlSigner.parse(config.URL_SIGNING_KEYS, { ttlSeconds: config.URL_SIGNATURE_TTL_S });
-  const tokens = AccessTokens.parse(config.ACCESS_TOKENS);
+  const tokens = AccessTokens.parse(config.ACCESS_TOKENS, config.ADMIN_TOKEN);
   const access = { tokens, signer, catalog };
   const tiles = new TileService({ service, metrics, tileUrl: (key) => signer.url(tileBase, key), waitMs: config.TILE_WAIT_MS });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
-  const ingests = { tracker: new IngestTracker(config.REDIS_PREFIX, redis), queue: ingestQueue, sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES } };
+  const ingests = {
+    tracker: new IngestTracker(config.REDIS_PREFIX, redis),
+    queue: ingestQueue,
+    catalog,
+    retired: new RetiredVersions(config.REDIS_PREFIX, redis),
+    graceMs: config.VERSION_GRACE_S * 1000,
+    sourceRules: { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES },
+  };
   const s3 = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
   const pixels = new DatasetPixels(store, zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3 }), config.ZARR_MAX_SOURCE_PIXELS ?? 2 ** 40);
   const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };

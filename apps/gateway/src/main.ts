@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     },
     ingest: new IngestWatchers(async (jobId) => {
       const status = await ingestTracker.get(jobId);
-      return status && ingestEventOf(status);
+      return status && { event: ingestEventOf(status), tenant: status.tenant };
     }),
   });
   await ingestBus.subscribe((event) => gateway.forwardIngestProgress(event));

@@ -108,7 +108,7 @@ export class SocketGateway {
     socket.on('viewport', handle('viewport', async (p) => (await session.viewport(p), { ok: true as const })));
     socket.on('ingest:watch', handle('ingest:watch', async (p) => {
       if (!this.options.ingest) throw new TilefarmError('not_found', 'this gateway does not report ingests');
-      const current = await this.options.ingest.watch(p, socket);
+      const current = await this.options.ingest.watch(p, socket, identity?.principal ?? { kind: 'open' });
       if (current) socket.emit('ingest:progress', current);
       return { ok: true as const };
     }));

@@ -1,21 +1,24 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
+import { RedisEnv, RetentionEnv, StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
 import { isTilefarmError } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
 import { openObjectStore } from '@tilefarm/storage';
+import { IngestTracker, RedisIngestCoordination, RetiredVersions, createRedis, type RedisClient } from '@tilefarm/queue';
 
 const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R] [--ignore-ome-xml]
   --ignore-ome-xml  read an OME-TIFF's pages as a plain TIFF (pages = z), for OME-XML that does not
                     describe the file (e.g. copied from another one); prints a warning
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
-  S3_ENDPOINT, S3_BUCKET, S3_PREFIX, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE`;
+  S3_ENDPOINT, S3_BUCKET, S3_PREFIX, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE;
+Redis (REDIS_URL, REDIS_PREFIX): the CLI takes the same per-dataset lock and version counter as
+  queued ingests, so the two never write one dataset at once; VERSION_GRACE_S as the workers'`;
 
 // The same storage variables as every other process (S3_PREFIX included), so the CLI writes
 // datasets exactly where the API and the workers look for them.
-const Env = z.object(StorageEnv).superRefine((e, ctx) => {
+const Env = z.object({ ...StorageEnv, ...RedisEnv, ...RetentionEnv }).superRefine((e, ctx) => {
   requireS3Bucket(e, ctx);
   if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
@@ -133,11 +136,18 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
     io.stderr.write(`ingest: ${errors.length} problem(s):\n${errors.map((e) => `  - ${e}`).join('\n')}\n${USAGE}\n`);
     return 2;
   }
+  const redis = await connectRedis(env.REDIS_URL);
+  if (!redis) {
+    io.stderr.write(`ingest: no Redis answers at ${env.REDIS_URL}: the CLI takes the same per-dataset lock as queued ingests (set REDIS_URL).\nnothing was published.\n`);
+    return 1;
+  }
   const store = openObjectStore(storageSettings(env));
   const progress = progressPrinter(io, args.id);
   const started = Date.now();
+  const coordination = new RedisIngestCoordination(new IngestTracker(env.REDIS_PREFIX, redis), new RetiredVersions(env.REDIS_PREFIX, redis), env.VERSION_GRACE_S * 1000);
   try {
     const m = await ingestFile({
+      coordination,
       path: args.file,
       id: args.id,
       name: args.name,
@@ -166,5 +176,16 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
     return io.signal?.aborted ? 130 : 1;
   } finally {
     await store.close?.();
+    redis.disconnect();
   }
 }
+
+/** A Redis connection, or undefined when none answers within a few seconds. */
+async function connectRedis(url: string): Promise<RedisClient | undefined> {
+  const redis = createRedis(url, 'worker');
+  const answered = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+  if (answered) return redis;
+  redis.disconnect();
+  return undefined;
+}
+

@@ -6,6 +6,10 @@ import { startS3Server } from '../../../test/support/s3-server';
 import { TestSystem } from '../../../test/support/system';
 import { FIXTURES, tempCatalog, type TempCatalog } from '../../../packages/ingest/test/support/read-back';
 import { patternRows, writeTiff } from '../../../packages/ingest/test/support/tiff-writer';
+import { uniquePrefix } from '../../../test/support/redis';
+
+// The CLI takes the same per-dataset lock as queued ingests: its own Redis prefix here.
+const REDIS = { REDIS_PREFIX: uniquePrefix('cli') };
 
 function captureIo(isTTY = false) {
   const out: string[] = [];
@@ -24,7 +28,7 @@ describe('CLI', () => {
     const file = join(tc.dir, 'stack.tif');
     writeTiff(file, [0, 1].map((p) => ({ width: 300, height: 300, bits: 16 as const, rows: patternRows(p, 300, 16) })));
     const { io, out, err } = captureIo();
-    const code = await main([file, '--id', 'cli-stack', '--name', 'From the CLI', '--tile-size', '512'], { DATA_DIR: join(tc.dir, 'data') }, io);
+    const code = await main([file, '--id', 'cli-stack', '--name', 'From the CLI', '--tile-size', '512'], { DATA_DIR: join(tc.dir, 'data'), ...REDIS }, io);
     expect([code, err.join('')]).toEqual([0, '']);
     expect(out.join('')).toMatch(/ingest cli-stack: .*tiles\/s/);
     expect(out.join('')).toMatch(/ingested cli-stack v1: 300×300, 2 z, .* MP\/s\)/);
@@ -36,7 +40,7 @@ describe('CLI', () => {
     const file = join(tc.dir, 'one.tif');
     writeTiff(file, [{ width: 600, height: 600, bits: 16, rows: patternRows(0, 600, 16) }]);
     const { io, out } = captureIo(true);
-    expect(await main([file, '--id', 'tty'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(0);
+    expect(await main([file, '--id', 'tty'], { DATA_DIR: join(tc.dir, 'data'), ...REDIS }, io)).toBe(0);
     expect(out.join('')).toMatch(/\r(tiles|publish|done)\s+\[#+-*\]\s+\d+\.\d%.*ETA/);
   });
 
@@ -50,7 +54,7 @@ describe('CLI', () => {
 
   it('exits 1 naming the problem for bad input', async () => {
     const { io, err } = captureIo();
-    expect(await main([join(tc.dir, 'missing.tif'), '--id', 'x'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(1);
+    expect(await main([join(tc.dir, 'missing.tif'), '--id', 'x'], { DATA_DIR: join(tc.dir, 'data'), ...REDIS }, io)).toBe(1);
     expect(err.join('')).toMatch(/ingest failed: cannot open .*missing\.tif.*\nnothing was published/);
   });
 });
@@ -60,7 +64,7 @@ describe('S3 storage', () => {
     const s3 = await startS3Server();
     try {
       const { io, err } = captureIo();
-      const code = await main([join(FIXTURES, 'pyramid-4c-3z.ome.tif'), '--id', 'pyr-s3'], { ...s3.env }, io);
+      const code = await main([join(FIXTURES, 'pyramid-4c-3z.ome.tif'), '--id', 'pyr-s3'], { ...s3.env, ...REDIS }, io);
       expect([code, err.join('')]).toEqual([0, '']);
       const store = openObjectStore({ kind: 's3', bucket: s3.bucket, region: 'us-east-1', endpoint: s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
       try {

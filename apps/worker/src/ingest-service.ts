@@ -9,7 +9,7 @@ import {
 } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
 import { discardIngest, finishIngest, ingestPlane, planIngest, type IngestPlan, type IngestSourceFiles } from '@tilefarm/ingest';
-import type { BullIngestQueue, IngestJobName, IngestJobPayload, IngestTracker } from '@tilefarm/queue';
+import type { BullIngestQueue, IngestJobName, IngestJobPayload, IngestTracker, RetiredVersions } from '@tilefarm/queue';
 import type { IngestMetrics, Logger } from '@tilefarm/telemetry';
 
 export interface IngestServiceDeps {
@@ -23,6 +23,11 @@ export interface IngestServiceDeps {
   maxWriteRatio?: number;
   /** Registers an OME-Zarr where it lies (mode "link"); absent: linking is refused. */
   linkZarr?: (job: IngestStartJob, onProgress: (done: number, total: number) => Promise<void>) => Promise<{ version: number }>;
+  /** Per-tenant storage quota (pyramidPixelBytes); undefined: none. */
+  tenantQuotaBytes?: number;
+  /** The version a publish replaces is deleted after `graceMs` (tiles of it may be in flight). */
+  retired: Pick<RetiredVersions, 'retire'>;
+  graceMs: number;
   /** How often a running unit reports its tile count (and learns whether the ingest failed elsewhere). */
   progressIntervalMs?: number;
 }
@@ -46,7 +51,7 @@ export class IngestService {
     if (job.mode !== undefined) return this.link(job); // an OME-Zarr, linked or copied
     const local = await sources.acquire(job.jobId, job.source);
     try {
-      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio, ignoreOmeXml: job.ignoreOmeXml });
+      const plan = await planIngest({ path: local.path, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxSourcePixels: this.deps.maxSourcePixels, maxWriteRatio: this.deps.maxWriteRatio, ignoreOmeXml: job.ignoreOmeXml, versions: tracker, tenantQuotaBytes: this.deps.tenantQuotaBytes });
       // A downloaded file has a temp name; the dataset is named after the object instead.
       if (!job.name && plan.name === basename(local.path)) plan.name = local.displayName;
       const units = plan.layout.units.length;
@@ -127,7 +132,9 @@ export class IngestService {
       if (!parsed.success) throw new TilefarmError('internal', `a unit of ${job.jobId} returned no statistics`);
       planes.push(...parsed.data);
     }
+    const replaced = await catalog.find(job.dataset);
     const manifest = await finishIngest(plan, planes, catalog);
+    if (replaced && replaced.version !== manifest.version) await this.deps.retired.retire(job.dataset, replaced.version, Date.now() + this.deps.graceMs);
     if (await tracker.complete(job.jobId, job.dataset, manifest.version)) metrics.published.inc();
     await sources.forget(job.jobId);
     logger.info({ jobId: job.jobId, dataset: job.dataset, version: manifest.version }, 'ingest published');

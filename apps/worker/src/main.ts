@@ -7,7 +7,7 @@ import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
-import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, RetiredVersions, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -15,6 +15,7 @@ import { answerNotFound, answerOpsRequest, createIngestMetrics, createLogger, cr
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
+import { VersionPruner } from './version-pruner';
 
 /** Composition root of a render worker: reads config once and builds everything explicitly. */
 async function main(): Promise<void> {
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
     tempDir: config.INGEST_TEMP_DIR ?? join(tmpdir(), `tilefarm-ingest-${process.pid}`),
   });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, 'worker');
+  const retired = new RetiredVersions(config.REDIS_PREFIX, redis);
   const ingestService = new IngestService({
     catalog,
     tracker: new IngestTracker(config.REDIS_PREFIX, redis),
@@ -79,7 +81,12 @@ async function main(): Promise<void> {
       const url = parsed.kind === 's3' ? parsed.source.replace(/\/+$/, '') : `file:${relative(resolve(config.INGEST_ROOT ?? '/'), parsed.path)}`;
       return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy' });
     },
+    tenantQuotaBytes: config.TENANT_STORAGE_QUOTA_MB === undefined ? undefined : config.TENANT_STORAGE_QUOTA_MB * 2 ** 20,
+    retired,
+    graceMs: config.VERSION_GRACE_S * 1000,
   });
+  const pruner = new VersionPruner({ retired, catalog, logger, intervalMs: config.PRUNE_INTERVAL_MS });
+  pruner.start();
   const ingestConsumer =
     config.INGEST_CONCURRENCY > 0
       ? new BullIngestConsumer({
@@ -103,6 +110,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping: finishing running renders');
     await Promise.all([consumer.close(config.SHUTDOWN_TIMEOUT_MS), ingestConsumer?.close(config.SHUTDOWN_TIMEOUT_MS)]);
+    await pruner.stop();
     await ingestQueue.close();
     await ingestSources.close();
     await s3Sources?.close();

@@ -116,6 +116,12 @@ export const IngestSourceEnv = {
     .transform((v) => (v ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '')),
 };
 
+/** What happens to a dataset's objects once they are no longer current (API and workers). */
+export const RetentionEnv = {
+  /** Seconds a replaced or deleted version's objects are kept (tiles of it may be in flight) before workers delete them. */
+  VERSION_GRACE_S: int(0, 30 * 24 * 3600).default(600),
+};
+
 export const envHelpers = { int, bool };
 
 /** S3 needs a bucket: a cross-variable rule checked with the rest. */

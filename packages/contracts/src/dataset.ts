@@ -111,3 +111,7 @@ export function levelGrid(manifest: Pick<DatasetManifest, 'width' | 'height' | '
   const { width, height } = levelSize(manifest, level);
   return { cols: Math.ceil(width / manifest.tileSize), rows: Math.ceil(height / manifest.tileSize) };
 }
+
+/** What stays in storage of a deleted dataset (owners/{id}.json): whose the id is, and the last version used (never reused). */
+export const DatasetOwnerRecord = z.object({ v: z.literal(1), tenant: z.string().min(1).max(64), lastVersion: z.number().int().min(0) });
+export type DatasetOwnerRecord = z.infer<typeof DatasetOwnerRecord>;

@@ -13,6 +13,7 @@ export const ERROR_TABLE = {
   invalid_signature: { status: 403, message: 'The URL signature is missing or invalid.' },
   unauthorized: { status: 401, message: 'A valid access token is required.' },
   forbidden: { status: 403, message: 'This token may not access that resource.' },
+  quota_exceeded: { status: 403, message: "The tenant's storage quota would be exceeded." },
   not_found: { status: 404, message: 'No such resource.' },
   conflict: { status: 409, message: 'The resource is busy with another operation; try again when it is done.' },
   dataset_not_found: { status: 404, message: 'No such dataset.' },

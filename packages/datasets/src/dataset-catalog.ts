@@ -1,6 +1,7 @@
 import {
   DatasetId,
   DatasetManifest,
+  DatasetOwnerRecord as OwnerRecord,
   DatasetStats,
   TilefarmError,
   describeZodError,
@@ -8,8 +9,9 @@ import {
   type SourceTile,
 } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
-import { catalogKey, catalogPrefix, sourceTileKey, statsKey, versionManifestKey, versionPrefix, type SourceTilePosition } from './storage-layout';
+import { catalogKey, catalogPrefix, ownerRecordKey, renderedVersionPrefixes, sourceTileKey, statsKey, versionManifestKey, versionPrefix, type SourceTilePosition } from './storage-layout';
 import { BoundedCache } from './bounded-cache';
+import { pyramidPixelBytes } from './pyramid';
 import { DEFAULT_SOURCE_ENCODING, encodeSourceTileAs } from './source-tile-codec';
 
 function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, what: string): T {
@@ -118,11 +120,54 @@ export class DatasetCatalog {
     return out;
   }
 
-  /** The version a new ingest of `id` should write. */
+  /** The highest version `id` has had: published, or used before a deletion (read fresh). */
+  async lastVersion(id: string): Promise<number> {
+    this.current.delete(id);
+    const [manifest, record] = await Promise.all([this.find(id), this.ownerRecord(id)]);
+    return Math.max(manifest?.version ?? 0, record?.lastVersion ?? 0);
+  }
+
+  /** A tenant's current datasets by `pyramidPixelBytes` (the quota's measure), leaving out `except` (the one being replaced). */
+  async tenantPixelBytes(tenant: string, except?: string): Promise<number> {
+    let total = 0;
+    for (const m of await this.list()) {
+      if ((m.tenant ?? 'public') === tenant && m.id !== except) total += pyramidPixelBytes({ ...m, sizeC: m.channels.length });
+    }
+    return total;
+  }
+
+  /** The version a new ingest of `id` should write, when nothing reserves versions elsewhere (tests, tools). */
   async nextVersion(id: string): Promise<number> {
+    return (await this.lastVersion(id)) + 1;
+  }
+
+  /** Whose the id is (read fresh): the current manifest's tenant, else a deleted dataset's; undefined for an unused id. */
+  async owner(id: string): Promise<string | undefined> {
     this.current.delete(id);
     const manifest = await this.find(id);
-    return (manifest?.version ?? 0) + 1;
+    if (manifest) return manifest.tenant ?? 'public';
+    return (await this.ownerRecord(id))?.tenant;
+  }
+
+  private async ownerRecord(id: string): Promise<OwnerRecord | undefined> {
+    const bytes = await this.store.get(ownerRecordKey(id));
+    return bytes ? parseJson(bytes, OwnerRecord, `owner record of ${id}`) : undefined;
+  }
+
+  /**
+   * Unpublishes a dataset: remembers its owner and last version, then removes the catalog pointer
+   * (from then on it is not found). Its versions' objects stay for the caller to retire, since
+   * tiles of them may still be in flight. Returns the removed manifest, or undefined if there was none.
+   */
+  async unpublish(id: string): Promise<DatasetManifest | undefined> {
+    this.current.delete(id);
+    const manifest = await this.find(id);
+    if (!manifest) return undefined;
+    const record: OwnerRecord = { v: 1, tenant: manifest.tenant ?? 'public', lastVersion: Math.max(manifest.version, (await this.ownerRecord(id))?.lastVersion ?? 0) };
+    await this.store.put(ownerRecordKey(id), Buffer.from(JSON.stringify(record)), { contentType: 'application/json' });
+    await this.store.delete(catalogKey(id));
+    this.current.delete(id);
+    return manifest;
   }
 
   /** Stores one source tile; returns the bytes stored (ingest bounds what a file may write). */
@@ -133,10 +178,11 @@ export class DatasetCatalog {
   }
 
   /**
-   * Best-effort removal of an unpublished version's objects (a failed ingest's partial source
-   * tiles). Refuses the published version, so a cleanup can never break a live dataset.
+   * Removal of a version's objects that is not the published one: a failed ingest's partial
+   * source tiles, or a retired version's sources and (with `rendered`) its rendered tiles.
+   * Refuses the published version, so a cleanup can never break a live dataset.
    */
-  async deleteVersion(id: string, version: number): Promise<number> {
+  async deleteVersion(id: string, version: number, options: { rendered?: boolean } = {}): Promise<number> {
     this.current.delete(id);
     if ((await this.find(id))?.version === version) throw new Error(`version ${version} of "${id}" is published; not deleting it`);
     let deleted = 0;
@@ -146,9 +192,12 @@ export class DatasetCatalog {
       deleted += batch.length;
       batch = [];
     };
-    for await (const key of this.store.list(versionPrefix(id, version))) {
-      batch.push(key);
-      if (batch.length >= 64) await flush();
+    const prefixes = [versionPrefix(id, version), ...(options.rendered ? renderedVersionPrefixes(id, version) : [])];
+    for (const prefix of prefixes) {
+      for await (const key of this.store.list(prefix)) {
+        batch.push(key);
+        if (batch.length >= 64) await flush();
+      }
     }
     await flush();
     return deleted;

@@ -8,6 +8,7 @@ import type { RenderRegion, TileAddress } from '@tilefarm/contracts';
  *   datasets/{id}/v{n}/manifest.json               manifest of version n (immutable)
  *   datasets/{id}/v{n}/stats.json                  per channel and plane statistics
  *   datasets/{id}/v{n}/src/{level}/{t}/{z}/{c}/{y}/{x}.tfs   source tiles (raw-v1 by default; raw-deflate-v1 still read)
+ *   owners/{id}.json                               a deleted dataset's owner and last version (ids are never reused by others)
  *   specs/{specId}.json                            render specs by id
  *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
  *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x}_{y}_{w}_{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders
@@ -43,6 +44,16 @@ export interface SourceTilePosition {
 
 export function sourceTileKey(id: string, version: number, p: SourceTilePosition): string {
   return `datasets/${id}/v${version}/src/${p.level}/${p.t}/${p.z}/${p.c}/${p.y}/${p.x}.tfs`;
+}
+
+/** Kept when a dataset is deleted: the id stays its owner's, and its versions are never reused. */
+export function ownerRecordKey(id: string): string {
+  return `owners/${id}.json`;
+}
+
+/** Rendered tiles of one version: one prefix per hash shard (see tileKey). */
+export function renderedVersionPrefixes(id: string, version: number): string[] {
+  return Array.from({ length: 256 }, (_, i) => `tiles/${i.toString(16).padStart(2, '0')}/${id}/v${version}/`);
 }
 
 export function specKey(specId: string): string {

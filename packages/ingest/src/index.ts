@@ -1,5 +1,5 @@
 export { ingestFile, planIngest, ingestPlane, finishIngest, discardIngest, DEFAULT_MAX_SOURCE_PIXELS, DEFAULT_MAX_WRITE_RATIO, MIN_WRITE_ALLOWANCE_BYTES } from './ingest';
-export type { IngestFileOptions, IngestPlan, IngestPlaneOptions, IngestProgress, PlanIngestOptions } from './ingest';
+export type { IngestFileOptions, IngestPlan, IngestPlaneOptions, IngestProgress, PlanIngestOptions, VersionReservations, IngestCoordination, HeldDatasetLock } from './ingest';
 export { IngestError, isIngestError } from './errors';
 export type { IngestProblem } from './errors';
 export type { PlaneUnit, SourceLayout } from './source-layout';

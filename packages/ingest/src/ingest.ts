@@ -8,7 +8,7 @@ import {
   type DatasetStats,
   type PlaneStats,
 } from '@tilefarm/contracts';
-import { PlaneStatsAccumulator, levelCountFor, type DatasetCatalog } from '@tilefarm/datasets';
+import { PlaneStatsAccumulator, levelCountFor, pyramidPixelBytes, type DatasetCatalog } from '@tilefarm/datasets';
 import { IngestError } from './errors';
 import { BoundedWrites, LevelBuilder } from './pyramid-builder';
 import { readSourceLayout, type SourceLayout } from './source-layout';
@@ -49,6 +49,39 @@ export interface PlanIngestOptions {
   maxWriteRatio?: number;
   /** Read an OME-TIFF as a plain TIFF, for OME-XML that does not describe its file; adds a warning to the plan. */
   ignoreOmeXml?: boolean;
+  /**
+   * Where versions are reserved: the one counter every writer of the id shares (Redis), so a CLI
+   * ingest and a queued one never write one version. Default: one more than storage knows (only
+   * safe with a single writer, e.g. tests).
+   */
+  versions?: VersionReservations;
+  /** Per-tenant storage quota in `pyramidPixelBytes` (public datasets are not counted); undefined: none. */
+  tenantQuotaBytes?: number;
+}
+
+/** A writer's hold on a dataset id's lock (the one queued ingests take). */
+export interface HeldDatasetLock {
+  /** Keeps the lock while a long ingest runs. */
+  heartbeat(): Promise<void>;
+  /** Releases the lock, recording the outcome. */
+  release(outcome: { version: number } | { code: string; message: string }): Promise<void>;
+}
+
+/**
+ * What an ingest outside the queue (the CLI) shares with queued ones: the per-id lock, the
+ * version counter, and retiring the version it replaces (RedisIngestCoordination in @tilefarm/queue).
+ */
+export interface IngestCoordination extends VersionReservations {
+  /** Takes the id's lock for `tenant`; undefined while another writer holds it. */
+  lock(id: string, tenant: string): Promise<HeldDatasetLock | undefined>;
+  /** The version a publish replaced: deleted after the grace period. */
+  retire(id: string, version: number): Promise<void>;
+}
+
+/** Reserves dataset versions for ingests (IngestTracker.reserveVersion in production). */
+export interface VersionReservations {
+  /** One more than the last version reserved and than `floor`. */
+  reserveVersion(id: string, floor: number): Promise<number>;
 }
 
 /**
@@ -88,6 +121,8 @@ export interface IngestFileOptions extends PlanIngestOptions {
   /** Called once per warning of the plan, before any tile is written. */
   onWarning?(message: string): void;
   signal?: AbortSignal;
+  /** Lock, versions and retirement shared with queued ingests; without it, only safe as the only writer (tests). */
+  coordination?: IngestCoordination;
 }
 
 function tilesOf(plan: Pick<IngestPlan, 'levels' | 'tileSize'> & { layout: Pick<SourceLayout, 'width' | 'height'> }): number {
@@ -113,7 +148,21 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
   const tilesPerUnit = layout.units.map((u) => u.channels.length * perChannel);
   const maxWriteRatio = opts.maxWriteRatio ?? DEFAULT_MAX_WRITE_RATIO;
   const maxWrittenBytesPerUnit = layout.units.map((u) => Math.max(MIN_WRITE_ALLOWANCE_BYTES, Math.ceil(maxWriteRatio * u.sourceBytes)));
-  const version = await opts.catalog.nextVersion(id.data);
+  // An id belongs to its first owner for good. The callers hold the id's ingest lock, so this
+  // check and the version below cannot race another writer of the id.
+  const tenant = opts.tenant ?? 'public';
+  const owner = await opts.catalog.owner(id.data);
+  if (owner !== undefined && owner !== tenant) throw new TilefarmError('conflict', `dataset id "${id.data}" is not available: it belongs to another owner`);
+  if (opts.tenantQuotaBytes !== undefined && tenant !== 'public') {
+    const used = await opts.catalog.tenantPixelBytes(tenant, id.data);
+    const adding = pyramidPixelBytes(layout);
+    if (used + adding > opts.tenantQuotaBytes) {
+      const mb = (n: number) => `${Math.ceil(n / 2 ** 20)} MB`;
+      throw new TilefarmError('quota_exceeded', `tenant "${tenant}" has ${mb(used)} of ${mb(opts.tenantQuotaBytes)}; this file needs ${mb(adding)} (uncompressed pyramid)`);
+    }
+  }
+  const floor = await opts.catalog.lastVersion(id.data);
+  const version = opts.versions ? await opts.versions.reserveVersion(id.data, floor) : floor + 1;
   return {
     v: 1,
     path: opts.path,
@@ -121,7 +170,7 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
     version,
     // Writers' placeholder names ("Image0") say less than the file name.
     name: (opts.name ?? (layout.name && !/^Image:?\d*$/.test(layout.name) ? layout.name : basename(opts.path))).slice(0, 256),
-    tenant: opts.tenant ?? 'public',
+    tenant,
     tileSize,
     levels,
     layout,
@@ -267,8 +316,31 @@ export async function discardIngest(plan: Pick<IngestPlan, 'id' | 'version'>, ca
 /**
  * Ingests a whole file: plan, every unit in turn, publish. On any failure nothing is published
  * (the catalog pointer is written only by the final publish) and the partial tiles are deleted.
+ * With `coordination`, under the id's lock with a version from the shared counter, like a queued
+ * ingest, so the two can never write one version; the version it replaces is retired.
  */
 export async function ingestFile(opts: IngestFileOptions): Promise<DatasetManifest> {
+  const { coordination } = opts;
+  if (!coordination) return ingestFileUnlocked(opts);
+  const held = await coordination.lock(opts.id, opts.tenant ?? 'public');
+  if (!held) throw new TilefarmError('conflict', `dataset "${opts.id}" is being ingested or deleted by another writer; try again when it is done`);
+  const heartbeat = setInterval(() => void held.heartbeat().catch(() => undefined), 20_000);
+  try {
+    const replaced = await opts.catalog.find(opts.id);
+    const manifest = await ingestFileUnlocked({ ...opts, versions: coordination });
+    if (replaced && replaced.version !== manifest.version) await coordination.retire(opts.id, replaced.version);
+    clearInterval(heartbeat);
+    await held.release({ version: manifest.version });
+    return manifest;
+  } catch (e) {
+    clearInterval(heartbeat);
+    const code = e instanceof TilefarmError ? e.code : 'internal';
+    await held.release({ code, message: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function ingestFileUnlocked(opts: IngestFileOptions): Promise<DatasetManifest> {
   opts.onProgress?.({ done: 0, total: 0, phase: 'plan' });
   const plan = await planIngest(opts);
   for (const w of plan.warnings) opts.onWarning?.(w);

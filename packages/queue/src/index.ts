@@ -11,3 +11,5 @@ export * from './ingest-tracking';
 // The dashboard adapter (bull-board) is its own entry, `@tilefarm/queue/dashboard`: only the API loads it.
 export type { DashboardSource } from './queue-dashboard-source';
 export * from './tile-request-adapters';
+export * from './retired-versions';
+export * from './ingest-coordination';

@@ -44,11 +44,31 @@ export class IngestTracker {
     return [s, `${s}:plan`, `${s}:units`, `${s}:finished`, `${this.prefix}:ingest-lock:${dataset}`];
   }
 
-  /** Registers a new ingest and takes the dataset's lock; refused while another ingest of it is unfinished. */
-  async begin(jobId: string, dataset: string): Promise<BeginResult> {
+  /**
+   * Registers a new ingest for `tenant` and takes the dataset's lock; refused while another ingest
+   * of it is unfinished. Every writer of a dataset (queued ingests, the CLI, deletion) takes this
+   * lock, so two never work on one id at once. `ttlS` bounds how long a holder that stops
+   * reporting (a killed CLI) keeps it.
+   */
+  async begin(jobId: string, dataset: string, tenant: string, ttlS = ACTIVE_TTL_S): Promise<BeginResult> {
     const [status, , , , lock] = this.keys(jobId, dataset);
-    const holder = (await SCRIPTS.begin.run(this.redis, [lock!, status!, jobId, dataset, new Date().toISOString(), `${this.prefix}:ingest-status:`, ACTIVE_TTL_S])) as string;
+    const holder = (await SCRIPTS.begin.run(this.redis, [lock!, status!, jobId, dataset, new Date().toISOString(), `${this.prefix}:ingest-status:`, ttlS, tenant])) as string;
     return holder === '' ? { ok: true } : { ok: false, holder };
+  }
+
+  /** Keeps a holder's lock and status alive for another `ttlS` (a long CLI ingest calls this now and then). */
+  async heartbeat(jobId: string, dataset: string, ttlS: number): Promise<void> {
+    const [status, , , , lock] = this.keys(jobId, dataset);
+    await SCRIPTS.heartbeat.run(this.redis, [lock!, status!, jobId, ttlS]);
+  }
+
+  /**
+   * Reserves the next version of `dataset`, atomically for every writer: one more than both the
+   * last one reserved here and `floor` (the highest version storage knows), so two ingests never
+   * write one version even if Redis lost its counter.
+   */
+  async reserveVersion(dataset: string, floor: number): Promise<number> {
+    return Number(await SCRIPTS.reserveVersion.run(this.redis, [`${this.prefix}:dataset-version:${dataset}`, floor]));
   }
 
   /** Moves a live ingest to `planning`, `running` or `publishing` (never out of a final state). */
@@ -105,10 +125,12 @@ export class IngestTracker {
     return this.end(jobId, dataset, ['failed', '', code, message.slice(0, 2000)]);
   }
 
-  async get(jobId: string): Promise<IngestStatusBody | undefined> {
+  /** The job's status, and the tenant it runs for (not part of the public body). */
+  async get(jobId: string): Promise<(IngestStatusBody & { tenant: string | undefined }) | undefined> {
     const h = await this.redis.hgetall(this.status(jobId));
     if (!h.state || !h.dataset) return undefined;
-    const body: IngestStatusBody = {
+    const body: IngestStatusBody & { tenant: string | undefined } = {
+      tenant: h.tenant,
       jobId,
       dataset: h.dataset,
       state: h.state as IngestState,
@@ -171,6 +193,8 @@ export class IngestProgressBus {
 // Every script but `begin` publishes the ingest's event from the status hash (ingest-announce.lua).
 const SCRIPTS = {
   begin: RedisScript.fromFile('ingest-begin.keys-2.lua'),
+  heartbeat: RedisScript.fromFile('ingest-heartbeat.keys-2.lua'),
+  reserveVersion: RedisScript.fromFile('dataset-version-reserve.keys-1.lua'),
   setState: RedisScript.fromFile('ingest-set-state.keys-1.lua', 'ingest-announce.lua'),
   progress: RedisScript.fromFile('ingest-progress.keys-5.lua', 'ingest-announce.lua'),
   end: RedisScript.fromFile('ingest-end.keys-5.lua', 'ingest-announce.lua'),

@@ -5,8 +5,11 @@ import type { DatasetAccess } from './tile-planner';
 /** Datasets of this tenant are readable with any valid token (and by everyone in an open system). */
 export const PUBLIC_TENANT = 'public';
 
-/** Who is asking: anyone (no tokens configured: the embedded default), or one tenant's token holder. */
-export type Principal = { kind: 'open' } | { kind: 'tenant'; tenant: string };
+/**
+ * Who is asking: anyone (no tokens configured: the embedded default), the operator (the admin
+ * token: sees everything, writes public datasets), or one tenant's token holder.
+ */
+export type Principal = { kind: 'open' } | { kind: 'operator' } | { kind: 'tenant'; tenant: string };
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
@@ -18,20 +21,25 @@ function digest(value: string): Buffer {
  */
 export class AccessTokens {
   private readonly entries: Array<{ digest: Buffer; tenant: string }>;
+  private readonly operator: Buffer | undefined;
 
-  private constructor(entries: Array<{ token: string; tenant: string }>) {
+  private constructor(entries: Array<{ token: string; tenant: string }>, operatorToken: string | undefined) {
     this.entries = entries.map((e) => ({ digest: digest(e.token), tenant: e.tenant }));
+    this.operator = operatorToken ? digest(operatorToken) : undefined;
   }
 
-  /** `token:tenant[,token:tenant...]` (syntax checked by the config schema); unset or empty: the system is open. */
-  static parse(raw: string | undefined): AccessTokens {
+  /**
+   * `token:tenant[,token:tenant...]` (syntax checked by the config schema); unset or empty: the
+   * system is open. `operatorToken` (ADMIN_TOKEN) stands for the operator.
+   */
+  static parse(raw: string | undefined, operatorToken?: string): AccessTokens {
     const entries = (raw ?? '')
       .split(',')
       .map((e) => e.trim())
       .filter((e) => e.includes(':'))
       .map((e) => ({ token: e.slice(0, e.lastIndexOf(':')), tenant: e.slice(e.lastIndexOf(':') + 1) }))
       .filter((e) => e.token.length > 0 && e.tenant.length > 0);
-    return new AccessTokens(entries);
+    return new AccessTokens(entries, operatorToken);
   }
 
   get enabled(): boolean {
@@ -40,9 +48,11 @@ export class AccessTokens {
 
   /** The principal a token stands for; `undefined` for a missing or unknown token when tokens are on. */
   authenticate(token: string | undefined): Principal | undefined {
+    const usable = typeof token === 'string' && token !== '' && token.length <= 1024;
+    const given = usable ? digest(token) : undefined;
+    if (given && this.operator && timingSafeEqual(given, this.operator)) return { kind: 'operator' };
     if (!this.enabled) return { kind: 'open' };
-    if (typeof token !== 'string' || token === '' || token.length > 1024) return undefined;
-    const given = digest(token);
+    if (!given) return undefined;
     let found: string | undefined;
     // Every entry is compared, so the time taken does not tell which one matched.
     for (const e of this.entries) if (timingSafeEqual(given, e.digest) && found === undefined) found = e.tenant;
@@ -50,16 +60,35 @@ export class AccessTokens {
   }
 }
 
-/** Whether a principal may see a dataset: its own tenant's and public ones; everything when open. */
+/** Whether a principal may see a dataset: its own tenant's and public ones; everything when open or the operator. */
 export function mayAccess(principal: Principal, manifest: Pick<DatasetManifest, 'tenant'>): boolean {
-  if (principal.kind === 'open') return true;
+  if (principal.kind !== 'tenant') return true;
   const tenant = manifest.tenant ?? PUBLIC_TENANT;
   return tenant === principal.tenant || tenant === PUBLIC_TENANT;
 }
 
-/** The planner's access check for a principal (undefined = no check, an open system). */
+/** The planner's access check for a principal (undefined = no check: an open system, or the operator). */
 export function datasetAccessFor(principal: Principal): DatasetAccess | undefined {
-  return principal.kind === 'open' ? undefined : (m) => mayAccess(principal, m);
+  return principal.kind !== 'tenant' ? undefined : (m) => mayAccess(principal, m);
+}
+
+/** The tenant a principal's writes belong to: its own; the operator and an open system write public datasets. */
+export function writerTenant(principal: Principal): string {
+  return principal.kind === 'tenant' ? principal.tenant : PUBLIC_TENANT;
+}
+
+/**
+ * Whether a principal may write (ingest into, re-ingest, delete) the dataset id owned by `owner`
+ * (undefined: an id nobody has used). An id belongs to its first owner for good: public ones to
+ * the operator (or anyone in an open system), a tenant's to that tenant.
+ */
+export function mayWrite(principal: Principal, owner: string | undefined): boolean {
+  return owner === undefined || owner === writerTenant(principal);
+}
+
+/** Whether a principal may see an ingest job started for `jobTenant`: the same tenant's only (all when open or the operator). */
+export function maySeeJob(principal: Principal, jobTenant: string | undefined): boolean {
+  return principal.kind !== 'tenant' || principal.tenant === jobTenant;
 }
 
 /** The query parameters carrying a tile URL's signature and its optional expiry (Unix seconds). */

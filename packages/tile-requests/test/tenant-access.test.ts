@@ -1,4 +1,4 @@
-import { AccessTokens, TileUrlSigner, datasetAccessFor, mayAccess } from '@tilefarm/tile-requests';
+import { AccessTokens, TileUrlSigner, datasetAccessFor, mayAccess, maySeeJob, mayWrite, writerTenant } from '@tilefarm/tile-requests';
 
 describe('AccessTokens', () => {
   const tokens = AccessTokens.parse('alpha-token-0123456789:alpha, beta-token-0123456789ab:beta');
@@ -85,5 +85,33 @@ describe('TileUrlSigner: one spelling per signature, optional expiry (issue 11)'
     const plain = new TileUrlSigner([key]);
     expect(plain.verify(path, sig, exp, now)).toBe(true);
     expect(plain.verify(path, plain.signature(path), undefined, now)).toBe(true);
+  });
+});
+
+describe('dataset ownership (issue 11 items 3, 5)', () => {
+  const alpha = { kind: 'tenant' as const, tenant: 'alpha' };
+  const operator = { kind: 'operator' as const };
+  const open = { kind: 'open' as const };
+
+  it('recognises the operator token, with or without tenant tokens', () => {
+    const tokens = AccessTokens.parse('alpha-token-0123456789:alpha', 'operator-token-0123456789');
+    expect(tokens.authenticate('operator-token-0123456789')).toEqual(operator);
+    expect(tokens.authenticate('alpha-token-0123456789')).toEqual(alpha);
+    expect(tokens.authenticate('operator-token-012345678')).toBeUndefined();
+    expect(AccessTokens.parse(undefined, 'operator-token-0123456789').authenticate('operator-token-0123456789')).toEqual(operator);
+    expect(AccessTokens.parse(undefined, 'operator-token-0123456789').authenticate(undefined)).toEqual(open);
+  });
+
+  it('lets only the owner write an id; public ids are the operator\'s (or anyone\'s when open)', () => {
+    expect([writerTenant(alpha), writerTenant(operator), writerTenant(open)]).toEqual(['alpha', 'public', 'public']);
+    expect([mayWrite(alpha, undefined), mayWrite(alpha, 'alpha'), mayWrite(alpha, 'public'), mayWrite(alpha, 'beta')]).toEqual([true, true, false, false]);
+    expect([mayWrite(operator, 'public'), mayWrite(operator, 'alpha'), mayWrite(open, 'public'), mayWrite(open, 'alpha')]).toEqual([true, false, true, false]);
+    expect(mayAccess(operator, { tenant: 'beta' })).toBe(true);
+    expect(datasetAccessFor(operator)).toBeUndefined();
+  });
+
+  it('shows an ingest job to its own tenant only', () => {
+    expect([maySeeJob(alpha, 'alpha'), maySeeJob(alpha, 'beta'), maySeeJob(alpha, undefined), maySeeJob(alpha, 'public')]).toEqual([true, false, false, false]);
+    expect([maySeeJob(operator, 'beta'), maySeeJob(open, 'beta')]).toEqual([true, true]);
   });
 });

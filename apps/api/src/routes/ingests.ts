@@ -1,21 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
-import { CreateIngestBody, IngestJobId, TilefarmError, describeZodError, type IngestAccepted } from '@tilefarm/contracts';
+import { CreateIngestBody, DatasetId, IngestJobId, TilefarmError, describeZodError, type IngestAccepted } from '@tilefarm/contracts';
+import type { DatasetCatalog } from '@tilefarm/datasets';
 import { parseIngestSource, type IngestSourceRules } from '@tilefarm/ingest';
+import { maySeeJob, mayWrite, writerTenant } from '@tilefarm/tile-requests';
 import { principalOf } from '../access';
-import type { BullIngestQueue, IngestTracker } from '@tilefarm/queue';
+import type { BullIngestQueue, IngestTracker, RetiredVersions } from '@tilefarm/queue';
 
 export interface IngestRouteDeps {
   tracker: IngestTracker;
   queue: Pick<BullIngestQueue, 'start'>;
+  catalog: DatasetCatalog;
+  /** Where a deleted dataset's versions wait out `graceMs` before their objects go. */
+  retired: RetiredVersions;
+  graceMs: number;
   /** Where sources may come from (INGEST_ROOT, INGEST_S3_SOURCES). */
   sourceRules: IngestSourceRules;
+}
+
+/** One answer for "someone else's id" and "busy", naming neither the owner nor the other job. */
+function unavailable(id: string): TilefarmError {
+  return new TilefarmError('conflict', `dataset id "${id}" is not available: it belongs to another owner, or an ingest or deletion of it is running; try again later or choose another id`);
 }
 
 /**
  * POST /v1/datasets queues an ingest (202 with the job id; progress over the socket with
  * `ingest:watch`, or GET /v1/ingests/:jobId). The file is not opened here: a missing or bad file
- * fails the job, which is what watchers are told.
+ * fails the job, which is what watchers are told. Input is judged before ownership, so bad input
+ * answers the same whoever owns the id. An id belongs to its first owner for good (public ones to
+ * the operator token); the worker checks again under the id's lock, which settles races.
+ * DELETE /v1/datasets/:id unpublishes a dataset for its owner; its objects go after the grace period.
  */
 export function ingestRoutes(deps: IngestRouteDeps): Router {
   const router = Router();
@@ -27,12 +41,13 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     const isZarr = /\.zarr\/*$/i.test(source);
     const mode = body.data.mode ?? (isZarr ? 'link' : 'copy');
     if (mode === 'link' && !isZarr) throw new TilefarmError('bad_request', 'mode "link" is for OME-Zarr sources (a path or s3:// prefix ending in .zarr)');
+    const principal = principalOf(res);
+    if (!mayWrite(principal, await deps.catalog.owner(id))) throw unavailable(id);
+    const tenant = writerTenant(principal);
     const jobId = `ing-${id}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-    const begun = await deps.tracker.begin(jobId, id);
-    if (!begun.ok) throw new TilefarmError('conflict', `dataset "${id}" is being ingested already (job ${begun.holder}); wait for it to finish`);
+    const begun = await deps.tracker.begin(jobId, id, tenant);
+    if (!begun.ok) throw unavailable(id);
     try {
-      const principal = principalOf(res);
-      const tenant = principal.kind === 'tenant' ? principal.tenant : 'public';
       await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}), ...(isZarr ? { mode } : {}) });
     } catch (e) {
       await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
@@ -41,12 +56,35 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     const answer: IngestAccepted = { jobId, dataset: id, statusUrl: `/v1/ingests/${jobId}` };
     res.status(202).location(answer.statusUrl).json(answer);
   });
+
+  router.delete('/v1/datasets/:id', async (req, res) => {
+    const id = DatasetId.safeParse(req.params.id);
+    if (!id.success) throw new TilefarmError('dataset_not_found', `no dataset "${String(req.params.id).slice(0, 64)}"`);
+    const principal = principalOf(res);
+    const manifest = await deps.catalog.get(id.data); // 404 when missing (another tenant's was answered 404 before this)
+    if (!mayWrite(principal, manifest.tenant ?? 'public')) throw new TilefarmError('forbidden', 'public datasets are deleted with the operator token');
+    // The id's lock, like an ingest: a deletion never interleaves with a write of the same id.
+    const jobId = `del-${id.data}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    if (!(await deps.tracker.begin(jobId, id.data, writerTenant(principal))).ok) throw unavailable(id.data);
+    try {
+      const removed = await deps.catalog.unpublish(id.data);
+      if (removed) await deps.retired.retire(id.data, removed.version, Date.now() + deps.graceMs);
+      await deps.tracker.complete(jobId, id.data, removed?.version ?? 0);
+    } catch (e) {
+      await deps.tracker.fail(jobId, id.data, 'internal', 'deletion failed').catch(() => undefined);
+      throw e;
+    }
+    res.status(204).end();
+  });
+
   router.get('/v1/ingests/:jobId', async (req, res) => {
     const jobId = IngestJobId.safeParse(req.params.jobId);
     const status = jobId.success ? await deps.tracker.get(jobId.data) : undefined;
-    if (!status) throw new TilefarmError('not_found', 'no such ingest job (finished ones are kept for a day)');
+    // Another tenant's job is answered exactly like one that does not exist.
+    if (!status || !maySeeJob(principalOf(res), status.tenant)) throw new TilefarmError('not_found', 'no such ingest job (finished ones are kept for a day)');
+    const { tenant: _tenant, ...body } = status;
     res.setHeader('Cache-Control', 'no-store');
-    res.json(status);
+    res.json(body);
   });
   return router;
 }
