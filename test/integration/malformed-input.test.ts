@@ -159,6 +159,8 @@ describe('malformed input at the running API and gateway', () => {
     // The routes issue 11 added: tile URL signing, dataset deletion.
     for (const r of fc.sample(raw, { numRuns: 200, seed: SEED + 5 })) await http('tile-urls body', 'POST', '/v1/tile-urls', r.body, r.type);
     for (const paths of fc.sample(fc.array(tilePath, { maxLength: 4 }), { numRuns: 300, seed: SEED + 6 })) await http('tile-urls', 'POST', '/v1/tile-urls', Buffer.from(JSON.stringify({ paths })));
+    // Never the test's own dataset: every id here starts with "fz".
+    for (const s of fc.sample(segment, { numRuns: 200, seed: SEED + 7 })) await http('delete', 'DELETE', `/v1/datasets/fz${s}`);
 
     // Socket payloads: one viewer, every event acknowledged (or ignored), the connection kept.
     const viewer = new TestViewer(system.gatewayUrl(0));

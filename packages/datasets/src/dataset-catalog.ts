@@ -81,6 +81,12 @@ export class DatasetCatalog {
     return manifest;
   }
 
+  /** The current manifest read from storage now, past the cache (before a write decides on it). */
+  async findFresh(id: string): Promise<DatasetManifest | undefined> {
+    this.current.delete(id);
+    return this.find(id);
+  }
+
   async get(id: string): Promise<DatasetManifest> {
     const manifest = await this.find(id);
     if (!manifest) throw new TilefarmError('dataset_not_found', `no dataset "${id}"`);

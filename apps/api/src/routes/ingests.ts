@@ -61,7 +61,10 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     const id = DatasetId.safeParse(req.params.id);
     if (!id.success) throw new TilefarmError('dataset_not_found', `no dataset "${String(req.params.id).slice(0, 64)}"`);
     const principal = principalOf(res);
-    const manifest = await deps.catalog.get(id.data); // 404 when missing (another tenant's was answered 404 before this)
+    // Fresh: a dataset published a moment ago may still be cached as missing. 404 when missing
+    // (another tenant's was answered 404, in the same words, before this).
+    const manifest = await deps.catalog.findFresh(id.data);
+    if (!manifest) throw new TilefarmError('dataset_not_found', `no dataset "${id.data}"`);
     if (!mayWrite(principal, manifest.tenant ?? 'public')) throw new TilefarmError('forbidden', 'public datasets are deleted with the operator token');
     // The id's lock, like an ingest: a deletion never interleaves with a write of the same id.
     const jobId = `del-${id.data}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
