@@ -150,7 +150,13 @@ describe('npm start supervises its processes', () => {
 
     await viewer.waitFor(keys, 120_000);
     const lost = keys.filter((k) => !viewer!.delivered.has(k));
-    const restartLines = l.output.join('').split('\n').filter((x) => /\[launcher\] worker-\d exited \(SIGKILL\).*restarting in \d+ ms/.test(x));
+    // The launcher logs a restart when it sees the exit: the last kill's line may still be on its way.
+    const restartLinesNow = () => l.output.join('').split('\n').filter((x) => /\[launcher\] worker-\d exited \(SIGKILL\).*restarting in \d+ ms/.test(x));
+    for (const until = Date.now() + 15_000; restartLinesNow().length < KILLS && Date.now() < until; ) await new Promise((r) => setTimeout(r, 200));
+    const restartLines = restartLinesNow();
+    // Workers killed last may still be in their restart backoff (it doubles per crash): wait for both.
+    const workersRunning = () => childrenOf(l.child.pid!).filter((c) => c.script.includes('apps/worker/')).length;
+    for (const until = Date.now() + 30_000; workersRunning() < 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 200));
     const after = childrenOf(l.child.pid!);
     const figures = {
       kills: killed.length,

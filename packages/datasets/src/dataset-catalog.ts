@@ -29,7 +29,10 @@ function parseJson<T>(bytes: Buffer, schema: { safeParse(v: unknown): { success:
 export interface CatalogCacheLimits {
   /** Entries per cache (current manifests, version manifests, statistics); least recently used go first. */
   maxEntries?: number;
-  /** How long "no such dataset" is remembered (ids are client input: a miss must not stick). */
+  /**
+   * How long "no such dataset" is remembered; default 0 (not at all): another process may publish
+   * the id at any moment (a just-finished ingest must open at once), and ids are client input.
+   */
   negativeTtlMs?: number;
 }
 
@@ -56,7 +59,7 @@ export class DatasetCatalog {
     this.current = new BoundedCache(max);
     this.versions = new BoundedCache(max);
     this.stats = new BoundedCache(max);
-    this.negativeTtlMs = Math.min(limits.negativeTtlMs ?? 500, currentTtlMs);
+    this.negativeTtlMs = Math.min(limits.negativeTtlMs ?? 0, currentTtlMs);
   }
 
   /** Entries held by the caches (bounded by 3 × maxEntries). */
