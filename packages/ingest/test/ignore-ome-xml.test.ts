@@ -6,6 +6,7 @@ import { LocalObjectStore } from '@tilefarm/storage';
 import { runIngestCli as main } from '../../../apps/ingest/src/cli';
 import { FIXTURES, firstDifference, readBackPlane, tempCatalog, type TempCatalog } from './support/read-back';
 import { pattern, patternRows, writeTiff } from './support/tiff-writer';
+import { uniquePrefix } from '../../../test/support/redis';
 
 /**
  * A single-plane TIFF carrying the OME-XML of a multi-plane file (what tools that copy metadata
@@ -63,10 +64,12 @@ it('the CLI: --ignore-ome-xml ingests and prints the warning; without it, exit 1
   const out: string[] = [];
   const err: string[] = [];
   const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } };
-  expect(await main([file, '--id', 'copied'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(1);
+  // Its own Redis prefix: the CLI's version counter lives in Redis, and other runs share that Redis.
+  const prefix = uniquePrefix('cli');
+  expect(await main([file, '--id', 'copied'], { DATA_DIR: join(tc.dir, 'data'), REDIS_PREFIX: prefix }, io)).toBe(1);
   expect(err.join('')).toMatch(/ingest failed: .*--ignore-ome-xml/);
   err.length = 0;
-  expect(await main([file, '--id', 'copied', '--ignore-ome-xml'], { DATA_DIR: join(tc.dir, 'data') }, io)).toBe(0);
+  expect(await main([file, '--id', 'copied', '--ignore-ome-xml'], { DATA_DIR: join(tc.dir, 'data'), REDIS_PREFIX: prefix }, io)).toBe(0);
   expect(err.join('')).toMatch(/^warning: the file's OME-XML was ignored as asked/);
   expect(out.join('')).toMatch(/ingested copied v1: 1000×800, 1 z/);
   expect(await new DatasetCatalog(new LocalObjectStore(join(tc.dir, 'data'))).get('copied')).toMatchObject({ sizeZ: 1 });
