@@ -16,6 +16,13 @@ import { tierFor, tilesAround, type ViewState } from './viewport-rules';
 
 /** How many delivered keys a viewer remembers to avoid re-announcing prefetch (~100 bytes each). */
 const DELIVERED_MEMORY = 4096;
+/**
+ * An explicit request for a tile this viewer was sent less than this long ago crossed its
+ * tile:ready on the wire (the viewer asked before the event reached it): the answer lists it as
+ * pending, as when an event beats the answer, instead of delivering it a second time. Longer than
+ * a round trip on a busy network, far shorter than any viewer keeps a tile it received.
+ */
+const CROSSED_ON_THE_WIRE_MS = 2000;
 
 export type ViewerEmit = <E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>) => void;
 
@@ -44,6 +51,8 @@ export interface ViewerTilesDeps {
   tileUrl(key: string): string;
   access?: DatasetAccess;
   emit: ViewerEmit;
+  /** Milliseconds, monotonic; tests pass their own clock. */
+  now?: () => number;
 }
 
 interface Want {
@@ -65,10 +74,13 @@ export class ViewerTiles {
   private viewportSeq = 0;
   private viewportChain: Promise<void> = Promise.resolve();
   private readonly listener = (event: TileEvent) => this.onTileEvent(event);
-  /** Keys recently delivered to this viewer (insertion-ordered, bounded), so prefetch does not repeat them. */
-  private readonly delivered = new Set<string>();
+  /** Keys recently delivered to this viewer and when (insertion-ordered, bounded), so prefetch does not repeat them. */
+  private readonly delivered = new Map<string, number>();
+  private readonly now: () => number;
 
-  constructor(private readonly deps: ViewerTilesDeps) {}
+  constructor(private readonly deps: ViewerTilesDeps) {
+    this.now = deps.now ?? (() => performance.now());
+  }
 
   get pendingCount(): number {
     return this.wants.size;
@@ -148,7 +160,7 @@ export class ViewerTiles {
     for (const t of tiles) {
       if (seen.has(t.key)) continue;
       seen.add(t.key);
-      if (this.wants.has(t.key)) {
+      if (this.wants.has(t.key) || (explicit && this.crossedOnTheWire(t.key))) {
         pending.push({ key: t.key, tile: t.tile }); // already on its way: re-requesting is idempotent
         continue;
       }
@@ -202,8 +214,13 @@ export class ViewerTiles {
 
   private remember(key: string): void {
     this.delivered.delete(key);
-    this.delivered.add(key);
-    if (this.delivered.size > DELIVERED_MEMORY) this.delivered.delete(this.delivered.values().next().value as string);
+    this.delivered.set(key, this.now());
+    if (this.delivered.size > DELIVERED_MEMORY) this.delivered.delete(this.delivered.keys().next().value as string);
+  }
+
+  private crossedOnTheWire(key: string): boolean {
+    const at = this.delivered.get(key);
+    return at !== undefined && this.now() - at < CROSSED_ON_THE_WIRE_MS;
   }
 
   private onTileEvent(event: TileEvent): void {

@@ -10,7 +10,9 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
   const sent: Sent = [];
   const counts = { requested: 0, stored: 0, coalesced: 0, withdrawn: 0, notified: 0 };
   const emit: ViewerEmit = (event, ...args) => sent.push({ event, payload: args[0] });
+  const clock = { ms: 0 };
   const tiles = new ViewerTiles({
+    now: () => clock.ms,
     service: core.service,
     limits: { prefetchZ: 1, maxPending: 100, queuedNoticeDepth: 0, ...limits },
     counters: {
@@ -23,7 +25,7 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
     tileUrl: (key) => `https://tiles.example/${key}`,
     emit,
   });
-  return { tiles, sent, counts, events: (name: keyof ServerToClientEvents) => sent.filter((s) => s.event === name).map((s) => s.payload) };
+  return { tiles, sent, counts, clock, events: (name: keyof ServerToClientEvents) => sent.filter((s) => s.event === name).map((s) => s.payload) };
 }
 
 const at = (x: number, y: number, z = 0, level = 0) => ({ level, z, t: 0, x, y });
@@ -67,6 +69,7 @@ describe('ViewerTiles', () => {
     const v = viewer(core);
     const first = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0)] });
     await core.render(first.pending[0]!.key);
+    v.clock.ms += 60_000; // asked again long after it arrived: the viewer lost it
     const again = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0), at(1, 0)] });
     expect(again.ready.map((r) => r.key)).toEqual([first.pending[0]!.key]);
     expect(again.ready[0]!.url).toBe(`https://tiles.example/${first.pending[0]!.key}`);
@@ -116,6 +119,21 @@ describe('ViewerTiles', () => {
     expect(ack.ready).toEqual([]);
     expect(ack.pending.map((t) => t.key)).toEqual([key]);
     expect(v.events('tile:ready').map((e) => (e as { key: string }).key)).toEqual([key]);
+  });
+
+  it('a request that crossed the tile:ready of a prefetched tile on the wire does not get it twice', async () => {
+    const v = viewer(core, { prefetchZ: 1 });
+    await v.tiles.viewport({ dataset: DATASET.id, spec: core.specId, level: 0, z: 2, t: 0, x0: 0, y0: 0, x1: 0, y1: 0 });
+    const ahead = (await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 3)])).tiles[0]!.key;
+    await core.render(ahead);
+    expect(v.events('tile:ready').map((e) => (e as { key: string }).key)).toEqual([ahead]);
+    // The viewer scrolled to z 3 and asked for it before that tile:ready reached it.
+    v.clock.ms += 50;
+    const ack = await v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0, 3)] });
+    expect(ack.ready).toEqual([]);
+    expect(ack.pending.map((p) => p.key)).toEqual([ahead]);
+    expect(v.events('tile:ready')).toHaveLength(1);
+    expect(v.tiles.pendingCount).toBe(core.queue.order().length);
   });
 
   it('a viewport prefetches the ring and ±k slices, re-ranks what it waits for, and withdraws what it left', async () => {
