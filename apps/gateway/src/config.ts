@@ -15,6 +15,8 @@ export const GatewayConfig = z
     ALLOWED_ORIGINS: z.string().default('*'),
     /** Z slices prefetched on each side of the viewed one. */
     PREFETCH_Z: int(0, 64).default(2),
+    /** Time points prefetched ahead of the viewed one (playback's next frames). */
+    PREFETCH_T: int(0, 64).default(2),
     /** Tiles one viewer may have pending at once. */
     MAX_PENDING_PER_VIEWER: int(1, 100_000).default(2000),
     /** Queue depth above which new renders are refused (load shedding). */

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     session: {
       service,
       counters: viewerCounters(metrics),
-      limits: { prefetchZ: config.PREFETCH_Z, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH },
+      limits: { prefetchZ: config.PREFETCH_Z, prefetchT: config.PREFETCH_T, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH },
       tileUrl: (key) => signer.url(tileBase, key),
     },
     ingest: new IngestWatchers(async (jobId) => {

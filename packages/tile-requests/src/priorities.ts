@@ -24,6 +24,15 @@ export function nearSliceTier(dz: number, behind: boolean, k: number): number {
   return TIER.ring + dz + (behind ? k : 0);
 }
 
+/**
+ * Time points ahead of the view (the next ones playback will show), on the slice on screen: one
+ * tier per time point of distance, level with a Z slice at the same distance ahead: playback and
+ * Z stepping are equally likely next moves, and the nearest of either is wanted first.
+ */
+export function nearTimeTier(dt: number): number {
+  return TIER.ring + dt;
+}
+
 /** Job priorities per tier: room for this many places before tiles share one. */
 const FAIR_SLOTS = 1000;
 

@@ -12,7 +12,20 @@ import {
 import { TIER } from './priorities';
 import type { TileRequestService } from './tile-request-service';
 import { checkPlane, type DatasetAccess, type PlannedTile, type ResolvedSpec } from './tile-planner';
-import { tierFor, tilesAround, type ViewState } from './viewport-rules';
+import { tierFor, tilesAround, type Reach, type ViewState } from './viewport-rules';
+
+/**
+ * Which way a viewer moves through time: backwards only after a step back (playback, and a
+ * viewer that has not moved yet, go forward); kept while it stays on one time point. A step from
+ * the last time point to the first is playback wrapping, i.e. forward.
+ */
+function timeDirection(prev: ViewState | undefined, v: Viewport, specId: string, sizeT: number): number {
+  if (prev === undefined || prev.dataset !== v.dataset || prev.specId !== specId) return 1;
+  if (v.t === prev.t) return prev.tDirection ?? 1;
+  const step = v.t - prev.t;
+  const wrapped = sizeT > 2 && Math.abs(step) === sizeT - 1;
+  return (wrapped ? -Math.sign(step) : Math.sign(step)) < 0 ? -1 : 1;
+}
 
 /** How many delivered keys a viewer remembers to avoid re-announcing prefetch (~100 bytes each). */
 const DELIVERED_MEMORY = 4096;
@@ -29,6 +42,8 @@ export type ViewerEmit = <E extends keyof ServerToClientEvents>(event: E, ...arg
 export interface ViewerLimits {
   /** Z slices prefetched on each side of the viewport. */
   prefetchZ: number;
+  /** Time points prefetched ahead of the viewed one (in the direction the viewer moves through time). */
+  prefetchT: number;
   /** Tiles one viewer may wait for at once (its budget). */
   maxPending: number;
   /** Queue depth from which explicitly requested tiles get a `tile:queued` notice (0: never). */
@@ -119,9 +134,11 @@ export class ViewerTiles {
     const sameStack = prev !== undefined && prev.dataset === v.dataset && prev.specId === resolved.specId && prev.level === v.level && prev.t === v.t;
     // Which way the viewer scrolls through Z (kept while it pauses on a slice).
     const zDirection = !sameStack ? 0 : v.z === prev.z ? (prev.zDirection ?? 0) : Math.sign(v.z - prev.z);
-    const view = { dataset: v.dataset, specId: resolved.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format, zDirection };
+    const sizeT = resolved.manifest.sizeT;
+    const tDirection = timeDirection(prev, v, resolved.specId, sizeT);
+    const view = { dataset: v.dataset, specId: resolved.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format, zDirection, tDirection, sizeT };
     this.view = view;
-    const k = this.deps.limits.prefetchZ;
+    const k = this.reach;
     const gone: string[] = [];
     const regrouped = new Map<number, string[]>();
     for (const [key, want] of this.wants) {
@@ -133,7 +150,7 @@ export class ViewerTiles {
       }
     }
     await Promise.all([this.drop(gone), ...[...regrouped].map(([tier, keys]) => this.deps.service.setTier(keys, tier, this.listener))]);
-    const around = tilesAround(view, k, cols, rows, resolved.manifest.sizeZ).map((a) => ({ level: v.level, t: v.t, format: v.format, ...a }));
+    const around = tilesAround(view, k, cols, rows, resolved.manifest.sizeZ).map((a) => ({ level: v.level, format: v.format, ...a }));
     const plan = planner.tiles(resolved, around);
     // Tiles this viewer already received are not announced again on every later viewport.
     const fresh = plan.tiles.filter((t) => !this.wants.has(t.key) && !this.delivered.has(t.key));
@@ -168,7 +185,7 @@ export class ViewerTiles {
         if (explicit) rejected.push({ key: t.key, tile: t.tile });
         continue;
       }
-      const tier = tierFor(this.view, plan.manifest.id, plan.specId, t.tile, limits.prefetchZ) ?? TIER.outsideView;
+      const tier = tierFor(this.view, plan.manifest.id, plan.specId, t.tile, this.reach) ?? TIER.outsideView;
       // Recorded before asking, so an event arriving during the storage check is not missed.
       this.wants.set(t.key, { dataset: plan.manifest.id, specId: plan.specId, tile: t.tile, tier });
       accepted.set(tier, [...(accepted.get(tier) ?? []), t]);
@@ -204,6 +221,10 @@ export class ViewerTiles {
     }
     if (this.closed) await this.drop([...this.wants.keys()]);
     return { ready, pending, rejected };
+  }
+
+  private get reach(): Reach {
+    return { z: this.deps.limits.prefetchZ, t: this.deps.limits.prefetchT };
   }
 
   private async drop(keys: string[]): Promise<void> {

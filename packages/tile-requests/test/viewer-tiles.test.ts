@@ -1,6 +1,6 @@
 import type { ServerToClientEvents } from '@tilefarm/contracts';
-import { TIER, ViewerTiles, tierFor, tilesAround, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
-import { DATASET, buildCore, type Core } from './support/fakes';
+import { TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
+import { DATASET, TIMELAPSE, buildCore, type Core } from './support/fakes';
 
 // One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.
 
@@ -14,7 +14,7 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
   const tiles = new ViewerTiles({
     now: () => clock.ms,
     service: core.service,
-    limits: { prefetchZ: 1, maxPending: 100, queuedNoticeDepth: 0, ...limits },
+    limits: { prefetchZ: 1, prefetchT: 0, maxPending: 100, queuedNoticeDepth: 0, ...limits },
     counters: {
       requested: (n) => (counts.requested += n),
       stored: (n) => (counts.stored += n),
@@ -53,8 +53,48 @@ describe('viewport rules', () => {
     const around = tilesAround({ ...view, x0: 0, y0: 0, x1: 1, y1: 0 }, 1, 4, 2, 6);
     const onSlice = around.filter((a) => a.z === 5);
     expect(onSlice).toHaveLength(3 * 2); // x -1..2 clipped to 0..2, y -1..1 clipped to 0..1
-    expect(around.filter((a) => a.z === 4)).toEqual([{ z: 4, x: 0, y: 0 }, { z: 4, x: 1, y: 0 }]);
+    expect(around.filter((a) => a.z === 4)).toEqual([{ z: 4, t: 0, x: 0, y: 0 }, { z: 4, t: 0, x: 1, y: 0 }]);
     expect(around.some((a) => a.z === 6)).toBe(false); // sizeZ 6: z 6 does not exist
+    expect(around.every((a) => a.t === 0)).toBe(true); // no time reach: this time point only
+  });
+
+  describe('time points', () => {
+    const movie: ViewState = { ...view, t: 3, sizeT: 5 };
+    const reach = { z: 1, t: 2 };
+    const at = (t: number, x = 2, y = 2, z = 5, level = 1) => ({ level, z, t, x, y, format: 'jpeg' as const });
+
+    it('ranks the screen at the next time points like slices ahead, wrapping as playback does', () => {
+      expect(tierFor(movie, 'd', 's', at(4), reach)).toBe(nearTimeTier(1));
+      expect(nearTimeTier(1)).toBe(TIER.ring + 1);
+      expect(tierFor(movie, 'd', 's', at(0), reach)).toBe(nearTimeTier(2)); // 3 → 4 → 0
+      expect(tierFor(movie, 'd', 's', at(1), reach)).toBeUndefined(); // 3 ahead: beyond reach
+      expect(tierFor(movie, 'd', 's', at(2), reach)).toBeUndefined(); // behind playback
+      // Only the screen, on the slice and level on screen: no ring, no z±k, no other level at other times.
+      expect(tierFor(movie, 'd', 's', at(4, 4, 2), reach)).toBeUndefined();
+      expect(tierFor(movie, 'd', 's', at(4, 2, 2, 6), reach)).toBeUndefined();
+      expect(tierFor(movie, 'd', 's', at(4, 2, 2, 5, 0), reach)).toBeUndefined();
+      // Without time reach nothing at another time point is wanted (the rule before time prefetch).
+      expect(tierFor(movie, 'd', 's', at(4), 1)).toBeUndefined();
+    });
+
+    it('stepping back through time prefetches backwards', () => {
+      const back: ViewState = { ...movie, tDirection: -1 };
+      expect(tierFor(back, 'd', 's', at(2), reach)).toBe(nearTimeTier(1));
+      expect(tierFor(back, 'd', 's', at(1), reach)).toBe(nearTimeTier(2));
+      expect(tierFor(back, 'd', 's', at(4), reach)).toBeUndefined();
+    });
+
+    it('asks for the screen at the next time points, never the one on screen twice', () => {
+      const around = tilesAround({ ...movie, x0: 0, y0: 0, x1: 1, y1: 0 }, reach, 4, 2, 6);
+      const later = around.filter((a) => a.t !== 3);
+      expect(later).toEqual([
+        { z: 5, t: 4, x: 0, y: 0 }, { z: 5, t: 4, x: 1, y: 0 },
+        { z: 5, t: 0, x: 0, y: 0 }, { z: 5, t: 0, x: 1, y: 0 },
+      ]);
+      // Two time points in all: reach 2 never wraps back onto the time point on screen.
+      const two = tilesAround({ ...movie, t: 0, sizeT: 2, x0: 0, y0: 0, x1: 0, y1: 0 }, { z: 0, t: 2 }, 4, 2, 6);
+      expect(two.filter((a) => a.t === 1)).toHaveLength(1);
+    });
   });
 });
 
@@ -155,6 +195,42 @@ describe('ViewerTiles', () => {
     const ahead = (await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 4)])).tiles[0]!.key;
     expect(core.queue.priorityOf(ahead)! < core.queue.priorityOf(visible!)!).toBe(true);
     expect(core.queue.priorityOf(visible!)! < core.queue.priorityOf(ring!)!).toBe(true);
+  });
+
+  it('playback on a warm cache: the next time points are prefetched, stored ones announced at once, passed ones withdrawn', async () => {
+    const v = viewer(core, { prefetchZ: 0, prefetchT: 2 });
+    const screen = { dataset: TIMELAPSE.id, spec: core.specId, level: 0, z: 2, x0: 0, y0: 0, x1: 0, y1: 0 };
+    const keyAt = async (t: number) => (await core.service.planner.plan(TIMELAPSE.id, core.specId, [{ level: 0, z: 2, t, x: 0, y: 0 }])).tiles[0]!.key;
+    // Warm: t 1..3 are stored already (someone played this before).
+    for (const t of [1, 2, 3]) await core.store.put(await keyAt(t), Buffer.from('tile'));
+    await v.tiles.viewport({ ...screen, t: 0 });
+    // t 1 and 2 are announced with their URLs at once, without waiting for any render.
+    const announced = () => v.events('tile:ready').map((e) => (e as { tile: { t: number; z: number; x: number; y: number } }).tile);
+    expect(announced().filter((t) => t.x === 0 && t.y === 0 && t.z === 2).map((t) => t.t)).toEqual([1, 2]);
+    expect(core.queue.order()).not.toContain(await keyAt(1));
+    // Playback steps to t 1: t 3 is announced, nothing already sent is sent again.
+    await v.tiles.viewport({ ...screen, t: 1 });
+    expect(announced().filter((t) => t.x === 0 && t.y === 0 && t.z === 2).map((t) => t.t)).toEqual([1, 2, 3]);
+    // Cold time points are queued at the time tier, behind the screen; passed ones are withdrawn.
+    await v.tiles.viewport({ ...screen, t: 3 });
+    const k4 = await keyAt(4);
+    const k5 = await keyAt(5);
+    expect(core.queue.priorityOf(k4)! < core.queue.priorityOf(k5)!).toBe(true);
+    expect(core.queue.priorityOf(await keyAt(3))).toBeUndefined(); // stored, on screen
+    await v.tiles.viewport({ ...screen, t: 5 }); // t 4 passed: withdrawn; t 5 on screen now
+    expect(core.queue.withdrawn).toContain(k4);
+    expect(core.queue.withdrawn).not.toContain(k5);
+    expect(core.queue.order()[0]).toBe(k5);
+    // From the last time point playback wraps to the first: t 0 (cold) is queued right behind the
+    // screen; t 1 (stored, announced before) is not announced again.
+    expect(core.queue.order()).toContain(await keyAt(0));
+    expect(announced().filter((t) => t.x === 0 && t.y === 0 && t.z === 2).map((t) => t.t)).toEqual([1, 2, 3]);
+    // A Z-only dataset never gets time prefetch.
+    const still = viewer(core, { prefetchZ: 0, prefetchT: 2 });
+    await still.tiles.viewport({ ...screen, dataset: DATASET.id, t: 0 });
+    const cellsJobs = core.queue.order().filter((k) => k.includes(`/${DATASET.id}/`));
+    expect(cellsJobs.length).toBeGreaterThan(0);
+    expect(cellsJobs.every((k) => core.queue.jobs.get(k)!.job.tile.t === 0)).toBe(true);
   });
 
   it('closing releases everything the viewer waited for', async () => {

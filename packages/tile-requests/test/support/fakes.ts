@@ -170,6 +170,8 @@ export const DATASET: DatasetManifest = {
   sourceEncoding: 'raw-v1',
   createdAt: '2026-01-01T00:00:00.000Z',
 };
+/** The same image as 6 time points (for time prefetch). */
+export const TIMELAPSE: DatasetManifest = { ...DATASET, id: 'timelapse', name: 'timelapse', sizeT: 6 };
 export const SPEC = { channels: [{ index: 0, color: '#ff0000', window: [0, 4000] as [number, number] }], format: 'png' as const };
 
 export interface Core {
@@ -190,6 +192,7 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   const store = new MemoryObjectStore();
   const catalog = new DatasetCatalog(store, 0);
   await catalog.publish(DATASET, { v: 1, dataset: DATASET.id, version: DATASET.version, planes: [] });
+  await catalog.publish(TIMELAPSE, { v: 1, dataset: TIMELAPSE.id, version: TIMELAPSE.version, planes: [] });
   const specs = new SpecRegistry(store);
   const { id: specId } = await specs.register(SPEC);
   const queue = new FakeRenderQueue();
