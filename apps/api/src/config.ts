@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccessEnv, IngestSourceEnv, LogEnv, RetentionEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, IngestSourceEnv, LogEnv, RetentionEnv, PublicUrlEnv, RedisEnv, RenderCostEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -12,6 +12,7 @@ export const ApiConfig = z
     ...PublicUrlEnv,
     /** Queue depth above which tile requests that need a render are refused (503 queue_full). */
     MAX_QUEUE_DEPTH: int(1, 10_000_000).default(100_000),
+    ...RenderCostEnv,
     HOST: z.string().default('0.0.0.0'),
     /** How long a plain HTTP tile request waits for its render before answering 504. */
     TILE_WAIT_MS: int(0, 120_000).default(15_000),

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const { redis, queue } = adapters;
   const service = new TileRequestService({
-    planner: new TilePlanner(catalog, specs),
+    planner: new TilePlanner(catalog, specs, { maxRenderCost: config.MAX_RENDER_COST }),
     ...adapters,
     store,
     maxQueueDepth: config.MAX_QUEUE_DEPTH,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccessEnv, LogEnv, PublicUrlEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { AccessEnv, LogEnv, PublicUrlEnv, RedisEnv, RenderCostEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -21,6 +21,7 @@ export const GatewayConfig = z
     MAX_PENDING_PER_VIEWER: int(1, 100_000).default(2000),
     /** Queue depth above which new renders are refused (load shedding). */
     MAX_QUEUE_DEPTH: int(1, 10_000_000).default(100_000),
+    ...RenderCostEnv,
     /** Queue depth above which viewers are told their tiles are queued. */
     QUEUED_NOTICE_DEPTH: int(0, 10_000_000).default(500),
     /** Socket events per second per viewer (burst = 2 s worth). */

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const { redis, subscriber } = adapters;
   const service = new TileRequestService({
-    planner: new TilePlanner(new DatasetCatalog(store), new SpecRegistry(store)),
+    planner: new TilePlanner(new DatasetCatalog(store), new SpecRegistry(store), { maxRenderCost: config.MAX_RENDER_COST }),
     ...adapters,
     store,
     maxQueueDepth: config.MAX_QUEUE_DEPTH,

@@ -122,6 +122,16 @@ export const RetentionEnv = {
   VERSION_GRACE_S: int(0, 30 * 24 * 3600).default(600),
 };
 
+/** Bounded work per request (API and gateways: every door resolves specs through the same planner). */
+export const RenderCostEnv = {
+  /**
+   * Most sample operations one tile or region render may cost: output pixels × (source channels ×
+   * z depth + formula nodes + channels); see packages/render/src/render-cost.ts. A spec over it is
+   * refused with 400 spec_too_expensive. About 1-5 ns per operation on one core.
+   */
+  MAX_RENDER_COST: z.coerce.number().int().min(1_000_000).default(200_000_000),
+};
+
 export const envHelpers = { int, bool };
 
 /** S3 needs a bucket: a cross-variable rule checked with the rest. */

@@ -10,6 +10,7 @@ export const ERROR_TABLE = {
   invalid_tile: { status: 400, message: 'The tile address is invalid.' },
   unknown_format: { status: 400, message: 'Unknown image format; use jpeg, png or webp.' },
   out_of_range: { status: 400, message: 'A tile coordinate is outside the image.' },
+  spec_too_expensive: { status: 400, message: 'Rendering this spec on this dataset would cost more than the configured ceiling (MAX_RENDER_COST).' },
   invalid_signature: { status: 403, message: 'The URL signature is missing or invalid.' },
   unauthorized: { status: 401, message: 'A valid access token is required.' },
   forbidden: { status: 403, message: 'This token may not access that resource.' },

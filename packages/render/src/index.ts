@@ -12,3 +12,5 @@ export type { FormulaNode, BinaryOp, FunctionName } from './formula-ast';
 export { LUT_TABLES } from './lut-data';
 export { regionSampling, sampleRegion, padRgb } from './region-sampling';
 export type { RegionSampling } from './region-sampling';
+export { renderCostOf, checkRenderCost, formulaNodeCount } from './render-cost';
+export type { RenderCost } from './render-cost';

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { canonicalSpecJson } from '@tilefarm/contracts';
 import { parseFormula } from './formula-parser';
 import { resolveRenderPlan } from './render-plan';
+import { type RenderCost, renderCostOf } from './render-cost';
 
 /** 's' + the first 16 hex digits of sha256(canonical JSON): equal specs get equal ids. */
 export function specIdOf(spec: RenderSpec): string {
@@ -17,8 +18,8 @@ export function checkFormulaSyntax(spec: RenderSpec): void {
 }
 
 /** The spec fits the dataset: channel indices and labels exist, formulas parse and name real channels, projection within Z. */
-export function validateSpecForDataset(spec: RenderSpec, manifest: DatasetManifest): void {
-  resolveRenderPlan(spec, manifest);
+export function validateSpecForDataset(spec: RenderSpec, manifest: DatasetManifest): RenderCost {
+  return renderCostOf(resolveRenderPlan(spec, manifest));
 }
 
 /** Dataset channels a render of this spec reads (active channels and formula inputs), ascending. */

@@ -9,7 +9,7 @@ import {
   type TileAddress,
 } from '@tilefarm/contracts';
 import { regionKey, tileKey, type DatasetCatalog } from '@tilefarm/datasets';
-import { validateSpecForDataset } from '@tilefarm/render';
+import { checkRenderCost, validateSpecForDataset, type RenderCost } from '@tilefarm/render';
 import type { SpecRegistry } from './spec-registry';
 
 export interface PlannedTile {
@@ -24,6 +24,8 @@ export interface ResolvedSpec {
   manifest: DatasetManifest;
   specId: string;
   spec: RenderSpec;
+  /** What one pixel of a render costs (see render-cost.ts); a tile costs perPixel × its pixels. */
+  cost: RenderCost;
 }
 
 export interface TilePlan extends ResolvedSpec {
@@ -49,13 +51,27 @@ export type DatasetAccess = (manifest: DatasetManifest) => boolean;
  * checking everything a worker would otherwise fail on: the dataset exists, the spec fits it,
  * and every coordinate is inside the image.
  */
+export interface TilePlannerOptions {
+  /**
+   * Most sample operations one render may cost (MAX_RENDER_COST; see render-cost.ts): a spec that
+   * would cost more on a full tile of the dataset, or a region that would, is refused with
+   * spec_too_expensive before anything is queued. Unset: no ceiling.
+   */
+  maxRenderCost?: number | undefined;
+}
+
 export class TilePlanner {
-  private readonly checked = new Set<string>();
+  /** Spec × dataset version pairs already checked, with their cost. */
+  private readonly checked = new Map<string, RenderCost>();
+  private readonly maxRenderCost: number;
 
   constructor(
     private readonly catalog: DatasetCatalog,
     private readonly specs: SpecRegistry,
-  ) {}
+    options: TilePlannerOptions = {},
+  ) {
+    this.maxRenderCost = options.maxRenderCost ?? Infinity;
+  }
 
   /** The dataset (if this caller may see it) and the spec (by id or inline), checked to fit each other. */
   async resolve(datasetId: string, specRef: unknown, access?: DatasetAccess): Promise<ResolvedSpec> {
@@ -63,17 +79,20 @@ export class TilePlanner {
     if (access && !access(manifest)) throw new TilefarmError('dataset_not_found', `no dataset "${datasetId}"`);
     const { id: specId, spec } = await this.specs.resolve(specRef);
     const checkKey = `${manifest.id}/${manifest.version}/${specId}`;
-    if (!this.checked.has(checkKey)) {
-      validateSpecForDataset(spec, manifest);
+    let cost = this.checked.get(checkKey);
+    if (!cost) {
+      cost = validateSpecForDataset(spec, manifest);
+      // Every door (tiles, socket, IIIF, DZI, CATMAID, OMERO, regions) resolves here: a full tile's cost is the bound.
+      checkRenderCost(cost, manifest.tileSize * manifest.tileSize, this.maxRenderCost);
       if (this.checked.size > 50_000) this.checked.clear();
-      this.checked.add(checkKey);
+      this.checked.set(checkKey, cost);
     }
-    return { manifest, specId, spec };
+    return { manifest, specId, spec, cost };
   }
 
   /** Content keys for positions of a resolved dataset and spec; every coordinate is checked. */
   tiles(resolved: ResolvedSpec, positions: RequestedPosition[]): TilePlan {
-    const { manifest, specId, spec } = resolved;
+    const { manifest, specId, spec, cost } = resolved;
     const tiles = positions.map((p, i) => {
       const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
       const path = positions.length > 1 ? `tiles.${i}.` : '';
@@ -83,11 +102,12 @@ export class TilePlanner {
         if (region.x + region.width > manifest.width || region.y + region.height > manifest.height) {
           throw new TilefarmError('out_of_range', `${path}region ${region.x},${region.y},${region.width},${region.height} extends past the ${manifest.width}x${manifest.height} image`);
         }
+        checkRenderCost(cost, region.outWidth * region.outHeight, this.maxRenderCost, `a ${region.outWidth}x${region.outHeight} region`);
         return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region };
       }
       return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
     });
-    return { manifest, specId, spec, tiles };
+    return { manifest, specId, spec, cost, tiles };
   }
 
   async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {
