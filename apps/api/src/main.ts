@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
+import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { BullIngestQueue, IngestTracker, RetiredVersions, openTileRequestAdapters } from '@tilefarm/queue';
 import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
@@ -9,17 +9,14 @@ import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
-import { createApiMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
+import { createApiMetrics, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { buildApp } from './app';
 import { ApiConfig } from './config';
 import { TileService } from './tile-service';
 import { corsOrigins } from './cors';
 
 /** Composition root of the HTTP API. */
-async function main(): Promise<void> {
-  const config = loadConfig(ApiConfig, environmentWithFile(process.env));
-  const logger = createLogger('api', config.LOG_LEVEL);
-  const registry = createRegistry('api');
+async function start({ config, logger, registry, isStopping }: ProcessContext<ApiConfig>): Promise<RunningProcess> {
   const metrics = createApiMetrics(registry);
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
@@ -53,8 +50,7 @@ async function main(): Promise<void> {
   const pixels = new DatasetPixels(store, zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3 }), config.ZARR_MAX_SOURCE_PIXELS ?? 2 ** 40);
   const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
-  let stopping = false;
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping: () => stopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
 
   // The subscription is live before the first request can wait on it.
   void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
@@ -62,29 +58,22 @@ async function main(): Promise<void> {
     logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
   });
 
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true; // readiness turns 503 first
-    logger.info({ signal }, 'stopping');
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    // Keep-alive connections go idle as their last request finishes: close them as they do, so the
-    // drain ends when the work does, not at the timeout.
-    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-    server.closeIdleConnections();
-    await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
-    clearInterval(idleSweep);
-    service.stop();
-    await adapters.close();
-    await ingestQueue.close();
-    await store.close?.();
-    process.exit(0);
+  return {
+    async stop(deadlineMs) {
+      // Readiness already answers 503 (isStopping); in-flight requests finish within the deadline.
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      // Keep-alive connections go idle as their last request finishes: close them as they do, so the
+      // drain ends when the work does, not at the deadline.
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+      server.closeIdleConnections();
+      await within(deadlineMs, closed);
+      clearInterval(idleSweep);
+      service.stop();
+      await adapters.close();
+      await ingestQueue.close();
+      await store.close?.();
+    },
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((e: unknown) => {
-  if (e instanceof ConfigError) console.error(e.message);
-  else console.error(e);
-  process.exit(1);
-});
+runProcess('api', () => loadConfig(ApiConfig, environmentWithFile(process.env)), start);

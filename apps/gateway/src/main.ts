@@ -1,11 +1,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
+import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestProgressBus, IngestTracker, ingestEventOf, openTileRequestAdapters } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
-import { answerNotFound, answerOpsRequest, createGatewayMetrics, createLogger, createRegistry } from '@tilefarm/telemetry';
+import { answerNotFound, answerOpsRequest, createGatewayMetrics, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
 import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
@@ -13,10 +13,7 @@ import { viewerCounters } from './viewer-session';
 import { authenticateHandshake } from './socket-auth';
 
 /** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
-async function main(): Promise<void> {
-  const config = loadConfig(GatewayConfig, environmentWithFile(process.env));
-  const logger = createLogger('gateway', config.LOG_LEVEL);
-  const registry = createRegistry('gateway');
+async function start({ config, logger, registry, isStopping }: ProcessContext<GatewayConfig>): Promise<RunningProcess> {
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
   const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
@@ -34,11 +31,10 @@ async function main(): Promise<void> {
   const ingestTracker = new IngestTracker(config.REDIS_PREFIX, redis);
   const ingestBus = new IngestProgressBus(config.REDIS_PREFIX, subscriber);
 
-  let stopping = false;
   const http = createServer((req, res) => {
     // socket.io answers its own path on this server.
     if (req.url?.startsWith('/socket.io')) return;
-    if (!answerOpsRequest(req, res, registry, () => ({ ok: !stopping, viewers: gateway.viewerCount }))) answerNotFound(res);
+    if (!answerOpsRequest(req, res, registry, () => ({ ok: !isStopping(), viewers: gateway.viewerCount }))) answerNotFound(res);
   });
   const origins = config.ALLOWED_ORIGINS.trim() === '*' ? '*' : config.ALLOWED_ORIGINS.split(',').map((o) => o.trim());
   const tileBase = tileBaseUrl(config);
@@ -67,21 +63,13 @@ async function main(): Promise<void> {
     logger.info({ port: (http.address() as AddressInfo).port }, 'gateway ready');
   });
 
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    await Promise.race([gateway.close(), new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
-    service.stop();
-    await adapters.close();
-    process.exit(0);
+  return {
+    async stop(deadlineMs) {
+      await within(deadlineMs, gateway.close());
+      service.stop();
+      await adapters.close();
+    },
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((e: unknown) => {
-  if (e instanceof ConfigError) console.error(e.message);
-  else console.error(e);
-  process.exit(1);
-});
+runProcess('gateway', () => loadConfig(GatewayConfig, environmentWithFile(process.env)), start);

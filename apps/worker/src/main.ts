@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { ConfigError, environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
+import { environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
@@ -11,17 +11,14 @@ import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker,
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
-import { answerNotFound, answerOpsRequest, createIngestMetrics, createLogger, createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetrics, runProcess, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
 import { VersionPruner } from './version-pruner';
 
 /** Composition root of a render worker: reads config once and builds everything explicitly. */
-async function main(): Promise<void> {
-  const config = loadConfig(WorkerConfig, environmentWithFile(process.env));
-  const logger = createLogger('worker', config.LOG_LEVEL);
-  const registry = createRegistry('worker');
+async function start({ config, logger, registry, isStopping }: ProcessContext<WorkerConfig>): Promise<RunningProcess> {
   const metrics = createWorkerMetrics(registry);
 
   // libvips' own cache is for repeated file reads; tiles come from our byte-bounded source cache.
@@ -96,35 +93,27 @@ async function main(): Promise<void> {
         })
       : undefined;
 
-  let stopping = false;
   const server = createServer((req, res) => {
-    if (!answerOpsRequest(req, res, registry, () => ({ ok: !stopping }))) answerNotFound(res);
+    if (!answerOpsRequest(req, res, registry, () => ({ ok: !isStopping() }))) answerNotFound(res);
   });
   server.listen(config.WORKER_METRICS_PORT, () => {
     const port = (server.address() as AddressInfo).port;
     logger.info({ metricsPort: port, concurrency: config.WORKER_CONCURRENCY, storage: store.kind }, 'worker ready');
   });
 
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing running renders');
-    await Promise.all([consumer.close(config.SHUTDOWN_TIMEOUT_MS), ingestConsumer?.close(config.SHUTDOWN_TIMEOUT_MS)]);
-    await pruner.stop();
-    await ingestQueue.close();
-    await ingestSources.close();
-    await s3Sources?.close();
-    server.close();
-    redis.disconnect();
-    await store.close?.();
-    process.exit(0);
+  return {
+    async stop(deadlineMs) {
+      logger.info('finishing running renders');
+      await Promise.all([consumer.close(deadlineMs), ingestConsumer?.close(deadlineMs)]);
+      await pruner.stop();
+      await ingestQueue.close();
+      await ingestSources.close();
+      await s3Sources?.close();
+      server.close();
+      redis.disconnect();
+      await store.close?.();
+    },
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((e: unknown) => {
-  if (e instanceof ConfigError) console.error(e.message);
-  else console.error(e);
-  process.exit(1);
-});
+runProcess('worker', () => loadConfig(WorkerConfig, environmentWithFile(process.env)), start);
