@@ -7,6 +7,7 @@ import {
   type ServerToClientEvents,
   type TileFailedEvent,
   type TileReadyEvent,
+  type TileRect,
   type TilesRequestAck,
 } from '@tilefarm/contracts';
 
@@ -22,16 +23,10 @@ export interface TileRef {
   format: ImageFormat;
 }
 
-export interface VisibleRange {
+/** The tiles on screen, as the viewer's layer knows them (the spec already registered). */
+export interface VisibleRange extends TileRect {
   dataset: string;
   specId: string;
-  level: number;
-  z: number;
-  t: number;
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
   format: ImageFormat;
 }
 

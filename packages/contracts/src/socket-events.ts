@@ -25,21 +25,20 @@ export type TilesRequest = z.infer<typeof TilesRequest>;
 export const TilesCancel = z.object({ keys: z.array(z.string().max(512)).max(MAX_TILES_PER_REQUEST * 4) }).strict();
 export type TilesCancel = z.infer<typeof TilesCancel>;
 
-/** What a viewer is looking at: visible tile range inclusive at one level, z and t. */
-export const Viewport = z
-  .object({
-    dataset: DatasetId,
-    spec: SpecRef,
-    level: z.number().int().min(0).max(30),
-    z: z.number().int().min(0),
-    t: z.number().int().min(0),
-    x0: z.number().int().min(0),
-    y0: z.number().int().min(0),
-    x1: z.number().int().min(0),
-    y1: z.number().int().min(0),
-    format: ImageFormat.optional(),
-  })
-  .strict();
+/** A rectangle of tiles, inclusive, on one plane (z, t) of one level: what a screen shows. */
+export const TileRect = z.object({
+  level: z.number().int().min(0).max(30),
+  z: z.number().int().min(0),
+  t: z.number().int().min(0),
+  x0: z.number().int().min(0),
+  y0: z.number().int().min(0),
+  x1: z.number().int().min(0),
+  y1: z.number().int().min(0),
+});
+export type TileRect = z.infer<typeof TileRect>;
+
+/** What a viewer is looking at: a tile rectangle of a dataset rendered with a spec. */
+export const Viewport = TileRect.extend({ dataset: DatasetId, spec: SpecRef, format: ImageFormat.optional() }).strict();
 export type Viewport = z.infer<typeof Viewport>;
 
 export const IngestWatch = z.object({ jobId: z.string().min(1).max(200) }).strict();

@@ -1,16 +1,10 @@
-import type { TileAddress } from '@tilefarm/contracts';
+import type { TileAddress, TileRect } from '@tilefarm/contracts';
 import { TIER, nearSliceTier, nearTimeTier } from './priorities';
 
-export interface ViewState {
+/** What the gateway knows of a viewer's view: its tile rectangle, and which way it moves. */
+export interface ViewState extends TileRect {
   dataset: string;
   specId: string;
-  level: number;
-  z: number;
-  t: number;
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
   /** +1 / -1 while the viewer scrolls up / down through Z, 0 if unknown. */
   zDirection?: number;
   /** -1 while the viewer steps back through time; forward (playback's way) otherwise. */
