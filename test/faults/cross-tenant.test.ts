@@ -117,6 +117,12 @@ describe('tenants: zero cross-tenant leaks', () => {
       `/ZARR/beta-cells.zarr/.zattrs`,
       `/zarr/BETA-CELLS.zarr/.zattrs`,
       `/zarr/beta%2Dcells.zarr/0/0/0/0/0/0`,
+      // Saved render settings (issue 14).
+      `/v1/datasets/beta-cells/settings`,
+      `/v1/datasets/beta-cells/settings/`,
+      `/V1/datasets/beta-cells/SETTINGS`,
+      `/v1/datasets/beta%2Dcells/settings`,
+      `/v1/datasets/BETA-CELLS/settings`,
     ];
     for (const p of betaTilePaths) await refused(p, bearer(TOKEN_A), [400, 404]);
     for (const p of betaTilePaths) await refused(p.replace(/\?access_token=.*/, ''), {}, [401, 400, 404]);
@@ -131,6 +137,40 @@ describe('tenants: zero cross-tenant leaks', () => {
     attempts++;
     const take = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(TOKEN_A) }, body: JSON.stringify({ id: 'beta-cells', source: 's3://x/y.tif' }) });
     if (take.status < 400) leaks.push(`POST /v1/datasets beta-cells → ${take.status}`);
+    // Saved render settings: beta saves a default look; alpha can neither read, overwrite nor
+    // delete it, nor set the default look of a public dataset (the operator's), and the 404s say
+    // nothing a missing dataset would not.
+    const json = { 'content-type': 'application/json' };
+    const look = JSON.stringify({ spec: { channels: [{ index: 0, color: '#00ff00', window: [0, 100] }] } });
+    const settings = `${system.apiUrl}/v1/datasets/beta-cells/settings`;
+    expect((await fetch(`${settings}/default`, { method: 'PUT', headers: { ...json, ...bearer(TOKEN_B) }, body: look })).status).toBe(200);
+    const writes: Array<[string, string, Record<string, string>, number[]]> = [
+      ['PUT', `${settings}/default`, bearer(TOKEN_A), [404]],
+      ['PUT', `${settings}/mine`, bearer(TOKEN_A), [404]],
+      ['PUT', `${system.apiUrl}/v1/datasets/BETA-CELLS/settings/default`, bearer(TOKEN_A), [404]],
+      ['PUT', `${system.apiUrl}/v1/datasets/beta%2Dcells/settings/default`, bearer(TOKEN_A), [404]],
+      ['DELETE', `${settings}/default`, bearer(TOKEN_A), [404]],
+      ['DELETE', `${system.apiUrl}/V1/Datasets/beta-cells/settings/default`, bearer(TOKEN_A), [404]],
+      ['PUT', `${settings}/default`, {}, [401]],
+      ['DELETE', `${settings}/default`, {}, [401]],
+      ['PUT', `${settings}/default`, bearer('not-a-real-token-at-all-0000'), [401]],
+      ['PUT', `${system.apiUrl}/v1/datasets/shared/settings/default`, bearer(TOKEN_A), [403]],
+      ['DELETE', `${system.apiUrl}/v1/datasets/shared/settings/default`, bearer(TOKEN_B), [403]],
+    ];
+    for (const [method, url, headers, allowed] of writes) {
+      attempts++;
+      const res = await fetch(url, { method, headers: { ...json, ...headers }, body: method === 'PUT' ? look : undefined });
+      const body = await res.text();
+      if (!allowed.includes(res.status)) leaks.push(`${method} ${url} → ${res.status}`);
+      if (res.status !== 404) continue;
+      // The same request for a dataset that does not exist, written the same way, answers the same.
+      const nobody = url.replace('beta-cells', 'nobody-set').replace('BETA-CELLS', 'NOBODY-SET').replace('beta%2Dcells', 'nobody%2Dset');
+      const missing = await (await fetch(nobody, { method, headers: { ...json, ...headers }, body: method === 'PUT' ? look : undefined })).text();
+      if (body.replace(/beta-cells/gi, 'X') !== missing.replace(/nobody-set/gi, 'X')) leaks.push(`${method} ${url}: a 404 unlike a missing dataset's: ${body} / ${missing}`);
+    }
+    const kept = (await (await fetch(settings, { headers: bearer(TOKEN_B) })).json()) as { settings: Array<{ name: string; spec: { channels: Array<{ color: string }> } }> };
+    expect(kept.settings.map((s) => [s.name, s.spec.channels[0]!.color])).toEqual([['default', '#00ff00']]);
+    expect((await fetch(`${system.apiUrl}/v1/datasets/shared/settings`, { headers: bearer(TOKEN_A) })).status).toBe(200);
     // Alpha's own things, and public ones, work (the checks are not just refusing everything).
     expect((await fetch(`${system.apiUrl}/${alphaKey}`, { headers: bearer(TOKEN_A) })).status).toBe(200);
     expect((await fetch(`${system.apiUrl}/${alphaKey}?access_token=${TOKEN_A}`)).status).toBe(200);

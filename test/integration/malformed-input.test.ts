@@ -161,6 +161,15 @@ describe('malformed input at the running API and gateway', () => {
     for (const paths of fc.sample(fc.array(tilePath, { maxLength: 4 }), { numRuns: 300, seed: SEED + 6 })) await http('tile-urls', 'POST', '/v1/tile-urls', Buffer.from(JSON.stringify({ paths })));
     // Never the test's own dataset: every id here starts with "fz".
     for (const s of fc.sample(segment, { numRuns: 200, seed: SEED + 7 })) await http('delete', 'DELETE', `/v1/datasets/fz${s}`);
+    // Saved render settings (issue 14): names, dataset ids, specs and raw bodies.
+    const settingsName = fc.oneof(segment, fc.constantFrom('default', 'my%20look', '%2e%2e', '..%2Fx', 'a'.repeat(81), '%E2%80%AE', ''));
+    for (const [d, n] of fc.sample(fc.tuple(fc.oneof(fc.constant('fuzz'), segment), settingsName), { numRuns: 300, seed: SEED + 8 })) {
+      await http('settings', 'GET', `/v1/datasets/${d}/settings`);
+      await http('settings', 'PUT', `/v1/datasets/${d}/settings/${n}`, Buffer.from(jsonOf({ spec: { channels: [{ index: 0 }] } })));
+      await http('settings', 'DELETE', `/v1/datasets/${d}/settings/${n}`);
+    }
+    for (const s of fc.sample(fc.oneof(spec.map((x) => ({ spec: x })), fc.anything()), { numRuns: 400, seed: SEED + 9 })) await http('settings body', 'PUT', '/v1/datasets/fuzz/settings/fz', Buffer.from(jsonOf(s)));
+    for (const r of fc.sample(raw, { numRuns: 100, seed: SEED + 10 })) await http('settings body', 'PUT', '/v1/datasets/fuzz/settings/fz', r.body, r.type);
 
     // Socket payloads: one viewer, every event acknowledged (or ignored), the connection kept.
     const viewer = new TestViewer(system.gatewayUrl(0));

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import {
   DEFAULT_SETTINGS_NAME,
   SETTINGS_LIMITS,
@@ -7,10 +7,13 @@ import {
   SettingsName,
   TilefarmError,
   describeZodError,
+  type DatasetManifest,
 } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
 import { validateSpecForDataset } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
+import { mayWrite } from '@tilefarm/tile-requests';
+import { principalOf } from '../access';
 
 /** One object per saved setting, so two saves never overwrite each other's list. Kept across versions. */
 function settingsPrefix(id: string): string {
@@ -18,6 +21,15 @@ function settingsPrefix(id: string): string {
 }
 function settingsKey(id: string, name: string): string {
   return `${settingsPrefix(id)}${Buffer.from(name, 'utf8').toString('hex')}.json`;
+}
+
+/**
+ * Saving or deleting changes what everyone who opens the dataset sees (`default` opens it), so it
+ * is a write: a tenant's datasets by that tenant, public ones by the operator (or anyone in an open
+ * system), as for ingest and delete. Reading follows the dataset's visibility (access.ts).
+ */
+function checkWriter(res: Response, m: DatasetManifest): void {
+  if (!mayWrite(principalOf(res), m.tenant ?? 'public')) throw new TilefarmError('forbidden', "a public dataset's settings are saved with the operator token");
 }
 
 function nameOf(raw: unknown): string {
@@ -50,6 +62,7 @@ export function renderSettingsRoutes(catalog: DatasetCatalog, store: ObjectStore
 
   router.put('/v1/datasets/:id/settings/:name', async (req, res) => {
     const m = await catalog.get(String(req.params.id));
+    checkWriter(res, m);
     const name = nameOf(req.params.name);
     const body = SaveSettingsBody.safeParse(req.body);
     if (!body.success) throw new TilefarmError('invalid_spec', describeZodError(body.error));
@@ -67,6 +80,7 @@ export function renderSettingsRoutes(catalog: DatasetCatalog, store: ObjectStore
 
   router.delete('/v1/datasets/:id/settings/:name', async (req, res) => {
     const m = await catalog.get(String(req.params.id));
+    checkWriter(res, m);
     await store.delete(settingsKey(m.id, nameOf(req.params.name)));
     res.status(204).end();
   });
