@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TILES_PER_REQUEST } from '@tilefarm/contracts';
 import { AccessEnv, LogEnv, PublicUrlEnv, RedisEnv, RenderCostEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
@@ -17,6 +18,12 @@ export const GatewayConfig = z
     PREFETCH_Z: int(0, 64).default(2),
     /** Time points prefetched ahead of the viewed one (playback's next frames). */
     PREFETCH_T: int(0, 64).default(2),
+    /**
+     * The most tiles a viewport rectangle may cover: what a screen can show (an 8K screen at the
+     * level the viewer picks shows about 600 tiles of 256²); a larger rectangle is cut around its
+     * centre. Default: the most tiles one tiles:request may name.
+     */
+    VIEWPORT_MAX_TILES: int(1, MAX_TILES_PER_REQUEST * 16).default(MAX_TILES_PER_REQUEST),
     /** Tiles one viewer may have pending at once. */
     MAX_PENDING_PER_VIEWER: int(1, 100_000).default(2000),
     /** Queue depth above which new renders are refused (load shedding). */

@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import type { QueuedRender, RenderJobState, RenderQueuePort } from '@tilefarm/tile-requests';
 import { connectionFor, type QueueConnection } from './bullmq-connection';
 import { DASHBOARD_QUEUE, type DashboardSource } from './queue-dashboard-source';
@@ -41,13 +41,14 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   }
 
   async reprioritize(key: string, priority: number): Promise<boolean> {
-    const job = await this.queue.getJob(key);
-    if (!job) return false;
+    // A handle by id, not getJob: changing a priority needs only the id, and fetching the whole
+    // job (its spec) for each of a viewer's re-ranked tiles was most of a viewport's cost.
+    const job = new Job(this.queue, 'render', undefined, {}, key);
     try {
       await job.changePriority({ priority });
       return true;
     } catch {
-      return false; // already active or finished
+      return false; // missing, already active or finished
     }
   }
 

@@ -92,22 +92,24 @@ export class TilePlanner {
 
   /** Content keys for positions of a resolved dataset and spec; every coordinate is checked. */
   tiles(resolved: ResolvedSpec, positions: RequestedPosition[]): TilePlan {
+    const tiles = positions.map((p, i) => this.tile(resolved, p, positions.length > 1 ? `tiles.${i}.` : ''));
+    return { ...resolved, tiles };
+  }
+
+  /** One position's content key, checked like `tiles` does (`path` prefixes error messages). */
+  tile(resolved: ResolvedSpec, p: RequestedPosition, path = ''): PlannedTile {
     const { manifest, specId, spec, cost } = resolved;
-    const tiles = positions.map((p, i) => {
-      const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
-      const path = positions.length > 1 ? `tiles.${i}.` : '';
-      checkRange(manifest, tile, path);
-      if (p.region) {
-        const region = RenderRegion.parse(p.region);
-        if (region.x + region.width > manifest.width || region.y + region.height > manifest.height) {
-          throw new TilefarmError('out_of_range', `${path}region ${region.x},${region.y},${region.width},${region.height} extends past the ${manifest.width}x${manifest.height} image`);
-        }
-        checkRenderCost(cost, region.outWidth * region.outHeight, this.maxRenderCost, `a ${region.outWidth}x${region.outHeight} region`);
-        return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region };
+    const tile = { level: p.level, z: p.z, t: p.t, x: p.x, y: p.y, format: p.format ?? spec.format };
+    checkRange(manifest, tile, path);
+    if (p.region) {
+      const region = RenderRegion.parse(p.region);
+      if (region.x + region.width > manifest.width || region.y + region.height > manifest.height) {
+        throw new TilefarmError('out_of_range', `${path}region ${region.x},${region.y},${region.width},${region.height} extends past the ${manifest.width}x${manifest.height} image`);
       }
-      return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
-    });
-    return { manifest, specId, spec, cost, tiles };
+      checkRenderCost(cost, region.outWidth * region.outHeight, this.maxRenderCost, `a ${region.outWidth}x${region.outHeight} region`);
+      return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region };
+    }
+    return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
   }
 
   async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {

@@ -3,6 +3,50 @@ import type { QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, Til
 import { TIER, jobPriority } from './priorities';
 import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
 
+/**
+ * Storage checks and Redis commands go out this many tiles at a time, one slice after the other:
+ * a viewer's 2,000 pending tiles re-ranked or withdrawn at once would otherwise build and write
+ * thousands of commands, and handle their thousands of replies, in one turn of the event loop,
+ * holding up every other socket and /healthz. Between slices the loop serves everyone else.
+ */
+const SLICE = 64;
+/**
+ * Slices of Redis commands in flight at once in this process, over all viewers: with one slice
+ * per viewer, a flood from many sockets would again put thousands of commands in one turn.
+ */
+const REDIS_SLICES_IN_FLIGHT = 1;
+
+/** A first-come-first-served limit on work in flight. */
+class Gate {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<R>(work: () => Promise<R>): Promise<R> {
+    if (this.active < this.limit) this.active++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      // The slot passes straight to the next in line (active stays counted for it).
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+/** `work` over `items` a slice at a time, in order (each through `gate` if given); the results in the items' order. */
+async function inSlices<T, R>(items: T[], work: (slice: T[]) => Promise<R[]>, gate?: Gate): Promise<R[]> {
+  const run = (slice: T[]) => (gate ? gate.run(() => work(slice)) : work(slice));
+  if (items.length === 0) return [];
+  if (items.length <= SLICE) return run(items);
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += SLICE) out.push(...(await run(items.slice(i, i + SLICE))));
+  return out;
+}
+
 /** Receives the outcome of each tile it asked for, exactly once per request. */
 export type TileListener = (event: TileEvent) => void;
 
@@ -68,6 +112,7 @@ export class TileRequestService {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sweepAfterMs: number;
   private queueDepth = 0;
+  private readonly redisGate = new Gate(REDIS_SLICES_IN_FLIGHT);
 
   constructor(private readonly options: TileRequestServiceOptions) {
     this.planner = options.planner;
@@ -113,7 +158,7 @@ export class TileRequestService {
   async request(plan: ResolvedSpec, tiles: PlannedTile[], tier: number, listener: TileListener, options: RequestOptions = {}): Promise<DispatchResult> {
     const look = (t: PlannedTile) => (options.read ? this.options.store.get(t.key) : this.options.store.head(t.key));
     if (this.load().shedding) {
-      const found = await Promise.all(tiles.map(look));
+      const found = await inSlices(tiles, (slice) => Promise.all(slice.map(look)));
       const ready = tiles.flatMap((t, i) => (found[i] ? [withBody(t, found[i])] : []));
       return { ready, pending: [], refused: tiles.filter((_, i) => !found[i]), coalesced: 0 };
     }
@@ -133,16 +178,16 @@ export class TileRequestService {
       entry.listeners.set(listener, Math.min(tier, entry.listeners.get(listener) ?? Infinity));
     }
     // 2. Look in storage, once.
-    const found = await Promise.all(tiles.map(look));
+    const found = await inSlices(tiles, (slice) => Promise.all(slice.map(look)));
     const ready: DispatchResult['ready'] = [];
     const missing: PlannedTile[] = [];
     tiles.forEach((t, i) => (found[i] ? ready.push(withBody(t, found[i])) : missing.push(t)));
     for (const t of ready) this.detach(t.key, listener);
     // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
-    await this.options.demand.add(missing.map((t) => t.key));
+    await inSlices(missing, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
     const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
-    await this.options.queue.enqueue(toEnqueue.map((e) => ({ job: e.job, priority: e.priority })));
-    await Promise.all(missing.filter((t) => !fresh.has(t.key)).map((t) => this.updatePriority(t.key)));
+    await inSlices(toEnqueue, async (slice) => (await this.options.queue.enqueue(slice.map((e) => ({ job: e.job, priority: e.priority }))), []), this.redisGate);
+    await this.updatePriorities(missing.filter((t) => !fresh.has(t.key)).map((t) => t.key));
     return { ready, pending: missing, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
   }
 
@@ -151,14 +196,14 @@ export class TileRequestService {
     const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
     const jobs = new Map(mine.map((k) => [k, this.pending.get(k)!]));
     for (const k of mine) this.detach(k, listener);
-    const unwanted = await this.options.demand.release(mine);
-    // Independent removals: in parallel, so a viewer racing through Z is not answered one round trip per tile.
-    const removed = await Promise.all(unwanted.map((k) => this.options.queue.withdraw(k)));
+    const unwanted = await inSlices(mine, (slice) => this.options.demand.release(slice), this.redisGate);
+    // Independent removals: in parallel within a slice, so a viewer racing through Z is not answered one round trip per tile.
+    const removed = await inSlices(unwanted, (slice) => Promise.all(slice.map((k) => this.options.queue.withdraw(k))), this.redisGate);
     // Someone may have joined between our release and our withdraw (another process added demand
     // and its enqueue was a no-op because our job still existed): put the job back for them.
     // Their demand is counted before they enqueue, so checking after the withdraw closes the window.
     const withdrawn = unwanted.filter((_, i) => removed[i]);
-    const counts = await Promise.all(withdrawn.map((k) => this.options.demand.count(k)));
+    const counts = await inSlices(withdrawn, (slice) => Promise.all(slice.map((k) => this.options.demand.count(k))), this.redisGate);
     const rejoined = withdrawn.filter((_, i) => counts[i]! > 0).map((k) => jobs.get(k)!);
     await this.options.queue.enqueue(rejoined.map((e) => ({ job: e.job, priority: e.priority })));
     return withdrawn.length - rejoined.length;
@@ -168,7 +213,7 @@ export class TileRequestService {
   async setTier(keys: string[], tier: number, listener: TileListener): Promise<void> {
     const mine = keys.filter((k) => this.pending.get(k)?.listeners.has(listener));
     for (const k of mine) this.pending.get(k)!.listeners.set(listener, tier);
-    await Promise.all(mine.map((k) => this.updatePriority(k)));
+    await this.updatePriorities(mine);
   }
 
   /**
@@ -197,6 +242,10 @@ export class TileRequestService {
     const body = await this.options.store.get(tile.key);
     if (!body) throw new TilefarmError('render_failed', 'tile announced but not found in storage');
     return { kind: 'image', plan, tile, body, fromStore: false };
+  }
+
+  private async updatePriorities(keys: string[]): Promise<void> {
+    await inSlices(keys, (slice) => Promise.all(slice.map((k) => this.updatePriority(k))), this.redisGate);
   }
 
   private async updatePriority(key: string): Promise<void> {

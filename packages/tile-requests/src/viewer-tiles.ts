@@ -1,4 +1,5 @@
 import {
+  MAX_TILES_PER_REQUEST,
   levelGrid,
   type ImageFormat,
   type PendingTile,
@@ -12,7 +13,7 @@ import {
 import { TIER } from './priorities';
 import type { TileRequestService } from './tile-request-service';
 import { checkPlane, type DatasetAccess, type PlannedTile, type ResolvedSpec } from './tile-planner';
-import { tierFor, tilesAround, type Reach, type ViewState } from './viewport-rules';
+import { tierFor, tilesAround, visibleRect, type Reach, type ViewState } from './viewport-rules';
 
 /**
  * Which way a viewer moves through time: backwards only after a step back (playback, and a
@@ -48,6 +49,8 @@ export interface ViewerLimits {
   maxPending: number;
   /** Queue depth from which explicitly requested tiles get a `tile:queued` notice (0: never). */
   queuedNoticeDepth: number;
+  /** The most tiles a viewport rectangle may cover (what a screen can show); a larger one is cut around its centre. */
+  viewportMaxTiles: number;
 }
 
 /** What a viewer's requests cost and saved, for metrics (the gateway counts them in Prometheus). */
@@ -125,8 +128,14 @@ export class ViewerTiles {
     await run;
   }
 
+  /**
+   * Every cost here is bounded by the limits, never by the dataset: the rectangle is cut to
+   * viewportMaxTiles, re-ranking visits at most maxPending wants, and prefetch plans positions
+   * only until MAX_TILES_PER_REQUEST fresh tiles (or the budget) are found — like one tiles:request.
+   */
   private async applyViewport(v: Viewport): Promise<void> {
     const { planner } = this.deps.service;
+    const { maxPending, viewportMaxTiles } = this.deps.limits;
     const resolved = await planner.resolve(v.dataset, v.spec, this.deps.access);
     checkPlane(resolved.manifest, v);
     const { cols, rows } = levelGrid(resolved.manifest, v.level);
@@ -136,7 +145,8 @@ export class ViewerTiles {
     const zDirection = !sameStack ? 0 : v.z === prev.z ? (prev.zDirection ?? 0) : Math.sign(v.z - prev.z);
     const sizeT = resolved.manifest.sizeT;
     const tDirection = timeDirection(prev, v, resolved.specId, sizeT);
-    const view = { dataset: v.dataset, specId: resolved.specId, level: v.level, z: v.z, t: v.t, x0: Math.min(v.x0, v.x1), x1: Math.min(Math.max(v.x0, v.x1), cols - 1), y0: Math.min(v.y0, v.y1), y1: Math.min(Math.max(v.y0, v.y1), rows - 1), format: v.format, zDirection, tDirection, sizeT };
+    const rect = visibleRect(v, cols, rows, viewportMaxTiles);
+    const view = { dataset: v.dataset, specId: resolved.specId, level: v.level, z: v.z, t: v.t, ...rect, format: v.format, zDirection, tDirection, sizeT };
     this.view = view;
     const k = this.reach;
     const gone: string[] = [];
@@ -146,14 +156,26 @@ export class ViewerTiles {
       if (tier === undefined) gone.push(key);
       else if (tier !== want.tier) {
         want.tier = tier;
-        regrouped.set(tier, [...(regrouped.get(tier) ?? []), key]);
+        const group = regrouped.get(tier);
+        if (group) group.push(key);
+        else regrouped.set(tier, [key]);
       }
     }
     await Promise.all([this.drop(gone), ...[...regrouped].map(([tier, keys]) => this.deps.service.setTier(keys, tier, this.listener))]);
-    const around = tilesAround(view, k, cols, rows, resolved.manifest.sizeZ).map((a) => ({ level: v.level, format: v.format, ...a }));
-    const plan = planner.tiles(resolved, around);
-    // Tiles this viewer already received are not announced again on every later viewport.
-    const fresh = plan.tiles.filter((t) => !this.wants.has(t.key) && !this.delivered.has(t.key));
+    // Tiles this viewer waits for or already received are not asked for (or announced) again; the
+    // scan stops once the event's share is found, so it visits at most that many plus the tiles
+    // skipped (bounded by maxPending and DELIVERED_MEMORY).
+    const room = Math.min(MAX_TILES_PER_REQUEST, maxPending - this.wants.size);
+    const fresh: PlannedTile[] = [];
+    if (room > 0) {
+      for (const a of tilesAround(view, k, cols, rows, resolved.manifest.sizeZ)) {
+        const t = planner.tile(resolved, { level: v.level, format: v.format, ...a });
+        if (this.wants.has(t.key) || this.delivered.has(t.key)) continue;
+        fresh.push(t);
+        if (fresh.length >= room) break;
+      }
+    }
+    const plan = { ...resolved, tiles: fresh };
     const result = await this.want(plan, fresh, false);
     // Prefetched tiles already stored are announced like any other, so the viewer can use them.
     for (const r of result.ready) {
@@ -188,7 +210,9 @@ export class ViewerTiles {
       const tier = tierFor(this.view, plan.manifest.id, plan.specId, t.tile, this.reach) ?? TIER.outsideView;
       // Recorded before asking, so an event arriving during the storage check is not missed.
       this.wants.set(t.key, { dataset: plan.manifest.id, specId: plan.specId, tile: t.tile, tier });
-      accepted.set(tier, [...(accepted.get(tier) ?? []), t]);
+      const group = accepted.get(tier);
+      if (group) group.push(t);
+      else accepted.set(tier, [t]);
     }
     const ready: ReadyTile[] = [];
     let shed = false;

@@ -67,29 +67,72 @@ export function tierFor(view: ViewState | undefined, dataset: string, specId: st
   return nearSliceTier(dz, behind, k);
 }
 
+/** A rectangle of tiles at one level, inclusive; empty when x0 > x1 or y0 > y1. */
+export type TileSpan = Pick<TileRect, 'x0' | 'y0' | 'x1' | 'y1'>;
+
 /**
- * The tiles asked for on a viewer's behalf when its viewport moves: visible, ring, then ±k slices,
- * then the screen at the next `kT` time points (so playback finds its frames rendered).
+ * The rectangle a viewer can actually be looking at: the one it named (corners in any order),
+ * clipped to the level's grid, then cut around its centre to at most `maxTiles` tiles. A screen
+ * shows a few hundred tiles; a rectangle over a whole 131072² slide names 262,144, and every
+ * per-viewport cost (ranking, prefetch, planning) follows the rectangle's area, so it is bounded
+ * here, before anything is computed from it.
  */
-export function tilesAround(view: ViewState, reach: number | Reach, cols: number, rows: number, sizeZ: number): Array<{ z: number; t: number; x: number; y: number }> {
+export function visibleRect(named: TileSpan, cols: number, rows: number, maxTiles: number): TileSpan {
+  const x0 = Math.min(named.x0, named.x1);
+  const y0 = Math.min(named.y0, named.y1);
+  const x1 = Math.min(Math.max(named.x0, named.x1), cols - 1);
+  const y1 = Math.min(Math.max(named.y0, named.y1), rows - 1);
+  const w = x1 - x0 + 1;
+  const h = y1 - y0 + 1;
+  if (w <= 0 || h <= 0 || w * h <= maxTiles) return { x0, y0, x1, y1 };
+  const [cw, ch] = fitArea(w, h, Math.max(1, maxTiles));
+  const cx0 = x0 + Math.floor((w - cw) / 2);
+  const cy0 = y0 + Math.floor((h - ch) / 2);
+  return { x0: cx0, y0: cy0, x1: cx0 + cw - 1, y1: cy0 + ch - 1 };
+}
+
+/** The largest w'×h' ≤ area with w' ≤ w, h' ≤ h, close to w×h's aspect ratio (a long strip stays a strip). */
+function fitArea(w: number, h: number, area: number): [number, number] {
+  const scale = Math.sqrt(area / (w * h));
+  const shortSide = Math.min(w, h);
+  const longSide = Math.max(w, h);
+  // The short side scaled is at most √area (rounded: ≤ area), so the long side always gets at least one tile.
+  let s = Math.min(shortSide, Math.max(1, Math.round(shortSide * scale)));
+  const l = Math.min(longSide, Math.floor(area / s));
+  s = Math.min(shortSide, Math.floor(area / l));
+  return w <= h ? [s, l] : [l, s];
+}
+
+/**
+ * The tiles asked for on a viewer's behalf when its viewport moves, best first: visible, the ring
+ * one tile around, the screen on ±1 … ±k slices, then the screen at the next `kT` time points (so
+ * playback finds its frames rendered). A generator, so a caller that stops at its budget never
+ * builds the rest.
+ */
+export function* tilesAround(view: ViewState, reach: number | Reach, cols: number, rows: number, sizeZ: number): Generator<{ z: number; t: number; x: number; y: number }> {
   const { z: k, t: kT } = typeof reach === 'number' ? { z: reach, t: 0 } : reach;
-  const out: Array<{ z: number; t: number; x: number; y: number }> = [];
-  const x0 = Math.max(0, view.x0 - 1);
-  const x1 = Math.min(cols - 1, view.x1 + 1);
-  const y0 = Math.max(0, view.y0 - 1);
-  const y1 = Math.min(rows - 1, view.y1 + 1);
-  const screen = (z: number, t: number) => {
-    for (let y = Math.max(0, view.y0); y <= Math.min(rows - 1, view.y1); y++) {
-      for (let x = Math.max(0, view.x0); x <= Math.min(cols - 1, view.x1); x++) out.push({ z, t, x, y });
-    }
-  };
-  for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) out.push({ z: view.z, t: view.t, x, y });
-  for (let dz = 1; dz <= k; dz++) {
-    for (const z of [view.z + dz, view.z - dz]) {
-      if (z < 0 || z >= sizeZ) continue;
-      screen(z, view.t);
+  const vx0 = Math.max(0, view.x0);
+  const vx1 = Math.min(cols - 1, view.x1);
+  const vy0 = Math.max(0, view.y0);
+  const vy1 = Math.min(rows - 1, view.y1);
+  function* screen(z: number, t: number): Generator<{ z: number; t: number; x: number; y: number }> {
+    for (let y = vy0; y <= vy1; y++) for (let x = vx0; x <= vx1; x++) yield { z, t, x, y };
+  }
+  yield* screen(view.z, view.t);
+  const rx0 = Math.max(0, view.x0 - 1);
+  const rx1 = Math.min(cols - 1, view.x1 + 1);
+  const ry0 = Math.max(0, view.y0 - 1);
+  const ry1 = Math.min(rows - 1, view.y1 + 1);
+  for (let y = ry0; y <= ry1; y++) {
+    const edgeRow = y < view.y0 || y > view.y1;
+    for (let x = rx0; x <= rx1; x++) {
+      if (edgeRow || x < view.x0 || x > view.x1) yield { z: view.z, t: view.t, x, y };
     }
   }
-  for (const t of timePointsNext(view, kT)) screen(view.z, t);
-  return out;
+  for (let dz = 1; dz <= k; dz++) {
+    for (const z of [view.z + dz, view.z - dz]) {
+      if (z >= 0 && z < sizeZ) yield* screen(z, view.t);
+    }
+  }
+  for (const t of timePointsNext(view, kT)) yield* screen(view.z, t);
 }

@@ -1,6 +1,6 @@
-import type { ServerToClientEvents } from '@tilefarm/contracts';
-import { TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
-import { DATASET, TIMELAPSE, buildCore, type Core } from './support/fakes';
+import { MAX_TILES_PER_REQUEST, type ServerToClientEvents } from '@tilefarm/contracts';
+import { TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, visibleRect, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
+import { DATASET, TIMELAPSE, WHOLE_SLIDE, buildCore, type Core } from './support/fakes';
 
 // One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.
 
@@ -14,7 +14,7 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
   const tiles = new ViewerTiles({
     now: () => clock.ms,
     service: core.service,
-    limits: { prefetchZ: 1, prefetchT: 0, maxPending: 100, queuedNoticeDepth: 0, ...limits },
+    limits: { prefetchZ: 1, prefetchT: 0, maxPending: 100, queuedNoticeDepth: 0, viewportMaxTiles: 1024, ...limits },
     counters: {
       requested: (n) => (counts.requested += n),
       stored: (n) => (counts.stored += n),
@@ -50,7 +50,7 @@ describe('viewport rules', () => {
   });
 
   it('asks for the screen and its ring on this slice, and the screen only on ±k slices, inside the image', () => {
-    const around = tilesAround({ ...view, x0: 0, y0: 0, x1: 1, y1: 0 }, 1, 4, 2, 6);
+    const around = [...tilesAround({ ...view, x0: 0, y0: 0, x1: 1, y1: 0 }, 1, 4, 2, 6)];
     const onSlice = around.filter((a) => a.z === 5);
     expect(onSlice).toHaveLength(3 * 2); // x -1..2 clipped to 0..2, y -1..1 clipped to 0..1
     expect(around.filter((a) => a.z === 4)).toEqual([{ z: 4, t: 0, x: 0, y: 0 }, { z: 4, t: 0, x: 1, y: 0 }]);
@@ -85,16 +85,98 @@ describe('viewport rules', () => {
     });
 
     it('asks for the screen at the next time points, never the one on screen twice', () => {
-      const around = tilesAround({ ...movie, x0: 0, y0: 0, x1: 1, y1: 0 }, reach, 4, 2, 6);
+      const around = [...tilesAround({ ...movie, x0: 0, y0: 0, x1: 1, y1: 0 }, reach, 4, 2, 6)];
       const later = around.filter((a) => a.t !== 3);
       expect(later).toEqual([
         { z: 5, t: 4, x: 0, y: 0 }, { z: 5, t: 4, x: 1, y: 0 },
         { z: 5, t: 0, x: 0, y: 0 }, { z: 5, t: 0, x: 1, y: 0 },
       ]);
       // Two time points in all: reach 2 never wraps back onto the time point on screen.
-      const two = tilesAround({ ...movie, t: 0, sizeT: 2, x0: 0, y0: 0, x1: 0, y1: 0 }, { z: 0, t: 2 }, 4, 2, 6);
+      const two = [...tilesAround({ ...movie, t: 0, sizeT: 2, x0: 0, y0: 0, x1: 0, y1: 0 }, { z: 0, t: 2 }, 4, 2, 6)];
       expect(two.filter((a) => a.t === 1)).toHaveLength(1);
     });
+  });
+});
+
+describe('the visible rectangle', () => {
+  it('is kept as named (corners in any order) while it fits, clipped to the grid', () => {
+    expect(visibleRect({ x0: 5, y0: 1, x1: 2, y1: 3 }, 10, 10, 1024)).toEqual({ x0: 2, y0: 1, x1: 5, y1: 3 });
+    expect(visibleRect({ x0: 0, y0: 0, x1: 1_000_000, y1: 7 }, 10, 4, 1024)).toEqual({ x0: 0, y0: 0, x1: 9, y1: 3 });
+  });
+
+  it('is cut around its centre to at most maxTiles, keeping its shape', () => {
+    // All of a 131072² slide's level 0 (512×512 tiles) → the 32×32 in the middle.
+    expect(visibleRect({ x0: 0, y0: 0, x1: 511, y1: 511 }, 512, 512, 1024)).toEqual({ x0: 240, y0: 240, x1: 271, y1: 271 });
+    // A rectangle off centre is cut around its own centre.
+    expect(visibleRect({ x0: 100, y0: 0, x1: 163, y1: 63 }, 512, 512, 16)).toEqual({ x0: 130, y0: 30, x1: 133, y1: 33 });
+    // A strip stays a strip; an odd limit is never exceeded.
+    expect(visibleRect({ x0: 0, y0: 0, x1: 511, y1: 0 }, 512, 512, 100)).toEqual({ x0: 206, y0: 0, x1: 305, y1: 0 });
+    expect(visibleRect({ x0: 0, y0: 0, x1: 2, y1: 999 }, 512, 1000, 1024)).toEqual({ x0: 0, y0: 244, x1: 1, y1: 755 });
+    for (const [w, h, max] of [[512, 512, 1], [512, 3, 7], [3, 512, 1000], [400, 300, 1023], [1, 1, 1]] as const) {
+      const r = visibleRect({ x0: 0, y0: 0, x1: w - 1, y1: h - 1 }, 512, 512, max);
+      const area = (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1);
+      expect(area).toBeGreaterThanOrEqual(1);
+      expect(area).toBeLessThanOrEqual(max);
+      expect(r.x0).toBeGreaterThanOrEqual(0);
+      expect(r.x1).toBeLessThan(w);
+      expect(r.y1).toBeLessThan(h);
+    }
+  });
+});
+
+describe('a viewport over a whole 131072² slide', () => {
+  let core: Core;
+  beforeEach(async () => {
+    core = await buildCore();
+  });
+  afterEach(() => core.service.stop());
+
+  const fullSlide = (core: Core, z: number) => ({ dataset: WHOLE_SLIDE.id, spec: core.specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: 511, y1: 511 });
+
+  it('costs what a screen does: the centre of the slide is visible, prefetch stops at one request of tiles', async () => {
+    const v = viewer(core, { prefetchZ: 2, maxPending: 2000, viewportMaxTiles: 1024 });
+    const planned = jest.spyOn(core.service.planner, 'tile');
+    const t0 = performance.now();
+    await v.tiles.viewport(fullSlide(core, 2));
+    const ms = performance.now() - t0;
+    // 262,144 tiles named, ×5 slices with prefetch: before the cut, all of them were planned.
+    expect(planned.mock.calls.length).toBeLessThanOrEqual(MAX_TILES_PER_REQUEST);
+    expect(core.queue.added.length).toBe(MAX_TILES_PER_REQUEST);
+    expect(core.store.tileHeads).toBe(MAX_TILES_PER_REQUEST);
+    expect(v.tiles.pendingCount).toBe(MAX_TILES_PER_REQUEST);
+    // Every tile asked for is on screen, in the 32×32 around the slide's centre, on the viewed slice.
+    const tiles = [...core.queue.jobs.values()].map((j) => j.job.tile);
+    expect(tiles.every((t) => t.z === 2 && t.x >= 240 && t.x <= 271 && t.y >= 240 && t.y <= 271)).toBe(true);
+    expect(ms).toBeLessThan(2000); // generous for a loaded machine; the uncut rectangle took many seconds
+  });
+
+  it('a flood of full-slide viewports keeps every event bounded by the budget and the request size', async () => {
+    const v = viewer(core, { prefetchZ: 2, maxPending: 2000, viewportMaxTiles: 1024 });
+    const planned = jest.spyOn(core.service.planner, 'tile');
+    for (let i = 0; i < 12; i++) {
+      const added = core.queue.added.length;
+      const calls = planned.mock.calls.length;
+      const heads = core.store.tileHeads;
+      // Far apart in Z, so every event withdraws what the last one asked for.
+      await v.tiles.viewport(fullSlide(core, i % 2 === 0 ? 0 : 4));
+      expect(core.queue.added.length - added).toBeLessThanOrEqual(MAX_TILES_PER_REQUEST);
+      expect(core.store.tileHeads - heads).toBeLessThanOrEqual(MAX_TILES_PER_REQUEST);
+      // Planned: the fresh tiles plus those skipped as already wanted or delivered.
+      expect(planned.mock.calls.length - calls).toBeLessThanOrEqual(MAX_TILES_PER_REQUEST + 2000 + 4096);
+      expect(v.tiles.pendingCount).toBeLessThanOrEqual(2000);
+    }
+    // The same rectangle again asks for the next slices' share, never past the budget.
+    await v.tiles.viewport(fullSlide(core, 4));
+    await v.tiles.viewport(fullSlide(core, 4));
+    expect(v.tiles.pendingCount).toBe(2000);
+    expect(core.queue.order().length).toBe(2000);
+  });
+
+  it('a coarser level that fits on a screen is prefetched whole', async () => {
+    const v = viewer(core, { prefetchZ: 1, maxPending: 2000, viewportMaxTiles: 1024 });
+    // Level 5: 16×16 tiles, 256 visible + z 1 and z 3.
+    await v.tiles.viewport({ ...fullSlide(core, 2), level: 5, x1: 15, y1: 15 });
+    expect(core.queue.added.length).toBe(256 * 3);
   });
 });
 

@@ -20,6 +20,8 @@ import {
 export class MemoryObjectStore implements ObjectStore {
   readonly kind = 'memory';
   readonly objects = new Map<string, Buffer>();
+  /** Storage checks of rendered tiles so far (what a request cost in storage round trips). */
+  tileHeads = 0;
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
@@ -36,7 +38,10 @@ export class MemoryObjectStore implements ObjectStore {
     return 'suffixLength' in range ? body.subarray(Math.max(0, body.length - range.suffixLength)) : body.subarray(range.offset, range.offset + range.length);
   }
   async head(key: string): Promise<ObjectInfo | undefined> {
-    if (key.startsWith('tiles/')) await this.gate;
+    if (key.startsWith('tiles/')) {
+      this.tileHeads++;
+      await this.gate;
+    }
     const body = this.objects.get(key);
     return body && { size: body.length };
   }
@@ -172,6 +177,11 @@ export const DATASET: DatasetManifest = {
 };
 /** The same image as 6 time points (for time prefetch). */
 export const TIMELAPSE: DatasetManifest = { ...DATASET, id: 'timelapse', name: 'timelapse', sizeT: 6 };
+/**
+ * A whole slide, the main use case: 131072² at 256 is 512×512 = 262,144 tiles at level 0, ten
+ * levels, 5 z. Only the manifest, as above; a viewport over all of level 0 must cost what a screen does.
+ */
+export const WHOLE_SLIDE: DatasetManifest = { ...DATASET, id: 'slide', name: 'slide', width: 131_072, height: 131_072, levels: 10 };
 export const SPEC = { channels: [{ index: 0, color: '#ff0000', window: [0, 4000] as [number, number] }], format: 'png' as const };
 
 export interface Core {
@@ -193,6 +203,7 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   const catalog = new DatasetCatalog(store, 0);
   await catalog.publish(DATASET, { v: 1, dataset: DATASET.id, version: DATASET.version, planes: [] });
   await catalog.publish(TIMELAPSE, { v: 1, dataset: TIMELAPSE.id, version: TIMELAPSE.version, planes: [] });
+  await catalog.publish(WHOLE_SLIDE, { v: 1, dataset: WHOLE_SLIDE.id, version: WHOLE_SLIDE.version, planes: [] });
   const specs = new SpecRegistry(store);
   const { id: specId } = await specs.register(SPEC);
   const queue = new FakeRenderQueue();
