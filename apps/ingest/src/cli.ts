@@ -1,16 +1,22 @@
-import { resolve } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { RedisEnv, RetentionEnv, StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
+import { IngestSourceEnv, RedisEnv, RetentionEnv, StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
 import { isTilefarmError } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
 import { openObjectStore } from '@tilefarm/storage';
+import { linkZarr, zarrPlaceResolver, zarritaLibrary } from '@tilefarm/zarr';
 import { IngestTracker, RedisIngestCoordination, RetiredVersions, createRedis, type RedisClient } from '@tilefarm/queue';
 
 const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R] [--ignore-ome-xml]
+       npm run ingest -- IMAGE.zarr|s3://bucket/prefix.zarr --id NAME [--link | --copy] [--name TEXT] [--tenant NAME] [--max-source-pixels N]
   --ignore-ome-xml  read an OME-TIFF's pages as a plain TIFF (pages = z), for OME-XML that does not
                     describe the file (e.g. copied from another one); prints a warning
+  --link            (OME-Zarr, the default) register it where it lies: metadata checked, statistics
+                    computed, no pixel copied; a local Zarr must lie under INGEST_ROOT (the path the
+                    API and workers read it from), an s3:// one is read with the S3_* connection
+  --copy            (OME-Zarr) write tilefarm's own source tiles from its levels instead
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
   S3_ENDPOINT, S3_BUCKET, S3_PREFIX, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE;
 Redis (REDIS_URL, REDIS_PREFIX): the CLI takes the same per-dataset lock and version counter as
@@ -18,7 +24,7 @@ Redis (REDIS_URL, REDIS_PREFIX): the CLI takes the same per-dataset lock and ver
 
 // The same storage variables as every other process (S3_PREFIX included), so the CLI writes
 // datasets exactly where the API and the workers look for them.
-const Env = z.object({ ...StorageEnv, ...RedisEnv, ...RetentionEnv }).superRefine((e, ctx) => {
+const Env = z.object({ ...StorageEnv, ...RedisEnv, ...RetentionEnv, INGEST_ROOT: IngestSourceEnv.INGEST_ROOT }).superRefine((e, ctx) => {
   requireS3Bucket(e, ctx);
   if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
@@ -42,6 +48,13 @@ interface Args {
   maxSourcePixels?: number;
   maxWriteRatio?: number;
   ignoreOmeXml: boolean;
+  /** An OME-Zarr source (a path ending in .zarr or an s3:// URL): linked, or copied with --copy. */
+  zarr?: { mode: 'link' | 'copy'; source: string };
+}
+
+/** OME-Zarr sources are directories named *.zarr, or s3:// URLs (TIFFs are local files). */
+function isZarrSource(arg: string): boolean {
+  return arg.startsWith('s3://') || /\.zarr\/*$/i.test(arg);
 }
 
 /** Arguments and environment, with every problem found at once (not just the first). */
@@ -60,6 +73,8 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
         'max-source-pixels': { type: 'string' },
         'max-write-ratio': { type: 'string' },
         'ignore-ome-xml': { type: 'boolean' },
+        link: { type: 'boolean' },
+        copy: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,8 +87,24 @@ function parseInput(argv: string[], rawEnv: Record<string, string | undefined>):
     if (max !== undefined && !(Number.isFinite(max) && max > 0)) errors.push(`--max-source-pixels must be a positive number, not "${values['max-source-pixels']}"`);
     const ratio = values['max-write-ratio'] === undefined ? undefined : Number(values['max-write-ratio']);
     if (ratio !== undefined && !(Number.isFinite(ratio) && ratio > 0)) errors.push(`--max-write-ratio must be a positive number, not "${values['max-write-ratio']}"`);
+    const zarr = positionals[0] !== undefined && isZarrSource(positionals[0]);
+    if (values.link && values.copy) errors.push('--link and --copy exclude each other');
+    if ((values.link || values.copy) && positionals[0] && !zarr) errors.push('--link and --copy are for OME-Zarr sources (IMAGE.zarr or s3://bucket/prefix.zarr)');
+    if (zarr && values['ignore-ome-xml']) errors.push('--ignore-ome-xml is for OME-TIFF files, not OME-Zarr');
+    if (zarr && values['tile-size'] !== undefined && tileSize !== 256) errors.push('OME-Zarr datasets use 256-pixel tiles');
     if (positionals[0] && values.id) {
-      args = { file: resolve(positionals[0]), id: values.id, name: values.name, tenant: values.tenant, tileSize: tileSize as 256 | 512, maxSourcePixels: max, maxWriteRatio: ratio, ignoreOmeXml: values['ignore-ome-xml'] === true };
+      const source = positionals[0].startsWith('s3://') ? positionals[0].replace(/\/+$/, '') : resolve(positionals[0]);
+      args = {
+        file: positionals[0].startsWith('s3://') ? positionals[0] : resolve(positionals[0]),
+        id: values.id,
+        name: values.name,
+        tenant: values.tenant,
+        tileSize: tileSize as 256 | 512,
+        maxSourcePixels: max,
+        maxWriteRatio: ratio,
+        ignoreOmeXml: values['ignore-ome-xml'] === true,
+        ...(zarr ? { zarr: { mode: values.copy ? 'copy' : 'link', source } } : {}),
+      };
     }
   } catch (e) {
     errors.push((e as Error).message);
@@ -141,6 +172,7 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
     io.stderr.write(`ingest: no Redis answers at ${env.REDIS_URL}: the CLI takes the same per-dataset lock as queued ingests (set REDIS_URL).\nnothing was published.\n`);
     return 1;
   }
+  if (args.zarr) return registerZarr(args, args.zarr, env, redis, io);
   const store = openObjectStore(storageSettings(env));
   const progress = progressPrinter(io, args.id);
   const started = Date.now();
@@ -171,6 +203,104 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
     return 0;
   } catch (e) {
     progress.end();
+    const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
+    io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
+    return io.signal?.aborted ? 130 : 1;
+  } finally {
+    await store.close?.();
+    redis.disconnect();
+  }
+}
+
+/**
+ * An OME-Zarr, linked (no copy) or copied, under the same per-id lock and shared version counter as
+ * queued registrations. A linked manifest names the Zarr as the servers read it: "file:<path under
+ * INGEST_ROOT>" or the s3:// URL (read with this environment's S3_* connection, as the workers do).
+ */
+async function registerZarr(args: Args, zarr: { mode: 'link' | 'copy'; source: string }, env: Env, redis: RedisClient, io: CliIo): Promise<number> {
+  const store = openObjectStore(storageSettings(env));
+  const started = Date.now();
+  const coordination = new RedisIngestCoordination(new IngestTracker(env.REDIS_PREFIX, redis), new RetiredVersions(env.REDIS_PREFIX, redis), env.VERSION_GRACE_S * 1000);
+  let url: string;
+  let ingestRoot = env.INGEST_ROOT;
+  if (zarr.source.startsWith('s3://')) {
+    url = zarr.source;
+  } else if (env.INGEST_ROOT && zarr.source.startsWith(resolve(env.INGEST_ROOT) + sep)) {
+    url = `file:${relative(resolve(env.INGEST_ROOT), zarr.source)}`;
+  } else if (zarr.mode === 'copy') {
+    // A copy is read once, here: any local path will do.
+    ingestRoot = resolve(zarr.source, '..');
+    url = `file:${relative(ingestRoot, zarr.source)}`;
+  } else {
+    io.stderr.write(`ingest failed: ${zarr.source} is not under INGEST_ROOT${env.INGEST_ROOT ? ` (${resolve(env.INGEST_ROOT)})` : ' (unset)'}: a linked Zarr is read by the API and workers from there; set INGEST_ROOT or use --copy\nnothing was published.\n`);
+    await store.close?.();
+    redis.disconnect();
+    return 1;
+  }
+  const s3 = { region: env.S3_REGION, endpoint: env.S3_ENDPOINT, forcePathStyle: env.S3_FORCE_PATH_STYLE, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY };
+  const places = zarrPlaceResolver({ ingestRoot, s3 });
+  const tty = io.stdout.isTTY === true;
+  let last = 0;
+  let drawn = false;
+  const catalog = new DatasetCatalog(store);
+  let held: Awaited<ReturnType<RedisIngestCoordination['lock']>>;
+  try {
+    held = await coordination.lock(args.id, args.tenant ?? 'public');
+  } catch (e) {
+    held = undefined;
+    io.stderr.write(`ingest failed: ${(e as Error).message}\n`);
+  }
+  if (!held) {
+    io.stderr.write(`ingest failed: dataset "${args.id}" is being ingested or deleted by another writer; try again when it is done\nnothing was published.\n`);
+    await store.close?.();
+    redis.disconnect();
+    return 1;
+  }
+  const heartbeat = setInterval(() => void held.heartbeat().catch(() => undefined), 20_000);
+  try {
+    const replaced = await catalog.find(args.id);
+    const m = await linkZarr({
+      url,
+      place: places(url),
+      library: zarritaLibrary,
+      id: args.id,
+      name: args.name,
+      tenant: args.tenant,
+      catalog,
+      maxPixels: args.maxSourcePixels ?? 2 ** 40,
+      copy: zarr.mode === 'copy',
+      versions: coordination,
+      signal: io.signal,
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (done < total && now - last < (tty ? 100 : 2000)) return;
+        last = now;
+        const pct = total > 0 ? (100 * done) / total : 0;
+        const unit = zarr.mode === 'copy' ? 'planes + tiles' : 'planes';
+        if (tty) {
+          const full = Math.round((pct / 100) * 30);
+          io.stdout.write(`\r${zarr.mode.padEnd(7)} [${'#'.repeat(full)}${'-'.repeat(30 - full)}] ${pct.toFixed(1).padStart(5)}%  ${done}/${total} ${unit}\x1b[K`);
+          drawn = true;
+        } else {
+          io.stdout.write(`${zarr.mode} ${args.id}: ${pct.toFixed(1)}%  ${done}/${total} ${unit}\n`);
+        }
+      },
+    });
+    if (drawn) io.stdout.write('\n');
+    if (replaced && replaced.version !== m.version) await coordination.retire(args.id, replaced.version);
+    clearInterval(heartbeat);
+    await held.release({ version: m.version });
+    const seconds = (Date.now() - started) / 1000;
+    io.stdout.write(
+      `${zarr.mode === 'link' ? 'linked' : 'copied'} ${m.id} v${m.version}: ${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels` +
+        ` in ${seconds.toFixed(1)} s${zarr.mode === 'link' ? ` (no pixel copied; reads ${url})` : ''}\n`,
+    );
+    return 0;
+  } catch (e) {
+    clearInterval(heartbeat);
+    if (drawn) io.stdout.write('\n');
+    const code = isTilefarmError(e) ? e.code : 'internal';
+    await held.release({ code, message: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
     const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
     io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
     return io.signal?.aborted ? 130 : 1;

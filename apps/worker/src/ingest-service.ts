@@ -160,6 +160,7 @@ export class IngestService {
     if (!this.deps.linkZarr) throw new TilefarmError('bad_request', 'this worker cannot link OME-Zarr sources');
     let last = 0;
     let planned = false;
+    const replaced = await this.deps.catalog.find(job.dataset);
     const manifest = await this.deps.linkZarr(job, async (done, total) => {
       if (!planned) {
         // No tiles to discard on failure: the plan names an empty version.
@@ -173,6 +174,8 @@ export class IngestService {
         if (p.state === 'failed' || p.state === 'gone') throw new TilefarmError('conflict', `ingest ${job.jobId} was stopped`);
       }
     });
+    // The version it replaces goes after the grace period, as for file ingests.
+    if (replaced && replaced.version !== manifest.version) await this.deps.retired.retire(job.dataset, replaced.version, Date.now() + this.deps.graceMs);
     if (await tracker.complete(job.jobId, job.dataset, manifest.version)) metrics.published.inc();
     logger.info({ jobId: job.jobId, dataset: job.dataset, version: manifest.version, source: job.source }, 'OME-Zarr linked');
   }

@@ -64,9 +64,10 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, 'worker');
   const retired = new RetiredVersions(config.REDIS_PREFIX, redis);
+  const tracker = new IngestTracker(config.REDIS_PREFIX, redis);
   const ingestService = new IngestService({
     catalog,
-    tracker: new IngestTracker(config.REDIS_PREFIX, redis),
+    tracker,
     queue: ingestQueue,
     sources: ingestSources,
     metrics: createIngestMetrics(registry),
@@ -76,7 +77,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     linkZarr: (job, onProgress) => {
       const parsed = parseIngestSource(job.source, { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES });
       const url = parsed.kind === 's3' ? parsed.source.replace(/\/+$/, '') : `file:${relative(resolve(config.INGEST_ROOT ?? '/'), parsed.path)}`;
-      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy' });
+      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy', versions: tracker });
     },
     tenantQuotaBytes: config.TENANT_STORAGE_QUOTA_MB === undefined ? undefined : config.TENANT_STORAGE_QUOTA_MB * 2 ** 20,
     retired,

@@ -24,6 +24,10 @@ export interface LinkZarrOptions {
   copy?: boolean;
   /** Bytes of decoded chunks kept while reading (a 64³ chunk serves 64 planes). */
   chunkCacheBytes?: number;
+  /** The id's shared version counter (Redis, as queued and CLI ingests use); without it, last version + 1. */
+  versions?: { reserveVersion(id: string, floor: number): Promise<number> };
+  /** Stops the work between planes/tiles (the CLI's Ctrl-C); what a copy wrote is removed. */
+  signal?: AbortSignal;
 }
 
 /** The level statistics are computed from: the coarsest with ≥ STATS_MIN_PIXELS per plane, else the finest. */
@@ -70,6 +74,9 @@ function boundedChunks(maxBytes: number): ChunkCache {
  * `source` points at the Zarr with a fingerprint of its metadata.
  */
 export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> {
+  const stopped = () => {
+    if (opts.signal?.aborted) throw new TilefarmError('conflict', `registration of ${opts.id} was stopped`);
+  };
   const opened = await openZarrImage(opts.place, opts.library, opts.url, opts.maxPixels);
   const { image } = opened;
   const level = statisticsLevel(image);
@@ -101,6 +108,7 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
         planes.push(computePlaneStats(plane.data, image.dtype, c, z, t));
         done++;
         await opts.onProgress?.(done, total);
+        stopped();
       }
     }
   }
@@ -113,7 +121,34 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
     if (!(hi > lo)) hi = lo + (image.dtype === 'float32' ? 1e-6 : 1);
     return { ...ch, window: [lo, hi] as [number, number] };
   });
-  const version = await opts.catalog.nextVersion(opts.id);
+  // An id belongs to its first owner for good (as for file ingests; callers hold the id's lock).
+  const tenant = opts.tenant ?? 'public';
+  const owner = await opts.catalog.owner(opts.id);
+  if (owner !== undefined && owner !== tenant) throw new TilefarmError('conflict', `dataset id "${opts.id}" is not available: it belongs to another owner`);
+  const floor = await opts.catalog.lastVersion(opts.id);
+  const version = opts.versions ? await opts.versions.reserveVersion(opts.id, floor) : floor + 1;
+  try {
+    return await publishVersion(opts, opened, version, channels, planes, cache, grid, done, total, stopped);
+  } catch (e) {
+    // Nothing of a failed or stopped registration stays: a copy's tiles are under this unpublished version.
+    if (opts.copy) await opts.catalog.deleteVersion(opts.id, version).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function publishVersion(
+  opts: LinkZarrOptions,
+  opened: Awaited<ReturnType<typeof openZarrImage>>,
+  version: number,
+  channels: DatasetManifest['channels'],
+  planes: PlaneStats[],
+  cache: ChunkCache,
+  grid: { width: number; height: number; tileSize: 256 },
+  done: number,
+  total: number,
+  stopped: () => void,
+): Promise<DatasetManifest> {
+  const { image } = opened;
   if (opts.copy) {
     for (let t = 0; t < image.sizeT; t++) {
       for (let z = 0; z < image.sizeZ; z++) {
@@ -125,12 +160,19 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
               for (let x = 0; x < g.cols; x++) {
                 const x0 = x * 256;
                 const y0 = y * 256;
-                const tile = await readTileFromChunks(image, opened.arrays, { level: k, t, c, z, x0, y0, width: Math.min(256, size.width - x0), height: Math.min(256, size.height - y0) }, cache, 'copy');
+                let tile;
+                try {
+                  tile = await readTileFromChunks(image, opened.arrays, { level: k, t, c, z, x0, y0, width: Math.min(256, size.width - x0), height: Math.min(256, size.height - y0) }, cache, 'copy');
+                } catch (e) {
+                  if (e instanceof TilefarmError) throw e;
+                  throw new TilefarmError('source_unreadable', `${opts.url}: level ${k} c=${c} z=${z} t=${t} could not be read: ${(e as Error).message.slice(0, 200)}`);
+                }
                 await opts.catalog.putSourceTile(opts.id, version, { level: k, t, z, c, x, y }, tile);
               }
             }
             done += g.cols * g.rows;
             await opts.onProgress?.(done, total);
+            stopped();
           }
         }
       }

@@ -74,6 +74,10 @@ export const zarritaLibrary: ZarrLibrary = {
       fillValue: typeof fill === 'number' ? fill : null,
       async getChunk(coords) {
         const chunk = await array.getChunk(coords);
+        // A corrupt compressed chunk can decode without an error to too few samples (Blosc to
+        // none at all): refused here, never rendered as zeros.
+        const expected = chunk.shape.reduce((a, b) => a * b, 1);
+        if (chunk.data.length !== expected) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
         return { data: chunk.data as DecodedChunk['data'], shape: chunk.shape, stride: chunk.stride };
       },
     };
