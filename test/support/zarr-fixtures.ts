@@ -10,7 +10,7 @@ const SCRIPT = join(__dirname, '..', 'fixtures', 'zarr', 'generate.py');
  * The OME-Zarr fixtures, written by test/fixtures/zarr/generate.py with Debian's python3-zarr
  * (independent of our code and of zarrita). Generated once per script version into a cache dir.
  */
-export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string } {
+export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string; numeric: Record<NumericDtype, string> } {
   const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 12);
   const dir = join(tmpdir(), `tilefarm-zarr-fixtures-${hash}`);
   if (!existsSync(join(dir, 'done'))) {
@@ -25,7 +25,8 @@ export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string } 
       rmSync(building, { recursive: true, force: true }); // another test built it meanwhile
     }
   }
-  return { dir, ngff04: join(dir, 'cells-ngff04.zarr'), ngff05: join(dir, 'cells-ngff05.zarr') };
+  const numeric = Object.fromEntries(NUMERIC_DTYPES.map((d) => [d, join(dir, `numeric-${d}.zarr`)])) as Record<NumericDtype, string>;
+  return { dir, ngff04: join(dir, 'cells-ngff04.zarr'), ngff05: join(dir, 'cells-ngff05.zarr'), numeric };
 }
 
 /** The fixtures' known value of every sample (see generate.py); reduced level k samples (y·2^k, x·2^k). */
@@ -38,4 +39,15 @@ export function isFixtureFill(which: '04' | '05', level: number, t: number, c: n
   if (level !== 0) return false;
   if (which === '04') return c === 2 && z >= 4 && z < 6 && y < 200 && x < 300;
   return t === 1 && c === 1 && z < 2 && y < 128 && x < 160;
+}
+
+export const NUMERIC_DTYPES = ['int16', 'uint32', 'float32'] as const;
+export type NumericDtype = (typeof NUMERIC_DTYPES)[number];
+
+/** numeric-{dtype}.zarr's known samples (generate.py numeric_value): c=2, z=2, 300 × 500, 2 levels (2× subsampled). */
+export function numericFixtureValue(dtype: NumericDtype, c: number, z: number, y: number, x: number): number {
+  const base = ((7 * x + 13 * y) % 1000) + 250 * z + 1000 * c;
+  if (dtype === 'int16') return base - 1500;
+  if (dtype === 'uint32') return base * 1000 + 70000;
+  return base / 8 - 100;
 }

@@ -35,6 +35,8 @@ export const LinkedZarrSource = z.object({
   zarrFormat: z.union([z.literal(2), z.literal(3)]),
   ngffVersion: z.string().max(16),
   fingerprint: z.string().max(100),
+  /** The Zarr's own sample type where it differs from the dataset's dtype (int16, uint32 are held as float32). */
+  dtype: z.string().max(16).optional(),
 });
 export type LinkedZarrSource = z.infer<typeof LinkedZarrSource>;
 

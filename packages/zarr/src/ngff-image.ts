@@ -28,8 +28,24 @@ export const NgffAttributes = z.object({ multiscales: z.array(Multiscale).min(1)
 export const AXIS_ORDER = ['t', 'c', 'z', 'y', 'x'] as const;
 export type AxisName = (typeof AXIS_ORDER)[number];
 
-/** Source dtypes a linked Zarr may have (render windows stay in raw units). */
-export const LINKABLE_DTYPES: Record<string, DType> = { uint8: 'uint8', uint16: 'uint16', float32: 'float32', '|u1': 'uint8', '<u2': 'uint16', '<f4': 'float32' };
+/**
+ * Source dtypes a linked Zarr may have, and the sample type tilefarm holds them in. int16 and
+ * uint32 are held as float32 (render windows stay in raw units): every int16 value is exact in
+ * float32, uint32 values are exact below 2^24 (16,777,216) and within 1 part in 2^24 above, far
+ * below one step of an 8-bit picture. The dataset keeps the Zarr's own type in `source.dtype`.
+ */
+export const LINKABLE_DTYPES: Record<string, DType> = {
+  uint8: 'uint8',
+  uint16: 'uint16',
+  float32: 'float32',
+  int16: 'float32',
+  uint32: 'float32',
+  '|u1': 'uint8',
+  '<u2': 'uint16',
+  '<f4': 'float32',
+  '<i2': 'float32',
+  '<u4': 'float32',
+};
 
 export interface NgffLevelArray {
   path: string;
@@ -44,7 +60,10 @@ export interface NgffImage {
   /** Axis names in array order, a subsequence of t, c, z, y, x. */
   axes: AxisName[];
   levels: NgffLevelArray[];
+  /** The sample type tilefarm holds it in (LINKABLE_DTYPES). */
   dtype: DType;
+  /** The Zarr's own data type (as the Zarr library names it). */
+  sourceDtype: string;
   width: number;
   height: number;
   sizeC: number;
@@ -99,7 +118,7 @@ export function describeNgffImage(attrs: z.infer<typeof NgffAttributes>, arrays:
     if (a.shape.length !== named.length) throw bad(`${where}: level ${i} ("${a.path}") has ${a.shape.length} dimensions but ${named.length} axes are declared`);
   }
   const dtype = LINKABLE_DTYPES[level0.dtype];
-  if (!dtype) throw bad(`${where}: data type ${level0.dtype} is not supported (supported: uint8, uint16, float32)`);
+  if (!dtype) throw bad(`${where}: data type ${level0.dtype} is not supported (supported: uint8, uint16, int16, uint32, float32)`);
   const dim = (shape: number[], axis: AxisName) => (named.includes(axis) ? shape[named.indexOf(axis)]! : 1);
   const width = dim(level0.shape, 'x');
   const height = dim(level0.shape, 'y');
@@ -151,5 +170,5 @@ export function describeNgffImage(attrs: z.infer<typeof NgffAttributes>, arrays:
     const window: [number, number] = start !== undefined && end !== undefined && end > start ? [start, end] : fullRange;
     return { label: (o?.label ?? `C${c}`).slice(0, 128) || `C${c}`, color, window };
   });
-  return { ngffVersion: ms.version ?? '0.5', axes: named, levels: arrays, dtype, width, height, sizeC, sizeZ, sizeT, fillValue, physicalSize, channels };
+  return { ngffVersion: ms.version ?? '0.5', axes: named, levels: arrays, dtype, sourceDtype: level0.dtype, width, height, sizeC, sizeZ, sizeT, fillValue, physicalSize, channels };
 }

@@ -113,7 +113,10 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
     }
   }
   const channels = image.channels.map((ch, c) => {
-    if (ch.window[1] > ch.window[0] && !(image.dtype !== 'float32' && ch.window[0] === 0 && ch.window[1] === (image.dtype === 'uint8' ? 255 : 65535))) return ch;
+    // A window other than the type's full range came from the omero block (float32's "full range" is
+    // the placeholder [0, 1]: float sources, int16 and uint32 among them, need statistics instead).
+    const fullHi = image.dtype === 'uint8' ? 255 : image.dtype === 'uint16' ? 65535 : 1;
+    if (ch.window[1] > ch.window[0] && !(ch.window[0] === 0 && ch.window[1] === fullHi)) return ch;
     // No omero window: the ingest's default (0.1 % / 99.9 % over the channel's planes).
     const mine = planes.filter((p) => p.c === c);
     const lo = Math.min(...mine.map((p) => p.percentiles['0.001'] ?? p.min));
@@ -194,7 +197,7 @@ async function publishVersion(
     channels,
     ...(image.physicalSize ? { physicalSize: image.physicalSize } : {}),
     sourceEncoding: opts.copy ? opts.catalog.sourceEncoding : 'raw-v1',
-    ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint } }),
+    ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint, ...(image.sourceDtype !== image.dtype ? { dtype: image.sourceDtype } : {}) } }),
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new TilefarmError('source_unreadable', `${opts.url} cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
