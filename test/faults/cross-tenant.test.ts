@@ -171,6 +171,22 @@ describe('tenants: zero cross-tenant leaks', () => {
     const kept = (await (await fetch(settings, { headers: bearer(TOKEN_B) })).json()) as { settings: Array<{ name: string; spec: { channels: Array<{ color: string }> } }> };
     expect(kept.settings.map((s) => [s.name, s.spec.channels[0]!.color])).toEqual([['default', '#00ff00']]);
     expect((await fetch(`${system.apiUrl}/v1/datasets/shared/settings`, { headers: bearer(TOKEN_A) })).status).toBe(200);
+    // Uploads (issue 14): beta's upload, seen from alpha, answers like one that does not exist.
+    const betaUpload = (await (await fetch(`${system.apiUrl}/v1/uploads`, { method: 'POST', headers: { ...json, ...bearer(TOKEN_B) }, body: JSON.stringify({ id: 'beta-new', filename: 'b.ome.tif', size: 10 }) })).json()) as { uploadId: string };
+    expect(betaUpload.uploadId).toMatch(/^ing-beta-new-/);
+    for (const [method, path] of [['GET', ''], ['PUT', '/parts/1'], ['POST', '/complete'], ['DELETE', '']] as const) {
+      for (const id of [betaUpload.uploadId, betaUpload.uploadId.toUpperCase(), encodeURIComponent(betaUpload.uploadId).replace('-', '%2D')]) {
+        attempts++;
+        const res = await fetch(`${system.apiUrl}/v1/uploads/${id}${path}`, { method, headers: { 'content-type': 'application/octet-stream', ...bearer(TOKEN_A) }, body: method === 'PUT' ? new Uint8Array(10) : undefined });
+        if (res.status !== 404) leaks.push(`${method} /v1/uploads/${id}${path} → ${res.status}`);
+      }
+    }
+    // Nor can alpha upload into beta's dataset id.
+    attempts++;
+    const into = await fetch(`${system.apiUrl}/v1/uploads`, { method: 'POST', headers: { ...json, ...bearer(TOKEN_A) }, body: JSON.stringify({ id: 'beta-cells', filename: 'a.ome.tif', size: 10 }) });
+    if (into.status !== 409) leaks.push(`POST /v1/uploads into beta-cells → ${into.status}`);
+    expect((await fetch(`${system.apiUrl}/v1/uploads/${betaUpload.uploadId}`, { headers: bearer(TOKEN_B) })).status).toBe(200);
+    expect((await fetch(`${system.apiUrl}/v1/uploads/${betaUpload.uploadId}`, { method: 'DELETE', headers: bearer(TOKEN_B) })).status).toBe(204);
     // Alpha's own things, and public ones, work (the checks are not just refusing everything).
     expect((await fetch(`${system.apiUrl}/${alphaKey}`, { headers: bearer(TOKEN_A) })).status).toBe(200);
     expect((await fetch(`${system.apiUrl}/${alphaKey}?access_token=${TOKEN_A}`)).status).toBe(200);

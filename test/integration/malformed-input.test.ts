@@ -170,6 +170,30 @@ describe('malformed input at the running API and gateway', () => {
     }
     for (const s of fc.sample(fc.oneof(spec.map((x) => ({ spec: x })), fc.anything()), { numRuns: 400, seed: SEED + 9 })) await http('settings body', 'PUT', '/v1/datasets/fuzz/settings/fz', Buffer.from(jsonOf(s)));
     for (const r of fc.sample(raw, { numRuns: 100, seed: SEED + 10 })) await http('settings body', 'PUT', '/v1/datasets/fuzz/settings/fz', r.body, r.type);
+    // Uploads (issue 14): declarations, part numbers and bodies, ids, completion and cancel of
+    // real and made-up uploads. Ids start with "fz" (never the test's dataset).
+    const declaration = fc.oneof(
+      fc.record({ id: fc.oneof(fc.constant('fzup'), segment.map((s) => `fz${s}`)), filename: fc.oneof(fc.constantFrom('a.ome.tif', 'a.TIFF', 'a.png', '../a.tif', 'a\u0000.tif', '.tif', 'x'.repeat(300) + '.tif'), fc.string()), size: fc.oneof(fc.integer({ min: -1, max: 3 * 2 ** 20 }), fc.constantFrom(0, 1e300, 2 ** 53, 5e9), fc.double(), fc.string()), name: fc.option(fc.string(), { nil: undefined }), ignoreOmeXml: fc.option(fc.anything(), { nil: undefined }) }, { requiredKeys: [] }),
+      fc.anything(),
+    );
+    const real: string[] = [];
+    for (const d of fc.sample(declaration, { numRuns: 300, seed: SEED + 11 })) {
+      const res = await send(system.apiUrl, 'POST', '/v1/uploads', Buffer.from(jsonOf(d))).catch(() => undefined);
+      counts.uploads = (counts.uploads ?? 0) + 1;
+      if (res && res.status === 201) real.push((JSON.parse(res.body) as { uploadId: string }).uploadId);
+      else if (!res || res.status >= 500 || (LEAKY.test(res.body) && res.status >= 400)) problems.push({ what: 'uploads', input: jsonOf(d).slice(0, 200), problem: `${res?.status} ${res?.body.slice(0, 200)}` });
+    }
+    const uploadId = fc.oneof(fc.constantFrom(...(real.length ? real : ['ing-fzup-x'])), segment, fc.constantFrom('ing-fuzz-000', 'ing-', 'ing-..', 'ing-a%2Fb'));
+    const partNumber = fc.oneof(fc.nat({ max: 4 }).map(String), segment);
+    for (const [id, n, body] of fc.sample(fc.tuple(uploadId, partNumber, fc.uint8Array({ maxLength: 64 })), { numRuns: 400, seed: SEED + 12 })) {
+      await http('uploads', 'PUT', `/v1/uploads/${id}/parts/${n}`, Buffer.from(body), 'application/octet-stream');
+      await http('uploads', 'GET', `/v1/uploads/${id}`);
+    }
+    for (const id of fc.sample(uploadId, { numRuns: 100, seed: SEED + 13 })) {
+      await http('uploads', 'POST', `/v1/uploads/${id}/complete`);
+      await http('uploads', 'DELETE', `/v1/uploads/${id}`);
+    }
+    for (const r of fc.sample(raw, { numRuns: 100, seed: SEED + 14 })) await http('uploads', 'POST', '/v1/uploads', r.body, r.type);
 
     // Socket payloads: one viewer, every event acknowledged (or ignored), the connection kept.
     const viewer = new TestViewer(system.gatewayUrl(0));

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { DatasetCatalog, type SyntheticOptions } from '@tilefarm/datasets';
 import type { ObjectStoreSettings } from '@tilefarm/storage';
 import { REDIS_URL, dropPrefix, uniquePrefix } from './redis';
-import { startS3Server, type RunningS3 } from './s3-server';
+import { filesInBucket, startS3Server, type RunningS3 } from './s3-server';
 
 // Found through the workspace link, so this also works from a bundled benchmark.
 const ROOT = resolve(dirname(require.resolve('@tilefarm/api/package.json')), '../..');
@@ -135,6 +135,25 @@ export class TestSystem {
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
     await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
     for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
+  }
+
+  /**
+   * Every file the storage backend holds, looked at directly (the data directory, or s3rver's
+   * bucket directory with its in-progress multipart parts), relative to it: what "nothing left
+   * behind" is checked against, without trusting the adapter under test.
+   */
+  storedFiles(): string[] {
+    if (this.s3) return filesInBucket(this.s3);
+    const root = this.dataDir!;
+    const out: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(dir, e.name));
+        else out.push(relative(root, join(dir, e.name)));
+      }
+    };
+    walk(root);
+    return out.sort();
   }
 
   /** Starts one more worker process (e.g. after killing one). */

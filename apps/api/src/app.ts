@@ -24,6 +24,7 @@ import { tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
 import { renderSettingsRoutes } from './routes/render-settings';
+import { uploadRoutes, type UploadRouteDeps } from './routes/uploads';
 import type { TileService } from './tile-service';
 
 export interface ApiDeps {
@@ -42,6 +43,8 @@ export interface ApiDeps {
   gateway: ViewerGatewaySettings;
   /** POST /v1/datasets (queued ingest) and GET /v1/ingests/:jobId. */
   ingests?: IngestRouteDeps;
+  /** Browser uploads (/v1/uploads), ingested like POST /v1/datasets. */
+  uploads?: UploadRouteDeps;
   isStopping: () => boolean;
   /** GET /zarr/{id}.zarr/...: the OME-Zarr view of every dataset. */
   zarrView?: Omit<ZarrViewDeps, 'catalog' | 'specs'>;
@@ -80,6 +83,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(datasetRoutes(deps.catalog));
   app.use(renderSettingsRoutes(deps.catalog, deps.store));
   if (deps.ingests) app.use(ingestRoutes(deps.ingests));
+  if (deps.uploads) app.use(uploadRoutes(deps.uploads));
   app.use(specRoutes(deps.specs));
   app.use(tileRoutes(deps.tiles, deps.store));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));

@@ -36,6 +36,12 @@ export const ApiConfig = z
     /** Largest declared width × height × z × t of a linked Zarr; default 2^40. */
     ZARR_MAX_SOURCE_PIXELS: z.coerce.number().int().min(1).optional(),
     ...RetentionEnv,
+    /** Largest file a browser upload may declare (POST /v1/uploads), in MiB. */
+    UPLOAD_MAX_MB: int(1, 10 * 1024 * 1024).default(4096),
+    /** Size of an upload's parts, in MiB (S3 multipart wants at least 5 for every part but the last). */
+    UPLOAD_PART_MB: int(5, 512).default(8),
+    /** An upload not completed within this many seconds is removed with its parts (a closed tab, a lost connection). */
+    UPLOAD_EXPIRY_S: int(60, 30 * 24 * 3600).default(24 * 3600),
     /** Token for the queue dashboard at /admin/queues; unset = the dashboard is off (404). */
     ADMIN_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   })

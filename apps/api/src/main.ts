@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
-import { DatasetCatalog } from '@tilefarm/datasets';
+import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { BullIngestQueue, IngestTracker, RetiredVersions, openTileRequestAdapters } from '@tilefarm/queue';
 import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
 import { openObjectStore } from '@tilefarm/storage';
@@ -49,8 +49,18 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
   const s3 = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
   const pixels = new DatasetPixels(store, zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3 }), config.ZARR_MAX_SOURCE_PIXELS ?? 2 ** 40);
   const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };
+  const uploadStore = new UploadStore(store);
+  const uploads = { uploads: uploadStore, catalog, ingest: ingests, limits: { maxBytes: config.UPLOAD_MAX_MB * 2 ** 20, partBytes: config.UPLOAD_PART_MB * 2 ** 20 } };
+  // Uploads nobody completed or cancelled (a closed tab) are removed once they expire.
+  const expirySweep = setInterval(() => {
+    void (async () => {
+      for await (const id of uploadStore.abandonedBefore(Date.now() - config.UPLOAD_EXPIRY_S * 1000)) {
+        if (await uploadStore.discard(id)) logger.info({ uploadId: id }, 'expired upload removed');
+      }
+    })().catch((e: unknown) => logger.warn({ err: e }, 'upload expiry sweep failed'));
+  }, Math.min(config.UPLOAD_EXPIRY_S * 250, 10 * 60_000)).unref();
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, uploads, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
 
   // The subscription is live before the first request can wait on it.
   void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
@@ -68,6 +78,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
       server.closeIdleConnections();
       await within(deadlineMs, closed);
       clearInterval(idleSweep);
+      clearInterval(expirySweep);
       service.stop();
       await adapters.close();
       await ingestQueue.close();

@@ -8,6 +8,7 @@ import { ScaleBar, metresPerPixel } from './scale-bar';
 import { WebglCompositor } from './webgl-compositor';
 import { SocketTileLoader } from './socket-tile-loader';
 import { StatusStrip } from './status-strip';
+import { UploadPanel } from './upload-panel';
 import { formatViewState, parseViewState, type ViewState } from './view-state';
 
 /** How long the input must be quiet before the server's picture follows a change drawn on the GPU. */
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const tLabel = byId('t-label');
   const tRow = byId('t-row');
 
+  let datasets: DatasetSummary[] = [];
   let dataset: DatasetSummary | undefined;
   let stats: DatasetStats | undefined;
   let spec: RenderSpecInput | undefined;
@@ -374,17 +376,37 @@ async function main(): Promise<void> {
     if (link.dataset) void openDataset(link.dataset, link);
   });
 
-  const datasets = await api.datasets();
-  picker.replaceChildren(
-    ...datasets.map((d) => {
-      const o = document.createElement('option');
-      o.value = d.id;
-      o.textContent = `${d.name ?? d.id} (${d.width}×${d.height}, ${d.sizeC} ch, ${d.sizeZ} z${d.sizeT > 1 ? `, ${d.sizeT} t` : ''})`;
-      return o;
-    }),
-  );
+  const listDatasets = async () => {
+    datasets = await api.datasets();
+    picker.replaceChildren(
+      ...datasets.map((d) => {
+        const o = document.createElement('option');
+        o.value = d.id;
+        o.textContent = `${d.name ?? d.id} (${d.width}×${d.height}, ${d.sizeC} ch, ${d.sizeZ} z${d.sizeT > 1 ? `, ${d.sizeT} t` : ''})`;
+        return o;
+      }),
+    );
+  };
+
+  // Upload: drop an OME-TIFF anywhere on the page (or pick one); it opens once ingested.
+  const uploads = new UploadPanel(byId('upload'), apiBase, () => new Set(datasets.map((d) => d.id)));
+  uploads.acceptDrops(document.body);
+  const fileInput = byId<HTMLInputElement>('upload-file');
+  fileInput.addEventListener('change', () => {
+    const file = fileInput.files?.[0];
+    if (file) void uploads.upload(file);
+    fileInput.value = '';
+  });
+  uploads.onDone = (id) => {
+    void listDatasets().then(() => {
+      panel.showError(undefined, undefined);
+      return openDataset(id, undefined);
+    });
+  };
+
+  await listDatasets();
   if (datasets.length === 0) {
-    panel.showError(undefined, 'No datasets yet: ingest one (npm run ingest) and reload.');
+    panel.showError(undefined, 'No datasets yet: drop an OME-TIFF on the page (or npm run ingest) to add one.');
     return;
   }
   const link = parseViewState(location.hash);

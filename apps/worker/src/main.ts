@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
-import { DatasetCatalog } from '@tilefarm/datasets';
+import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, RetiredVersions, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
@@ -60,6 +60,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     ingestRoot: config.INGEST_ROOT,
     s3Sources: config.INGEST_S3_SOURCES,
     ...(s3Sources ? { downloader: s3Sources } : {}),
+    // Browser uploads: read from this store, removed when their ingest ends.
+    uploads: new UploadStore(store),
     tempDir: config.INGEST_TEMP_DIR ?? join(tmpdir(), `tilefarm-ingest-${process.pid}`),
   });
   const ingestQueue = new BullIngestQueue({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, 'worker');

@@ -8,3 +8,4 @@ export * from './socket-events';
 export * from './http';
 export * from './pixels';
 export * from './render-settings';
+export * from './uploads';

@@ -5,3 +5,4 @@ export * from './pyramid';
 export * from './dataset-catalog';
 export * from './synthetic-dataset';
 export * from './source-reader';
+export * from './uploads';

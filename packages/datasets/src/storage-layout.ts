@@ -12,6 +12,7 @@ import type { RenderRegion, TileAddress } from '@tilefarm/contracts';
  *   specs/{specId}.json                            render specs by id
  *   tiles/{shard}/{id}/v{n}/{specId}/{level}/{z}/{t}/{x}_{y}.{format}   rendered tiles
  *   tiles/{shard}/{id}/v{n}/{specId}/r/{z}/{t}/{x}_{y}_{w}_{h}/{level}/{ow}x{oh}[_{pw}x{ph}].{format}   region renders
+ *   uploads/{uploadId}/upload.json, parts/{n}.json, source.{ext}   a browser upload until its ingest ends (uploads.ts)
  * Rendered tile keys start with a hash shard so S3 spreads them over partitions.
  */
 export const catalogPrefix = 'catalog/';

@@ -5,4 +5,4 @@ export type { IngestProblem } from './errors';
 export type { PlaneUnit, SourceLayout } from './source-layout';
 export { MAX_RASTER_PIXELS } from './source-layout';
 export { IngestSourceFiles, parseIngestSource, type IngestSourceRules } from './ingest-source';
-export type { IngestSource, IngestSourceFilesOptions, LocalSource, ObjectDownloader } from './ingest-source';
+export type { IngestSource, IngestSourceFilesOptions, LocalSource, ObjectDownloader, UploadedSources } from './ingest-source';

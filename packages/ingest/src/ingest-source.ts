@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
-import { TilefarmError, isUnavailableError } from '@tilefarm/contracts';
+import { TilefarmError, UPLOAD_SOURCE_SCHEME, isUnavailableError } from '@tilefarm/contracts';
 import { IngestError } from './errors';
 
 /** Where a queued ingest reads from, checked: a file under the ingest root, or an S3 object. */
@@ -83,9 +83,18 @@ export interface ObjectDownloader {
   downloadTo(bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined>;
 }
 
+/** Browser uploads in the object store (`upload:<uploadId>` sources; UploadStore in @tilefarm/datasets). */
+export interface UploadedSources {
+  downloadTo(uploadId: string, path: string): Promise<number | undefined>;
+  /** Removes everything of the upload; called when its ingest has ended, published or failed. */
+  discard(uploadId: string): Promise<unknown>;
+}
+
 export interface IngestSourceFilesOptions extends IngestSourceRules {
   /** Needed for s3:// sources. */
   downloader?: ObjectDownloader;
+  /** Needed for uploads; the ingest of an upload has the upload's id as its job id. */
+  uploads?: UploadedSources;
   /** Where downloaded sources are kept while their ingest runs. */
   tempDir: string;
   /** A download is deleted after no unit of its ingest ran in this process for this long. */
@@ -117,11 +126,29 @@ export class IngestSourceFiles {
   constructor(private readonly options: IngestSourceFilesOptions) {}
 
   async acquire(ingestId: string, source: string): Promise<LocalSource> {
+    // Uploads are named only by the API's upload route (POST /v1/datasets refuses the scheme):
+    // the ingest's own id is the upload's, so a job can only read the upload it was queued for.
+    if (source === `${UPLOAD_SOURCE_SCHEME}${ingestId}`) return this.fetched(ingestId, source, 'upload', (path) => this.downloadUpload(ingestId, path));
     const parsed = parseIngestSource(source, this.options);
     if (parsed.kind === 'path') {
       return { path: await this.checkedPath(parsed), displayName: basename(parsed.path), release: () => undefined };
     }
-    const entry = this.downloads.get(ingestId) ?? this.startDownload(ingestId, parsed);
+    return this.fetched(ingestId, source, basename(parsed.key), (path) => this.downloadS3(parsed, path));
+  }
+
+  private async downloadS3(parsed: Extract<IngestSource, { kind: 's3' }>, path: string): Promise<number | undefined> {
+    if (!this.options.downloader) throw new TilefarmError('bad_request', 's3:// sources are not configured on this worker');
+    return this.options.downloader.downloadTo(parsed.bucket, parsed.key, path);
+  }
+
+  private async downloadUpload(uploadId: string, path: string): Promise<number | undefined> {
+    if (!this.options.uploads) throw new TilefarmError('bad_request', 'uploads are not configured on this worker');
+    return this.options.uploads.downloadTo(uploadId, path);
+  }
+
+  /** A downloaded source: fetched once per worker process and ingest, shared by its units. */
+  private async fetched(ingestId: string, source: string, displayName: string, download: (path: string) => Promise<number | undefined>): Promise<LocalSource> {
+    const entry = this.downloads.get(ingestId) ?? this.startDownload(ingestId, source, download);
     entry.users++;
     clearTimeout(entry.idle);
     let released = false;
@@ -132,17 +159,18 @@ export class IngestSourceFiles {
       if (entry.users === 0) entry.idle = setTimeout(() => void this.drop(ingestId, entry), this.options.idleMs ?? 60_000).unref();
     };
     try {
-      return { path: await entry.file, displayName: basename(parsed.key), release };
+      return { path: await entry.file, displayName, release };
     } catch (e) {
       release();
       throw e;
     }
   }
 
-  /** The ingest is over (published or failed): its download can go now. */
+  /** The ingest is over (published or failed): its download can go now, and the upload it read, if any. */
   async forget(ingestId: string): Promise<void> {
     const entry = this.downloads.get(ingestId);
     if (entry && entry.users === 0) await this.drop(ingestId, entry);
+    await this.options.uploads?.discard(ingestId);
   }
 
   async close(): Promise<void> {
@@ -163,18 +191,17 @@ export class IngestSourceFiles {
     return real;
   }
 
-  private startDownload(ingestId: string, parsed: Extract<IngestSource, { kind: 's3' }>): Download {
-    const { downloader, tempDir } = this.options;
+  private startDownload(ingestId: string, source: string, download: (path: string) => Promise<number | undefined>): Download {
+    const { tempDir } = this.options;
     const entry: Download = { users: 0, file: Promise.resolve('') };
     entry.file = (async () => {
-      if (!downloader) throw new TilefarmError('bad_request', 's3:// sources are not configured on this worker');
       await mkdir(tempDir, { recursive: true });
-      const ext = extname(parsed.key).replace(/[^.A-Za-z0-9]/g, '').slice(0, 10);
+      const ext = extname(source).replace(/[^.A-Za-z0-9]/g, '').slice(0, 10);
       const path = join(tempDir, `${ingestId}-${randomBytes(4).toString('hex')}${ext}`);
-      const size = await downloader.downloadTo(parsed.bucket, parsed.key, path).catch((e: unknown) => {
-        throw downloadError(parsed.source, e);
+      const size = await download(path).catch((e: unknown) => {
+        throw downloadError(source, e);
       });
-      if (size === undefined) throw new IngestError('not_found', `source "${parsed.source.slice(0, 200)}" does not exist`);
+      if (size === undefined) throw new IngestError('not_found', `source "${source.slice(0, 200)}" does not exist`);
       return path;
     })();
     // A failed download is not kept: the retry of the unit downloads again.

@@ -1,8 +1,9 @@
-import { readFile as readFileCallback, rename as renameCallback, stat as statCallback, writeFile as writeFileCallback } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readFile as readFileCallback, rename as renameCallback, stat as statCallback, writeFile as writeFileCallback } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { assertValidKey, assertValidRange, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store';
+import { assertValidKey, assertValidRange, type ByteRange, type MultipartWriter, type ObjectInfo, type ObjectStore, type WrittenPart } from './object-store';
 
 function isNotFound(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -15,7 +16,7 @@ function callback<T>(call: (done: (e: NodeJS.ErrnoException | null, value?: T) =
 }
 
 /** The embedded default: objects are files under `root`; writes go to a temp file and are renamed into place (atomic). */
-export class LocalObjectStore implements ObjectStore {
+export class LocalObjectStore implements ObjectStore, MultipartWriter {
   readonly kind = 'local';
   constructor(private readonly root: string) {}
 
@@ -118,6 +119,62 @@ export class LocalObjectStore implements ObjectStore {
     await walk(start, dirKey);
     found.sort();
     yield* found;
+  }
+
+  /** Parts of a multipart write live in `<key>.parts/<token>/`, beside the object they become. */
+  private partsDir(key: string, token: string): string {
+    if (!/^[0-9a-f]{24}$/.test(token)) throw new Error('invalid multipart token');
+    return `${this.path(key)}.parts/${token}`;
+  }
+
+  async beginMultipart(key: string): Promise<string> {
+    const token = randomBytes(12).toString('hex');
+    await mkdir(this.partsDir(key, token), { recursive: true });
+    return token;
+  }
+
+  async putPart(key: string, token: string, partNumber: number, body: Buffer): Promise<string> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) throw new RangeError(`invalid part number ${partNumber}`);
+    const dir = this.partsDir(key, token);
+    const temp = join(dir, `${partNumber}.${randomBytes(6).toString('hex')}.tmp`);
+    await callback<void>((done) => writeFileCallback(temp, body, done));
+    await rename(temp, join(dir, String(partNumber)));
+    return `${body.length}`;
+  }
+
+  async completeMultipart(key: string, token: string, parts: WrittenPart[]): Promise<void> {
+    const dir = this.partsDir(key, token);
+    const target = this.path(key);
+    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    const out = createWriteStream(temp);
+    try {
+      for (const p of [...parts].sort((a, b) => a.partNumber - b.partNumber)) await pipeline(createReadStream(join(dir, String(p.partNumber))), out, { end: false });
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+      await rename(temp, target);
+    } catch (e) {
+      out.destroy();
+      await rm(temp, { force: true });
+      throw e;
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rmdir(`${this.path(key)}.parts`).catch(() => undefined); // only if no other write to this key is under way
+  }
+
+  async abortMultipart(key: string, token: string): Promise<void> {
+    await rm(this.partsDir(key, token), { recursive: true, force: true });
+    await rmdir(`${this.path(key)}.parts`).catch(() => undefined); // only if no other write to this key is under way
+  }
+
+  async downloadTo(key: string, path: string): Promise<number | undefined> {
+    const source = this.path(key);
+    try {
+      await copyFile(source, `${path}.part`);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    await rename(`${path}.part`, path);
+    return (await stat(path)).size;
   }
 
   async ping(): Promise<void> {

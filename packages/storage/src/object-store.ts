@@ -51,3 +51,38 @@ export function assertValidRange(range: ByteRange): void {
   const nums = 'suffixLength' in range ? [range.suffixLength] : [range.offset, range.length];
   if (!nums.every((n) => Number.isSafeInteger(n) && n >= 0)) throw new RangeError(`invalid byte range: ${JSON.stringify(range)}`);
 }
+
+/** One stored part of a multipart write: its number (1-based, in object order) and the store's tag for it. */
+export interface WrittenPart {
+  partNumber: number;
+  etag: string;
+}
+
+/**
+ * Large objects written in parts that arrive separately (browser uploads, resumable): S3's
+ * multipart upload on S3, part files beside the object on local disk. Nothing of a write is
+ * visible at `key` before `completeMultipart`; `abortMultipart` removes every part stored so far.
+ */
+export interface MultipartWriter {
+  /** Starts a write to `key`; returns the store's token for it. */
+  beginMultipart(key: string): Promise<string>;
+  /** Stores part `partNumber` (1..10000); a part sent again replaces the earlier one. Returns its tag. */
+  putPart(key: string, token: string, partNumber: number, body: Buffer): Promise<string>;
+  /** Joins the parts, in part-number order, into the object at `key`. */
+  completeMultipart(key: string, token: string, parts: WrittenPart[]): Promise<void>;
+  abortMultipart(key: string, token: string): Promise<void>;
+  /**
+   * Copies the object at `key` to a local file, streaming (whatever its size), via `path.part`
+   * renamed when whole; its size, or `undefined` if there is no such object.
+   */
+  downloadTo(key: string, path: string): Promise<number | undefined>;
+}
+
+/** The store's multipart writer: both adapters have one (a store without it cannot take uploads). */
+export function multipartOf(store: ObjectStore): MultipartWriter {
+  const m = store as Partial<MultipartWriter>;
+  if (typeof m.beginMultipart !== 'function' || typeof m.putPart !== 'function' || typeof m.completeMultipart !== 'function' || typeof m.abortMultipart !== 'function' || typeof m.downloadTo !== 'function') {
+    throw new Error(`the ${store.kind} object store cannot write in parts`);
+  }
+  return store as ObjectStore & MultipartWriter;
+}

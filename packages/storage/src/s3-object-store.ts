@@ -1,4 +1,7 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -7,12 +10,13 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, assertValidRange, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store';
+import { assertValidKey, assertValidRange, type ByteRange, type MultipartWriter, type ObjectInfo, type ObjectStore, type PutOptions, type WrittenPart } from './object-store';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -53,7 +57,7 @@ function clientFor(options: Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>): S3
 }
 
 /** Objects in an S3 bucket through @aws-sdk/client-s3 (AWS, MinIO, s3rver). */
-export class S3ObjectStore implements ObjectStore {
+export class S3ObjectStore implements ObjectStore, MultipartWriter {
   readonly kind = 's3';
   private readonly client: S3Client;
   private readonly bucket: string;
@@ -150,9 +154,61 @@ export class S3ObjectStore implements ObjectStore {
     await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
   }
 
+  async beginMultipart(key: string): Promise<string> {
+    const out = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+    if (!out.UploadId) throw new Error('S3 started a multipart upload without an upload id');
+    return out.UploadId;
+  }
+
+  async putPart(key: string, token: string, partNumber: number, body: Buffer): Promise<string> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) throw new RangeError(`invalid part number ${partNumber}`);
+    const out = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: token, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+    return out.ETag ?? '';
+  }
+
+  async completeMultipart(key: string, token: string, parts: WrittenPart[]): Promise<void> {
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ PartNumber: p.partNumber, ETag: p.etag }));
+    await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: token, MultipartUpload: { Parts: sorted } }));
+  }
+
+  async abortMultipart(key: string, token: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: token }));
+    } catch (e) {
+      // Already completed or aborted: nothing is left of it.
+      if (!(e instanceof S3ServiceException && (e.name === 'NoSuchUpload' || e.$metadata.httpStatusCode === 404))) throw e;
+    }
+  }
+
+  async downloadTo(key: string, path: string): Promise<number | undefined> {
+    return downloadObject(this.client, this.bucket, this.objectKey(key), path);
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/** Streams one object to `path` (via `path.part`, renamed when whole); `undefined` if there is no such object. */
+async function downloadObject(client: S3Client, bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined> {
+  let out;
+  try {
+    out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+  const part = `${path}.part`;
+  try {
+    const body = out.Body;
+    if (!(body instanceof Readable)) throw new Error(`s3://${bucket}/${key}: the SDK returned no Node stream`);
+    await pipeline(body, createWriteStream(part), { signal });
+    await rename(part, path);
+  } catch (e) {
+    await rm(part, { force: true });
+    throw e;
+  }
+  return out.ContentLength ?? 0;
 }
 
 export type S3SourceFetcherOptions = Omit<S3ObjectStoreOptions, 'bucket' | 'prefix'>;
@@ -175,24 +231,7 @@ export class S3SourceFetcher {
    * size, or `undefined` if there is no such object.
    */
   async downloadTo(bucket: string, key: string, path: string, signal?: AbortSignal): Promise<number | undefined> {
-    let out;
-    try {
-      out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
-    const part = `${path}.part`;
-    try {
-      const body = out.Body;
-      if (!(body instanceof Readable)) throw new Error(`s3://${bucket}/${key}: the SDK returned no Node stream`);
-      await pipeline(body, createWriteStream(part), { signal });
-      await rename(part, path);
-    } catch (e) {
-      await rm(part, { force: true });
-      throw e;
-    }
-    return out.ContentLength ?? 0;
+    return downloadObject(this.client, bucket, key, path, signal);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,7 @@
-import type { ObjectStore } from '@tilefarm/storage';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { multipartOf, type ObjectStore } from '@tilefarm/storage';
 
 /** The behaviour every ObjectStore adapter must have; each adapter's test file runs it. */
 export interface ContractOptions {
@@ -12,14 +15,16 @@ export interface ContractOptions {
 
 export function objectStoreContract(
   name: string,
-  open: () => Promise<{ store: ObjectStore; cleanup(): Promise<void> }>,
+  /** `files` lists every file the store's backend holds (objects and multipart parts), looked at directly. */
+  open: () => Promise<{ store: ObjectStore; cleanup(): Promise<void>; files(): string[] }>,
   options: ContractOptions = { atomicUnderConcurrentRead: true },
 ): void {
   describe(`ObjectStore contract: ${name}`, () => {
     let store: ObjectStore;
     let cleanup: () => Promise<void>;
+    let files: () => string[];
     beforeAll(async () => {
-      ({ store, cleanup } = await open());
+      ({ store, cleanup, files } = await open());
     });
     afterAll(async () => {
       await store.close?.();
@@ -96,6 +101,46 @@ export function objectStoreContract(
       await store.delete('del/x');
       expect(await store.get('del/x')).toBeUndefined();
       await expect(store.delete('del/never')).resolves.toBeUndefined();
+    });
+
+    it('writes in parts: nothing at the key until complete, parts joined in number order, a part sent again replaces it', async () => {
+      const m = multipartOf(store);
+      const MiB = 2 ** 20;
+      // S3 wants every part but the last to be at least 5 MiB.
+      const parts = [Buffer.alloc(5 * MiB, 1), Buffer.alloc(5 * MiB, 2), Buffer.from('the end')];
+      const token = await m.beginMultipart('mp/file.tif');
+      const etags: string[] = [];
+      etags[2] = await m.putPart('mp/file.tif', token, 3, parts[2]!);
+      etags[0] = await m.putPart('mp/file.tif', token, 1, Buffer.alloc(5 * MiB, 9)); // sent again below
+      etags[1] = await m.putPart('mp/file.tif', token, 2, parts[1]!);
+      etags[0] = await m.putPart('mp/file.tif', token, 1, parts[0]!);
+      expect(await store.head('mp/file.tif')).toBeUndefined();
+      await m.completeMultipart('mp/file.tif', token, [3, 1, 2].map((n) => ({ partNumber: n, etag: etags[n - 1]! })));
+      const whole = Buffer.concat(parts);
+      expect((await store.head('mp/file.tif'))?.size).toBe(whole.length);
+      const dir = mkdtempSync(join(tmpdir(), 'tilefarm-mp-'));
+      try {
+        expect(await m.downloadTo('mp/file.tif', join(dir, 'f'))).toBe(whole.length);
+        expect(readFileSync(join(dir, 'f')).equals(whole)).toBe(true);
+        expect(await m.downloadTo('mp/missing.tif', join(dir, 'g'))).toBeUndefined();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      await store.delete('mp/file.tif');
+      expect(files().filter((f) => /(^|\/)mp\//.test(f))).toEqual([]);
+    });
+
+    it('an aborted write in parts leaves no file behind, in the backend itself', async () => {
+      const m = multipartOf(store);
+      const before = files();
+      const token = await m.beginMultipart('mp/cancelled.tif');
+      await m.putPart('mp/cancelled.tif', token, 1, Buffer.alloc(5 * 2 ** 20, 3));
+      await m.putPart('mp/cancelled.tif', token, 2, Buffer.from('x'));
+      expect(files().length).toBeGreaterThan(before.length); // the parts are there, somewhere
+      await m.abortMultipart('mp/cancelled.tif', token);
+      expect(files()).toEqual(before);
+      expect(await store.head('mp/cancelled.tif')).toBeUndefined();
+      await expect(m.abortMultipart('mp/cancelled.tif', token)).resolves.toBeUndefined(); // twice: nothing to do
     });
 
     it('rejects keys that could escape the store', async () => {

@@ -1,5 +1,5 @@
 import { S3ObjectStore } from '../src/s3-object-store';
-import { startS3Server } from '../../../test/support/s3-server';
+import { filesInBucket, startS3Server } from '../../../test/support/s3-server';
 import { objectStoreContract } from './object-store-contract';
 
 objectStoreContract('S3ObjectStore (s3rver over HTTP)', async () => {
@@ -12,7 +12,7 @@ objectStoreContract('S3ObjectStore (s3rver over HTTP)', async () => {
     secretAccessKey: 'S3RVER',
     prefix: 'contract/',
   });
-  return { store, cleanup: () => s3.stop() };
+  return { store, cleanup: () => s3.stop(), files: () => filesInBucket(s3) };
 }, { atomicUnderConcurrentRead: false });
 
 describe('S3ObjectStore failure', () => {

@@ -19,8 +19,33 @@ export interface IngestRouteDeps {
 }
 
 /** One answer for "someone else's id" and "busy", naming neither the owner nor the other job. */
-function unavailable(id: string): TilefarmError {
+export function unavailable(id: string): TilefarmError {
   return new TilefarmError('conflict', `dataset id "${id}" is not available: it belongs to another owner, or an ingest or deletion of it is running; try again later or choose another id`);
+}
+
+export function newIngestJobId(dataset: string): string {
+  return `ing-${dataset}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Takes the id's lock (one write of an id at a time) and queues the ingest; ownership was checked
+ * by the caller. The upload route queues its finished uploads here too.
+ */
+export async function queueIngest(
+  deps: Pick<IngestRouteDeps, 'tracker' | 'queue'>,
+  jobId: string,
+  job: { id: string; source: string; tenant: string; name?: string; ignoreOmeXml?: boolean; mode?: 'link' | 'copy' },
+): Promise<IngestAccepted> {
+  const { id, source, tenant, name, ignoreOmeXml, mode } = job;
+  const begun = await deps.tracker.begin(jobId, id, tenant);
+  if (!begun.ok) throw unavailable(id);
+  try {
+    await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}), ...(mode ? { mode } : {}) });
+  } catch (e) {
+    await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
+    throw e;
+  }
+  return { jobId, dataset: id, statusUrl: `/v1/ingests/${jobId}` };
 }
 
 /**
@@ -43,17 +68,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Router {
     if (mode === 'link' && !isZarr) throw new TilefarmError('bad_request', 'mode "link" is for OME-Zarr sources (a path or s3:// prefix ending in .zarr)');
     const principal = principalOf(res);
     if (!mayWrite(principal, await deps.catalog.owner(id))) throw unavailable(id);
-    const tenant = writerTenant(principal);
-    const jobId = `ing-${id}-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-    const begun = await deps.tracker.begin(jobId, id, tenant);
-    if (!begun.ok) throw unavailable(id);
-    try {
-      await deps.queue.start({ v: 1, jobId, dataset: id, source, tenant, ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}), ...(isZarr ? { mode } : {}) });
-    } catch (e) {
-      await deps.tracker.fail(jobId, id, 'unavailable', 'the ingest could not be queued').catch(() => undefined);
-      throw e;
-    }
-    const answer: IngestAccepted = { jobId, dataset: id, statusUrl: `/v1/ingests/${jobId}` };
+    const answer = await queueIngest(deps, newIngestJobId(id), { id, source, tenant: writerTenant(principal), ...(name !== undefined ? { name } : {}), ...(ignoreOmeXml ? { ignoreOmeXml } : {}), ...(isZarr ? { mode } : {}) });
     res.status(202).location(answer.statusUrl).json(answer);
   });
 
