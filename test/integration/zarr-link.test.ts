@@ -64,8 +64,17 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     const l04 = (await (await fetch(`${system.apiUrl}/v1/datasets/l04`)).json()) as DatasetSummary;
     expect(l04).toMatchObject({ width: 900, height: 700, sizeZ: 6, sizeT: 1, sizeC: 3, levels: 4, dtype: 'uint16' });
     expect(l04.channels.map((c) => [c.label, c.color, c.window])).toEqual([['DAPI', '#0000ff', [100, 600]], ['GFP', '#00ff00', [3100, 3600]], ['mCherry', '#ff0000', [6100, 6600]]]);
+    // omero `active: false` (GFP in the fixture) is the dataset's default: off in the summary, the
+    // /zarr/ view's omero block, OMERO.web's imgData and a webgateway render without c=.
+    expect(l04.channels.map((c) => c.active !== false)).toEqual([true, false, true]);
+    const view = (await (await fetch(`${system.apiUrl}/zarr/l04.zarr/.zattrs`)).json()) as { omero: { channels: { active: boolean }[] } };
+    expect(view.omero.channels.map((c) => c.active)).toEqual([true, false, true]);
+    const imgData = (await (await fetch(`${system.apiUrl}/webgateway/imgData/l04/`)).json()) as { channels: { active: boolean }[] };
+    expect(imgData.channels.map((c) => c.active)).toEqual([true, false, true]);
+
     const l05 = (await (await fetch(`${system.apiUrl}/v1/datasets/l05`)).json()) as DatasetSummary;
     expect(l05).toMatchObject({ width: 800, height: 600, sizeZ: 4, sizeT: 2, sizeC: 2, levels: 3 });
+    expect(l05.channels.map((c) => c.active !== false)).toEqual([true, true]);
     // Nothing was copied for the linked ones: no source tiles under their prefix.
     for (const id of ['l04', 'l05']) {
       const keys: string[] = [];

@@ -6,7 +6,7 @@ type ChannelInput = RenderSpecInput['channels'][number];
 export function defaultSpec(ds: DatasetSummary): RenderSpecInput {
   return {
     v: 1,
-    channels: ds.channels.map((c, index) => ({ index, color: c.color, window: [c.window[0], c.window[1]] as [number, number], gamma: 1, invert: false, active: true })),
+    channels: ds.channels.map((c, index) => ({ index, color: c.color, window: [c.window[0], c.window[1]] as [number, number], gamma: 1, invert: false, active: c.active !== false })),
     composite: 'add',
     format: 'jpeg',
     quality: 85,

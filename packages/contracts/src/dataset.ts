@@ -21,6 +21,8 @@ export const ChannelInfo = z.object({
   color: HexColor,
   /** Default intensity window in raw units. */
   window: z.tuple([z.number(), z.number()]),
+  /** Shown by default (absent: yes); an OME-Zarr's omero `active: false` turns a channel off. */
+  active: z.boolean().optional(),
 });
 export type ChannelInfo = z.infer<typeof ChannelInfo>;
 

@@ -182,12 +182,12 @@ export function omeroQueryToSpec(query: OmeroQuery, manifest: DatasetManifest): 
   const flip = text(query, 'flip');
   if (flip !== undefined && flip !== '') bad('flip', 'flipping is not supported');
 
-  // Without c, OMERO uses the image's saved settings; ours are the manifest's channels, all active.
+  // Without c, OMERO uses the image's saved settings; ours are the manifest's channels with their default active flags.
   let entries: ChannelEntry[];
   if (c !== undefined && c !== '') entries = parseChannels(c, manifest);
   else {
     if (manifest.channels.length > SPEC_LIMITS.maxChannels) bad('c', `required: the dataset has ${manifest.channels.length} channels, more than ${SPEC_LIMITS.maxChannels} can be shown at once`);
-    entries = manifest.channels.map((_, index) => ({ index, active: true }));
+    entries = manifest.channels.map((ch, index) => ({ index, active: ch.active !== false }));
   }
   const inverts = maps !== undefined && maps !== '' ? parseInverts(maps, entries.length) : [];
 
@@ -304,7 +304,7 @@ export function omeroImageData(manifest: DatasetManifest, range: Array<[number, 
     init_zoom: 0,
     pixel_range: range.length > 0 ? [Math.min(...range.map((r) => r[0])), Math.max(...range.map((r) => r[1]))] : [0, 255],
     channels: manifest.channels.map((c, i) => ({
-      active: true,
+      active: c.active !== false,
       label: c.label,
       color: c.color.slice(1).toUpperCase(),
       window: { min: range[i]?.[0] ?? 0, max: range[i]?.[1] ?? 0, start: c.window[0], end: c.window[1] },

@@ -168,7 +168,7 @@ export function describeNgffImage(attrs: z.infer<typeof NgffAttributes>, arrays:
     const start = o?.window?.start;
     const end = o?.window?.end;
     const window: [number, number] = start !== undefined && end !== undefined && end > start ? [start, end] : fullRange;
-    return { label: (o?.label ?? `C${c}`).slice(0, 128) || `C${c}`, color, window };
+    return { label: (o?.label ?? `C${c}`).slice(0, 128) || `C${c}`, color, window, ...(o?.active === false ? { active: false } : {}) };
   });
   return { ngffVersion: ms.version ?? '0.5', axes: named, levels: arrays, dtype, sourceDtype: level0.dtype, width, height, sizeC, sizeZ, sizeT, fillValue, physicalSize, channels };
 }

@@ -45,7 +45,7 @@ export function viewAttributes(manifest: DatasetManifest, spec?: RenderSpec): ob
     return {
       label: ch.label,
       color,
-      active: spec ? fromSpec !== undefined && fromSpec.active : true,
+      active: spec ? fromSpec !== undefined && fromSpec.active : ch.active !== false,
       coefficient: 1,
       family: 'linear',
       inverted: fromSpec?.invert ?? false,
