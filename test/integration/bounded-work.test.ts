@@ -7,8 +7,11 @@ import { TestViewer } from '../support/socket-client';
 const DATASET = { id: 'costly', width: 512, height: 512, sizeZ: 10, tileSize: 256 as const };
 /** k terms `cA^cB` summed: 4k - 1 formula nodes per channel. */
 const powers = (k: number) => Array.from({ length: k }, (_, i) => `c${i % 3}^c${(i + 1) % 3}`).join('+');
-/** 8 channels × 255 nodes + 3 × 10 z + 8: 2,078 per pixel, 136 M per 256² tile. */
-const EXPENSIVE = { channels: Array.from({ length: 8 }, () => ({ formula: powers(64), window: [0, 1] })), projection: { type: 'mean', z: [0, 9] }, format: 'png' };
+const formulas = (n: number) => ({ channels: Array.from({ length: n }, () => ({ formula: powers(64), window: [0, 1] })), projection: { type: 'mean', z: [0, 9] }, format: 'png' });
+/** The issue's spec: 64 channels × 255 nodes + 3 sources × 10 z + 64 = 16,414 per pixel, 1.08e9 per 256² tile: over the ceiling. */
+const EXPENSIVE = formulas(64);
+/** 48 channels: 12,318 per pixel, 8.1e8 per tile: under the ceiling, and seconds of compositing (over RENDER_TIMEOUT_MS). */
+const SLOW = formulas(48);
 /** 3 sources × 10 z + 3: 33 per pixel, 2.2 M per tile. */
 const CHEAP = { channels: [{ index: 0 }, { index: 1 }, { index: 2 }], projection: { type: 'max', z: [0, 9] }, format: 'png' };
 
@@ -17,7 +20,7 @@ describe('bounded work per request', () => {
   const api = (path: string) => `${system.apiUrl}${path}`;
 
   beforeAll(async () => {
-    system = await TestSystem.start({ workers: 1, gateways: 1, datasets: [DATASET], env: { MAX_RENDER_COST: '20000000' } });
+    system = await TestSystem.start({ workers: 1, gateways: 1, datasets: [DATASET], env: { MAX_RENDER_COST: '1000000000', RENDER_TIMEOUT_MS: '1500' } });
   }, 120_000);
   afterAll(() => system?.stop());
 
@@ -33,7 +36,7 @@ describe('bounded work per request', () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('spec_too_expensive');
-    expect(body.error.message).toMatch(/largest factor is formula nodes: 2040/);
+    expect(body.error.message).toMatch(/largest factor is formula nodes: 16320/);
 
     const iiif = await fetch(api(`/iiif/3/${DATASET.id}~${id}/0,0,256,256/256,/0/default.png`));
     expect(iiif.status).toBe(400);
@@ -56,5 +59,44 @@ describe('bounded work per request', () => {
     const res = await fetch(api(`/v1/tiles/${DATASET.id}/${id}/0/0/0/0/0.png`));
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('image/png');
+  });
+
+  it('stops a render at RENDER_TIMEOUT_MS (once, not retried) with tile:failed render_timeout, the worker answering /healthz meanwhile', async () => {
+    const worker = system.workers[0]!;
+    const port = /"metricsPort":(\d+)/.exec(worker.output.join(''))?.[1];
+    expect(port).toBeDefined();
+    const viewer = new TestViewer(system.gatewayUrl(0));
+    try {
+      await viewer.connected();
+      const started = Date.now();
+      const ack = await viewer.request({ dataset: DATASET.id, spec: SLOW, tiles: [{ level: 0, z: 0, t: 0, x: 1, y: 1 }] });
+      if (!ack.ok) throw new Error(JSON.stringify(ack));
+      const key = ack.pending[0]!.key;
+      const health: number[] = [];
+      let done = false;
+      const probe = (async () => {
+        while (!done) {
+          const t0 = performance.now();
+          const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+          await res.arrayBuffer();
+          health.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      await viewer.waitFor([key], 20_000);
+      const took = Date.now() - started;
+      done = true;
+      await probe;
+      expect(viewer.failed.get(key)).toMatchObject({ code: 'render_timeout' });
+      // One attempt of 1.5 s, not four (plus backoff) as when timeouts were retried.
+      expect(took).toBeLessThan(4500);
+      health.sort((a, b) => a - b);
+      expect(health.length).toBeGreaterThan(10);
+      expect(health[Math.floor(health.length * 0.95)]!).toBeLessThan(100);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await system.workerCounter('tilefarm_render_failures_total')).toBe(1);
+    } finally {
+      viewer.close();
+    }
   });
 });

@@ -113,12 +113,15 @@ export class RenderService {
       const { level, x, y } = job.tile;
       readSource = (c, z, t) => stored(level, c, z, t, x, y);
     }
+    // The renderer stops itself at the deadline (it checks it between slices of compositing); the
+    // race only covers reads that hang.
+    const deadline = performance.now() + this.deps.renderTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TilefarmError('render_timeout', `render of ${job.key} took over ${this.deps.renderTimeoutMs} ms`)), this.deps.renderTimeoutMs);
     });
     try {
-      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
+      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource, deadline, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
       if (rendered.contentType !== MIME_TYPES[job.tile.format]) throw new TilefarmError('render_failed', `encoder produced ${rendered.contentType}`);
       return rendered;
     } finally {

@@ -104,4 +104,14 @@ describe('RenderService', () => {
     expect(s.published).toEqual([expect.objectContaining({ type: 'failed', key: JOB.key, code: 'render_timeout', message: 'too slow' })]);
     expect(s.demand.counts.has(JOB.key)).toBe(false);
   });
+
+  it('hands the renderer its deadline (RENDER_TIMEOUT_MS from the start), so the render stops itself there', async () => {
+    const s = setup();
+    await s.demand.add([JOB.key]);
+    const before = performance.now();
+    await s.service.handle(JOB, { attempt: 1, waitedMs: 0 });
+    const deadline = s.renders[0]?.deadline;
+    expect(deadline).toBeGreaterThanOrEqual(before + 200);
+    expect(deadline).toBeLessThanOrEqual(performance.now() + 200);
+  });
 });

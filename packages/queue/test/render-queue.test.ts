@@ -59,8 +59,8 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
     expect(await queue.state('k-high')).toBe('unknown'); // removed on completion
   });
 
-  it('never retries bad input, retries transient failures, and reports the give-up once', async () => {
-    await queue.enqueue([{ job: job('k-bad'), priority: 1 }, { job: job('k-flaky'), priority: 1 }]);
+  it('never retries bad input or a timed-out render, retries transient failures, and reports the give-up once', async () => {
+    await queue.enqueue([{ job: job('k-bad'), priority: 1 }, { job: job('k-flaky'), priority: 1 }, { job: job('k-slow'), priority: 1 }, { job: job('k-costly'), priority: 1 }]);
     const attempts: Record<string, number> = {};
     const gaveUp: string[] = [];
     const consumer = new BullRenderConsumer({
@@ -69,6 +69,8 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
       handle: async (j, ctx) => {
         attempts[j.key] = ctx.attempt;
         if (j.key === 'k-bad') throw new TilefarmError('invalid_spec', 'channels.0.index: 9 but the dataset has 3 channels');
+        if (j.key === 'k-slow') throw new TilefarmError('render_timeout', 'stopped at its deadline');
+        if (j.key === 'k-costly') throw new TilefarmError('spec_too_expensive', 'over MAX_RENDER_COST');
         if (ctx.attempt < 3) throw new Error('storage hiccup');
         return 'rendered';
       },
@@ -80,8 +82,8 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
     while ((attempts['k-flaky'] ?? 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 300));
     await consumer.close(5000);
-    expect(attempts).toEqual({ 'k-bad': 1, 'k-flaky': 3 });
-    expect(gaveUp).toEqual(['k-bad:invalid_spec']);
+    expect(attempts).toEqual({ 'k-bad': 1, 'k-flaky': 3, 'k-slow': 1, 'k-costly': 1 });
+    expect(gaveUp.sort()).toEqual(['k-bad:invalid_spec', 'k-costly:spec_too_expensive', 'k-slow:render_timeout']);
   });
 });
 

@@ -35,6 +35,7 @@ import {
   toRgb8,
 } from './pixel-ops';
 import { type PlannedChannel, type RenderPlan, resolveRenderPlan } from './render-plan';
+import { renderCostOf } from './render-cost';
 import { LruByteCache, type LruByteCacheStats } from './source-cache';
 import type { TileEncoder } from './tile-encoder';
 import { padRgb } from './region-sampling';
@@ -54,6 +55,12 @@ export interface RenderInput {
   size?: { width: number; height: number };
   /** Put the picture at the top-left of a black canvas this large (CATMAID's full edge tiles). */
   padTo?: { width: number; height: number };
+  /**
+   * `performance.now()` by which the render must be done: checked between steps and, in expensive
+   * renders, between slices of compositing, so a render past it stops with render_timeout instead of
+   * running to the end.
+   */
+  deadline?: number;
 }
 export interface RenderTimings {
   /** Source reads, including folding a Z projection as slices arrive. */
@@ -84,7 +91,22 @@ export interface TileRendererOptions {
   planCacheEntries?: number;
   /** Source reads in flight per tile (a deep projection reads many slices). */
   readConcurrency?: number;
+  /**
+   * Longest stretch of synchronous work (ms) an expensive render does before it yields to the event
+   * loop, so other renders, lock renewals and /healthz go on meanwhile. Default 10.
+   */
+  sliceMs?: number;
 }
+
+/**
+ * Renders costing more than this many sample operations (render-cost.ts: about 1-8 ns each) composite
+ * in pixel bands with their own scratch arrays, yielding between bands; cheaper ones (every ordinary
+ * tile: a 3-channel 512² tile is 1.6 M) run in one synchronous pass on shared scratch arrays, the hot path.
+ */
+const BANDED_ABOVE = 4_000_000;
+/** The first band's sample operations (well under a millisecond even in cold code); later bands aim at BAND_MS. */
+const FIRST_BAND_COST = 50_000;
+const BAND_MS = 2;
 
 /** Everything one render carries from step to step. */
 interface RenderContext {
@@ -97,6 +119,32 @@ interface RenderContext {
   windows: [number, number][];
   rgb: Uint8Array;
   body: Buffer;
+  pacer: Pacer;
+}
+
+/**
+ * Cooperative time slicing for one render: `pace()` yields to the event loop once the current slice
+ * has run sliceMs, and fails the render with render_timeout once the deadline has passed.
+ */
+class Pacer {
+  private sliceStart = performance.now();
+  constructor(
+    private readonly sliceMs: number,
+    private readonly deadline: number,
+    private readonly what: string,
+  ) {}
+
+  check(): void {
+    if (performance.now() > this.deadline) throw new TilefarmError('render_timeout', `render of ${this.what} was stopped at its deadline`);
+  }
+
+  async pace(): Promise<void> {
+    if (performance.now() - this.sliceStart < this.sliceMs) return;
+    this.check();
+    await new Promise<void>((r) => setImmediate(r));
+    this.check();
+    this.sliceStart = performance.now();
+  }
 }
 
 interface Step {
@@ -139,8 +187,10 @@ class Renderer implements TileRenderer {
   readonly levels: LruByteCache<string, Float32Array | Uint8Array>;
   readonly scratch = new Scratch();
   readonly readConcurrency: number;
+  readonly sliceMs: number;
 
   constructor(options: TileRendererOptions) {
+    this.sliceMs = options.sliceMs ?? 10;
     this.encoder = options.encoder;
     this.plans = new LruByteCache({ maxBytes: options.planCacheEntries ?? 256, sizeOf: () => 1 });
     this.levels = new LruByteCache({ maxBytes: options.levelsCacheBytes ?? 32 * 1024 * 1024 });
@@ -200,13 +250,16 @@ class Renderer implements TileRenderer {
 
   async render(input: RenderInput): Promise<RenderedTile> {
     const timings: RenderTimings = { readMs: 0, compositeMs: 0, encodeMs: 0 };
+    const { tile } = input;
     const ctx = {
       input,
       plan: this.plan(input.spec, input.manifest),
       sources: new Map(),
       windows: [],
+      pacer: new Pacer(this.sliceMs, input.deadline ?? Infinity, `tile ${tile.level}/${tile.z}/${tile.t}/${tile.x}/${tile.y}`),
     } as unknown as RenderContext;
     for (const step of STEPS) {
+      ctx.pacer.check();
       const t0 = performance.now();
       try {
         // Synchronous steps run back to back without an await in between, so the shared scratch
@@ -270,6 +323,7 @@ const readSources: Step = {
     if (!proj) {
       await forEachLimited(plan.sourceChannels, r.readConcurrency, async (c) => {
         ctx.sources.set(c, (await readOne(ctx, c, input.tile.z)).data);
+        await ctx.pacer.pace(); // region reads sample megapixels each
       });
       return;
     }
@@ -286,9 +340,14 @@ const readSources: Step = {
       } else {
         foldSum(acc as Float64Array, data);
       }
+      // Cached slices arrive as resolved promises, which never give the event loop a turn by themselves.
+      await ctx.pacer.pace();
     });
     if (proj.type === 'mean') {
-      for (const acc of ctx.sources.values()) divideBy(acc as Float64Array, proj.z1 - proj.z0 + 1);
+      for (const acc of ctx.sources.values()) {
+        divideBy(acc as Float64Array, proj.z1 - proj.z0 + 1);
+        await ctx.pacer.pace();
+      }
     }
   },
 };
@@ -321,18 +380,29 @@ const resolveWindows: Step = {
   },
 };
 
-/** Samples of one planned channel: the (projected) source, or the formula evaluated over the tile. */
-function channelSamples(ctx: RenderContext, ch: PlannedChannel, r: Renderer, f64: Map<number, Float64Array>): PixelArray | Float64Array {
-  const n = ctx.width * ctx.height;
-  if (ch.input.kind === 'source') return ctx.sources.get(ch.input.channel) as PixelArray;
-  const pool = r.scratch.f64;
+/** Pixels [from, to) of the tile: the whole tile in one pass, or one band of an expensive render. */
+interface Band {
+  from: number;
+  to: number;
+  scratch: Scratch;
+}
+
+function bandOf<T extends PixelArray | Float64Array>(a: T, band: Band): T {
+  return (band.from === 0 && band.to === a.length ? a : a.subarray(band.from, band.to)) as T;
+}
+
+/** Samples of one planned channel over a band: the (projected) source, or the formula evaluated there. */
+function channelSamples(ctx: RenderContext, ch: PlannedChannel, band: Band, f64: Map<number, Float64Array>): PixelArray | Float64Array {
+  const n = band.to - band.from;
+  if (ch.input.kind === 'source') return bandOf(ctx.sources.get(ch.input.channel) as PixelArray, band);
+  const pool = band.scratch.f64;
   return evaluateFormula(ch.input.ast, {
     n,
     pool,
     channel(index) {
       let a = f64.get(index);
       if (!a) {
-        a = toFloat64(ctx.sources.get(index) as PixelArray, pool.take(n));
+        a = toFloat64(bandOf(ctx.sources.get(index) as PixelArray, band), pool.take(n));
         f64.set(index, a);
       }
       return a;
@@ -404,22 +474,17 @@ const compositeFused: Step = {
   },
 };
 
-/** Any spec: channel by channel into a Float32 accumulator, then rounded to 8 bits. */
-const compositeChannels: Step = {
-  name: 'composite',
-  phase: 'compositeMs',
-  run(ctx, r) {
-    if (ctx.rgb) return; // done by the fused path
-    const { plan } = ctx;
-    const n = ctx.width * ctx.height;
-    const s = r.scratch;
-    s.resize(n);
-    s.acc.fill(0);
-    const f64 = new Map<number, Float64Array>();
-    plan.channels.forEach((ch, k) => {
+/** One band of the general composite: channel by channel into a Float32 accumulator, then to 8 bits in `rgb`. */
+function compositeBand(ctx: RenderContext, r: Renderer, band: Band, rgb: Uint8Array): void {
+  const { plan } = ctx;
+  const s = band.scratch;
+  s.resize(band.to - band.from);
+  s.acc.fill(0);
+  const f64 = new Map<number, Float64Array>();
+  plan.channels.forEach((ch, k) => {
       const [lo, hi] = ctx.windows[k] as [number, number];
       const levels: ChannelLevels = { lo, hi, gamma: ch.gamma, invert: ch.invert };
-      const samples = channelSamples(ctx, ch, r, f64);
+      const samples = channelSamples(ctx, ch, band, f64);
       const isLut = ch.paint.kind === 'lut';
       if (samples instanceof Uint8Array || samples instanceof Uint16Array) {
         const dtype: DType = samples instanceof Uint8Array ? 'uint8' : 'uint16';
@@ -434,13 +499,50 @@ const compositeChannels: Step = {
       if (ch.paint.kind === 'lut') paintLut(s.index, ch.paint.table, plan.composite, s.acc);
       else paintColor(s.levels, ch.paint.rgb, plan.composite, s.acc);
       if (ch.input.kind === 'formula') s.f64.give(samples as Float64Array);
-    });
-    for (const a of f64.values()) s.f64.give(a);
+  });
+  for (const a of f64.values()) s.f64.give(a);
+  toRgb8(s.acc, band.from === 0 && band.to * 3 === rgb.length ? rgb : rgb.subarray(band.from * 3, band.to * 3));
+}
+
+/** Any spec: channel by channel into a Float32 accumulator, then rounded to 8 bits. */
+const compositeChannels: Step = {
+  name: 'composite',
+  phase: 'compositeMs',
+  run(ctx, r) {
+    if (ctx.rgb) return; // done by the fused path
+    const n = ctx.width * ctx.height;
     // The RGB buffer is per render: the encoder reads it after this step has yielded.
-    ctx.rgb = r.rgbBuffer(n * 3);
-    toRgb8(s.acc, ctx.rgb);
+    const rgb = r.rgbBuffer(n * 3);
+    const perPixel = renderCostOf(ctx.plan).perPixel;
+    if (perPixel * n <= BANDED_ABOVE) {
+      // The hot path: one synchronous pass on the renderer's shared scratch arrays.
+      compositeBand(ctx, r, { from: 0, to: n, scratch: r.scratch }, rgb);
+      ctx.rgb = rgb;
+      return;
+    }
+    return compositeInBands(ctx, r, n, perPixel, rgb);
   },
 };
+
+/**
+ * An expensive composite: bands with scratch arrays of its own (other renders run between bands).
+ * Band sizes follow the measured speed, so a band takes about BAND_MS whether the code is still
+ * cold (interpreted) or the machine is loaded.
+ */
+async function compositeInBands(ctx: RenderContext, r: Renderer, n: number, perPixel: number, rgb: Uint8Array): Promise<void> {
+  const scratch = new Scratch();
+  let step = Math.max(16, Math.floor(FIRST_BAND_COST / perPixel));
+  for (let from = 0; from < n; ) {
+    const to = Math.min(n, from + step);
+    const t0 = performance.now();
+    compositeBand(ctx, r, { from, to, scratch }, rgb);
+    const ms = performance.now() - t0;
+    step = Math.max(16, Math.min(n, Math.round(((to - from) * BAND_MS) / Math.max(ms, 0.05)), step * 4));
+    from = to;
+    await ctx.pacer.pace();
+  }
+  ctx.rgb = rgb;
+}
 
 const encode: Step = {
   name: 'encode',
