@@ -161,11 +161,11 @@ describe('push delivery across 2 gateways and 2 workers', () => {
     const [lostEvent, lostJob] = ack.pending.map((p) => p.key) as [string, string];
     const queue = new BullRenderQueue({ url: system.env.REDIS_URL!, prefix: system.prefix });
     try {
-      expect(await queue.withdraw(lostJob)).toBe(true);
+      expect(await queue.withdraw(lostJob, 'render')).toBe(true);
       // Rendered and stored elsewhere, but the tile:ready was never published.
       const body = await sharp({ create: { width: 256, height: 256, channels: 3, background: '#123456' } }).jpeg().toBuffer();
       await system.store.put(lostEvent, body, { contentType: 'image/jpeg' });
-      expect(await queue.withdraw(lostEvent)).toBe(true);
+      expect(await queue.withdraw(lostEvent, 'render')).toBe(true);
     } finally {
       await queue.close();
     }

@@ -79,7 +79,8 @@ export class SocketGateway {
   private onConnection(socket: ViewerSocket): void {
     const { metrics, logger } = this.options;
     const identity = socket.data.identity as SocketIdentity | undefined;
-    const session = new ViewerSession({ ...this.options.session, access: identity?.access ?? this.options.session.access, emit: (event, ...args) => socket.emit(event, ...args) });
+    const principal = identity?.principal;
+    const session = new ViewerSession({ ...this.options.session, access: identity?.access ?? this.options.session.access, tenant: principal?.kind === 'tenant' ? principal.tenant : undefined, emit: (event, ...args) => socket.emit(event, ...args) });
     this.sessions.add(session);
     metrics.connectedViewers.set(this.sessions.size);
     const limit = new RateLimit(this.options.eventsPerSecond);

@@ -10,6 +10,8 @@ export const WorkerConfig = z
     ...LogEnv,
     /** Renders in flight; throughput peaks near 2 per core (bench:e2e, README "Figures"). */
     WORKER_CONCURRENCY: int(1, 64).default(2),
+    /** Heavy renders (over 4 M sample operations, e.g. long formulas or deep projections) in flight, beside WORKER_CONCURRENCY ordinary ones: expensive tiles never take cheap tiles' slots. */
+    WORKER_HEAVY_CONCURRENCY: int(1, 64).default(1),
     /** Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415). */
     SOURCE_CACHE_MB: int(0, 65536).default(64),
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */

@@ -43,6 +43,15 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     handle: service.handle,
     onGiveUp: service.giveUp,
   });
+  // The heavy lane: expensive renders get their own slots, so they never hold the ordinary ones.
+  const heavyConsumer = new BullRenderConsumer({
+    connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
+    lane: 'heavy',
+    concurrency: config.WORKER_HEAVY_CONCURRENCY,
+    lockDurationMs: config.RENDER_LOCK_MS,
+    handle: service.handle,
+    onGiveUp: service.giveUp,
+  });
 
   // Queued ingests (POST /v1/datasets): one job per unit, shared by every worker.
   // The S3 client (and the SDK) only where s3:// sources are allowed at all.
@@ -107,7 +116,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   return {
     async stop(deadlineMs) {
       logger.info('finishing running renders');
-      await Promise.all([consumer.close(deadlineMs), ingestConsumer?.close(deadlineMs)]);
+      await Promise.all([consumer.close(deadlineMs), heavyConsumer.close(deadlineMs), ingestConsumer?.close(deadlineMs)]);
       await pruner.stop();
       await ingestQueue.close();
       await ingestSources.close();

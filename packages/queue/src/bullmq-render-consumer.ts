@@ -1,7 +1,8 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { RenderJob, TilefarmError, describeZodError, isUnavailableError } from '@tilefarm/contracts';
 import { closeWorkerWithin, connectionFor, failAttempt, type QueueConnection } from './bullmq-connection';
-import { RENDER_QUEUE_NAME } from './bullmq-render-queue';
+import type { RenderLane } from '@tilefarm/tile-requests';
+import { RENDER_QUEUE_NAMES } from './bullmq-render-queue';
 
 export type RenderOutcome = 'rendered' | 'skipped';
 
@@ -13,6 +14,8 @@ export interface RenderJobContext {
 
 export interface RenderConsumerOptions {
   connection: QueueConnection;
+  /** Which lane this consumer takes (default the ordinary one); a worker runs one consumer per lane. */
+  lane?: RenderLane;
   concurrency: number;
   /** Lock time; renders are short, so a dead worker's jobs come back quickly. */
   lockDurationMs?: number;
@@ -27,7 +30,7 @@ export class BullRenderConsumer {
 
   constructor(private readonly options: RenderConsumerOptions) {
     this.worker = new Worker(
-      RENDER_QUEUE_NAME,
+      RENDER_QUEUE_NAMES[options.lane ?? 'render'],
       async (job: Job) => this.process(job),
       {
         connection: connectionFor(options.connection.url, 'worker'),

@@ -1,9 +1,12 @@
 import { Job, Queue } from 'bullmq';
-import type { QueuedRender, RenderJobState, RenderQueuePort } from '@tilefarm/tile-requests';
+import type { QueuedRender, RenderJobState, RenderLane, RenderQueuePort } from '@tilefarm/tile-requests';
 import { connectionFor, type QueueConnection } from './bullmq-connection';
 import { DASHBOARD_QUEUE, type DashboardSource } from './queue-dashboard-source';
 
 export const RENDER_QUEUE_NAME = 'render';
+/** The heavy lane (priorities.ts laneOf): workers take it with WORKER_HEAVY_CONCURRENCY beside their ordinary renders. */
+export const HEAVY_RENDER_QUEUE_NAME = 'render-heavy';
+export const RENDER_QUEUE_NAMES: Record<RenderLane, string> = { render: RENDER_QUEUE_NAME, heavy: HEAVY_RENDER_QUEUE_NAME };
 
 /**
  * The tile-request service's render queue (RenderQueuePort) in Redis through BullMQ: the job id is
@@ -11,9 +14,10 @@ export const RENDER_QUEUE_NAME = 'render';
  */
 export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   private readonly queue: Queue;
+  private readonly heavy: Queue;
 
   constructor(connection: QueueConnection, options: { attempts?: number } = {}) {
-    this.queue = new Queue(RENDER_QUEUE_NAME, {
+    const open = (name: string) => new Queue(name, {
       connection: connectionFor(connection.url, 'producer'),
       prefix: connection.prefix,
       defaultJobOptions: {
@@ -25,7 +29,14 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
         backoff: { type: 'exponential', delay: 200 },
       },
     });
+    this.queue = open(RENDER_QUEUE_NAME);
+    this.heavy = open(HEAVY_RENDER_QUEUE_NAME);
     this.queue.on('error', () => undefined);
+    this.heavy.on('error', () => undefined);
+  }
+
+  private lane(lane: RenderLane): Queue {
+    return lane === 'heavy' ? this.heavy : this.queue;
   }
 
   /** For the dashboard only (queue-dashboard.ts); other code uses the RenderQueuePort methods. */
@@ -33,17 +44,23 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     return this.queue;
   }
 
-  async enqueue(items: QueuedRender[]): Promise<void> {
-    if (items.length === 0) return;
-    await this.queue.addBulk(
-      items.map(({ job, priority }) => ({ name: 'render', data: job, opts: { jobId: job.key, priority } })),
-    );
+  /** The heavy lane, for the dashboard. */
+  get heavyLane(): DashboardSource {
+    return { [DASHBOARD_QUEUE]: this.heavy };
   }
 
-  async reprioritize(key: string, priority: number): Promise<boolean> {
+  async enqueue(items: QueuedRender[]): Promise<void> {
+    const add = (lane: RenderLane) => {
+      const mine = items.filter((i) => i.lane === lane);
+      return mine.length === 0 ? undefined : this.lane(lane).addBulk(mine.map(({ job, priority }) => ({ name: 'render', data: job, opts: { jobId: job.key, priority } })));
+    };
+    await Promise.all([add('render'), add('heavy')]);
+  }
+
+  async reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean> {
     // A handle by id, not getJob: changing a priority needs only the id, and fetching the whole
     // job (its spec) for each of a viewer's re-ranked tiles was most of a viewport's cost.
-    const job = new Job(this.queue, 'render', undefined, {}, key);
+    const job = new Job(this.lane(lane), 'render', undefined, {}, key);
     try {
       await job.changePriority({ priority });
       return true;
@@ -52,16 +69,16 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     }
   }
 
-  async withdraw(key: string): Promise<boolean> {
+  async withdraw(key: string, lane: RenderLane): Promise<boolean> {
     try {
-      return (await this.queue.remove(key)) === 1;
+      return (await this.lane(lane).remove(key)) === 1;
     } catch {
       return false; // locked by a worker: it finishes and its tile is cached
     }
   }
 
-  async state(key: string): Promise<RenderJobState> {
-    const s = await this.queue.getJobState(key);
+  async state(key: string, lane: RenderLane): Promise<RenderJobState> {
+    const s = await this.lane(lane).getJobState(key);
     switch (s) {
       case 'waiting':
       case 'prioritized':
@@ -79,18 +96,22 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
 
   /** Keys of the jobs workers hold right now (for fault tests and operators). */
   async activeKeys(): Promise<string[]> {
-    return (await this.queue.getActive()).map((j) => j.id ?? '');
+    const [a, b] = await Promise.all([this.queue.getActive(), this.heavy.getActive()]);
+    return [...a, ...b].map((j) => j.id ?? '');
   }
 
+  /** Both lanes: load shedding counts every waiting render. */
   async depth(): Promise<number> {
-    return this.queue.getJobCountByTypes('waiting', 'prioritized');
+    const [a, b] = await Promise.all([this.queue.getJobCountByTypes('waiting', 'prioritized'), this.heavy.getJobCountByTypes('waiting', 'prioritized')]);
+    return a + b;
   }
 
   async counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+    const [a, b] = await Promise.all([this.queue, this.heavy].map((q) => q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed')));
+    return Object.fromEntries(Object.keys(a!).map((k) => [k, (a![k] ?? 0) + (b![k] ?? 0)]));
   }
 
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.all([this.queue.close(), this.heavy.close()]);
   }
 }

@@ -27,21 +27,21 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
   });
 
   it('coalesces identical keys into one job', async () => {
-    await queue.enqueue([{ job: job('tiles/aa/k1'), priority: 3 }, { job: job('tiles/aa/k1'), priority: 3 }]);
-    await queue.enqueue([{ job: job('tiles/aa/k1'), priority: 1 }]);
+    await queue.enqueue([{ job: job('tiles/aa/k1'), priority: 3, lane: 'render' }, { job: job('tiles/aa/k1'), priority: 3, lane: 'render' }]);
+    await queue.enqueue([{ job: job('tiles/aa/k1'), priority: 1, lane: 'render' }]);
     expect(await queue.depth()).toBe(1);
-    expect(await queue.state('tiles/aa/k1')).toBe('waiting');
+    expect(await queue.state('tiles/aa/k1', 'render')).toBe('waiting');
   });
 
   it('runs jobs by priority, and withdraws waiting ones', async () => {
     await queue.enqueue([
-      { job: job('k-low'), priority: 10 },
-      { job: job('k-high'), priority: 1 },
-      { job: job('k-mid'), priority: 3 },
-      { job: job('k-gone'), priority: 1 },
+      { job: job('k-low'), priority: 10, lane: 'render' },
+      { job: job('k-high'), priority: 1, lane: 'render' },
+      { job: job('k-mid'), priority: 3, lane: 'render' },
+      { job: job('k-gone'), priority: 1, lane: 'render' },
     ]);
-    expect(await queue.withdraw('k-gone')).toBe(true);
-    expect(await queue.reprioritize('k-low', 2)).toBe(true);
+    expect(await queue.withdraw('k-gone', 'render')).toBe(true);
+    expect(await queue.reprioritize('k-low', 2, 'render')).toBe(true);
     const order: string[] = [];
     const consumer = new BullRenderConsumer({
       connection: { url: REDIS_URL, prefix },
@@ -56,11 +56,11 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
     while (order.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await consumer.close(5000);
     expect(order).toEqual(['k-high', 'k-low', 'k-mid']);
-    expect(await queue.state('k-high')).toBe('unknown'); // removed on completion
+    expect(await queue.state('k-high', 'render')).toBe('unknown'); // removed on completion
   });
 
   it('never retries bad input or a timed-out render, retries transient failures, and reports the give-up once', async () => {
-    await queue.enqueue([{ job: job('k-bad'), priority: 1 }, { job: job('k-flaky'), priority: 1 }, { job: job('k-slow'), priority: 1 }, { job: job('k-costly'), priority: 1 }]);
+    await queue.enqueue([{ job: job('k-bad'), priority: 1, lane: 'render' }, { job: job('k-flaky'), priority: 1, lane: 'render' }, { job: job('k-slow'), priority: 1, lane: 'render' }, { job: job('k-costly'), priority: 1, lane: 'render' }]);
     const attempts: Record<string, number> = {};
     const gaveUp: string[] = [];
     const consumer = new BullRenderConsumer({
@@ -84,6 +84,52 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
     await consumer.close(5000);
     expect(attempts).toEqual({ 'k-bad': 1, 'k-flaky': 3, 'k-slow': 1, 'k-costly': 1 });
     expect(gaveUp.sort()).toEqual(['k-bad:invalid_spec', 'k-costly:spec_too_expensive', 'k-slow:render_timeout']);
+  });
+});
+
+describe('the heavy lane (real Redis)', () => {
+  it('runs heavy jobs on their own slots: ordinary jobs never wait behind them, and at most the heavy concurrency run at once', async () => {
+    const prefix = uniquePrefix('lanes');
+    const queue = new BullRenderQueue({ url: REDIS_URL, prefix });
+    const started = Date.now();
+    const doneAt: Record<string, number> = {};
+    let heavyNow = 0;
+    let heavyMost = 0;
+    const consumer = (lane: 'render' | 'heavy') =>
+      new BullRenderConsumer({
+        connection: { url: REDIS_URL, prefix },
+        lane,
+        concurrency: 1,
+        handle: async (j) => {
+          if (lane === 'heavy') heavyMost = Math.max(heavyMost, ++heavyNow);
+          await new Promise((r) => setTimeout(r, lane === 'heavy' ? 600 : 10));
+          if (lane === 'heavy') heavyNow--;
+          doneAt[j.key] = Date.now() - started;
+          return 'rendered';
+        },
+        onGiveUp: async () => undefined,
+      });
+    const consumers = [consumer('render'), consumer('heavy')];
+    try {
+      await Promise.all(consumers.map((c) => c.waitUntilReady()));
+      await queue.enqueue([
+        { job: job('h1'), priority: 1, lane: 'heavy' },
+        { job: job('h2'), priority: 1, lane: 'heavy' },
+      ]);
+      await new Promise((r) => setTimeout(r, 100)); // h1 is running
+      await queue.enqueue([{ job: job('c1'), priority: 1000, lane: 'render' }]);
+      expect(await queue.state('h2', 'heavy')).toBe('waiting');
+      expect(await queue.state('c1', 'heavy')).toBe('unknown');
+      const deadline = Date.now() + 10_000;
+      while (Object.keys(doneAt).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(doneAt.c1).toBeLessThan(doneAt.h1!); // not behind the heavy job holding its slot
+      expect(heavyMost).toBe(1);
+      expect(await queue.depth()).toBe(0);
+    } finally {
+      await Promise.all(consumers.map((c) => c.close(2000)));
+      await queue.close();
+      await dropPrefix(prefix);
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import type { RenderJob, TileEvent } from '@tilefarm/contracts';
+import type { RenderLane } from './priorities';
 
 // The tile-request service's ports: what it needs from the outside, as small as it needs it.
 // packages/queue has the Redis/BullMQ adapters; test/support has in-memory fakes for unit tests.
@@ -9,17 +10,19 @@ export interface QueuedRender {
   job: RenderJob;
   /** Lower is sooner (see priorities.ts). */
   priority: number;
+  /** Ordinary or heavy renders (priorities.ts laneOf): workers take each lane with its own concurrency. */
+  lane: RenderLane;
 }
 
-/** The shared render queue, keyed by tile content key. */
+/** The shared render queue, keyed by tile content key (a key always falls in the same lane: its cost decides). */
 export interface RenderQueuePort {
   /** Adds jobs; a job whose key is already queued or running is not added again (coalescing). */
   enqueue(items: QueuedRender[]): Promise<void>;
   /** Moves a waiting job to a new priority; false if it is not waiting. */
-  reprioritize(key: string, priority: number): Promise<boolean>;
+  reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean>;
   /** Removes a job that has not started; false if it is running, done, or gone. */
-  withdraw(key: string): Promise<boolean>;
-  state(key: string): Promise<RenderJobState>;
+  withdraw(key: string, lane: RenderLane): Promise<boolean>;
+  state(key: string, lane: RenderLane): Promise<RenderJobState>;
   /** Jobs waiting to start (all priorities). */
   depth(): Promise<number>;
 }

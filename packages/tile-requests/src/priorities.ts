@@ -44,3 +44,31 @@ const FAIR_SLOTS = 1000;
 export function jobPriority(tier: number, ordinal: number): number {
   return tier * FAIR_SLOTS + Math.min(ordinal, FAIR_SLOTS - 1);
 }
+
+/**
+ * Renders costing more than this many sample operations (render-cost.ts; an ordinary 3-channel
+ * 512² tile is 1.6 M) are heavy: they go to the workers' heavy lane, where each worker runs at most
+ * WORKER_HEAVY_CONCURRENCY of them beside its ordinary renders, so expensive tiles never take the
+ * slots cheap tiles need (and they composite in bands that yield, see packages/render).
+ */
+export const HEAVY_RENDER_COST = 4_000_000;
+
+export type RenderLane = 'render' | 'heavy';
+
+export function laneOf(cost: number): RenderLane {
+  return cost > HEAVY_RENDER_COST ? 'heavy' : 'render';
+}
+
+/** The unit of a fair share: about what an ordinary tile costs. */
+const SHARE_UNIT_COST = 2_000_000;
+
+/**
+ * Fair share: a tile weighs its cost in ordinary tiles (at least 1). Each owner (a viewer, and the
+ * tenant it acts for) carries the extra weight of its tiles still pending, and a new tile of that
+ * owner is placed that many places later within its tier: a viewer whose tile costs 50 ordinary
+ * tiles lets 50 of everyone else's tiles of the same tier go first, instead of making them wait.
+ * Ordinary tiles weigh 1 and add nothing, so their order is the round-robin above.
+ */
+export function shareWeight(cost: number): number {
+  return Math.max(1, Math.ceil(cost / SHARE_UNIT_COST));
+}

@@ -17,6 +17,8 @@ export interface PlannedTile {
   tile: TileAddress;
   /** A region render instead of a grid tile (tile then names level, z, t and format only). */
   region?: RenderRegion;
+  /** Sample operations its render costs (render-cost.ts): what fair share and the heavy lane go by. */
+  cost: number;
 }
 
 /** A dataset and a render spec, checked against each other: what every tile of a request shares. */
@@ -107,9 +109,10 @@ export class TilePlanner {
         throw new TilefarmError('out_of_range', `${path}region ${region.x},${region.y},${region.width},${region.height} extends past the ${manifest.width}x${manifest.height} image`);
       }
       checkRenderCost(cost, region.outWidth * region.outHeight, this.maxRenderCost, `a ${region.outWidth}x${region.outHeight} region`);
-      return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region };
+      return { key: regionKey(manifest.id, manifest.version, specId, tile, region), tile: { ...tile, level: region.level, x: 0, y: 0 }, region, cost: cost.perPixel * region.outWidth * region.outHeight };
     }
-    return { key: tileKey(manifest.id, manifest.version, specId, tile), tile };
+    // Edge tiles are smaller; a full tile's cost is close enough for sharing work out.
+    return { key: tileKey(manifest.id, manifest.version, specId, tile), tile, cost: cost.perPixel * manifest.tileSize * manifest.tileSize };
   }
 
   async plan(datasetId: string, specRef: unknown, positions: RequestedPosition[], access?: DatasetAccess): Promise<TilePlan> {

@@ -1,6 +1,6 @@
 import { TilefarmError, asErrorCode, type TileEvent } from '@tilefarm/contracts';
 import type { QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
-import { TIER, jobPriority } from './priorities';
+import { TIER, jobPriority, laneOf, shareWeight, type RenderLane } from './priorities';
 import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
 
 /**
@@ -50,12 +50,19 @@ async function inSlices<T, R>(items: T[], work: (slice: T[]) => Promise<R[]>, ga
 /** Receives the outcome of each tile it asked for, exactly once per request. */
 export type TileListener = (event: TileEvent) => void;
 
+/** Who a tile's share of the workers is charged to: the listener (a viewer, an HTTP request) and a tenant. */
+type Owner = TileListener | string;
+
 interface PendingEntry {
   job: QueuedRender['job'];
+  lane: RenderLane;
   listeners: Map<TileListener, number>; // listener → its tier for this tile
-  /** The job's queue priority: tier and the tile's place in its listener's request (see jobPriority). */
+  /** The job's queue priority: tier and the tile's place (see jobPriority). */
   priority: number;
+  /** Place within its tier: its order in the request, after its owners' pending extra weight (shareWeight). */
   ordinal: number;
+  /** Extra weight (shareWeight - 1) charged to these owners while the tile is pending. */
+  charged: { owners: Owner[]; extra: number };
   checkedAt: number;
 }
 
@@ -79,6 +86,8 @@ export interface TileRequestServiceOptions {
 export interface RequestOptions {
   /** Read stored tiles' bytes in the one storage check (HTTP answers them), instead of only heads. */
   read?: boolean;
+  /** The tenant the listener acts for: its tiles share one fair share across its viewers (see shareWeight). */
+  tenant?: string | undefined;
 }
 
 export interface DispatchResult {
@@ -109,6 +118,8 @@ export type HttpTile =
 export class TileRequestService {
   readonly planner: TilePlanner;
   private readonly pending = new Map<string, PendingEntry>();
+  /** Extra weight of each owner's pending tiles (fair share, see shareWeight). */
+  private readonly backlog = new Map<Owner, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sweepAfterMs: number;
   private queueDepth = 0;
@@ -165,11 +176,16 @@ export class TileRequestService {
     const now = Date.now();
     const fresh = new Set<string>();
     const joined = new Set<string>();
+    const owners: Owner[] = options.tenant === undefined ? [listener] : [listener, `tenant:${options.tenant}`];
     // 1. Subscribe (in memory; the event subscription is live since start()).
     for (const [ordinal, t] of tiles.entries()) {
       let entry = this.pending.get(t.key);
       if (!entry) {
-        entry = { job: renderJobOf(plan, t), listeners: new Map(), priority: jobPriority(tier, ordinal), ordinal, checkedAt: now };
+        // Fair share: after the extra weight its owners already have pending, and its own.
+        const extra = shareWeight(t.cost) - 1;
+        const place = ordinal + Math.max(...owners.map((o) => this.backlog.get(o) ?? 0)) + extra;
+        entry = { job: renderJobOf(plan, t), lane: laneOf(t.cost), listeners: new Map(), priority: jobPriority(tier, place), ordinal: place, charged: { owners, extra }, checkedAt: now };
+        this.charge(entry, 1);
         this.pending.set(t.key, entry);
         fresh.add(t.key);
       } else if (!entry.listeners.has(listener)) {
@@ -186,7 +202,7 @@ export class TileRequestService {
     // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
     await inSlices(missing, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
     const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
-    await inSlices(toEnqueue, async (slice) => (await this.options.queue.enqueue(slice.map((e) => ({ job: e.job, priority: e.priority }))), []), this.redisGate);
+    await inSlices(toEnqueue, async (slice) => (await this.options.queue.enqueue(slice.map(queued)), []), this.redisGate);
     await this.updatePriorities(missing.filter((t) => !fresh.has(t.key)).map((t) => t.key));
     return { ready, pending: missing, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
   }
@@ -198,14 +214,14 @@ export class TileRequestService {
     for (const k of mine) this.detach(k, listener);
     const unwanted = await inSlices(mine, (slice) => this.options.demand.release(slice), this.redisGate);
     // Independent removals: in parallel within a slice, so a viewer racing through Z is not answered one round trip per tile.
-    const removed = await inSlices(unwanted, (slice) => Promise.all(slice.map((k) => this.options.queue.withdraw(k))), this.redisGate);
+    const removed = await inSlices(unwanted, (slice) => Promise.all(slice.map((k) => this.options.queue.withdraw(k, jobs.get(k)!.lane))), this.redisGate);
     // Someone may have joined between our release and our withdraw (another process added demand
     // and its enqueue was a no-op because our job still existed): put the job back for them.
     // Their demand is counted before they enqueue, so checking after the withdraw closes the window.
     const withdrawn = unwanted.filter((_, i) => removed[i]);
     const counts = await inSlices(withdrawn, (slice) => Promise.all(slice.map((k) => this.options.demand.count(k))), this.redisGate);
     const rejoined = withdrawn.filter((_, i) => counts[i]! > 0).map((k) => jobs.get(k)!);
-    await this.options.queue.enqueue(rejoined.map((e) => ({ job: e.job, priority: e.priority })));
+    await this.options.queue.enqueue(rejoined.map(queued));
     return withdrawn.length - rejoined.length;
   }
 
@@ -254,7 +270,7 @@ export class TileRequestService {
     const best = jobPriority(Math.min(...entry.listeners.values()), entry.ordinal);
     if (best !== entry.priority) {
       entry.priority = best;
-      await this.options.queue.reprioritize(key, best);
+      await this.options.queue.reprioritize(key, best, entry.lane);
     }
   }
 
@@ -262,13 +278,28 @@ export class TileRequestService {
     const entry = this.pending.get(key);
     if (!entry) return;
     entry.listeners.delete(listener);
-    if (entry.listeners.size === 0) this.pending.delete(key);
+    if (entry.listeners.size === 0) this.forget(key, entry);
+  }
+
+  /** Adds (sign 1) or takes back (-1) a pending tile's extra weight from its owners' backlog. */
+  private charge(entry: PendingEntry, sign: 1 | -1): void {
+    if (entry.charged.extra === 0) return;
+    for (const owner of entry.charged.owners) {
+      const left = (this.backlog.get(owner) ?? 0) + sign * entry.charged.extra;
+      if (left > 0) this.backlog.set(owner, left);
+      else this.backlog.delete(owner);
+    }
+  }
+
+  private forget(key: string, entry: PendingEntry): void {
+    this.pending.delete(key);
+    this.charge(entry, -1);
   }
 
   private settle(event: TileEvent): void {
     const entry = this.pending.get(event.key);
     if (!entry) return;
-    this.pending.delete(event.key);
+    this.forget(event.key, entry);
     for (const listener of entry.listeners.keys()) {
       try {
         listener(event);
@@ -290,14 +321,18 @@ export class TileRequestService {
         this.settle({ type: 'ready', key, dataset, specId, tile });
         continue;
       }
-      if ((await this.options.queue.state(key)) === 'unknown' && this.pending.has(key)) {
+      if ((await this.options.queue.state(key, entry.lane)) === 'unknown' && this.pending.has(key)) {
         // The job is gone (withdrawn in a race, skipped as unwanted, or lost): ask again. The
         // listeners' demand normally still stands; only restore it if a settle wiped it.
         await this.options.demand.ensure(key);
-        await this.options.queue.enqueue([{ job: entry.job, priority: entry.priority }]);
+        await this.options.queue.enqueue([queued(entry)]);
       }
     }
   }
+}
+
+function queued(e: PendingEntry): QueuedRender {
+  return { job: e.job, priority: e.priority, lane: e.lane };
 }
 
 function withBody(t: PlannedTile, found: unknown): PlannedTile & { body?: Buffer } {

@@ -68,6 +68,8 @@ export interface ViewerTilesDeps {
   counters: ViewerCounters;
   tileUrl(key: string): string;
   access?: DatasetAccess;
+  /** The tenant this viewer acts for (token holders): its viewers share one fair share of the workers. */
+  tenant?: string | undefined;
   emit: ViewerEmit;
   /** Milliseconds, monotonic; tests pass their own clock. */
   now?: () => number;
@@ -217,7 +219,7 @@ export class ViewerTiles {
     const ready: ReadyTile[] = [];
     let shed = false;
     for (const [tier, group] of [...accepted].sort((a, b) => a[0] - b[0])) {
-      const result = await service.request(plan, group, tier, this.listener);
+      const result = await service.request(plan, group, tier, this.listener, { tenant: this.deps.tenant });
       counters.coalesced(result.coalesced);
       if (result.refused.length > 0) {
         shed = true;

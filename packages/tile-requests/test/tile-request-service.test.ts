@@ -122,7 +122,7 @@ describe('TileRequestService', () => {
     const p = await plan(core, [at(0, 0)]);
     const tile: PlannedTile = p.tiles[0]!;
     // Someone else's render of this tile is queued already.
-    await core.queue.enqueue([{ job: { v: 1, key: tile.key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: tile.tile }, priority: 1 }]);
+    await core.queue.enqueue([{ job: { v: 1, key: tile.key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: tile.tile }, priority: 1, lane: 'render' }]);
     const open = core.store.holdTileReads();
     const a = recorder();
     const asked = core.service.request(p, [tile], TIER.visible, a.listener);

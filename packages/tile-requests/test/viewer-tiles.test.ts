@@ -231,7 +231,7 @@ describe('ViewerTiles', () => {
     const v = viewer(core);
     const p = await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0)]);
     const key = p.tiles[0]!.key;
-    await core.queue.enqueue([{ job: { v: 1, key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: p.tiles[0]!.tile }, priority: 1 }]);
+    await core.queue.enqueue([{ job: { v: 1, key, dataset: p.manifest.id, version: p.manifest.version, specId: p.specId, spec: p.spec, tile: p.tiles[0]!.tile }, priority: 1, lane: 'render' }]);
     const open = core.store.holdTileReads();
     const asked = v.tiles.request({ dataset: DATASET.id, spec: core.specId, tiles: [at(0, 0)] });
     await new Promise((r) => setImmediate(r));

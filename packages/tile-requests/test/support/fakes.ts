@@ -77,9 +77,9 @@ export class FakeRenderQueue implements RenderQueuePort {
   depthOverride: number | undefined;
 
   async enqueue(items: QueuedRender[]): Promise<void> {
-    for (const { job, priority } of items) {
+    for (const { job, priority, lane } of items) {
       if (this.jobs.has(job.key)) continue;
-      this.jobs.set(job.key, { job, priority, state: 'waiting' });
+      this.jobs.set(job.key, { job, priority, lane, state: 'waiting' });
       this.added.push(job.key);
     }
   }
