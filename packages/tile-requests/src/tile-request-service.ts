@@ -11,8 +11,10 @@ import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpe
  */
 const SLICE = 64;
 /**
- * Slices of Redis commands in flight at once in this process, over all viewers: with one slice
- * per viewer, a flood from many sockets would again put thousands of commands in one turn.
+ * Slices of Redis commands in flight at once in this process, over all viewers' large batches:
+ * with one slice per viewer, a flood from many sockets would again put thousands of commands in
+ * one turn. Batches of one slice or less (a screen, a scroll step, an HTTP tile) do not queue
+ * here: they are what a viewer waits for, and each is already bounded.
  */
 const REDIS_SLICES_IN_FLIGHT = 1;
 
@@ -37,11 +39,14 @@ class Gate {
   }
 }
 
-/** `work` over `items` a slice at a time, in order (each through `gate` if given); the results in the items' order. */
+/**
+ * `work` over `items` a slice at a time, in order; the results in the items' order. A batch larger
+ * than one slice takes its slices through `gate`, if given; a smaller one goes straight.
+ */
 async function inSlices<T, R>(items: T[], work: (slice: T[]) => Promise<R[]>, gate?: Gate): Promise<R[]> {
-  const run = (slice: T[]) => (gate ? gate.run(() => work(slice)) : work(slice));
   if (items.length === 0) return [];
-  if (items.length <= SLICE) return run(items);
+  if (items.length <= SLICE) return work(items);
+  const run = (slice: T[]) => (gate ? gate.run(() => work(slice)) : work(slice));
   const out: R[] = [];
   for (let i = 0; i < items.length; i += SLICE) out.push(...(await run(items.slice(i, i + SLICE))));
   return out;
