@@ -15,6 +15,8 @@ export interface SyntheticOptions {
   tileSize?: 256 | 512;
   dtype?: Extract<DType, 'uint8' | 'uint16'>;
   seed?: number;
+  /** Physical pixel size; `null` for a dataset whose file gives none (default 0.325 µm in x and y, 1 µm in z). */
+  physicalSize?: DatasetManifest['physicalSize'] | null;
 }
 
 interface Blob {
@@ -152,7 +154,7 @@ export async function createSyntheticDataset(catalog: DatasetCatalog, options: S
     levels,
     dtype,
     channels,
-    physicalSize: { x: 0.325, y: 0.325, z: 1, unit: 'µm' },
+    ...(options.physicalSize === null ? {} : { physicalSize: options.physicalSize ?? { x: 0.325, y: 0.325, z: 1, unit: 'µm' } }),
     sourceEncoding: catalog.sourceEncoding,
     createdAt: new Date().toISOString(),
   };

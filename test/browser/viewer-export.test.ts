@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import type { Download, Page } from 'playwright-core';
+import sharp from 'sharp';
+import { TestSystem } from '../support/system';
+import { launchChromium, type RunningBrowser } from './browser';
+
+// Issue 14, the PNG export and the scale bar's "no physical size" state, in Chromium against real
+// processes. The exported files are decoded here and checked against an independent reference:
+// the server's own lossless PNG tiles of the same spec (the PNG of the view: sampled, ±1).
+
+interface Geometry {
+  originX: number;
+  originY: number;
+  scale: number;
+  dpr: number;
+  level: number;
+}
+
+const SPEC = { v: 1, channels: [{ index: 0, color: '#0080ff', window: [100, 2500] }, { index: 1, color: '#00ff00', window: [150, 1800] }, { index: 2, color: '#ff0000', window: [120, 3000], gamma: 1.4 }], format: 'png' };
+const linkTo = (dataset: string, spec: unknown) => `#d=${dataset}&z=0&s=${Buffer.from(JSON.stringify(spec)).toString('base64url')}`;
+
+async function decoded(download: Download): Promise<{ data: Buffer; width: number; height: number; channels: number }> {
+  const { data, info } = await sharp(readFileSync((await download.path())!)).raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+describe('export and scale bar in the viewer', () => {
+  let system: TestSystem;
+  let chromium: RunningBrowser;
+  let page: Page;
+  let specId: string;
+  const pageErrors: string[] = [];
+  const tiles = new Map<string, { data: Buffer; width: number }>();
+
+  /** The server's lossless tile (RGB) of SPEC: the independent reference. */
+  async function serverTile(dataset: string, level: number, x: number, y: number): Promise<{ data: Buffer; width: number }> {
+    const key = `${dataset}/${level}/${x}/${y}`;
+    const known = tiles.get(key);
+    if (known) return known;
+    const res = await fetch(`${system.apiUrl}/v1/tiles/${dataset}/${specId}/${level}/0/0/${x}/${y}.png`);
+    if (res.status !== 200) throw new Error(`tile ${key}: ${res.status}`);
+    const { data, info } = await sharp(Buffer.from(await res.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+    const tile = { data, width: info.width };
+    tiles.set(key, tile);
+    return tile;
+  }
+  async function serverPixel(dataset: string, level: number, x: number, y: number): Promise<[number, number, number]> {
+    const tile = await serverTile(dataset, level, Math.floor(x / 256), Math.floor(y / 256));
+    const i = ((y % 256) * tile.width + (x % 256)) * 3;
+    return [tile.data[i]!, tile.data[i + 1]!, tile.data[i + 2]!];
+  }
+
+  beforeAll(async () => {
+    chromium = await launchChromium();
+    system = await TestSystem.start({
+      workers: 2,
+      datasets: [
+        { id: 'demo', width: 1024, height: 768, sizeZ: 1 },
+        { id: 'nophys', width: 600, height: 400, sizeZ: 1, physicalSize: null },
+      ],
+    });
+    specId = ((await (await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SPEC) })).json()) as { id: string }).id;
+    page = await chromium.browser.newPage({ viewport: { width: 1280, height: 820 }, acceptDownloads: true });
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+  }, 120_000);
+  afterAll(async () => {
+    await chromium?.close();
+    await system?.stop();
+  }, 60_000);
+
+  it('the scale bar says "no physical size", and draws no bar, for a file without one, at every zoom', async () => {
+    await page.goto(`${system.apiUrl}/#d=nophys`);
+    await page.waitForFunction(() => document.body.dataset.complete === 'true' && (document.body.dataset.shown ?? '').startsWith('nophys/'), null, { timeout: 60_000 });
+    for (const zoomBy of [1, 4]) {
+      await page.evaluate((f) => {
+        const tf = (window as unknown as { tilefarm: { view: { setPosition(p: unknown): void; position: { x: number; y: number; zoom: number } } } }).tilefarm;
+        tf.view.setPosition({ ...tf.view.position, zoom: tf.view.position.zoom * f });
+      }, zoomBy);
+      await page.waitForTimeout(300);
+      const bar = await page.evaluate(() => {
+        const root = document.querySelector<HTMLElement>('#scalebar')!;
+        const line = root.querySelector<HTMLElement>('.scale-bar-line')!;
+        return { state: root.dataset.state, label: root.querySelector('.scale-bar-label')!.textContent, lineWidth: line.getBoundingClientRect().width, visible: getComputedStyle(root).display !== 'none' };
+      });
+      expect(bar).toEqual({ state: 'none', label: 'no physical size', lineWidth: 0, visible: true });
+    }
+    // The readout gives pixels only (no µm) for it.
+    const box = (await page.locator('#view').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.waitForFunction(() => (document.querySelector('#readout')?.textContent ?? '').startsWith('x '), null, { timeout: 15_000 });
+    expect(await page.locator('#readout').textContent()).not.toContain('µm');
+    // A dataset with a physical size: a bar again.
+    await page.goto(`${system.apiUrl}/#d=demo`);
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('#scalebar')?.dataset.state === 'ok', null, { timeout: 60_000 });
+    expect(await page.locator('#scalebar .scale-bar-label').textContent()).toMatch(/^[\d.]+ (nm|µm|mm)$/);
+  }, 120_000);
+
+  it('PNG of the view: the downloaded file shows what the server renders for that spec (±1)', async () => {
+    await page.goto(`${system.apiUrl}/${linkTo('demo', SPEC)}`);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.complete === 'true' && document.body.dataset.gpuComplete === 'true' && (document.body.dataset.shown ?? '').startsWith('demo/'), null, { timeout: 90_000, polling: 100 });
+    const g = (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-png')]);
+    expect(download.suggestedFilename()).toBe('demo-z0-t0.png');
+    const png = await decoded(download);
+    expect(png.width).toBeGreaterThan(600);
+    const f = 2 ** g.level;
+    let compared = 0;
+    let worst = 0;
+    for (let cy = 3; cy < png.height; cy += 9) {
+      for (let cx = 3; cx < png.width; cx += 9) {
+        // The level pixel under this file pixel's centre; centres near a pixel edge are skipped.
+        const lx = ((cx + 0.5) / g.dpr - g.originX) / g.scale / f;
+        const ly = ((cy + 0.5) / g.dpr - g.originY) / g.scale / f;
+        const fx = lx - Math.floor(lx);
+        const fy = ly - Math.floor(ly);
+        if (lx < 0 || ly < 0 || lx >= 1024 / f || ly >= 768 / f || fx < 0.05 || fx > 0.95 || fy < 0.05 || fy > 0.95) continue;
+        const want = await serverPixel('demo', g.level, Math.floor(lx), Math.floor(ly));
+        const i = (cy * png.width + cx) * png.channels;
+        for (let k = 0; k < 3; k++) worst = Math.max(worst, Math.abs(png.data[i + k]! - want[k]!));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(2000);
+    expect(worst).toBeLessThanOrEqual(1);
+    expect(pageErrors).toEqual([]);
+  }, 150_000);
+});
