@@ -73,7 +73,7 @@ describe('expensive renders', () => {
     const took = performance.now() - started;
     expect(error).toMatchObject({ code: 'render_timeout' });
     expect(took).toBeLessThan(2000); // 600 ms plus one slice, on a loaded 2-core machine
-    expect(stall.p90).toBeLessThan(50);
+    expect(stall.p90).toBeLessThan(100);
     expect(stall.max).toBeLessThan(1000); // before: one gap of the whole render (38 s)
   });
 
@@ -95,7 +95,7 @@ describe('expensive renders', () => {
     for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
     expect(worst).toBeLessThanOrEqual(1);
     expect(expected.some((v) => v > 0 && v < 255)).toBe(true);
-    expect(stall.p90).toBeLessThan(50);
+    expect(stall.p90).toBeLessThan(100);
   });
 
   it('a cheap render is not sliced and still honours a deadline that has passed', async () => {
