@@ -8,6 +8,7 @@ import { ScaleBar, metresPerPixel } from './scale-bar';
 import { WebglCompositor } from './webgl-compositor';
 import { SocketTileLoader } from './socket-tile-loader';
 import { StatusStrip } from './status-strip';
+import { RegionExport } from './region-export';
 import { UploadPanel } from './upload-panel';
 import { formatViewState, parseViewState, type ViewState } from './view-state';
 
@@ -276,6 +277,9 @@ async function main(): Promise<void> {
       setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
     }, 'image/png');
   });
+  // Export of a chosen region at full resolution, rendered by the workers.
+  const regionExport = new RegionExport(byId('view'), byId('export-status'), api, () => (dataset && spec ? { dataset, spec, z, t } : undefined), () => view.geometry());
+  byId('export-region').addEventListener('click', () => regionExport.toggleSelecting());
   // Share: the URL already holds the whole view (dataset, position, z, t, spec).
   byId('share').addEventListener('click', () => {
     history.replaceState(null, '', formatViewState(currentState()));
@@ -289,7 +293,7 @@ async function main(): Promise<void> {
   });
 
   // For scripts and tests driving the page (like the data-* attributes on <body>).
-  Object.assign(window, { tilefarm: { view, hybrid, geometry: () => view.geometry(), snapshot, frameShown: () => frameShown(), plane: () => ({ z, t }) } });
+  Object.assign(window, { tilefarm: { view, hybrid, geometry: () => view.geometry(), snapshot, exportRegion: (r: { x: number; y: number; w: number; h: number }) => regionExport.export(r), frameShown: () => frameShown(), plane: () => ({ z, t }) } });
 
   view.onLayerError = (message) => panel.showError(undefined, `the new picture could not be rendered: ${message}`);
   view.onChange = () => {
@@ -345,9 +349,11 @@ async function main(): Promise<void> {
     '[': () => setT(t - 1),
     ' ': () => setPlaying(playTimer === undefined),
     '0': () => view.home(),
+    r: () => regionExport.toggleSelecting(),
     '?': () => (help.hidden = !help.hidden),
     h: () => (help.hidden = !help.hidden),
     Escape: () => {
+      if (regionExport.selecting) regionExport.cancel();
       help.hidden = true;
       gallery.hide();
     },
