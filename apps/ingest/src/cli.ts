@@ -1,7 +1,7 @@
 import { relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { IngestSourceEnv, RedisEnv, RetentionEnv, StorageEnv, requireS3Bucket, storageSettings } from '@tilefarm/config';
+import { IngestSourceEnv, RedisEnv, RetentionEnv, StorageEnv, TenantQuotaEnv, requireS3Bucket, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
 import { isTilefarmError } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
@@ -20,11 +20,12 @@ const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant N
 storage from the environment: STORAGE=local|s3, DATA_DIR (default ./.data),
   S3_ENDPOINT, S3_BUCKET, S3_PREFIX, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE;
 Redis (REDIS_URL, REDIS_PREFIX): the CLI takes the same per-dataset lock and version counter as
-  queued ingests, so the two never write one dataset at once; VERSION_GRACE_S as the workers'`;
+  queued ingests, so the two never write one dataset at once; VERSION_GRACE_S as the workers';
+TENANT_STORAGE_QUOTA_MB as the workers': the bytes --tenant's datasets store (a --copy's too) may not pass it`;
 
 // The same storage variables as every other process (S3_PREFIX included), so the CLI writes
 // datasets exactly where the API and the workers look for them.
-const Env = z.object({ ...StorageEnv, ...RedisEnv, ...RetentionEnv, INGEST_ROOT: IngestSourceEnv.INGEST_ROOT }).superRefine((e, ctx) => {
+const Env = z.object({ ...StorageEnv, ...RedisEnv, ...RetentionEnv, ...TenantQuotaEnv, INGEST_ROOT: IngestSourceEnv.INGEST_ROOT }).superRefine((e, ctx) => {
   requireS3Bucket(e, ctx);
   if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['S3_SECRET_ACCESS_KEY'], message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together' });
@@ -188,6 +189,7 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
       maxSourcePixels: args.maxSourcePixels,
       maxWriteRatio: args.maxWriteRatio,
       ignoreOmeXml: args.ignoreOmeXml,
+      tenantQuotaBytes: tenantQuotaBytes(env),
       catalog: new DatasetCatalog(store),
       onWarning: (w) => io.stderr.write(`warning: ${w}\n`),
       onProgress: (p) => progress.update(p),
@@ -269,6 +271,7 @@ async function registerZarr(args: Args, zarr: { mode: 'link' | 'copy'; source: s
       catalog,
       maxPixels: args.maxSourcePixels ?? 2 ** 40,
       copy: zarr.mode === 'copy',
+      tenantQuotaBytes: tenantQuotaBytes(env),
       versions: coordination,
       signal: io.signal,
       onProgress: (done, total) => {

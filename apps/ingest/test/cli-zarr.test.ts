@@ -115,6 +115,28 @@ describe('npm run ingest -- IMAGE.zarr (local)', () => {
   }, 120_000);
 });
 
+describe('npm run ingest -- IMAGE.zarr under a tenant storage quota', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tilefarm-cli-zarr-quota-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a --copy counts the bytes it writes (over the quota: refused, nothing left); a --link writes none', async () => {
+    const data = join(dir, 'data');
+    const env = { DATA_DIR: data, INGEST_ROOT: fixtures.dir, TENANT_STORAGE_QUOTA_MB: '1', ...REDIS };
+    // 900×700 × 6 z × 3 channels of uint16: about 30 MB of source tiles, against 1 MB.
+    const over = captureIo();
+    expect(await main([fixtures.ngff04, '--id', 'cli-q-copy', '--copy', '--tenant', 'lab'], env, over.io)).toBe(1);
+    expect(over.err.join('')).toMatch(/ingest failed: tenant "lab" has 0 MB of 1 MB stored; this ingest stopped after writing 2 MB \(bytes written to storage\)\nnothing was published/);
+    const store = new LocalObjectStore(data);
+    expect((await keys(store)).filter((k) => k.includes('cli-q-copy'))).toEqual([]);
+    const linked = captureIo();
+    expect(await main([fixtures.ngff04, '--id', 'cli-q-link', '--link', '--tenant', 'lab'], env, linked.io)).toBe(0);
+    expect((await new DatasetCatalog(store).get('cli-q-link')).storedBytes).toBe(0);
+  }, 120_000);
+});
+
 describe('npm run ingest -- s3://bucket/prefix.zarr', () => {
   it('links a sharded NGFF 0.5 Zarr in an S3-protocol bucket, storage in the same bucket', async () => {
     const s3 = await startS3Server();

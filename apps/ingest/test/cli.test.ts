@@ -52,6 +52,21 @@ describe('CLI', () => {
     for (const m of [/FILE is required/, /--id is required/, /--tile-size must be 256 or 512/, /S3_ENDPOINT/, /S3_BUCKET is required when STORAGE=s3/, /go together/]) expect(text).toMatch(m);
   });
 
+  it("meets the tenant's storage quota like queued ingests (TENANT_STORAGE_QUOTA_MB): over it, exit 1 and nothing published", async () => {
+    const file = join(tc.dir, 'big.tif');
+    // 1024² uint16 of varied samples: about 2.7 MB written.
+    writeTiff(file, [{ width: 1024, height: 1024, bits: 16, rows: patternRows(3, 1024, 16) }]);
+    const data = join(tc.dir, 'data');
+    const { io, err } = captureIo();
+    expect(await main([file, '--id', 'over', '--tenant', 'lab'], { DATA_DIR: data, TENANT_STORAGE_QUOTA_MB: '1', ...REDIS }, io)).toBe(1);
+    expect(err.join('')).toMatch(/ingest failed: tenant "lab" has 0 MB of 1 MB stored; this ingest stopped after writing \d+ MB \(bytes written to storage\)\nnothing was published/);
+    const catalog = new DatasetCatalog(new LocalObjectStore(data));
+    expect(await catalog.find('over')).toBeUndefined();
+    // Within the quota it goes through, and its manifest records what it stored.
+    expect(await main([file, '--id', 'fits', '--tenant', 'lab'], { DATA_DIR: data, TENANT_STORAGE_QUOTA_MB: '3', ...REDIS }, captureIo().io)).toBe(0);
+    expect((await catalog.get('fits')).storedBytes).toBeGreaterThan(2 * 2 ** 20);
+  });
+
   it('exits 1 naming the problem for bad input', async () => {
     const { io, err } = captureIo();
     expect(await main([join(tc.dir, 'missing.tif'), '--id', 'x'], { DATA_DIR: join(tc.dir, 'data'), ...REDIS }, io)).toBe(1);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IngestSourceEnv, LogEnv, RetentionEnv, RedisEnv, StorageEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
+import { IngestSourceEnv, LogEnv, RetentionEnv, RedisEnv, StorageEnv, TenantQuotaEnv, envHelpers, requireS3Bucket } from '@tilefarm/config';
 
 const { int } = envHelpers;
 
@@ -25,8 +25,7 @@ export const WorkerConfig = z
     ...RetentionEnv,
     /** How often this worker looks for retired versions whose grace period is over (ms). */
     PRUNE_INTERVAL_MS: int(100, 3_600_000).default(10_000),
-    /** Per-tenant storage quota in MB of uncompressed source pyramid (public datasets not counted); unset: none. */
-    TENANT_STORAGE_QUOTA_MB: z.coerce.number().int().min(1).optional(),
+    ...TenantQuotaEnv,
     /** Where s3:// ingest sources are downloaded while their ingest runs (default: the OS temp dir). */
     INGEST_TEMP_DIR: z.string().min(1).optional(),
     /** Largest width × height × z × t × channels an ingest accepts (decompression bombs); default 2^37. */

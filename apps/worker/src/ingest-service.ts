@@ -7,7 +7,7 @@ import {
   type IngestPlaneJob,
   type IngestStartJob,
 } from '@tilefarm/contracts';
-import type { DatasetCatalog } from '@tilefarm/datasets';
+import { WrittenBytes, type DatasetCatalog } from '@tilefarm/datasets';
 import { discardIngest, finishIngest, ingestPlane, planIngest, type IngestPlan, type IngestSourceFiles } from '@tilefarm/ingest';
 import type { BullIngestQueue, IngestJobName, IngestJobPayload, IngestTracker, RetiredVersions } from '@tilefarm/queue';
 import type { IngestMetrics, Logger } from '@tilefarm/telemetry';
@@ -23,7 +23,7 @@ export interface IngestServiceDeps {
   maxWriteRatio?: number;
   /** Registers an OME-Zarr where it lies (mode "link"); absent: linking is refused. */
   linkZarr?: (job: IngestStartJob, onProgress: (done: number, total: number) => Promise<void>) => Promise<{ version: number }>;
-  /** Per-tenant storage quota (pyramidPixelBytes); undefined: none. */
+  /** Per-tenant storage quota in bytes written to storage; undefined: none. */
   tenantQuotaBytes?: number;
   /** The version a publish replaces is deleted after `graceMs` (tiles of it may be in flight). */
   retired: Pick<RetiredVersions, 'retire'>;
@@ -32,7 +32,9 @@ export interface IngestServiceDeps {
   progressIntervalMs?: number;
 }
 
-const UnitResult = z.array(PlaneStats);
+/** What a unit job returns to the finish step: its planes' statistics and the bytes it stored. */
+const UnitResult = z.object({ planes: z.array(PlaneStats), storedBytes: z.number().int().min(0) });
+type UnitResult = z.infer<typeof UnitResult>;
 
 /**
  * The worker's part of a queued ingest (POST /v1/datasets): `start` plans and fans out one job per
@@ -64,7 +66,7 @@ export class IngestService {
     }
   };
 
-  unit = async (job: IngestPlaneJob): Promise<PlaneStats[] | null> => {
+  unit = async (job: IngestPlaneJob): Promise<UnitResult | null> => {
     const { tracker, sources, catalog, metrics } = this.deps;
     const before = await tracker.unitProgress(job.jobId, job.dataset, job.unit, 0);
     if (before.state === 'gone' || before.state === 'failed' || before.state === 'completed') return null;
@@ -90,9 +92,13 @@ export class IngestService {
     const timer = setInterval(() => {
       if (written > reported) void report(false).catch(() => undefined);
     }, this.deps.progressIntervalMs ?? 250);
+    // Units may run at once on several workers: each alone stays within what the quota left,
+    // and the finish step checks their sum before publishing.
+    const stored = new WrittenBytes(plan.quota);
     try {
       const stats = await ingestPlane({ ...plan, path: local.path }, job.unit, {
         catalog,
+        written: stored,
         signal: abort.signal,
         onProgress: (p) => {
           written = p.done;
@@ -107,7 +113,7 @@ export class IngestService {
       }
       metrics.units.inc();
       metrics.unitSeconds.observe((performance.now() - started) / 1000);
-      return stats;
+      return { planes: stats, storedBytes: stored.total };
     } catch (e) {
       if (abort.signal.aborted) {
         await discardIngest(plan, catalog);
@@ -127,13 +133,15 @@ export class IngestService {
     if (state !== 'publishing') return;
     const plan = await this.plan(job.jobId);
     const planes: PlaneStats[] = [];
+    let storedBytes = 0;
     for (const r of unitResults) {
       const parsed = UnitResult.safeParse(r);
       if (!parsed.success) throw new TilefarmError('internal', `a unit of ${job.jobId} returned no statistics`);
-      planes.push(...parsed.data);
+      planes.push(...parsed.data.planes);
+      storedBytes += parsed.data.storedBytes;
     }
     const replaced = await catalog.find(job.dataset);
-    const manifest = await finishIngest(plan, planes, catalog);
+    const manifest = await finishIngest(plan, planes, catalog, storedBytes);
     if (replaced && replaced.version !== manifest.version) await this.deps.retired.retire(job.dataset, replaced.version, Date.now() + this.deps.graceMs);
     if (await tracker.complete(job.jobId, job.dataset, manifest.version)) metrics.published.inc();
     await sources.forget(job.jobId);

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { environmentWithFile, loadConfig, storageSettings } from '@tilefarm/config';
+import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
@@ -34,6 +34,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const s3Connection = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
   const zarrPlaces = zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3: s3Connection });
   const maxPixels = config.INGEST_MAX_SOURCE_PIXELS ?? 2 ** 40;
+  const quotaBytes = tenantQuotaBytes(config);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
   const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
   const consumer = new BullRenderConsumer({
@@ -88,9 +89,9 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     linkZarr: (job, onProgress) => {
       const parsed = parseIngestSource(job.source, { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES });
       const url = parsed.kind === 's3' ? parsed.source.replace(/\/+$/, '') : `file:${relative(resolve(config.INGEST_ROOT ?? '/'), parsed.path)}`;
-      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy', versions: tracker });
+      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy', versions: tracker, tenantQuotaBytes: quotaBytes });
     },
-    tenantQuotaBytes: config.TENANT_STORAGE_QUOTA_MB === undefined ? undefined : config.TENANT_STORAGE_QUOTA_MB * 2 ** 20,
+    tenantQuotaBytes: quotaBytes,
     retired,
     graceMs: config.VERSION_GRACE_S * 1000,
   });

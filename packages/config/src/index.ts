@@ -116,6 +116,17 @@ export const IngestSourceEnv = {
     .transform((v) => (v ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '')),
 };
 
+/** The per-tenant storage quota: workers (queued ingests, OME-Zarr copies) and the ingest CLI, every path that writes a dataset. */
+export const TenantQuotaEnv = {
+  /** Per-tenant storage quota in MB of bytes written to storage (public datasets not counted); unset: none. */
+  TENANT_STORAGE_QUOTA_MB: z.coerce.number().int().min(1).optional(),
+};
+
+/** TENANT_STORAGE_QUOTA_MB in bytes, undefined when unset. */
+export function tenantQuotaBytes(config: { TENANT_STORAGE_QUOTA_MB?: number | undefined }): number | undefined {
+  return config.TENANT_STORAGE_QUOTA_MB === undefined ? undefined : config.TENANT_STORAGE_QUOTA_MB * 2 ** 20;
+}
+
 /** What happens to a dataset's objects once they are no longer current (API and workers). */
 export const RetentionEnv = {
   /** Seconds a replaced or deleted version's objects are kept (tiles of it may be in flight) before workers delete them. */

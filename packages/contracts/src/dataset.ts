@@ -68,6 +68,11 @@ export const DatasetManifest = z.object({
   sourceEncoding: SourceEncoding,
   /** Set when the pixels stay in an OME-Zarr elsewhere (no source tiles under datasets/). */
   source: LinkedZarrSource.optional(),
+  /**
+   * Bytes of source tiles this version's ingest wrote to storage (0 when linked): what the
+   * per-tenant storage quota counts. Absent on manifests written before it was recorded.
+   */
+  storedBytes: z.number().int().min(0).optional(),
   createdAt: z.string(),
 });
 export type DatasetManifest = z.infer<typeof DatasetManifest>;

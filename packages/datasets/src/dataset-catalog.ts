@@ -136,11 +136,16 @@ export class DatasetCatalog {
     return Math.max(manifest?.version ?? 0, record?.lastVersion ?? 0);
   }
 
-  /** A tenant's current datasets by `pyramidPixelBytes` (the quota's measure), leaving out `except` (the one being replaced). */
-  async tenantPixelBytes(tenant: string, except?: string): Promise<number> {
+  /**
+   * The bytes a tenant's current datasets take in storage (the quota's measure), leaving out
+   * `except` (the one being replaced): each manifest's `storedBytes`, 0 for a linked Zarr, and for
+   * a manifest written before bytes were recorded, its uncompressed pyramid (an upper bound).
+   */
+  async tenantStoredBytes(tenant: string, except?: string): Promise<number> {
     let total = 0;
     for (const m of await this.list()) {
-      if ((m.tenant ?? 'public') === tenant && m.id !== except) total += pyramidPixelBytes({ ...m, sizeC: m.channels.length });
+      if ((m.tenant ?? 'public') !== tenant || m.id === except) continue;
+      total += m.storedBytes ?? (m.source ? 0 : pyramidPixelBytes({ ...m, sizeC: m.channels.length }));
     }
     return total;
   }

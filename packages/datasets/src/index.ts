@@ -6,3 +6,4 @@ export * from './dataset-catalog';
 export * from './synthetic-dataset';
 export * from './source-reader';
 export * from './uploads';
+export * from './storage-quota';

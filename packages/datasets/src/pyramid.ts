@@ -46,9 +46,9 @@ export function levelCountFor(width: number, height: number, tileSize: number): 
 const SAMPLE_BYTES: Record<DType, number> = { uint8: 1, uint16: 2, float32: 4 };
 
 /**
- * The bytes a dataset's source pyramid holds uncompressed (every level: about 4/3 of level 0):
- * what the per-tenant storage quota counts. Stored tiles are deflated, so the real bytes are fewer;
- * counting this measure keeps the check known before a single tile is written.
+ * The bytes a dataset's source pyramid holds uncompressed (every level: about 4/3 of level 0).
+ * The per-tenant quota counts the bytes ingests actually wrote (the manifest's `storedBytes`);
+ * this estimate stands in only for manifests written before those were recorded.
  */
 export function pyramidPixelBytes(d: { width: number; height: number; sizeZ: number; sizeT: number; sizeC: number; dtype: DType }): number {
   return Math.ceil((d.width * d.height * d.sizeZ * d.sizeT * d.sizeC * SAMPLE_BYTES[d.dtype] * 4) / 3);

@@ -8,7 +8,7 @@ import {
   type DatasetStats,
   type PlaneStats,
 } from '@tilefarm/contracts';
-import { PlaneStatsAccumulator, levelCountFor, pyramidPixelBytes, type DatasetCatalog } from '@tilefarm/datasets';
+import { PlaneStatsAccumulator, WrittenBytes, checkQuotaAtPublish, levelCountFor, startIngestQuota, type DatasetCatalog, type IngestQuota } from '@tilefarm/datasets';
 import { IngestError } from './errors';
 import { BoundedWrites, LevelBuilder } from './pyramid-builder';
 import { readSourceLayout, type SourceLayout } from './source-layout';
@@ -55,7 +55,7 @@ export interface PlanIngestOptions {
    * safe with a single writer, e.g. tests).
    */
   versions?: VersionReservations;
-  /** Per-tenant storage quota in `pyramidPixelBytes` (public datasets are not counted); undefined: none. */
+  /** Per-tenant storage quota in bytes written to storage (public datasets are not counted); undefined: none. */
   tenantQuotaBytes?: number;
 }
 
@@ -107,10 +107,14 @@ export interface IngestPlan {
   maxWriteRatio: number;
   /** For the user, not fatal (e.g. OME-XML ignored on request): the CLI prints them, the API's ingest status lists them. */
   warnings: string[];
+  /** The tenant's storage quota as this ingest found it; absent: none applies. */
+  quota?: IngestQuota;
 }
 
 export interface IngestPlaneOptions {
   catalog: DatasetCatalog;
+  /** Counts the bytes this unit stores (and stops it past the plan's quota); one meter may span several units. */
+  written?: WrittenBytes;
   signal?: AbortSignal;
   /** Progress of this unit only (done/total in tiles). */
   onProgress?(p: IngestProgress): void;
@@ -153,14 +157,8 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
   const tenant = opts.tenant ?? 'public';
   const owner = await opts.catalog.owner(id.data);
   if (owner !== undefined && owner !== tenant) throw new TilefarmError('conflict', `dataset id "${id.data}" is not available: it belongs to another owner`);
-  if (opts.tenantQuotaBytes !== undefined && tenant !== 'public') {
-    const used = await opts.catalog.tenantPixelBytes(tenant, id.data);
-    const adding = pyramidPixelBytes(layout);
-    if (used + adding > opts.tenantQuotaBytes) {
-      const mb = (n: number) => `${Math.ceil(n / 2 ** 20)} MB`;
-      throw new TilefarmError('quota_exceeded', `tenant "${tenant}" has ${mb(used)} of ${mb(opts.tenantQuotaBytes)}; this file needs ${mb(adding)} (uncompressed pyramid)`);
-    }
-  }
+  // The quota counts bytes written, known only while writing: refused here only when nothing is left.
+  const quota = await startIngestQuota(opts.catalog, tenant, id.data, opts.tenantQuotaBytes);
   const floor = await opts.catalog.lastVersion(id.data);
   const version = opts.versions ? await opts.versions.reserveVersion(id.data, floor) : floor + 1;
   return {
@@ -179,6 +177,7 @@ export async function planIngest(opts: PlanIngestOptions): Promise<IngestPlan> {
     maxWrittenBytesPerUnit,
     maxWriteRatio,
     warnings: layout.warnings,
+    ...(quota ? { quota } : {}),
   };
 }
 
@@ -200,6 +199,7 @@ export async function ingestPlane(plan: IngestPlan, unitIndex: number, opts: Ing
   const maxWritten = plan.maxWrittenBytesPerUnit?.[unitIndex] ?? Math.max(MIN_WRITE_ALLOWANCE_BYTES, DEFAULT_MAX_WRITE_RATIO * unit.sourceBytes);
   let done = 0;
   let written = 0;
+  const meter = opts.written ?? new WrittenBytes(plan.quota);
   const writes = new BoundedWrites(WRITES_IN_FLIGHT);
   const stats = unit.channels.map(() => new PlaneStatsAccumulator(layout.dtype));
   const reader = await openUnit(plan.path, layout, unit);
@@ -220,6 +220,7 @@ export async function ingestPlane(plan: IngestPlan, unitIndex: number, opts: Ing
               }
               const stored = await catalog.putSourceTile(plan.id, plan.version, { level: lvl, t: unit.t, z: unit.z, c, x, y }, tile);
               written += stored - tile.data.byteLength;
+              meter.add(stored);
               done++;
               opts.onProgress?.({ done, total, phase: 'tiles' });
             }),
@@ -264,9 +265,10 @@ function defaultChannel(layout: SourceLayout, c: number): { label: string; color
 
 /**
  * Checks that every channel plane has statistics, derives default windows (0.1 %..99.9 % over all
- * planes of a channel) and publishes: stats, version manifest, then the catalog pointer (the commit).
+ * planes of a channel), checks the tenant's quota with `storedBytes` (what every unit wrote, which
+ * the manifest records) and publishes: stats, version manifest, then the catalog pointer (the commit).
  */
-export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catalog: DatasetCatalog): Promise<DatasetManifest> {
+export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catalog: DatasetCatalog, storedBytes: number): Promise<DatasetManifest> {
   const { layout } = plan;
   const byKey = new Map(planes.map((p) => [`${p.c}/${p.z}/${p.t}`, p]));
   for (let t = 0; t < layout.sizeT; t++) {
@@ -300,9 +302,11 @@ export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catal
     channels,
     ...(layout.physicalSize ? { physicalSize: layout.physicalSize } : {}),
     sourceEncoding: catalog.sourceEncoding,
+    storedBytes,
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new IngestError('unsupported', `the file cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  await checkQuotaAtPublish(catalog, plan.id, plan.quota, storedBytes);
   const stats: DatasetStats = { v: 1, dataset: plan.id, version: plan.version, planes: sorted };
   await catalog.publish(parsed.data, stats);
   return parsed.data;
@@ -346,12 +350,15 @@ async function ingestFileUnlocked(opts: IngestFileOptions): Promise<DatasetManif
   for (const w of plan.warnings) opts.onWarning?.(w);
   try {
     const planes: PlaneStats[] = [];
+    // One meter over every unit: the whole file's bytes count against the quota as they are written.
+    const written = new WrittenBytes(plan.quota);
     let before = 0;
     for (let i = 0; i < plan.layout.units.length; i++) {
       const base = before;
       planes.push(
         ...(await ingestPlane(plan, i, {
           catalog: opts.catalog,
+          written,
           signal: opts.signal,
           onProgress: opts.onProgress && ((p) => opts.onProgress!({ done: base + p.done, total: plan.totalTiles, phase: 'tiles' })),
         })),
@@ -360,7 +367,7 @@ async function ingestFileUnlocked(opts: IngestFileOptions): Promise<DatasetManif
     }
     checkAborted(opts.signal);
     opts.onProgress?.({ done: plan.totalTiles, total: plan.totalTiles, phase: 'publish' });
-    const manifest = await finishIngest(plan, planes, opts.catalog);
+    const manifest = await finishIngest(plan, planes, opts.catalog, written.total);
     opts.onProgress?.({ done: plan.totalTiles, total: plan.totalTiles, phase: 'done' });
     return manifest;
   } catch (e) {

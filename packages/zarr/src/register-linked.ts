@@ -1,5 +1,5 @@
 import { DatasetManifest, TilefarmError, levelGrid, levelSize, type DatasetStats, type PlaneStats } from '@tilefarm/contracts';
-import { computePlaneStats, type DatasetCatalog } from '@tilefarm/datasets';
+import { WrittenBytes, checkQuotaAtPublish, computePlaneStats, startIngestQuota, type DatasetCatalog, type IngestQuota } from '@tilefarm/datasets';
 import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
 import { openZarrImage, type ZarrPlace } from './linked-zarr';
 import type { NgffImage } from './ngff-image';
@@ -22,6 +22,8 @@ export interface LinkZarrOptions {
   onProgress?(done: number, total: number): Promise<void> | void;
   /** Copy instead of link: write tilefarm's own source tiles from the Zarr's levels (mode "copy"). */
   copy?: boolean;
+  /** Per-tenant storage quota in bytes written to storage (a copy's tiles count; a link writes none); undefined: none. */
+  tenantQuotaBytes?: number | undefined;
   /** Bytes of decoded chunks kept while reading (a 64³ chunk serves 64 planes). */
   chunkCacheBytes?: number;
   /** The id's shared version counter (Redis, as queued and CLI ingests use); without it, last version + 1. */
@@ -128,10 +130,12 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
   const tenant = opts.tenant ?? 'public';
   const owner = await opts.catalog.owner(opts.id);
   if (owner !== undefined && owner !== tenant) throw new TilefarmError('conflict', `dataset id "${opts.id}" is not available: it belongs to another owner`);
+  // A link stores no source tile, so only a copy meets the tenant's quota (bytes written).
+  const quota = opts.copy ? await startIngestQuota(opts.catalog, tenant, opts.id, opts.tenantQuotaBytes) : undefined;
   const floor = await opts.catalog.lastVersion(opts.id);
   const version = opts.versions ? await opts.versions.reserveVersion(opts.id, floor) : floor + 1;
   try {
-    return await publishVersion(opts, opened, version, channels, planes, cache, grid, done, total, stopped);
+    return await publishVersion(opts, opened, version, channels, planes, cache, grid, done, total, stopped, quota);
   } catch (e) {
     // Nothing of a failed or stopped registration stays: a copy's tiles are under this unpublished version.
     if (opts.copy) await opts.catalog.deleteVersion(opts.id, version).catch(() => undefined);
@@ -150,8 +154,10 @@ async function publishVersion(
   done: number,
   total: number,
   stopped: () => void,
+  quota: IngestQuota | undefined,
 ): Promise<DatasetManifest> {
   const { image } = opened;
+  const written = new WrittenBytes(quota);
   if (opts.copy) {
     for (let t = 0; t < image.sizeT; t++) {
       for (let z = 0; z < image.sizeZ; z++) {
@@ -170,7 +176,7 @@ async function publishVersion(
                   if (e instanceof TilefarmError) throw e;
                   throw new TilefarmError('source_unreadable', `${opts.url}: level ${k} c=${c} z=${z} t=${t} could not be read: ${(e as Error).message.slice(0, 200)}`);
                 }
-                await opts.catalog.putSourceTile(opts.id, version, { level: k, t, z, c, x, y }, tile);
+                written.add(await opts.catalog.putSourceTile(opts.id, version, { level: k, t, z, c, x, y }, tile));
               }
             }
             done += g.cols * g.rows;
@@ -198,9 +204,11 @@ async function publishVersion(
     ...(image.physicalSize ? { physicalSize: image.physicalSize } : {}),
     sourceEncoding: opts.copy ? opts.catalog.sourceEncoding : 'raw-v1',
     ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint, ...(image.sourceDtype !== image.dtype ? { dtype: image.sourceDtype } : {}) } }),
+    storedBytes: written.total,
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new TilefarmError('source_unreadable', `${opts.url} cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  await checkQuotaAtPublish(opts.catalog, opts.id, quota, written.total);
   const stats: DatasetStats = { v: 1, dataset: opts.id, version, planes };
   await opts.catalog.publish(parsed.data, stats);
   return parsed.data;
