@@ -27,7 +27,7 @@ describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
     expect(z.image.levels.map((l) => l.shape)).toEqual([[3, 6, 700, 900], [3, 6, 350, 450], [3, 6, 175, 225], [3, 6, 88, 113]]);
     expect(z.image.channels).toEqual([
       { label: 'DAPI', color: '#0000ff', window: [100, 600] },
-      { label: 'GFP', color: '#00ff00', window: [3100, 3600] },
+      { label: 'GFP', color: '#00ff00', window: [3100, 3600], active: false }, // inactive in the omero block: a dataset default
       { label: 'mCherry', color: '#ff0000', window: [6100, 6600] },
     ]);
     expect(z.image.physicalSize).toEqual({ x: 0.325, y: 0.325, z: 1, unit: 'µm' });
