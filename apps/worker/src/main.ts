@@ -25,7 +25,9 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   configureSharp({ cache: false, concurrency: 1 });
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
-  const renderer = createSharpTileRenderer();
+  // An expensive render rests between its slices while other jobs of this worker are in flight.
+  let jobsInFlight = () => 0;
+  const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
   const redis = createRedis(config.REDIS_URL, 'worker');
   const bus = new TileEventBus(config.REDIS_PREFIX, redis);
@@ -37,6 +39,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
   const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
+  jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
     concurrency: config.WORKER_CONCURRENCY,

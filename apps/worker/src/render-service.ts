@@ -26,9 +26,21 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** Renders one job: read sources, composite, encode, store, then announce. */
 export class RenderService {
+  /** Jobs in any stage in this process (the renderer lets an expensive render give way while there are others). */
+  inFlight = 0;
+
   constructor(private readonly deps: RenderServiceDeps) {}
 
   handle = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
+    this.inFlight++;
+    try {
+      return await this.handleOne(job, context);
+    } finally {
+      this.inFlight--;
+    }
+  };
+
+  private handleOne = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
     const { store, bus, demand, metrics } = this.deps;
     metrics.queueWaitSeconds.observe(context.waitedMs / 1000);
     // Work nobody wants any more is dropped before it costs anything (the viewer moved on). At-least-once

@@ -93,9 +93,14 @@ export interface TileRendererOptions {
   readConcurrency?: number;
   /**
    * Longest stretch of synchronous work (ms) an expensive render does before it yields to the event
-   * loop, so other renders, lock renewals and /healthz go on meanwhile. Default 10.
+   * loop, so other renders, lock renewals and /healthz go on meanwhile. Default 5.
    */
   sliceMs?: number;
+  /**
+   * Whether other work of this process is in flight (the worker: other jobs, in any stage). Then an
+   * expensive render rests between slices; without it, other renders of this renderer count.
+   */
+  contended?: () => boolean;
 }
 
 /**
@@ -132,6 +137,8 @@ class Pacer {
     private readonly sliceMs: number,
     private readonly deadline: number,
     private readonly what: string,
+    /** Other renders are in flight in this process: then an expensive one gives way (see pace). */
+    private readonly contended: () => boolean,
   ) {}
 
   check(): void {
@@ -141,7 +148,11 @@ class Pacer {
   async pace(): Promise<void> {
     if (performance.now() - this.sliceStart < this.sliceMs) return;
     this.check();
-    await new Promise<void>((r) => setImmediate(r));
+    // Alone, it only lets the event loop turn. Beside other renders it rests as long as it ran: each
+    // step of a cheap render (a Redis reply, a read, an encode) would otherwise wait for a whole
+    // slice of it, a dozen times per tile; resting keeps it to at most half of this process.
+    if (this.contended()) await new Promise<void>((r) => setTimeout(r, this.sliceMs));
+    else await new Promise<void>((r) => setImmediate(r));
     this.check();
     this.sliceStart = performance.now();
   }
@@ -188,9 +199,13 @@ class Renderer implements TileRenderer {
   readonly scratch = new Scratch();
   readonly readConcurrency: number;
   readonly sliceMs: number;
+  /** Renders between start and finish in this renderer (an expensive one gives way while others run). */
+  inFlight = 0;
+  readonly contended: () => boolean;
 
   constructor(options: TileRendererOptions) {
-    this.sliceMs = options.sliceMs ?? 10;
+    this.sliceMs = options.sliceMs ?? 5;
+    this.contended = options.contended ?? (() => this.inFlight > 1);
     this.encoder = options.encoder;
     this.plans = new LruByteCache({ maxBytes: options.planCacheEntries ?? 256, sizeOf: () => 1 });
     this.levels = new LruByteCache({ maxBytes: options.levelsCacheBytes ?? 32 * 1024 * 1024 });
@@ -256,8 +271,18 @@ class Renderer implements TileRenderer {
       plan: this.plan(input.spec, input.manifest),
       sources: new Map(),
       windows: [],
-      pacer: new Pacer(this.sliceMs, input.deadline ?? Infinity, `tile ${tile.level}/${tile.z}/${tile.t}/${tile.x}/${tile.y}`),
+      pacer: new Pacer(this.sliceMs, input.deadline ?? Infinity, `tile ${tile.level}/${tile.z}/${tile.t}/${tile.x}/${tile.y}`, this.contended),
     } as unknown as RenderContext;
+    this.inFlight++;
+    try {
+      return await this.run(ctx, timings);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async run(ctx: RenderContext, timings: RenderTimings): Promise<RenderedTile> {
+    const { input } = ctx;
     for (const step of STEPS) {
       ctx.pacer.check();
       const t0 = performance.now();
