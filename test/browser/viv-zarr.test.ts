@@ -80,6 +80,7 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
   let pageServer: Server;
   let pageOrigin: string;
   const errors: string[] = [];
+  const chunkEncodings: string[] = [];
 
   beforeAll(async () => {
     chromium = await launchChromium();
@@ -123,6 +124,10 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
     const page = await chromium.browser.newPage();
     page.on('pageerror', (e) => errors.push(String(e)));
     page.on('requestfailed', (r) => errors.push(`${r.url()} ${r.failure()?.errorText ?? ''}`));
+    // Chunk responses (level/t/c/z/y/x keys): what encoding they crossed the wire in.
+    page.on('response', (r) => {
+      if (/\/zarr\/[^/]+\.zarr\/\d+\/\d+\/\d+\/\d+\/\d+\/\d+$/.test(new URL(r.url()).pathname)) chunkEncodings.push(r.headers()['content-encoding'] ?? 'identity');
+    });
     await page.goto(`${pageOrigin}/page.html`);
     return page;
   }
@@ -171,6 +176,9 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
     }
     // The fill-value probe (c=2, z=4 inside the missing chunk) was one of them.
     expect(answer.values[3]!.tile).toBe(0);
+    // Chromium asked for gzip and Viv read the compressed chunks unchanged.
+    expect(chunkEncodings.length).toBeGreaterThan(10);
+    expect(new Set(chunkEncodings)).toEqual(new Set(['gzip']));
     await page.close();
     expect(errors).toEqual([]);
   }, 180_000);

@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import * as zarr from 'zarrita';
 import { io } from 'socket.io-client';
 import type { TileReadyEvent } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
@@ -335,6 +336,58 @@ describe('signed tile URLs', () => {
       const res = await sign(bad, bearer(TOKEN_A));
       expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([400, 'bad_request']);
     }
+  }, 60_000);
+
+  it('signs OME-Zarr view roots (POST /v1/zarr-urls) within the tenant; zarrita reads with the root signature alone; everything else 403 (issue 13)', async () => {
+    const json = { 'content-type': 'application/json' };
+    const sign = (body: unknown, headers: Record<string, string>) => fetch(`${system.apiUrl}/v1/zarr-urls`, { method: 'POST', headers: { ...json, ...headers }, body: JSON.stringify(body) });
+    const signed = await sign({ datasets: ['alpha-cells'] }, bearer(TOKEN_A));
+    expect(signed.status).toBe(200);
+    const [root] = ((await signed.json()) as { urls: string[] }).urls;
+    expect(root).toMatch(/^\/zarr\/alpha-cells\.zarr\?sig=[A-Za-z0-9_-]{43}$/);
+    // A real Zarr client, given only the signed root (no token): it carries the query to every key.
+    const store = new zarr.FetchStore(`${system.apiUrl}${root}`);
+    const group = await zarr.open.v2(zarr.root(store), { kind: 'group' });
+    expect((group.attrs as { multiscales: unknown[] }).multiscales).toHaveLength(1);
+    const level0 = await zarr.open.v2(zarr.root(store).resolve('0'), { kind: 'array' });
+    const chunk = await zarr.get(level0, [0, 0, 0, zarr.slice(0, 10), zarr.slice(0, 10)]);
+    expect(chunk.shape).toEqual([10, 10]);
+
+    const sig = new URL(`${system.apiUrl}${root}`).searchParams.get('sig')!;
+    const tampered = sig.slice(0, -2) + (sig.endsWith('AA') ? 'BB' : 'AA');
+    const refused = [
+      { path: '/zarr/alpha-cells.zarr/.zattrs', headers: bearer(TOKEN_A) }, // unsigned, even with a token (as tiles)
+      { path: '/zarr/alpha-cells.zarr/0/0/0/0/0/0', headers: bearer(TOKEN_A) },
+      { path: `/zarr/alpha-cells.zarr/.zattrs?sig=${tampered}`, headers: {} },
+      { path: `/zarr/beta-cells.zarr/.zattrs?sig=${sig}`, headers: {} }, // moved to another tenant's root
+      { path: `/zarr/beta-cells.zarr/0/0/0/0/0/0?sig=${sig}`, headers: bearer(TOKEN_A) },
+      { path: `/zarr/alpha-cells.zarr/.zattrs?sig=`, headers: {} },
+      { path: `/zarr/alpha-cells.zarr/.zattrs?sig=${sig}&exp=1`, headers: {} }, // an expiry the signature does not cover
+    ];
+    for (const c of refused) {
+      const res = await rawGet(system.apiUrl, c.path, c.headers);
+      expect([c.path, res.status, JSON.parse(res.body).error.code]).toEqual([c.path, 403, 'invalid_signature']);
+    }
+    // Walking out of the signed root, or spelling it otherwise, reaches no dataset.
+    for (const path of [`/zarr/ALPHA-CELLS.zarr/.zattrs?sig=${sig}`, `/zarr/alpha-cells.zarr/../beta-cells.zarr/.zattrs?sig=${sig}`, `/zarr/alpha-cells.zarr/%2e%2e/beta-cells.zarr/.zattrs?sig=${sig}`]) {
+      const res = await rawGet(system.apiUrl, path);
+      expect({ path, status: res.status, leaked: res.body.includes('multiscales') }).toMatchObject({ path, leaked: false });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+    }
+    // Another tenant's dataset answers like a missing one; no token or a bad token: 401; bad bodies: 400.
+    const theirs = await sign({ datasets: ['beta-cells'] }, bearer(TOKEN_A));
+    const missing = await sign({ datasets: ['gamma-cells'] }, bearer(TOKEN_A));
+    expect([theirs.status, missing.status]).toEqual([404, 404]);
+    expect(((await theirs.json()) as { error: { message: string } }).error.message.replace('beta', 'X')).toBe(((await missing.json()) as { error: { message: string } }).error.message.replace('gamma', 'X'));
+    expect((await sign({ datasets: ['alpha-cells'] }, {})).status).toBe(401);
+    expect((await sign({ datasets: ['alpha-cells'] }, bearer('not-a-real-token-at-all-0000'))).status).toBe(401);
+    for (const bad of [{ datasets: [] }, { datasets: ['../x'] }, { datasets: 'alpha-cells' }, { datasets: ['alpha-cells'], extra: 1 }, { paths: [] }, { datasets: Array(101).fill('alpha-cells') }]) {
+      const res = await sign(bad, bearer(TOKEN_A));
+      expect([JSON.stringify(bad).slice(0, 60), res.status]).toEqual([JSON.stringify(bad).slice(0, 60), 400]);
+    }
+    // Beta signs its own root; alpha's signature never opened it.
+    const betaRoot = ((await (await sign({ datasets: ['beta-cells'] }, bearer(TOKEN_B))).json()) as { urls: string[] }).urls[0]!;
+    expect((await fetch(`${system.apiUrl}${betaRoot.replace('?', '/.zgroup?')}`)).status).toBe(200);
   }, 60_000);
 });
 

@@ -64,6 +64,8 @@ const tilePath = fc.oneof(
   // The raw-pixel Zarr view: keys, chunk coordinates and dataset names of every shape.
   fc.tuple(segment, segment, fc.array(segment, { maxLength: 5 })).map(([d, l, c]) => `/zarr/${d}.zarr/${l}/${c.join('.')}`),
   fc.tuple(segment, fc.constantFrom('.zgroup', '.zattrs', '0/.zarray', '9/.zarray', '0/0.0.0.0.0', '0/0.0.0.0', '0/0.5.0.0.0', '../x')).map(([d, k]) => `/zarr/${d}.zarr/${k}`),
+  // Slash-separated chunk keys of the test's dataset and others, with signature, expiry and spec queries.
+  fc.tuple(fc.oneof(fc.constant('fuzz'), segment), fc.array(segment, { maxLength: 7 }), fc.string({ maxLength: 50 })).map(([d, k, q]) => `/zarr/${d}.zarr/${k.join('/')}?sig=${encodeURIComponent(q)}&exp=${encodeURIComponent(q.slice(0, 12))}&spec=${encodeURIComponent(q)}`),
   segment.map((s) => `/v1/specs/${s}`),
   fc.tuple(segment, segment, segment, fc.string({ maxLength: 40 })).map(([d, z, t, q]) => `/webgateway/render_image_region/${d}/${z}/${t}/?tile=${encodeURIComponent(q)}&c=${encodeURIComponent(q)}`),
   fc.string({ maxLength: 60 }).map((s) => `/${encodeURIComponent(s)}`),
@@ -106,6 +108,14 @@ function send(base: string, method: string, path: string, body?: Buffer, content
     req.on('error', reject);
     req.end(body);
   });
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 function jsonOf(value: unknown): string {
@@ -159,6 +169,10 @@ describe('malformed input at the running API and gateway', () => {
     // The routes issue 11 added: tile URL signing, dataset deletion.
     for (const r of fc.sample(raw, { numRuns: 200, seed: SEED + 5 })) await http('tile-urls body', 'POST', '/v1/tile-urls', r.body, r.type);
     for (const paths of fc.sample(fc.array(tilePath, { maxLength: 4 }), { numRuns: 300, seed: SEED + 6 })) await http('tile-urls', 'POST', '/v1/tile-urls', Buffer.from(JSON.stringify({ paths })));
+    // Issue 13: signing OME-Zarr view roots.
+    for (const r of fc.sample(raw, { numRuns: 100, seed: SEED + 20 })) await http('zarr-urls body', 'POST', '/v1/zarr-urls', r.body, r.type);
+    const zarrUrls = fc.oneof(fc.record({ datasets: fc.array(fc.oneof(fc.constant('fuzz'), segment.map(decodeURIComponentSafe)), { maxLength: 120 }) }), fc.record({ datasets: fc.anything() }), fc.anything());
+    for (const b of fc.sample(zarrUrls, { numRuns: 200, seed: SEED + 21 })) await http('zarr-urls', 'POST', '/v1/zarr-urls', Buffer.from(jsonOf(b)));
     // Never the test's own dataset: every id here starts with "fz".
     for (const s of fc.sample(segment, { numRuns: 200, seed: SEED + 7 })) await http('delete', 'DELETE', `/v1/datasets/fz${s}`);
     // Saved render settings (issue 14): names, dataset ids, specs and raw bodies.

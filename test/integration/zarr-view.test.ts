@@ -1,4 +1,6 @@
+import { request as httpRequest } from 'node:http';
 import { resolve, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import * as zarr from 'zarrita';
 import { readSourceTile } from '@tilefarm/datasets';
 import { ingestFile } from '@tilefarm/ingest';
@@ -9,6 +11,19 @@ import { TestSystem } from '../support/system';
 // (zarrita over HTTP), compared with the source: the fixture's known value and the stored source tiles.
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
+
+/** Raw HTTP (fetch would decode Content-Encoding itself): status, headers and the bytes as sent. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((done, fail) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
 
 describe('GET /zarr/{id}.zarr: OME-Zarr 0.4 view read by zarrita over HTTP', () => {
   let system: TestSystem;
@@ -64,6 +79,25 @@ describe('GET /zarr/{id}.zarr: OME-Zarr 0.4 view read by zarrita over HTTP', () 
     expect(attrs.omero.channels.map((c) => c.active)).toEqual([false, true, false, true]);
     expect(attrs.omero.channels[1]).toMatchObject({ color: 'FF8800', window: { start: 200, end: 900 } });
     expect(attrs.omero.channels[3]!.color).toBe('00FFFF');
+  });
+
+  it('sends chunks gzip-compressed on the wire to clients that accept it (Content-Encoding), raw to others', async () => {
+    const url = `${system.apiUrl}/zarr/pyr.zarr/0/0/1/1/0/1`;
+    const plain = await rawGet(url, {});
+    const gz = await rawGet(url, { 'accept-encoding': 'gzip, deflate, br' });
+    expect([plain.status, gz.status]).toEqual([200, 200]);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(String(gz.headers.vary)).toMatch(/Accept-Encoding/i);
+    expect(plain.body.length).toBe(256 * 256 * 2);
+    expect(gunzipSync(gz.body).equals(plain.body)).toBe(true);
+    expect(gz.body.length).toBeLessThan(plain.body.length * 0.8);
+    // Each representation has its own ETag, and revalidates as itself.
+    expect(gz.headers.etag).not.toBe(plain.headers.etag);
+    expect((await rawGet(url, { 'accept-encoding': 'gzip', 'if-none-match': String(gz.headers.etag) })).status).toBe(304);
+    expect((await rawGet(url, { 'accept-encoding': 'gzip;q=0', 'if-none-match': String(gz.headers.etag) })).status).toBe(200);
+    // The documents still declare no Zarr compressor: clients decode nothing themselves.
+    expect(((await (await fetch(`${system.apiUrl}/zarr/pyr.zarr/0/.zarray`)).json()) as { compressor: unknown }).compressor).toBeNull();
   });
 
   it('answers 404 for keys outside the arrays and unknown datasets', async () => {

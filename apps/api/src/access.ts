@@ -79,6 +79,11 @@ function isTilePath(path: string): boolean {
   return path.startsWith('/v1/tiles/') || path.startsWith('/tiles/');
 }
 
+/** The OME-Zarr view root a /zarr/ path lies under, as given (its signature covers every key under it). */
+function zarrRootOf(path: string): string | undefined {
+  return /^(\/zarr\/[^/]+\.zarr)(?:\/|$)/i.exec(path)?.[1];
+}
+
 /**
  * Who may do what, before any route runs:
  * - signing on: tile paths need a valid signature (a signed URL is itself the permission; it was
@@ -103,8 +108,10 @@ export function accessControl(rules: AccessRules): RequestHandler {
     // Worded as the catalog words a missing one, so the body does not tell the two apart either.
     const missing = () => (path.startsWith('/tiles/') ? new TilefarmError('not_found', 'no such dataset') : new TilefarmError('dataset_not_found', `no dataset "${dataset}"`));
     let principal: Principal;
-    if (isTilePath(path) && rules.signer.enabled) {
-      if (!rules.signer.verify(req.path, req.query[SIGNATURE_PARAM], req.query[EXPIRY_PARAM])) throw new TilefarmError('invalid_signature');
+    const zarrRoot = zarrRootOf(req.path);
+    if ((isTilePath(path) || zarrRoot !== undefined) && rules.signer.enabled) {
+      // Raw pixels are signed like tiles, by view root: issued by POST /v1/zarr-urls after a tenant check.
+      if (!rules.signer.verify(zarrRoot ?? req.path, req.query[SIGNATURE_PARAM], req.query[EXPIRY_PARAM])) throw new TilefarmError('invalid_signature');
       principal = OPEN;
     } else {
       const found = rules.tokens.authenticate(presentedToken(req));
@@ -112,7 +119,7 @@ export function accessControl(rules: AccessRules): RequestHandler {
       if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/specs') {
         throw new TilefarmError('unauthorized', 'creating render specs needs an access token when tile URLs are signed');
       }
-      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/tile-urls') {
+      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && (path === '/v1/tile-urls' || path === '/v1/zarr-urls')) {
         throw new TilefarmError('unauthorized', 'signing tile URLs needs an access token');
       }
       principal = found;

@@ -23,6 +23,7 @@ import { imageCors } from './cors';
 import { tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
+import { zarrUrlRoutes } from './routes/zarr-urls';
 import { renderSettingsRoutes } from './routes/render-settings';
 import { uploadRoutes, type UploadRouteDeps } from './routes/uploads';
 import type { TileService } from './tile-service';
@@ -95,6 +96,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(catmaidInfoRoutes(deps.catalog, deps.publicUrl));
   app.use(viewerConfigRoutes(deps.gateway));
   if (deps.zarrView) app.use(zarrViewRoutes({ ...deps.zarrView, catalog: deps.catalog, specs: deps.specs }));
+  if (deps.zarrView && deps.access) app.use(zarrUrlRoutes(deps.catalog, deps.access.signer));
   if (deps.admin) app.use(adminRoutes(deps.admin));
   if (deps.viewerDir) app.use(express.static(deps.viewerDir, { index: 'index.html', maxAge: '5m' }));
   app.use(notFound);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ChannelInfo, DType } from './dataset';
+import { DatasetId } from './tile';
 
 /** Body limits: a spec with 64 channels and long formulas is well under this. */
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
@@ -96,5 +97,18 @@ export type SignTileUrlsBody = z.infer<typeof SignTileUrlsBody>;
 
 /** 200 answer of POST /v1/tile-urls: the same paths, in order, with `?sig=` (and `exp=`) when signing is on. */
 export interface TileUrlsSigned {
+  urls: string[];
+}
+
+/**
+ * POST /v1/zarr-urls: signed roots of datasets' OME-Zarr views for a token holder. A root
+ * `/zarr/{id}.zarr?sig=…` is signed as a whole: Zarr clients (zarrita, Viv) carry the root's query
+ * to every key they read under it, and every key under it is accepted with it.
+ */
+export const SignZarrUrlsBody = z.object({ datasets: z.array(DatasetId).min(1).max(100) }).strict();
+export type SignZarrUrlsBody = z.infer<typeof SignZarrUrlsBody>;
+
+/** 200 answer of POST /v1/zarr-urls: one root per dataset, in order (`?sig=`, `exp=` when signing is on). */
+export interface ZarrUrlsSigned {
   urls: string[];
 }
