@@ -84,11 +84,12 @@ export class TilePlanner {
     let cost = this.checked.get(checkKey);
     if (!cost) {
       cost = validateSpecForDataset(spec, manifest);
-      // Every door (tiles, socket, IIIF, DZI, CATMAID, OMERO, regions) resolves here: a full tile's cost is the bound.
-      checkRenderCost(cost, manifest.tileSize * manifest.tileSize, this.maxRenderCost);
       if (this.checked.size > 50_000) this.checked.clear();
+      // Remembered even when refused below: a repeated expensive spec is refused without parsing it again.
       this.checked.set(checkKey, cost);
     }
+    // Every door (tiles, socket, IIIF, DZI, CATMAID, OMERO, regions) resolves here: a full tile's cost is the bound.
+    checkRenderCost(cost, manifest.tileSize * manifest.tileSize, this.maxRenderCost);
     return { manifest, specId, spec, cost };
   }
 
