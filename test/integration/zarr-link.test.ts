@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import type { DatasetSummary, IngestStatusBody } from '@tilefarm/contracts';
@@ -115,4 +115,33 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     expect(missing).toMatchObject({ state: 'failed', error: { code: 'source_unreadable' } });
     expect(missing.error?.message).toMatch(/not a Zarr group/);
   }, 60_000);
+
+  it('a corrupt chunk: a linked tile over it fails with the reason (never zeros); a copy fails midway and leaves no object', async () => {
+    // NGFF 0.4 with level 3's first chunk overwritten: statistics (level 0) pass, that chunk does not.
+    const name = `broken-${process.pid}-${storage}.zarr`;
+    const local = join(fixtures.dir, name);
+    cpSync(fixtures.ngff04, local, { recursive: true });
+    writeFileSync(join(local, '3', '0', '0', '0', '0'), Buffer.from('not a blosc chunk at all'));
+    try {
+      if (storage === 's3') {
+        for (const file of readdirSync(local, { recursive: true, withFileTypes: true })) {
+          if (file.isFile()) await system.store.put(`zarr-src/${name}/${relative(local, join(file.parentPath, file.name))}`, readFileSync(join(file.parentPath, file.name)));
+        }
+      }
+      expect(await register(system, { id: 'broken-link', source: source(name) })).toMatchObject({ state: 'completed' });
+      const specId = await spec(system, { channels: [{ index: 0, window: [100, 600] }], format: 'png' });
+      await expect(pixels(system, 'broken-link', specId, 3, 0, 0, 0)).rejects.toThrow(/corrupt/);
+      expect((await pixels(system, 'broken-link', specId, 2, 0, 0, 0)).length).toBeGreaterThan(0); // the rest still renders
+
+      const copy = await register(system, { id: 'broken-copy', source: source(name), mode: 'copy' });
+      expect(copy).toMatchObject({ state: 'failed', error: { code: 'source_unreadable' } });
+      expect(copy.error?.message).toMatch(/level 3 .*corrupt/);
+      const left: string[] = [];
+      for await (const k of system.store.list('datasets/broken-copy/')) left.push(k);
+      expect(left).toEqual([]);
+      expect((await fetch(`${system.apiUrl}/v1/datasets/broken-copy`)).status).toBe(404);
+    } finally {
+      rmSync(local, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
