@@ -9,7 +9,8 @@ import { launchChromium, type RunningBrowser } from './browser';
 // visible tiles from raw uint16 pixels on the GPU. Checked against the server's own PNG tiles, the
 // shared fixture's known values, and with the network watched.
 
-const FIXTURES = '/work/shared/fixtures';
+/** Shared fixtures live beside the repository: <clone>/../shared/fixtures (also in CI). */
+const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
 const ROOT = resolve(__dirname, '../..');
 const RESULTS = resolve(ROOT, 'test-results');
 

@@ -74,8 +74,9 @@ describe('viewer in Chromium (real system: API, gateway, 2 workers)', () => {
   let before: Awaited<ReturnType<typeof canvasColours>>;
 
   it('opens the demo dataset and draws tiles in the default colours; a screenshot is written', async () => {
-    // Server-rendered mode: this file tests the socket/tile path; the GPU path is hybrid.test.ts.
-    await page.goto(`${system.apiUrl}/?render=server#d=demo`);
+    // The default (hybrid) mode, as users get it: the server's picture over the socket with the GPU
+    // layer over it; every check reads what the user sees (viewer snapshot: both layers).
+    await page.goto(`${system.apiUrl}/#d=demo`);
     shown = await settled(page);
     expect(shown).toMatch(/^demo\/s[0-9a-f]{16}\/2\/0\/jpeg$/); // middle Z of 5
     const c = await canvasColours(page);

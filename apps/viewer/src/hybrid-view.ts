@@ -186,12 +186,23 @@ export class HybridView {
     const current = drawn === visible.length || !this.lastComplete || this.serverShows(this.plane.z, this.plane.t);
     const shownPlane = current ? this.plane : this.lastComplete;
     const draws: TileDraw[] = [];
-    // Coarser levels first, so a finer tile that is ready covers them.
-    for (let level = Math.min(ds.levels - 1, g.level + 2); level >= g.level; level--) {
-      for (const [x, y] of level === g.level ? visible : this.tilesInView(g, ds, level)) {
+    // Coarser levels first, so a finer tile that is ready covers them; but only where a tile of
+    // the level on screen is missing. Every pixel the GPU shades costs (on a software rasterizer,
+    // all of the redraw time), and two coarser levels under a complete screen would shade it
+    // three times over for nothing.
+    const missing = visible.filter(([x, y]) => !ready(shownPlane as Plane, g.level, x, y));
+    for (let level = Math.min(ds.levels - 1, g.level + 2); level > g.level && missing.length > 0; level--) {
+      const f = 2 ** (level - g.level);
+      const under = new Set(missing.map(([x, y]) => `${Math.floor(x / f)}/${Math.floor(y / f)}`));
+      for (const [x, y] of this.tilesInView(g, ds, level)) {
+        if (!under.has(`${x}/${y}`)) continue;
         const tex = ready(shownPlane as Plane, level, x, y);
         if (tex) draws.push(this.placement(g, ds, level, x, y, tex));
       }
+    }
+    for (const [x, y] of visible) {
+      const tex = ready(shownPlane as Plane, g.level, x, y);
+      if (tex) draws.push(this.placement(g, ds, g.level, x, y, tex));
     }
     gl.draw(g.width, g.height, pipeline as GlPipeline, draws);
     this.finishDraw(t0);

@@ -77,7 +77,10 @@ async function main(): Promise<void> {
     body.gpuPending = String(h.chunksPending);
     body.gpuComplete = String(h.mode === 'gpu' && h.visible > 0 && h.drawn === h.visible);
     const text = h.mode === 'gpu' ? `GPU from raw pixels ${h.drawn}/${h.visible}` : `server-rendered (${h.reason})`;
-    if (modeLabel.textContent !== text) modeLabel.textContent = text;
+    if (modeLabel.textContent !== text) {
+      modeLabel.textContent = text;
+      modeLabel.title = text;
+    }
     modeLabel.dataset.mode = h.mode;
     scaleBar.update(dataset, view.geometry()?.scale);
   };

@@ -84,6 +84,44 @@ void main() {
   outColor = vec4(min(floor(acc + 0.5), vec3(255.0)) / 255.0, 1.0);
 }`;
 
+/**
+ * The same shader written out for one pipeline's shape (channel count, which channels are LUTs,
+ * add or max): no loop, no per-pixel branch on uniforms. On a software rasterizer (SwiftShader,
+ * what headless Chromium and GPU-less machines use) every shaded pixel runs this code, and the
+ * straight-line version is markedly cheaper; a GPU does not mind either way. Same arithmetic as
+ * FRAGMENT, so the same pixels.
+ */
+function specializedFragment(luts: boolean[], max: boolean): string {
+  const body = luts
+    .map((lut, i) => {
+      const v = `uint v${i} = texelFetch(u_tile, ivec3(p, u_layer[${i}]), 0).r;\n  float n${i} = texelFetch(u_levels, ivec3(int(v${i} & 255u), int(v${i} >> 8u), ${i}), 0).r;`;
+      const c = lut ? `floor(texelFetch(u_luts, ivec2(int(n${i}), u_lut[${i}]), 0).rgb * 255.0 + 0.5)` : `n${i} * u_color[${i}]`;
+      const acc = i === 0 ? `vec3 acc = ${c};` : max ? `acc = max(acc, ${c});` : `acc += ${c};`;
+      return `  ${v}\n  ${acc}`;
+    })
+    .join('\n');
+  return `#version 300 es
+precision highp float;
+precision highp int;
+precision highp usampler2DArray;
+precision highp sampler2DArray;
+precision highp sampler2D;
+uniform usampler2DArray u_tile;
+uniform sampler2DArray u_levels;
+uniform sampler2D u_luts;
+uniform int u_layer[${MAX_GL_CHANNELS}];
+uniform vec3 u_color[${MAX_GL_CHANNELS}];
+uniform int u_lut[${MAX_GL_CHANNELS}];
+uniform vec2 u_size;
+in vec2 v_px;
+out vec4 outColor;
+void main() {
+  ivec2 p = min(ivec2(floor(v_px)), ivec2(u_size) - 1);
+${luts.length === 0 ? '  vec3 acc = vec3(0.0);' : body}
+  outColor = vec4(min(floor(acc + 0.5), vec3(255.0)) / 255.0, 1.0);
+}`;
+}
+
 function compile(gl: WebGL2RenderingContext, type: number, source: string): WebGLShader {
   const s = gl.createShader(type) as WebGLShader;
   gl.shaderSource(s, source);
@@ -92,20 +130,30 @@ function compile(gl: WebGL2RenderingContext, type: number, source: string): WebG
   return s;
 }
 
+interface Program {
+  program: WebGLProgram;
+  u: Record<string, WebGLUniformLocation | null>;
+}
+
+const UNIFORMS = ['u_rect', 'u_size', 'u_tile', 'u_levels', 'u_luts', 'u_count', 'u_layer', 'u_color', 'u_lut', 'u_max'];
+
 export class WebglCompositor {
   readonly canvas: HTMLCanvasElement;
   private readonly gl: WebGL2RenderingContext;
-  private readonly program: WebGLProgram;
+  /** Programs by pipeline shape; "generic" is the looping shader, built first (it proves the context can run the pipeline at all). */
+  private readonly programs = new Map<string, Program>();
+  private current: Program;
   private readonly levels: WebGLTexture;
-  private readonly u: Record<string, WebGLUniformLocation | null> = {};
   private readonly tables: (Float32Array | undefined)[] = [];
   private lutRows = new Map<LutName, number>();
 
   /** undefined when the browser has no WebGL2 (the viewer then stays server-rendered). */
   static create(): WebglCompositor | undefined {
     const canvas = document.createElement('canvas');
-    // preserveDrawingBuffer: the picture can be read back (PNG export, tests) after it was shown.
-    const gl = canvas.getContext('webgl2', { alpha: true, antialias: false, depth: false, stencil: false, preserveDrawingBuffer: true, premultipliedAlpha: true });
+    // No preserveDrawingBuffer: keeping the buffer makes the compositor copy the whole canvas on
+    // every frame instead of swapping it. Whoever reads the picture back (PNG export, tests) draws
+    // it first, in the same task, which is always allowed.
+    const gl = canvas.getContext('webgl2', { alpha: true, antialias: false, depth: false, stencil: false, preserveDrawingBuffer: false, premultipliedAlpha: true });
     if (!gl) return undefined;
     try {
       return new WebglCompositor(canvas, gl);
@@ -118,17 +166,7 @@ export class WebglCompositor {
   private constructor(canvas: HTMLCanvasElement, gl: WebGL2RenderingContext) {
     this.canvas = canvas;
     this.gl = gl;
-    const program = gl.createProgram() as WebGLProgram;
-    gl.attachShader(program, compile(gl, gl.VERTEX_SHADER, VERTEX));
-    gl.attachShader(program, compile(gl, gl.FRAGMENT_SHADER, FRAGMENT));
-    gl.linkProgram(program);
-    if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(`program: ${gl.getProgramInfoLog(program) ?? 'link failed'}`);
-    this.program = program;
-    gl.useProgram(program);
-    for (const name of ['u_rect', 'u_size', 'u_tile', 'u_levels', 'u_luts', 'u_count', 'u_layer', 'u_color', 'u_lut', 'u_max']) this.u[name] = gl.getUniformLocation(program, name);
-    gl.uniform1i(this.u.u_tile ?? null, 0);
-    gl.uniform1i(this.u.u_levels ?? null, 1);
-    gl.uniform1i(this.u.u_luts ?? null, 2);
+    this.current = this.build('generic', FRAGMENT);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
 
     this.levels = gl.createTexture() as WebGLTexture;
@@ -143,6 +181,31 @@ export class WebglCompositor {
     gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA8, 256, LUT_NAMES.length);
     this.nearest(gl.TEXTURE_2D);
     gl.activeTexture(gl.TEXTURE0);
+  }
+
+  private build(key: string, fragment: string): Program {
+    const gl = this.gl;
+    const program = gl.createProgram() as WebGLProgram;
+    gl.attachShader(program, compile(gl, gl.VERTEX_SHADER, VERTEX));
+    gl.attachShader(program, compile(gl, gl.FRAGMENT_SHADER, fragment));
+    gl.linkProgram(program);
+    if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(`program: ${gl.getProgramInfoLog(program) ?? 'link failed'}`);
+    const u: Program['u'] = {};
+    for (const name of UNIFORMS) u[name] = gl.getUniformLocation(program, name);
+    gl.useProgram(program);
+    gl.uniform1i(u.u_tile ?? null, 0);
+    gl.uniform1i(u.u_levels ?? null, 1);
+    gl.uniform1i(u.u_luts ?? null, 2);
+    const built = { program, u };
+    this.programs.set(key, built);
+    return built;
+  }
+
+  /** The program written for this pipeline's shape (built on first use, a handful per session). */
+  private programFor(p: GlPipeline): Program {
+    const luts = p.channels.map((c) => c.paint.kind === 'lut');
+    const key = `${luts.map((l) => (l ? 'L' : 'C')).join('')}|${p.composite}`;
+    return this.programs.get(key) ?? this.build(key, specializedFragment(luts, p.composite === 'max'));
   }
 
   /** LUT tables (768 RGB bytes each), uploaded once. */
@@ -204,6 +267,12 @@ export class WebglCompositor {
       gl.texSubImage3D(gl.TEXTURE_2D_ARRAY, 0, 0, 0, i, 256, rows, 1, gl.RED, gl.FLOAT, ch.table);
     });
     gl.activeTexture(gl.TEXTURE0);
+    const program = this.programFor(p);
+    if (program !== this.current) {
+      this.current = program;
+      gl.useProgram(program.program);
+    }
+    const u = program.u;
     const layers = new Int32Array(MAX_GL_CHANNELS);
     const colors = new Float32Array(MAX_GL_CHANNELS * 3);
     const luts = new Int32Array(MAX_GL_CHANNELS).fill(-1);
@@ -212,11 +281,11 @@ export class WebglCompositor {
       if (ch.paint.kind === 'lut') luts[i] = this.lutRows.get(ch.paint.name) ?? 0;
       else colors.set(ch.paint.rgb, i * 3);
     });
-    gl.uniform1i(this.u.u_count ?? null, p.channels.length);
-    gl.uniform1iv(this.u.u_layer ?? null, layers);
-    gl.uniform3fv(this.u.u_color ?? null, colors);
-    gl.uniform1iv(this.u.u_lut ?? null, luts);
-    gl.uniform1i(this.u.u_max ?? null, p.composite === 'max' ? 1 : 0);
+    gl.uniform1i(u.u_count ?? null, p.channels.length);
+    gl.uniform1iv(u.u_layer ?? null, layers);
+    gl.uniform3fv(u.u_color ?? null, colors);
+    gl.uniform1iv(u.u_lut ?? null, luts);
+    gl.uniform1i(u.u_max ?? null, p.composite === 'max' ? 1 : 0);
   }
 
   /** Waits until the GPU has finished every draw issued (a 1-pixel read back): for timing. */
@@ -241,8 +310,8 @@ export class WebglCompositor {
     for (const d of tiles) {
       gl.bindTexture(gl.TEXTURE_2D_ARRAY, d.tile.texture);
       // Canvas pixels (y down) to clip space (y up).
-      gl.uniform4f(this.u.u_rect ?? null, (d.x0 / width) * 2 - 1, 1 - (d.y0 / height) * 2, (d.x1 / width) * 2 - 1, 1 - (d.y1 / height) * 2);
-      gl.uniform2f(this.u.u_size ?? null, d.width, d.height);
+      gl.uniform4f(this.current.u.u_rect ?? null, (d.x0 / width) * 2 - 1, 1 - (d.y0 / height) * 2, (d.x1 / width) * 2 - 1, 1 - (d.y1 / height) * 2);
+      gl.uniform2f(this.current.u.u_size ?? null, d.width, d.height);
       gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
     }
   }
