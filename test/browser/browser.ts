@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's Chromium (`npx playwright install` cannot download browsers on these machines); CHROMIUM_PATH overrides. */
@@ -104,4 +106,24 @@ export function fingerprintDistance(a: CanvasColours, b: CanvasColours): number 
   let sum = 0;
   for (let i = 0; i < a.cells.length; i++) sum += Math.abs((a.cells[i] ?? 0) - (b.cells[i] ?? 0));
   return sum / a.cells.length;
+}
+
+/** Files a page server answers: path → [content type, body]. */
+export type PageFiles = Record<string, [string, string | Uint8Array]>;
+
+export interface PageServer {
+  /** `http://localhost:PORT`: another origin than the API's `127.0.0.1`, so every fetch the page makes is cross-origin (CORS). */
+  origin: string;
+  close(): Promise<void>;
+}
+
+/** Serves a client library's test page from another origin than tilefarm, as a lab's own web app would be. */
+export async function servePageFromAnotherOrigin(files: PageFiles): Promise<PageServer> {
+  const server = createServer((req, res) => {
+    const file = files[(req.url ?? '').split('?')[0]!];
+    if (!file) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': file[0] }).end(file[1]);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { origin: `http://localhost:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) };
 }

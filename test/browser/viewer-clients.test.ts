@@ -1,11 +1,10 @@
-import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import sharp from 'sharp';
 import type { Page, Response } from 'playwright-core';
-import { TestSystem, freePort } from '../support/system';
-import { launchChromium, type RunningBrowser } from './browser';
+import { TestSystem } from '../support/system';
+import { launchChromium, servePageFromAnotherOrigin, type PageFiles, type PageServer, type RunningBrowser } from './browser';
 
 // Issue 12: the real client libraries from npm (OpenSeadragon 6, OpenLayers 10) in Chromium, on a
 // page served from another origin, load a tilefarm dataset through IIIF Image API 3.0 and Deep
@@ -53,8 +52,7 @@ async function canvasPatch(page: Page, x: number, y: number, w: number, h: numbe
 describe('real viewer clients in Chromium against tilefarm', () => {
   let system: TestSystem;
   let chromium: RunningBrowser;
-  let pageServer: Server;
-  let pageOrigin: string;
+  let pageServer: PageServer;
   const requests: { url: string; status: number }[] = [];
   const errors: string[] = [];
 
@@ -73,28 +71,17 @@ describe('real viewer clients in Chromium against tilefarm', () => {
       write: false,
       logLevel: 'silent',
     });
-    const files: Record<string, [string, string | Buffer]> = {
+    const files: PageFiles = {
       '/osd.js': ['text/javascript', readFileSync(resolve(ROOT, 'node_modules/openseadragon/build/openseadragon/openseadragon.min.js'))],
       '/ol.js': ['text/javascript', Buffer.from(ol.outputFiles[0]!.contents)],
       '/page.html': ['text/html', '<!doctype html><html><body style="margin:0"><div id="view" style="width:640px;height:480px;background:#000"></div><script src="/osd.js"></script><script src="/ol.js"></script></body></html>'],
     };
-    const port = await freePort();
-    pageServer = createServer((req, res) => {
-      const file = files[(req.url ?? '').split('?')[0]!];
-      if (!file) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': file[0] }).end(file[1]);
-    });
-    await new Promise<void>((r) => pageServer.listen(port, '127.0.0.1', r));
-    // "localhost" vs the API's "127.0.0.1": another origin, so every image fetch is cross-origin.
-    pageOrigin = `http://localhost:${port}`;
+    pageServer = await servePageFromAnotherOrigin(files);
   }, 420_000);
 
   afterAll(async () => {
     await chromium?.close();
-    await new Promise((r) => pageServer?.close(r));
+    await pageServer?.close();
     await system?.stop();
   }, 120_000);
 
@@ -105,7 +92,7 @@ describe('real viewer clients in Chromium against tilefarm', () => {
     });
     page.on('requestfailed', (r) => errors.push(`${r.url()} ${r.failure()?.errorText ?? ''}`));
     page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`${pageOrigin}/page.html`);
+    await page.goto(`${pageServer.origin}/page.html`);
     return page;
   }
 

@@ -1,12 +1,11 @@
-import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import { ingestFile } from '@tilefarm/ingest';
 import type { IngestStatusBody } from '@tilefarm/contracts';
-import { TestSystem, freePort } from '../support/system';
+import { TestSystem } from '../support/system';
 import { fixtureValue, isFixtureFill, zarrFixtures } from '../support/zarr-fixtures';
-import { launchChromium, type RunningBrowser } from './browser';
+import { launchChromium, servePageFromAnotherOrigin, type PageFiles, type PageServer, type RunningBrowser } from './browser';
 
 // Issue 13, "Out": Viv's own loader (@vivjs/loaders loadOmeZarr, the one Avivator and Vitessce
 // use) in Chromium, on a page from another origin, reads tilefarm's /zarr/ view and gets the
@@ -77,8 +76,7 @@ async function readWithViv(page: Page, url: string, probes: Probe[]): Promise<Vi
 describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
   let system: TestSystem;
   let chromium: RunningBrowser;
-  let pageServer: Server;
-  let pageOrigin: string;
+  let pageServer: PageServer;
   const errors: string[] = [];
   const chunkEncodings: string[] = [];
 
@@ -99,24 +97,16 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
 
     // Viv's loaders are ES modules: bundled for the page with esbuild, as an app would.
     const bundle = await build({ stdin: { contents: "export { loadOmeZarr } from '@vivjs/loaders';", resolveDir: ROOT }, bundle: true, format: 'iife', globalName: 'viv', write: false, logLevel: 'silent' });
-    const files: Record<string, [string, string | Uint8Array]> = {
+    const files: PageFiles = {
       '/viv.js': ['text/javascript', bundle.outputFiles[0]!.contents],
       '/page.html': ['text/html', '<!doctype html><html><body><script src="/viv.js"></script></body></html>'],
     };
-    const port = await freePort();
-    pageServer = createServer((req, res) => {
-      const file = files[(req.url ?? '').split('?')[0]!];
-      if (!file) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': file[0] }).end(file[1]);
-    });
-    await new Promise<void>((r) => pageServer.listen(port, '127.0.0.1', r));
-    // "localhost" vs the API's "127.0.0.1": another origin, so every fetch Viv makes is cross-origin (CORS).
-    pageOrigin = `http://localhost:${port}`;
+    pageServer = await servePageFromAnotherOrigin(files);
   }, 420_000);
 
   afterAll(async () => {
     await chromium?.close();
-    await new Promise((r) => pageServer?.close(r));
+    await pageServer?.close();
     await system?.stop();
   }, 120_000);
 
@@ -128,7 +118,7 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
     page.on('response', (r) => {
       if (/\/zarr\/[^/]+\.zarr\/\d+\/\d+\/\d+\/\d+\/\d+\/\d+$/.test(new URL(r.url()).pathname)) chunkEncodings.push(r.headers()['content-encoding'] ?? 'identity');
     });
-    await page.goto(`${pageOrigin}/page.html`);
+    await page.goto(`${pageServer.origin}/page.html`);
     return page;
   }
 
