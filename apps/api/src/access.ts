@@ -139,6 +139,12 @@ export function principalOf(res: Response): Principal {
   return (res.locals.principal as Principal | undefined) ?? OPEN;
 }
 
+/** Who this request's tiles are charged to in the workers' fair share: the token's tenant, if any. */
+export function requesterOf(res: Response): { tenant?: string } {
+  const principal = principalOf(res);
+  return principal.kind === 'tenant' ? { tenant: principal.tenant } : {};
+}
+
 /** Whether this request's principal may see a dataset (the list filter). */
 export function visibleTo(res: Response, manifest: Pick<DatasetManifest, 'tenant'>): boolean {
   return mayAccess(principalOf(res), manifest);

@@ -7,6 +7,11 @@ export type TileAnswer =
   | { kind: 'image'; key: string; body: Buffer; contentType: string; etag: string; version: number }
   | { kind: 'pending'; key: string; url: string };
 
+/** Who an HTTP tile is asked for: the tenant of the request's token, if any (fair share of the workers). */
+export interface TileRequester {
+  tenant?: string | undefined;
+}
+
 export function etagOf(key: string): string {
   return `"${createHash('sha1').update(key).digest('hex').slice(0, 20)}"`;
 }
@@ -25,9 +30,9 @@ export class TileService {
     },
   ) {}
 
-  async get(dataset: string, specRef: unknown, position: RequestedPosition & { format: ImageFormat }, wait: boolean): Promise<TileAnswer> {
+  async get(dataset: string, specRef: unknown, position: RequestedPosition & { format: ImageFormat }, wait: boolean, requester: TileRequester = {}): Promise<TileAnswer> {
     const { service, metrics } = this.deps;
-    const got = await service.httpTile(dataset, specRef, position, { wait, waitMs: this.deps.waitMs });
+    const got = await service.httpTile(dataset, specRef, position, { wait, waitMs: this.deps.waitMs, tenant: requester.tenant });
     if (got.kind === 'image' && got.fromStore) metrics.cacheHits.inc();
     else metrics.enqueued.inc();
     const key = got.tile.key;

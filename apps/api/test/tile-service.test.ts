@@ -1,4 +1,4 @@
-import { TIER } from '@tilefarm/tile-requests';
+import { TIER, jobPriority } from '@tilefarm/tile-requests';
 import { createApiMetrics, createRegistry } from '@tilefarm/telemetry';
 import { TileService, etagOf } from '../src/tile-service';
 import { DATASET, buildCore, type Core } from '../../../packages/tile-requests/test/support/fakes';
@@ -47,5 +47,21 @@ describe('TileService (HTTP tiles)', () => {
   it('passes the service errors on: unknown dataset, bad spec id', async () => {
     await expect(tiles.get('nope', core.specId, position, true)).rejects.toMatchObject({ code: 'dataset_not_found' });
     await expect(tiles.get(DATASET.id, 'not-a-spec-id', position, true)).rejects.toMatchObject({ code: 'invalid_spec' });
+  });
+
+  // Issue 11, fair share over HTTP: each HTTP request is its own listener, so without the tenant
+  // one tenant's expensive HTTP tiles all queued at the front, however many it had pending.
+  it("charges HTTP tiles to the request's tenant: its second expensive tile queues behind its first, another tenant's does not", async () => {
+    const terms = Array.from({ length: 64 }, () => 'c0^c0').join('+');
+    const expensive = { channels: Array.from({ length: 8 }, () => ({ formula: terms, window: [0, 1] as [number, number] })), format: 'png' as const };
+    const at = (x: number) => ({ ...position, x });
+    const first = await tiles.get(DATASET.id, expensive, at(0), false, { tenant: 'lab-a' });
+    const second = await tiles.get(DATASET.id, expensive, at(1), false, { tenant: 'lab-a' });
+    const other = await tiles.get(DATASET.id, expensive, at(2), false, { tenant: 'lab-b' });
+    // Weight 68 (2,049 nodes × 256²): 67 extra places each, lab-a's second after its first's.
+    expect(core.queue.priorityOf(first.key)).toBe(jobPriority(TIER.http, 67));
+    expect(core.queue.priorityOf(second.key)).toBe(jobPriority(TIER.http, 67 + 67));
+    expect(core.queue.priorityOf(other.key)).toBe(jobPriority(TIER.http, 67));
+    expect(core.queue.order().indexOf(other.key)).toBeLessThan(core.queue.order().indexOf(second.key));
   });
 });

@@ -241,13 +241,20 @@ export class TileRequestService {
    * One tile over plain HTTP: the stored bytes, or a render the caller waits for (at most `waitMs`)
    * or does not wait for (`pending`). Refused with queue_full while the queue is over its budget.
    */
-  async httpTile(dataset: string, specRef: unknown, position: RequestedPosition, options: { wait: boolean; waitMs: number; access?: DatasetAccess }): Promise<HttpTile> {
+  async httpTile(
+    dataset: string,
+    specRef: unknown,
+    position: RequestedPosition,
+    options: { wait: boolean; waitMs: number; access?: DatasetAccess; /** The tenant the request acts for: its fair share, as for its viewers. */ tenant?: string | undefined },
+  ): Promise<HttpTile> {
     const plan = await this.planner.plan(dataset, specRef, [position], options.access);
     const tile = plan.tiles[0]!;
     let settle: (event: TileEvent | undefined) => void = () => undefined;
     const outcome = new Promise<TileEvent | undefined>((resolve) => (settle = resolve));
     const listener = (event: TileEvent) => settle(event);
-    const result = await this.request(plan, [tile], TIER.http, listener, { read: true });
+    // Each HTTP request is its own listener (no backlog of its own): the tenant's share is what
+    // puts one tenant's expensive HTTP tiles behind its own pending weight.
+    const result = await this.request(plan, [tile], TIER.http, listener, { read: true, tenant: options.tenant });
     const stored = result.ready[0]?.body;
     if (stored) return { kind: 'image', plan, tile, body: stored, fromStore: true };
     if (result.refused.length > 0) throw new TilefarmError('queue_full', 'the render queue is over capacity; try again shortly');

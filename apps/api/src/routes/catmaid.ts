@@ -4,6 +4,7 @@ import type { DatasetCatalog } from '@tilefarm/datasets';
 import { catmaidOverviewArea, catmaidQueryToSpec, catmaidTileArea, parseCatmaidPath } from '@tilefarm/tile-requests';
 import { sendImage } from './tiles';
 import { checkPlane, protocolImage, type ProtocolDeps } from './protocol-images';
+import { requesterOf } from '../access';
 
 const TYPE9_PARAMS = ['color', 'min', 'max', 'gamma', 'quality'];
 
@@ -36,11 +37,11 @@ export function catmaidRoutes(deps: ProtocolDeps): Router {
     const at = { z: request.z, t: request.t, format: request.format };
     if (request.kind === 'overview') {
       const area = catmaidOverviewArea(manifest);
-      sendImage(req, res, await protocolImage(deps, manifest, specRef, at, area.rect, area.out, 'small'));
+      sendImage(req, res, await protocolImage(deps, requesterOf(res), manifest, specRef, at, area.rect, area.out, 'small'));
       return;
     }
     const area = catmaidTileArea(manifest, request.row, request.col, request.zoom);
-    sendImage(req, res, await protocolImage(deps, manifest, specRef, at, area.rect, area.out, `zoom ${request.zoom}`, area.pad));
+    sendImage(req, res, await protocolImage(deps, requesterOf(res), manifest, specRef, at, area.rect, area.out, `zoom ${request.zoom}`, area.pad));
   });
 
   return router;

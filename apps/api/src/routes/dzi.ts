@@ -3,6 +3,7 @@ import { defaultRenderSpec, dziDescriptor, parseDziTile, parseIiifIdentifier } f
 import { RenderSpec } from '@tilefarm/contracts';
 import { sendImage } from './tiles';
 import { checkPlane, protocolImage, type ProtocolDeps } from './protocol-images';
+import { requesterOf } from '../access';
 
 /**
  * Deep Zoom for OpenSeadragon: `/dzi/{name}.dzi` and `/dzi/{name}_files/{level}/{col}_{row}.{ext}`,
@@ -29,7 +30,7 @@ export function dziRoutes(deps: ProtocolDeps): Router {
     const params = req.params as Record<string, string>;
     const { id, manifest, spec } = await open(String(params[0]));
     const tile = parseDziTile(manifest, String(params[1]), String(params[2]));
-    const answer = await protocolImage(deps, manifest, id.specId ?? spec, { z: id.z, t: id.t, format: tile.format }, tile.rect, tile.out, `level ${tile.level}`);
+    const answer = await protocolImage(deps, requesterOf(res), manifest, id.specId ?? spec, { z: id.z, t: id.t, format: tile.format }, tile.rect, tile.out, `level ${tile.level}`);
     sendImage(req, res, answer);
   });
 

@@ -3,6 +3,7 @@ import { defaultRenderSpec, formatIiifIdentifier, graySpec, iiifInfo, parseIiifI
 import type { RenderSpecInput } from '@tilefarm/contracts';
 import { sendImage } from './tiles';
 import { checkPlane, protocolImage, type ProtocolDeps } from './protocol-images';
+import { requesterOf } from '../access';
 
 /**
  * IIIF Image API 3.0, level 1 plus extras (see packages/tile-requests/src/iiif-params.ts):
@@ -43,7 +44,7 @@ export function iiifRoutes(deps: ProtocolDeps): Router {
     const p = req.params as Record<string, string>;
     const request = parseIiifImageRequest({ region: p.region!, size: p.size!, rotation: p.rotation!, qualityFormat: p.qf! }, manifest, limits);
     const specRef = request.quality === 'gray' ? graySpec(spec) : (id.specId ?? spec);
-    const answer = await protocolImage(deps, manifest, specRef, { z: id.z, t: id.t, format: request.format }, request.region, { width: request.width, height: request.height }, 'region');
+    const answer = await protocolImage(deps, requesterOf(res), manifest, specRef, { z: id.z, t: id.t, format: request.format }, request.region, { width: request.width, height: request.height }, 'region');
     sendImage(req, res, answer);
   });
 

@@ -13,6 +13,7 @@ import {
 } from '@tilefarm/tile-requests';
 import { sendImage } from './tiles';
 import { checkPlane, protocolImage, waitForImage, type ProtocolDeps } from './protocol-images';
+import { requesterOf } from '../access';
 
 const INT = /^(0|[1-9][0-9]{0,6})$/;
 
@@ -50,18 +51,18 @@ export function omeroRoutes(deps: ProtocolDeps): Router {
     if (query.tile === undefined && query.region !== undefined) {
       checkPlane(manifest, at.z, at.t);
       const rect = parseOmeroRegion(query, manifest);
-      sendImage(req, res, await protocolImage(deps, manifest, spec, at, rect, { width: rect.width, height: rect.height }, 'region'));
+      sendImage(req, res, await protocolImage(deps, requesterOf(res), manifest, spec, at, rect, { width: rect.width, height: rect.height }, 'region'));
       return;
     }
     const position = { ...parseOmeroTile(query, manifest), ...at };
-    sendImage(req, res, await waitForImage(tiles, manifest.id, spec, position));
+    sendImage(req, res, await waitForImage(tiles, requesterOf(res), manifest.id, spec, position));
   });
 
   router.get('/webgateway/render_image/:dataset/:z/:t', async (req, res) => {
     const manifest = await catalog.get(String(req.params.dataset));
     const spec = omeroQueryToSpec(req.query as OmeroQuery, manifest);
     const position = { level: singleTileLevel(manifest), x: 0, y: 0, z: pathInt(req, 'z'), t: pathInt(req, 't'), format: spec.format! };
-    sendImage(req, res, await waitForImage(tiles, manifest.id, spec, position));
+    sendImage(req, res, await waitForImage(tiles, requesterOf(res), manifest.id, spec, position));
   });
 
   // Thumbnails of the default rendering at the middle Z (OMERO's default plane), longer side `size`.
@@ -71,7 +72,7 @@ export function omeroRoutes(deps: ProtocolDeps): Router {
     const at = { z: queryInt(req, 'z', Math.floor(manifest.sizeZ / 2)), t: queryInt(req, 't', 0), format: 'jpeg' as const };
     checkPlane(manifest, at.z, at.t);
     const rect = { x: 0, y: 0, width: manifest.width, height: manifest.height };
-    sendImage(req, res, await protocolImage(deps, manifest, defaultRenderSpec(manifest), at, rect, out, 'size'));
+    sendImage(req, res, await protocolImage(deps, requesterOf(res), manifest, defaultRenderSpec(manifest), at, rect, out, 'size'));
   };
   router.get('/webgateway/render_thumbnail/:dataset', thumbnail);
   router.get('/webgateway/render_thumbnail/:dataset/:size', thumbnail);

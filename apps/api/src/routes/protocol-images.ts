@@ -1,7 +1,7 @@
 import { TilefarmError, type DatasetManifest, type ImageFormat, type RequestedRegionLimits } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
 import { placeRequest, type PixelRect, type SpecRegistry } from '@tilefarm/tile-requests';
-import type { TileAnswer, TileService } from '../tile-service';
+import type { TileAnswer, TileRequester, TileService } from '../tile-service';
 
 /** What the routes of other viewers' protocols (IIIF, Deep Zoom, CATMAID, OMERO.web) share. */
 export interface ProtocolDeps {
@@ -14,8 +14,8 @@ export interface ProtocolDeps {
 }
 
 /** These protocols have no "pending" answer: wait (bounded) for the render, as /v1/tiles does by default. */
-export async function waitForImage(tiles: TileService, ...args: [string, unknown, Parameters<TileService['get']>[2]]): Promise<Extract<TileAnswer, { kind: 'image' }>> {
-  const answer = await tiles.get(...args, true);
+export async function waitForImage(tiles: TileService, requester: TileRequester, ...args: [string, unknown, Parameters<TileService['get']>[2]]): Promise<Extract<TileAnswer, { kind: 'image' }>> {
+  const answer = await tiles.get(...args, true, requester);
   if (answer.kind !== 'image') throw new TilefarmError('render_timeout');
   return answer;
 }
@@ -26,6 +26,7 @@ export async function waitForImage(tiles: TileService, ...args: [string, unknown
  */
 export async function protocolImage(
   deps: ProtocolDeps,
+  requester: TileRequester,
   manifest: DatasetManifest,
   specRef: unknown,
   at: { z: number; t: number; format: ImageFormat },
@@ -38,7 +39,7 @@ export async function protocolImage(
   // An inline spec takes the format asked for, so it is the same spec (id, key) as the one a
   // client would POST for that format.
   const spec = specRef !== null && typeof specRef === 'object' ? { ...(specRef as object), format: at.format } : specRef;
-  return waitForImage(deps.tiles, manifest.id, spec, { ...at, level: placed.level, x: placed.x, y: placed.y, region: placed.region });
+  return waitForImage(deps.tiles, requester, manifest.id, spec, { ...at, level: placed.level, x: placed.x, y: placed.y, region: placed.region });
 }
 
 

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { IMAGE_FORMATS, MIME_TYPES, TilefarmError, type ImageFormat } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
 import { etagOf, type TileAnswer, type TileService } from '../tile-service';
+import { requesterOf } from '../access';
 
 const INT = /^(0|[1-9][0-9]{0,6})$/;
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -43,7 +44,7 @@ export function tileRoutes(tiles: TileService, store: ObjectStore): Router {
     const { y, format } = parseYAndFormat(String(req.params.yf));
     const position = { level: intParam(req, 'level'), z: intParam(req, 'z'), t: intParam(req, 't'), x: intParam(req, 'x'), y, format };
     const wait = req.query.wait !== '0';
-    const answer = await tiles.get(String(req.params.dataset), String(req.params.spec), position, wait);
+    const answer = await tiles.get(String(req.params.dataset), String(req.params.spec), position, wait, requesterOf(res));
     if (answer.kind === 'pending') {
       res.status(202).json({ key: answer.key, state: 'pending', url: answer.url });
       return;
