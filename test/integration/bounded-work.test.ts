@@ -54,6 +54,25 @@ describe('bounded work per request', () => {
     expect(await system.workerCounter('tilefarm_renders_total')).toBe(0);
   });
 
+  it('refuses a spec over the ceiling where it is saved for a dataset: render settings and POST /v1/specs?dataset=', async () => {
+    const put = (spec: unknown) => fetch(api(`/v1/datasets/${DATASET.id}/settings/heavy`), { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ spec }) });
+    const refused = await put(EXPENSIVE);
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'spec_too_expensive', message: expect.stringMatching(/formula nodes: 16320/) });
+    const list = (await (await fetch(api(`/v1/datasets/${DATASET.id}/settings`))).json()) as { settings: unknown[] };
+    expect(list.settings).toEqual([]);
+    expect((await put(CHEAP)).status).toBe(200);
+
+    const post = (spec: unknown, query: string) => fetch(api(`/v1/specs${query}`), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    const againstDataset = await post(EXPENSIVE, `?dataset=${DATASET.id}`);
+    expect(againstDataset.status).toBe(400);
+    expect(((await againstDataset.json()) as { error: { code: string } }).error.code).toBe('spec_too_expensive');
+    expect((await post(CHEAP, `?dataset=${DATASET.id}`)).status).toBe(201);
+    expect((await post(CHEAP, '?dataset=nope')).status).toBe(404);
+    // Without a dataset the cost is not known yet: stored, and judged where it meets one.
+    expect((await post(EXPENSIVE, '')).status).toBe(201);
+  });
+
   it('renders a spec under the ceiling', async () => {
     const id = await specId(CHEAP);
     const res = await fetch(api(`/v1/tiles/${DATASET.id}/${id}/0/0/0/0/0.png`));

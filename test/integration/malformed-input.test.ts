@@ -169,6 +169,8 @@ describe('malformed input at the running API and gateway', () => {
     // The routes issue 11 added: tile URL signing, dataset deletion.
     for (const r of fc.sample(raw, { numRuns: 200, seed: SEED + 5 })) await http('tile-urls body', 'POST', '/v1/tile-urls', r.body, r.type);
     for (const paths of fc.sample(fc.array(tilePath, { maxLength: 4 }), { numRuns: 300, seed: SEED + 6 })) await http('tile-urls', 'POST', '/v1/tile-urls', Buffer.from(JSON.stringify({ paths })));
+    // Specs checked against a dataset when saved (POST /v1/specs?dataset=).
+    for (const [d, sp] of fc.sample(fc.tuple(fc.oneof(fc.constant('fuzz'), segment), spec), { numRuns: 200, seed: SEED + 22 })) await http('spec for dataset', 'POST', `/v1/specs?dataset=${d}`, Buffer.from(jsonOf(sp)));
     // Issue 13: signing OME-Zarr view roots.
     for (const r of fc.sample(raw, { numRuns: 100, seed: SEED + 20 })) await http('zarr-urls body', 'POST', '/v1/zarr-urls', r.body, r.type);
     const zarrUrls = fc.oneof(fc.record({ datasets: fc.array(fc.oneof(fc.constant('fuzz'), segment.map(decodeURIComponentSafe)), { maxLength: 120 }) }), fc.record({ datasets: fc.anything() }), fc.anything());

@@ -5,7 +5,7 @@ import type { RedisClient } from '@tilefarm/queue';
 import type { QueueDashboardAdapter } from '@tilefarm/queue/dashboard';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { RequestedRegionLimits } from '@tilefarm/contracts';
-import type { SpecRegistry } from '@tilefarm/tile-requests';
+import type { SpecRegistry, TilePlanner } from '@tilefarm/tile-requests';
 import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
 import { accessControl, securityHeaders, type AccessRules } from './access';
 import { errorHandler, notFound } from './http-errors';
@@ -36,6 +36,8 @@ export interface ApiDeps {
   store: ObjectStore;
   catalog: DatasetCatalog;
   specs: SpecRegistry;
+  /** Checks specs against datasets where they are saved (cost ceiling), as tile requests are. */
+  planner: Pick<TilePlanner, 'checkSpec'>;
   tiles: TileService;
   viewerDir?: string;
   /** Queue dashboard at /admin/queues; off (404) without a token. */
@@ -82,10 +84,10 @@ export function buildApp(deps: ApiDeps): Express {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
   app.use(datasetRoutes(deps.catalog));
-  app.use(renderSettingsRoutes(deps.catalog, deps.store));
+  app.use(renderSettingsRoutes(deps.catalog, deps.store, deps.planner));
   if (deps.ingests) app.use(ingestRoutes(deps.ingests));
   if (deps.uploads) app.use(uploadRoutes(deps.uploads));
-  app.use(specRoutes(deps.specs));
+  app.use(specRoutes(deps.specs, deps.catalog, deps.planner));
   app.use(tileRoutes(deps.tiles, deps.store));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
   const protocol = { catalog: deps.catalog, specs: deps.specs, tiles: deps.tiles, regions: deps.regions ?? { maxSide: 4096 }, publicUrl: deps.publicUrl };

@@ -23,8 +23,9 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
   const specs = new SpecRegistry(store);
   const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
   const { redis, queue } = adapters;
+  const planner = new TilePlanner(catalog, specs, { maxRenderCost: config.MAX_RENDER_COST });
   const service = new TileRequestService({
-    planner: new TilePlanner(catalog, specs, { maxRenderCost: config.MAX_RENDER_COST }),
+    planner,
     ...adapters,
     store,
     maxQueueDepth: config.MAX_QUEUE_DEPTH,
@@ -60,7 +61,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
     })().catch((e: unknown) => logger.warn({ err: e }, 'upload expiry sweep failed'));
   }, Math.min(config.UPLOAD_EXPIRY_S * 250, 10 * 60_000)).unref();
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue, queue.heavyLane]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, uploads, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
+  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, planner, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue, queue.heavyLane]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, uploads, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
 
   // The subscription is live before the first request can wait on it.
   void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));

@@ -93,6 +93,17 @@ export class TilePlanner {
     return { manifest, specId, spec, cost };
   }
 
+  /**
+   * A spec checked against a dataset as a tile request would be (fits it, a full tile within
+   * MAX_RENDER_COST): for doors that keep a spec for later (saved settings, POST /v1/specs with a
+   * dataset), so a spec no tile of the dataset could be rendered in is refused when saved.
+   */
+  checkSpec(spec: RenderSpec, manifest: DatasetManifest): RenderCost {
+    const cost = validateSpecForDataset(spec, manifest);
+    checkRenderCost(cost, manifest.tileSize * manifest.tileSize, this.maxRenderCost);
+    return cost;
+  }
+
   /** Content keys for positions of a resolved dataset and spec; every coordinate is checked. */
   tiles(resolved: ResolvedSpec, positions: RequestedPosition[]): TilePlan {
     const tiles = positions.map((p, i) => this.tile(resolved, p, positions.length > 1 ? `tiles.${i}.` : ''));

@@ -10,9 +10,8 @@ import {
   type DatasetManifest,
 } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
-import { validateSpecForDataset } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
-import { mayWrite } from '@tilefarm/tile-requests';
+import { mayWrite, type TilePlanner } from '@tilefarm/tile-requests';
 import { principalOf } from '../access';
 
 /** One object per saved setting, so two saves never overwrite each other's list. Kept across versions. */
@@ -42,7 +41,7 @@ function nameOf(raw: unknown): string {
  * Saved render settings of a dataset: list, save (validated against the dataset like a tile
  * request), delete. Tenant checks happen before (access.ts: the path names the dataset).
  */
-export function renderSettingsRoutes(catalog: DatasetCatalog, store: ObjectStore): Router {
+export function renderSettingsRoutes(catalog: DatasetCatalog, store: ObjectStore, planner: Pick<TilePlanner, 'checkSpec'>): Router {
   const router = Router();
 
   router.get('/v1/datasets/:id/settings', async (req, res) => {
@@ -66,7 +65,8 @@ export function renderSettingsRoutes(catalog: DatasetCatalog, store: ObjectStore
     const name = nameOf(req.params.name);
     const body = SaveSettingsBody.safeParse(req.body);
     if (!body.success) throw new TilefarmError('invalid_spec', describeZodError(body.error));
-    validateSpecForDataset(body.data.spec, m);
+    // Over MAX_RENDER_COST on this dataset: refused now (400 spec_too_expensive), not at every tile of everyone who opens it.
+    planner.checkSpec(body.data.spec, m);
     const key = settingsKey(m.id, name);
     if (!(await store.head(key))) {
       let count = 0;
