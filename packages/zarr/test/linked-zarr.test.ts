@@ -96,3 +96,58 @@ describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
     await expect(openZarrImage(placeOf(fixtures.ngff04), zarritaLibrary, 'big', 1000)).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/over this server's limit/) });
   });
 });
+
+describe('chunks deeper than one z slice (64³)', () => {
+  // A synthetic array with a known value at every position, in C and in F order (zarrita hands
+  // F-order chunks with reversed strides), counting whole-chunk decodes.
+  const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
+  function array(order: 'C' | 'F') {
+    const decodes: string[] = [];
+    const shape = [1, 64, 200, 150];
+    const chunks = [1, 64, 64, 64];
+    const handle = {
+      shape, chunks, dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]) {
+        decodes.push(coords.join('.'));
+        const data = new Uint16Array(64 * 64 * 64);
+        const stride = order === 'C' ? [64 * 64 * 64, 64 * 64, 64, 1] : [1, 1, 64, 64 * 64];
+        for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) {
+          const gy = coords[2]! * 64 + y;
+          const gx = coords[3]! * 64 + x;
+          data[z * stride[1]! + y * stride[2]! + x * stride[3]!] = gy < 200 && gx < 150 ? value(z, gy, gx) : 0;
+        }
+        return { data, shape: chunks, stride };
+      },
+    };
+    return { handle, decodes };
+  }
+  const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+
+  it.each(['C', 'F'] as const)('%s order: scrolling z 0→63 and back decodes each chunk a few times, not once per z, with the known values', async (order) => {
+    const { handle, decodes } = array(order);
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    const zs = [...Array.from({ length: 64 }, (_, z) => z), ...Array.from({ length: 64 }, (_, z) => 63 - z)];
+    for (const z of zs) {
+      const tile = await readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 }, cache, 'k');
+      let wrong = 0;
+      for (let y = 0; y < 200; y++) for (let x = 0; x < 150; x++) if (tile.data[y * 150 + x] !== value(z, y, x)) wrong++;
+      expect({ z, wrong }).toEqual({ z, wrong: 0 });
+    }
+    // 4 × 3 chunks under the tile; each decoded once per PLANE_WINDOW + 1 slices scrolled up (z 0, 9,
+    // 18, …, 63: 8 times, not 64), and not at all scrolling back down (the planes are still held).
+    expect(decodes.length).toBe(12 * 8);
+    // What is held stays within the cache's byte budget: planes, not 512 KB chunks.
+    expect(cache.stats().bytes).toBeLessThanOrEqual(64 << 20);
+  });
+
+  it('a cache that cannot be handed entries (registration) holds whole chunks: one decode per chunk', async () => {
+    const { handle, decodes } = array('C');
+    const held = new Map<string, Promise<unknown>>();
+    const cache = { getOrLoad: (key: string, load: () => Promise<unknown>) => held.get(key) ?? (held.set(key, load()), held.get(key)!) };
+    for (let z = 0; z < 64; z++) {
+      const tile = await readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 64, y0: 64, width: 64, height: 64 }, cache as never, 'k');
+      expect(tile.data[5 * 64 + 3]).toBe(value(z, 69, 67));
+    }
+    expect(decodes).toEqual(['0.0.1.1']);
+  });
+});
