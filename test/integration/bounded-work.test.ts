@@ -80,7 +80,7 @@ describe('bounded work per request', () => {
     expect(res.headers.get('content-type')).toBe('image/png');
   });
 
-  it('stops a render at RENDER_TIMEOUT_MS (once, not retried) with tile:failed render_timeout, the worker answering /healthz meanwhile', async () => {
+  it('stops a render at RENDER_TIMEOUT_MS (once, not retried) with tile:failed render_timeout, the worker answering /healthz meanwhile; a repeated ask fails at once', async () => {
     const worker = system.workers[0]!;
     const port = /"metricsPort":(\d+)/.exec(worker.output.join(''))?.[1];
     expect(port).toBeDefined();
@@ -113,6 +113,29 @@ describe('bounded work per request', () => {
       expect(health.length).toBeGreaterThan(10);
       expect(health[Math.floor(health.length * 0.95)]!).toBeLessThan(100);
       await new Promise((r) => setTimeout(r, 1000));
+      expect(await system.workerCounter('tilefarm_render_failures_total')).toBe(1);
+
+      // Remembered (FAILED_TILE_MEMORY_S): asked again over the socket or HTTP, the tile fails at
+      // once, on every process, without another render of RENDER_TIMEOUT_MS.
+      const again = new TestViewer(system.gatewayUrl(0));
+      try {
+        await again.connected();
+        const t0 = Date.now();
+        const ack2 = await again.request({ dataset: DATASET.id, spec: SLOW, tiles: [{ level: 0, z: 0, t: 0, x: 1, y: 1 }] });
+        if (!ack2.ok) throw new Error(JSON.stringify(ack2));
+        expect(ack2.pending.map((p) => p.key)).toEqual([key]);
+        await again.waitFor([key], 5000);
+        expect(again.failed.get(key)).toMatchObject({ code: 'render_timeout', message: expect.stringMatching(/not tried again for 60 s/) });
+        expect(Date.now() - t0).toBeLessThan(1000);
+      } finally {
+        again.close();
+      }
+      const t1 = Date.now();
+      const http = await fetch(api(`/v1/tiles/${DATASET.id}/${await specId(SLOW)}/0/0/0/1/1.png`));
+      expect(http.status).toBe(504);
+      expect(((await http.json()) as { error: { code: string } }).error.code).toBe('render_timeout');
+      expect(Date.now() - t1).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, 500));
       expect(await system.workerCounter('tilefarm_render_failures_total')).toBe(1);
     } finally {
       viewer.close();

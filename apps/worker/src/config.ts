@@ -17,6 +17,8 @@ export const WorkerConfig = z
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */
     WORKER_METRICS_PORT: int(0, 65535).default(0),
     RENDER_TIMEOUT_MS: int(100, 600_000).default(30_000),
+    /** How long a tile whose render timed out is answered as failed at once, by every API and gateway (seconds; 0: not remembered). */
+    FAILED_TILE_MEMORY_S: int(0, 86_400).default(60),
     /** Job lock time: a killed worker's renders are taken over after about this long (stall checks run at half of it). */
     RENDER_LOCK_MS: int(1000, 600_000).default(15_000),
     /** Ingest units (file pages) in flight in this worker; 0 takes no ingest work. Units are CPU-heavy and share the process with renders. */

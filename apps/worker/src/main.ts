@@ -7,7 +7,7 @@ import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
-import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, IngestTracker, RetiredVersions, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -38,7 +38,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const maxPixels = config.INGEST_MAX_SOURCE_PIXELS ?? 2 ** 40;
   const quotaBytes = tenantQuotaBytes(config);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
-  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS });
+  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },

@@ -1,6 +1,6 @@
 import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
 import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
-import type { RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
+import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
@@ -19,7 +19,13 @@ export interface RenderServiceDeps {
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'debug' | 'warn'>;
   renderTimeoutMs: number;
+  /** Final failures that would happen again (render_timeout), remembered for failureMemoryMs so nobody pays for them twice. */
+  failures: Pick<FailedTiles, 'remember'>;
+  failureMemoryMs: number;
 }
+
+/** Failures that a second try would repeat: the same render stops at the same deadline. */
+const REMEMBERED_FAILURES: ReadonlySet<string> = new Set(['render_timeout']);
 
 /** Cached tiles never change: their key includes dataset version and spec hash. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -89,6 +95,11 @@ export class RenderService {
     this.deps.metrics.renderFailures.inc({ code: error.code });
     this.deps.logger.warn({ key: job?.key, code: error.code, err: cause ?? error.message }, 'render failed');
     if (!job) return;
+    // Remembered before it is announced: whoever asks again after hearing of it finds it.
+    if (REMEMBERED_FAILURES.has(error.code)) {
+      const message = `${error.message}; not tried again for ${Math.round(this.deps.failureMemoryMs / 1000)} s`;
+      await this.deps.failures.remember(job.key, { code: error.code, message }, this.deps.failureMemoryMs).catch((e: unknown) => this.deps.logger.warn({ err: e, key: job.key }, 'could not remember a failed tile'));
+    }
     await this.deps.bus.publish({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
     await this.deps.demand.clear(job.key);
   };

@@ -2,7 +2,7 @@ import { TilefarmError, type RenderJob, type TileEvent } from '@tilefarm/contrac
 import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/render';
 import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { IMMUTABLE, RenderService } from '../src/render-service';
-import { DATASET, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
+import { DATASET, FakeFailedTiles, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
 
 // The worker's job handler on in-memory fakes: skip unwanted work, store before announcing,
 // re-announce a stored tile without rendering, count waste, give up with the reason.
@@ -20,6 +20,7 @@ const JOB: RenderJob = {
 function setup(options: { renderMs?: number } = {}) {
   const store = new MemoryObjectStore();
   const demand = new FakeTileDemand();
+  const failures = new FakeFailedTiles();
   const published: TileEvent[] = [];
   const renders: RenderInput[] = [];
   const renderer: TileRenderer = {
@@ -48,9 +49,11 @@ function setup(options: { renderMs?: number } = {}) {
     metrics,
     logger: { debug: () => undefined, warn: () => undefined } as never,
     renderTimeoutMs: 200,
+    failures,
+    failureMemoryMs: 60_000,
   });
   const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
-  return { store, demand, published, renders, puts, service, counter };
+  return { store, demand, failures, published, renders, puts, service, counter };
 }
 
 describe('RenderService', () => {
@@ -103,6 +106,14 @@ describe('RenderService', () => {
     await s.service.giveUp(JOB, new TilefarmError('render_timeout', 'too slow'));
     expect(s.published).toEqual([expect.objectContaining({ type: 'failed', key: JOB.key, code: 'render_timeout', message: 'too slow' })]);
     expect(s.demand.counts.has(JOB.key)).toBe(false);
+  });
+
+  it('remembers a render_timeout (it would time out again) before announcing it, and nothing else', async () => {
+    const s = setup();
+    await s.service.giveUp({ ...JOB, key: 'tiles/other' }, new TilefarmError('render_failed', 'broke'));
+    await s.service.giveUp(JOB, new TilefarmError('render_timeout', 'too slow'));
+    expect(await s.failures.find([JOB.key, 'tiles/other'])).toEqual([{ code: 'render_timeout', message: 'too slow; not tried again for 60 s' }, undefined]);
+    expect(s.failures.entries.get(JOB.key)!.until - Date.now()).toBeGreaterThan(59_000);
   });
 
   it('hands the renderer its deadline (RENDER_TIMEOUT_MS from the start), so the render stops itself there', async () => {

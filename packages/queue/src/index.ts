@@ -3,6 +3,7 @@ export * from './json-channel';
 export * from './redis-script';
 export * from './tile-event-bus';
 export * from './tile-demand';
+export * from './failed-tiles';
 export type { QueueConnection } from './bullmq-connection';
 export * from './bullmq-render-queue';
 export * from './bullmq-render-consumer';

@@ -1,6 +1,7 @@
 import { BullRenderQueue } from './bullmq-render-queue';
 import { createRedis, type RedisClient } from './redis-connection';
 import { TileDemand } from './tile-demand';
+import { FailedTiles } from './failed-tiles';
 import { TileEventBus } from './tile-event-bus';
 
 /** The Redis/BullMQ side of the tile-request service's ports, for a process that takes tile requests. */
@@ -8,6 +9,7 @@ export interface TileRequestAdapters {
   queue: BullRenderQueue;
   events: TileEventBus;
   demand: TileDemand;
+  failures: FailedTiles;
   /** Fail-fast connection for commands (readiness checks, ingest status share it). */
   redis: RedisClient;
   /** Holds pub/sub subscriptions (tile events; ingest progress may share it). */
@@ -24,6 +26,7 @@ export function openTileRequestAdapters(connection: { url: string; prefix: strin
     queue,
     events: new TileEventBus(connection.prefix, redis, subscriber),
     demand: new TileDemand(connection.prefix, redis),
+    failures: new FailedTiles(connection.prefix, redis),
     redis,
     subscriber,
     async close() {

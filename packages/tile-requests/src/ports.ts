@@ -43,6 +43,18 @@ export interface TileDemandPort {
   count(key: string): Promise<number>;
 }
 
+/** Why a tile failed for good. */
+export interface TileFailure {
+  code: string;
+  message: string;
+}
+
+/** Tiles that failed for good recently and would fail again (render_timeout), shared by every process. */
+export interface FailedTilesPort {
+  /** The remembered failure of each key, or undefined. */
+  find(keys: string[]): Promise<Array<TileFailure | undefined>>;
+}
+
 /** Rendered tiles in storage. */
 export interface TileStorePort {
   head(key: string): Promise<unknown>;

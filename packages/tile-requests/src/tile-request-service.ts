@@ -1,5 +1,5 @@
 import { TilefarmError, asErrorCode, type TileEvent } from '@tilefarm/contracts';
-import type { QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
+import type { FailedTilesPort, QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
 import { TIER, jobPriority, laneOf, shareWeight, type RenderLane } from './priorities';
 import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
 
@@ -77,6 +77,11 @@ export interface TileRequestServiceOptions {
   events: TileEventsPort;
   demand: TileDemandPort;
   store: TileStorePort;
+  /**
+   * Tiles that recently failed for good and would fail again (a render stopped at its deadline):
+   * answered with their failure at once instead of costing a worker another RENDER_TIMEOUT_MS.
+   */
+  failures?: FailedTilesPort;
   /** Queue depth from which new renders are refused (load shedding); stored tiles are still served. */
   maxQueueDepth: number;
   /** How often the queue depth is read. */
@@ -201,15 +206,24 @@ export class TileRequestService {
     // 2. Look in storage, once.
     const found = await inSlices(tiles, (slice) => Promise.all(slice.map(look)));
     const ready: DispatchResult['ready'] = [];
-    const missing: PlannedTile[] = [];
-    tiles.forEach((t, i) => (found[i] ? ready.push(withBody(t, found[i])) : missing.push(t)));
+    const notStored: PlannedTile[] = [];
+    tiles.forEach((t, i) => (found[i] ? ready.push(withBody(t, found[i])) : notStored.push(t)));
     for (const t of ready) this.detach(t.key, listener);
+    // 2b. A tile that failed for good recently fails again at once (it stays pending for the
+    // caller: the listener hears tile:failed, after this answer, like any other failure).
+    const failures = this.options.failures;
+    const failed = failures ? await inSlices(notStored, (slice) => failures.find(slice.map((t) => t.key)), this.redisGate) : [];
+    const missing = notStored.filter((_, i) => !failed[i]);
+    notStored.forEach((t, i) => {
+      const failure = failed[i];
+      if (failure) setImmediate(() => this.failAt(t, plan, listener, failure));
+    });
     // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
     await inSlices(missing, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
     const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
     await inSlices(toEnqueue, async (slice) => (await this.options.queue.enqueue(slice.map(queued)), []), this.redisGate);
     await this.updatePriorities(missing.filter((t) => !fresh.has(t.key)).map((t) => t.key));
-    return { ready, pending: missing, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
+    return { ready, pending: notStored, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
   }
 
   /** This listener no longer wants these tiles; a queued render nobody wants is withdrawn. Returns how many were. */
@@ -270,6 +284,18 @@ export class TileRequestService {
     const body = await this.options.store.get(tile.key);
     if (!body) throw new TilefarmError('render_failed', 'tile announced but not found in storage');
     return { kind: 'image', plan, tile, body, fromStore: false };
+  }
+
+  /** Tells one listener of a remembered failure, unless it let go of the tile meanwhile. */
+  private failAt(t: PlannedTile, plan: ResolvedSpec, listener: TileListener, failure: { code: string; message: string }): void {
+    const entry = this.pending.get(t.key);
+    if (!entry?.listeners.has(listener)) return;
+    this.detach(t.key, listener);
+    try {
+      listener({ type: 'failed', key: t.key, dataset: plan.manifest.id, specId: plan.specId, tile: t.tile, code: failure.code, message: failure.message });
+    } catch (e) {
+      this.options.onError?.(e);
+    }
   }
 
   private async updatePriorities(keys: string[]): Promise<void> {

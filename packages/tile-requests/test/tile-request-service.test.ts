@@ -152,6 +152,29 @@ describe('TileRequestService', () => {
     }
   });
 
+  it('answers a tile that failed for good recently (remembered) with its failure at once: no job, no demand', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0)]);
+    await core.failures.remember(p.tiles[0]!.key, { code: 'render_timeout', message: 'stopped at its deadline' }, 60_000);
+    const a = recorder();
+    const result = await core.service.request(p, p.tiles, TIER.visible, a.listener);
+    // Still pending for the caller (it hears of every tile once), but only the other one is queued.
+    expect(result.pending.map((t) => t.key)).toEqual(p.tiles.map((t) => t.key));
+    expect(core.queue.added).toEqual([p.tiles[1]!.key]);
+    expect(core.demand.counts.has(p.tiles[0]!.key)).toBe(false);
+    expect(a.heard).toEqual([]); // after the answer, not before it
+    await new Promise((r) => setImmediate(r));
+    expect(a.heard).toEqual([expect.objectContaining({ type: 'failed', key: p.tiles[0]!.key, code: 'render_timeout', message: 'stopped at its deadline' })]);
+    expect(core.service.pendingCount).toBe(1);
+  });
+
+  it('renders a remembered failure again once its memory has expired', async () => {
+    const p = await plan(core, [at(0, 0)]);
+    await core.failures.remember(p.tiles[0]!.key, { code: 'render_timeout', message: 'x' }, 1);
+    await new Promise((r) => setTimeout(r, 5));
+    await core.service.request(p, p.tiles, TIER.visible, recorder().listener);
+    expect(core.queue.added).toEqual([p.tiles[0]!.key]);
+  });
+
   describe('httpTile', () => {
     it('answers a stored tile from one storage read, without a job', async () => {
       const p = await plan(core, [at(1, 1)]);
@@ -179,6 +202,15 @@ describe('TileRequestService', () => {
       core.fail(core.queue.added[0]!, 'render_timeout');
       await expect(waiting).rejects.toBeInstanceOf(TilefarmError);
       await expect(waiting).rejects.toMatchObject({ code: 'render_timeout', message: 'it broke' });
+    });
+
+    it('answers a remembered render_timeout at once, without waiting or queueing', async () => {
+      const key = (await plan(core, [at(0, 0)])).tiles[0]!.key;
+      await core.failures.remember(key, { code: 'render_timeout', message: 'stopped at its deadline' }, 60_000);
+      const started = Date.now();
+      await expect(core.service.httpTile(DATASET.id, core.specId, at(0, 0), { wait: true, waitMs: 5000 })).rejects.toMatchObject({ code: 'render_timeout', message: 'stopped at its deadline' });
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(core.queue.added).toEqual([]);
     });
   });
 });

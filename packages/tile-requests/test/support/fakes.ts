@@ -9,6 +9,8 @@ import {
   type RenderJobState,
   type RenderQueuePort,
   type TileDemandPort,
+  type FailedTilesPort,
+  type TileFailure,
   type TileEventsPort,
   type TileRequestServiceOptions,
 } from '@tilefarm/tile-requests';
@@ -156,6 +158,20 @@ export class FakeTileDemand implements TileDemandPort {
   }
 }
 
+/** Remembered final failures, like FailedTiles in Redis: each until its time is up. */
+export class FakeFailedTiles implements FailedTilesPort {
+  readonly entries = new Map<string, { failure: TileFailure; until: number }>();
+  async remember(key: string, failure: TileFailure, ttlMs: number): Promise<void> {
+    if (ttlMs > 0) this.entries.set(key, { failure, until: Date.now() + ttlMs });
+  }
+  async find(keys: string[]): Promise<Array<TileFailure | undefined>> {
+    return keys.map((k) => {
+      const e = this.entries.get(k);
+      return e && e.until > Date.now() ? e.failure : undefined;
+    });
+  }
+}
+
 /** 600×300 at 256: 3×2 tiles at level 0, three levels; 5 z. Only the manifest: the core never reads pixels. */
 export const DATASET: DatasetManifest = {
   v: 1,
@@ -190,6 +206,7 @@ export interface Core {
   queue: FakeRenderQueue;
   events: FakeTileEvents;
   demand: FakeTileDemand;
+  failures: FakeFailedTiles;
   specId: string;
   /** Plays a worker: stores the tile, clears its demand and job, announces it. */
   render(key: string): Promise<void>;
@@ -209,7 +226,8 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   const queue = new FakeRenderQueue();
   const events = new FakeTileEvents();
   const demand = new FakeTileDemand();
-  const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, ...options });
+  const failures = new FakeFailedTiles();
+  const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, failures, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, ...options });
   await service.start();
   const jobOf = (key: string) => {
     const j = queue.jobs.get(key);
@@ -222,6 +240,7 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
     queue,
     events,
     demand,
+    failures,
     specId,
     async render(key) {
       const { dataset, specId: s, tile } = jobOf(key);
