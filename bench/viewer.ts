@@ -18,7 +18,7 @@ import type { Page } from 'playwright-core';
 import { launchChromium } from '../test/browser/browser';
 import { TestSystem } from '../test/support/system';
 
-const CHANGES = Number(process.env.CHANGES ?? 30);
+const CHANGES = Number(process.env.CHANGES ?? 50);
 const SERVER_CHANGES = Number(process.env.SERVER_CHANGES ?? 12);
 const DATASET = { id: 'viewer-bench', width: 2048, height: 1536, sizeZ: 3 };
 
