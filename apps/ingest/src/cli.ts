@@ -7,7 +7,7 @@ import { DatasetCatalog } from '@tilefarm/datasets';
 import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
 import { openObjectStore } from '@tilefarm/storage';
 import { linkZarr, zarrPlaceResolver, zarritaLibrary } from '@tilefarm/zarr';
-import { IngestTracker, RedisIngestCoordination, RetiredVersions, createRedis, type RedisClient } from '@tilefarm/queue';
+import { IngestTracker, RedisIngestCoordination, RetiredVersions, TenantQuotaReservations, createRedis, type RedisClient } from '@tilefarm/queue';
 
 const USAGE = `usage: npm run ingest -- FILE --id NAME [--name TEXT] [--tenant NAME] [--tile-size 256|512] [--max-source-pixels N] [--max-write-ratio R] [--ignore-ome-xml]
        npm run ingest -- IMAGE.zarr|s3://bucket/prefix.zarr --id NAME [--link | --copy] [--name TEXT] [--tenant NAME] [--max-source-pixels N]
@@ -190,6 +190,7 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
       maxWriteRatio: args.maxWriteRatio,
       ignoreOmeXml: args.ignoreOmeXml,
       tenantQuotaBytes: tenantQuotaBytes(env),
+      quotaReservations: new TenantQuotaReservations(env.REDIS_PREFIX, redis),
       catalog: new DatasetCatalog(store),
       onWarning: (w) => io.stderr.write(`warning: ${w}\n`),
       onProgress: (p) => progress.update(p),
@@ -272,6 +273,7 @@ async function registerZarr(args: Args, zarr: { mode: 'link' | 'copy'; source: s
       maxPixels: args.maxSourcePixels ?? 2 ** 40,
       copy: zarr.mode === 'copy',
       tenantQuotaBytes: tenantQuotaBytes(env),
+      quotaReservations: new TenantQuotaReservations(env.REDIS_PREFIX, redis),
       versions: coordination,
       signal: io.signal,
       onProgress: (done, total) => {

@@ -7,7 +7,7 @@ import {
   type IngestPlaneJob,
   type IngestStartJob,
 } from '@tilefarm/contracts';
-import { WrittenBytes, type DatasetCatalog } from '@tilefarm/datasets';
+import { WrittenBytes, type DatasetCatalog, type QuotaReservations } from '@tilefarm/datasets';
 import { discardIngest, finishIngest, ingestPlane, planIngest, type IngestPlan, type IngestSourceFiles } from '@tilefarm/ingest';
 import type { BullIngestQueue, IngestJobName, IngestJobPayload, IngestTracker, RetiredVersions } from '@tilefarm/queue';
 import type { IngestMetrics, Logger } from '@tilefarm/telemetry';
@@ -25,6 +25,8 @@ export interface IngestServiceDeps {
   linkZarr?: (job: IngestStartJob, onProgress: (done: number, total: number) => Promise<void>) => Promise<{ version: number }>;
   /** Per-tenant storage quota in bytes written to storage; undefined: none. */
   tenantQuotaBytes?: number;
+  /** The quota's publish step, shared by every worker and the CLI (Redis). */
+  quotaReservations?: QuotaReservations;
   /** The version a publish replaces is deleted after `graceMs` (tiles of it may be in flight). */
   retired: Pick<RetiredVersions, 'retire'>;
   graceMs: number;
@@ -141,7 +143,7 @@ export class IngestService {
       storedBytes += parsed.data.storedBytes;
     }
     const replaced = await catalog.find(job.dataset);
-    const manifest = await finishIngest(plan, planes, catalog, storedBytes);
+    const manifest = await finishIngest(plan, planes, catalog, storedBytes, this.deps.quotaReservations);
     if (replaced && replaced.version !== manifest.version) await this.deps.retired.retire(job.dataset, replaced.version, Date.now() + this.deps.graceMs);
     if (await tracker.complete(job.jobId, job.dataset, manifest.version)) metrics.published.inc();
     await sources.forget(job.jobId);

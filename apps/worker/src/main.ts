@@ -7,7 +7,7 @@ import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
-import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TenantQuotaReservations, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -37,6 +37,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const zarrPlaces = zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3: s3Connection });
   const maxPixels = config.INGEST_MAX_SOURCE_PIXELS ?? 2 ** 40;
   const quotaBytes = tenantQuotaBytes(config);
+  const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
   const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
@@ -92,9 +93,10 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     linkZarr: (job, onProgress) => {
       const parsed = parseIngestSource(job.source, { ingestRoot: config.INGEST_ROOT, s3Sources: config.INGEST_S3_SOURCES });
       const url = parsed.kind === 's3' ? parsed.source.replace(/\/+$/, '') : `file:${relative(resolve(config.INGEST_ROOT ?? '/'), parsed.path)}`;
-      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy', versions: tracker, tenantQuotaBytes: quotaBytes });
+      return linkZarr({ url, place: zarrPlaces(url), library: zarritaLibrary, id: job.dataset, name: job.name, tenant: job.tenant, catalog, maxPixels, onProgress, copy: job.mode === 'copy', versions: tracker, tenantQuotaBytes: quotaBytes, quotaReservations });
     },
     tenantQuotaBytes: quotaBytes,
+    quotaReservations,
     retired,
     graceMs: config.VERSION_GRACE_S * 1000,
   });

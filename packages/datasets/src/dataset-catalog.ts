@@ -119,10 +119,11 @@ export class DatasetCatalog {
     return stats;
   }
 
-  async list(): Promise<DatasetManifest[]> {
+  async list(options: { fresh?: boolean } = {}): Promise<DatasetManifest[]> {
     const out: DatasetManifest[] = [];
     for await (const key of this.store.list(catalogPrefix)) {
       const id = key.slice(catalogPrefix.length, -'.json'.length);
+      if (options.fresh) this.current.delete(id);
       const manifest = await this.find(id);
       if (manifest) out.push(manifest);
     }
@@ -143,7 +144,8 @@ export class DatasetCatalog {
    */
   async tenantStoredBytes(tenant: string, except?: string): Promise<number> {
     let total = 0;
-    for (const m of await this.list()) {
+    // Read fresh: another process may have published or replaced one of them a moment ago.
+    for (const m of await this.list({ fresh: true })) {
       if ((m.tenant ?? 'public') !== tenant || m.id === except) continue;
       total += m.storedBytes ?? (m.source ? 0 : pyramidPixelBytes({ ...m, sizeC: m.channels.length }));
     }

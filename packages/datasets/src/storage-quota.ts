@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { TilefarmError } from '@tilefarm/contracts';
 import type { DatasetCatalog } from './dataset-catalog';
 
@@ -48,12 +49,65 @@ export class WrittenBytes {
   }
 }
 
+/** What an ingest about to publish asks the shared reservations for (TenantQuotaReservations in @tilefarm/queue). */
+export interface QuotaReserveRequest {
+  tenant: string;
+  /** This publish, unique (released by the same name). */
+  holder: string;
+  /** What the ingest wrote. */
+  bytes: number;
+  /** The tenant's stored bytes as read after `generation`, leaving out the dataset replaced. */
+  usedBytes: number;
+  quotaBytes: number;
+  generation: string;
+}
+export type QuotaReserveResult = { kind: 'reserved' } | { kind: 'changed' } | { kind: 'over'; takenBytes: number };
+
 /**
- * Just before publishing: the tenant's usage read again (another of its ingests may have
- * published meanwhile) plus what this one wrote, against the quota.
+ * Reservations of the tenant quota shared by every process that publishes (Redis): reading the
+ * usage and publishing are two steps, so two ingests of one tenant finishing at once would both
+ * pass on the usage from before either published. A reservation counts every other one in flight
+ * and is refused ('changed') if the tenant published anything since its usage was read.
  */
-export async function checkQuotaAtPublish(catalog: DatasetCatalog, id: string, quota: IngestQuota | undefined, written: number): Promise<void> {
-  if (!quota) return;
-  const used = await catalog.tenantStoredBytes(quota.tenant, id);
-  if (used + written > quota.quotaBytes) throw exceeded(quota.tenant, used, quota.quotaBytes, `this ingest wrote ${mb(written)}`);
+export interface QuotaReservations {
+  generation(tenant: string): Promise<string>;
+  reserve(request: QuotaReserveRequest): Promise<QuotaReserveResult>;
+  /** `published`: the tenant's usage changed (bumps the generation). */
+  release(tenant: string, holder: string, published: boolean): Promise<void>;
+}
+
+/** Reads of usage again after another publish of the tenant got in between; then the quota is refused as busy. */
+const RESERVE_ATTEMPTS = 20;
+
+/**
+ * Publishes within the quota: the tenant's usage read again (another of its ingests may have
+ * published meanwhile) plus what this one wrote, against the quota. With `reservations` (every
+ * deployment: workers and the CLI share Redis), the check and the publish are one step for the
+ * tenant: see QuotaReservations. Without (tests, tools alone), check then publish.
+ */
+export async function publishWithinQuota<T>(catalog: DatasetCatalog, id: string, quota: IngestQuota | undefined, written: number, publish: () => Promise<T>, reservations?: QuotaReservations): Promise<T> {
+  if (!quota) return publish();
+  if (!reservations) {
+    const used = await catalog.tenantStoredBytes(quota.tenant, id);
+    if (used + written > quota.quotaBytes) throw exceeded(quota.tenant, used, quota.quotaBytes, `this ingest wrote ${mb(written)}`);
+    return publish();
+  }
+  const holder = `${id}:${randomBytes(6).toString('hex')}`;
+  for (let attempt = 0; attempt < RESERVE_ATTEMPTS; attempt++) {
+    const generation = await reservations.generation(quota.tenant);
+    const used = await catalog.tenantStoredBytes(quota.tenant, id);
+    const r = await reservations.reserve({ tenant: quota.tenant, holder, bytes: written, usedBytes: used, quotaBytes: quota.quotaBytes, generation });
+    if (r.kind === 'changed') continue;
+    if (r.kind === 'over') throw exceeded(quota.tenant, r.takenBytes, quota.quotaBytes, `this ingest wrote ${mb(written)} (counting ingests of the tenant publishing now)`);
+    let published = false;
+    try {
+      const result = await publish();
+      published = true;
+      return result;
+    } finally {
+      // Redis gone: the reservation expires by itself; the publish's own outcome stands.
+      await reservations.release(quota.tenant, holder, published).catch(() => undefined);
+    }
+  }
+  throw new TilefarmError('unavailable', `tenant "${quota.tenant}" is publishing many datasets at once; try again`);
 }

@@ -8,7 +8,7 @@ import {
   type DatasetStats,
   type PlaneStats,
 } from '@tilefarm/contracts';
-import { PlaneStatsAccumulator, WrittenBytes, checkQuotaAtPublish, levelCountFor, startIngestQuota, type DatasetCatalog, type IngestQuota } from '@tilefarm/datasets';
+import { PlaneStatsAccumulator, WrittenBytes, levelCountFor, publishWithinQuota, startIngestQuota, type DatasetCatalog, type IngestQuota, type QuotaReservations } from '@tilefarm/datasets';
 import { IngestError } from './errors';
 import { BoundedWrites, LevelBuilder } from './pyramid-builder';
 import { readSourceLayout, type SourceLayout } from './source-layout';
@@ -127,6 +127,8 @@ export interface IngestFileOptions extends PlanIngestOptions {
   signal?: AbortSignal;
   /** Lock, versions and retirement shared with queued ingests; without it, only safe as the only writer (tests). */
   coordination?: IngestCoordination;
+  /** The tenant quota's reservations shared with every other publisher (Redis), so two ingests of a tenant cannot both pass on old usage. */
+  quotaReservations?: QuotaReservations;
 }
 
 function tilesOf(plan: Pick<IngestPlan, 'levels' | 'tileSize'> & { layout: Pick<SourceLayout, 'width' | 'height'> }): number {
@@ -268,7 +270,7 @@ function defaultChannel(layout: SourceLayout, c: number): { label: string; color
  * planes of a channel), checks the tenant's quota with `storedBytes` (what every unit wrote, which
  * the manifest records) and publishes: stats, version manifest, then the catalog pointer (the commit).
  */
-export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catalog: DatasetCatalog, storedBytes: number): Promise<DatasetManifest> {
+export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catalog: DatasetCatalog, storedBytes: number, quotaReservations?: QuotaReservations): Promise<DatasetManifest> {
   const { layout } = plan;
   const byKey = new Map(planes.map((p) => [`${p.c}/${p.z}/${p.t}`, p]));
   for (let t = 0; t < layout.sizeT; t++) {
@@ -306,9 +308,8 @@ export async function finishIngest(plan: IngestPlan, planes: PlaneStats[], catal
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new IngestError('unsupported', `the file cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  await checkQuotaAtPublish(catalog, plan.id, plan.quota, storedBytes);
   const stats: DatasetStats = { v: 1, dataset: plan.id, version: plan.version, planes: sorted };
-  await catalog.publish(parsed.data, stats);
+  await publishWithinQuota(catalog, plan.id, plan.quota, storedBytes, () => catalog.publish(parsed.data, stats), quotaReservations);
   return parsed.data;
 }
 
@@ -367,7 +368,7 @@ async function ingestFileUnlocked(opts: IngestFileOptions): Promise<DatasetManif
     }
     checkAborted(opts.signal);
     opts.onProgress?.({ done: plan.totalTiles, total: plan.totalTiles, phase: 'publish' });
-    const manifest = await finishIngest(plan, planes, opts.catalog, written.total);
+    const manifest = await finishIngest(plan, planes, opts.catalog, written.total, opts.quotaReservations);
     opts.onProgress?.({ done: plan.totalTiles, total: plan.totalTiles, phase: 'done' });
     return manifest;
   } catch (e) {

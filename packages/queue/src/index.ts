@@ -4,6 +4,7 @@ export * from './redis-script';
 export * from './tile-event-bus';
 export * from './tile-demand';
 export * from './failed-tiles';
+export * from './tenant-quota';
 export type { QueueConnection } from './bullmq-connection';
 export * from './bullmq-render-queue';
 export * from './bullmq-render-consumer';

@@ -1,5 +1,5 @@
 import { DatasetManifest, TilefarmError, levelGrid, levelSize, type DatasetStats, type PlaneStats } from '@tilefarm/contracts';
-import { WrittenBytes, checkQuotaAtPublish, computePlaneStats, startIngestQuota, type DatasetCatalog, type IngestQuota } from '@tilefarm/datasets';
+import { WrittenBytes, computePlaneStats, publishWithinQuota, startIngestQuota, type DatasetCatalog, type IngestQuota, type QuotaReservations } from '@tilefarm/datasets';
 import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
 import { openZarrImage, type ZarrPlace } from './linked-zarr';
 import type { NgffImage } from './ngff-image';
@@ -24,6 +24,8 @@ export interface LinkZarrOptions {
   copy?: boolean;
   /** Per-tenant storage quota in bytes written to storage (a copy's tiles count; a link writes none); undefined: none. */
   tenantQuotaBytes?: number | undefined;
+  /** The tenant quota's reservations shared with every other publisher (Redis). */
+  quotaReservations?: QuotaReservations | undefined;
   /** Bytes of decoded chunks kept while reading (a 64³ chunk serves 64 planes). */
   chunkCacheBytes?: number;
   /** The id's shared version counter (Redis, as queued and CLI ingests use); without it, last version + 1. */
@@ -208,8 +210,7 @@ async function publishVersion(
     createdAt: new Date().toISOString(),
   });
   if (!parsed.success) throw new TilefarmError('source_unreadable', `${opts.url} cannot be described as a dataset: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  await checkQuotaAtPublish(opts.catalog, opts.id, quota, written.total);
   const stats: DatasetStats = { v: 1, dataset: opts.id, version, planes };
-  await opts.catalog.publish(parsed.data, stats);
+  await publishWithinQuota(opts.catalog, opts.id, quota, written.total, () => opts.catalog.publish(parsed.data, stats), opts.quotaReservations);
   return parsed.data;
 }
