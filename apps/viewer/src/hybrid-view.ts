@@ -51,6 +51,12 @@ export class HybridView {
   /** The full-resolution tile under the cursor: its chunks are never dropped as unwanted. */
   private readoutTile = '';
   private frame = 0;
+  /**
+   * The server's first picture of this dataset has been complete on screen. Raw chunks are asked
+   * for only from then on: fetched earlier they compete with that first picture's renders for the
+   * same machines (on the 2-core bench VM the first full viewport took 1.9 s instead of 0.8 s).
+   */
+  private firstPaintDone = false;
   private drawnCount = 0;
   private visibleCount = 0;
   /** Frames drawn (tests wait on it) and the time the last one took. */
@@ -105,6 +111,7 @@ export class HybridView {
     this.asked.clear();
     this.lastComplete = undefined;
     this.held = undefined;
+    this.firstPaintDone = false;
     this.dataset = ds;
     this.stats = stats;
     this.source = root && ds.dtype !== 'float32' ? new RawTileSource(root, ds.dtype, ds.tileSize) : undefined;
@@ -170,7 +177,8 @@ export class HybridView {
       return;
     }
     const visible = this.tilesInView(g, ds, g.level);
-    this.request(visible, ds, g.level);
+    if (!this.firstPaintDone && this.view.state.complete) this.firstPaintDone = true;
+    if (this.firstPaintDone) this.request(visible, ds, g.level);
     this.onState(); // pending counts changed
     const needed = pipeline.channels.map((c) => c.layer);
     const ready = (p: Plane, level: number, x: number, y: number) => {
