@@ -100,9 +100,21 @@ describe('export and scale bar in the viewer', () => {
   it('PNG of the view: the downloaded file shows what the server renders for that spec (±1)', async () => {
     await page.goto(`${system.apiUrl}/${linkTo('demo', SPEC)}`);
     await page.reload();
-    await page.waitForFunction(() => document.body.dataset.complete === 'true' && document.body.dataset.gpuComplete === 'true' && (document.body.dataset.shown ?? '').startsWith('demo/'), null, { timeout: 90_000, polling: 100 });
-    const g = (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;
+    // The server's picture of exactly this spec (not the view the first test left behind), complete, under a complete GPU layer.
+    const layer = `demo/${specId}/0/0/png`;
+    await page.waitForFunction((key) => document.body.dataset.complete === 'true' && document.body.dataset.gpuComplete === 'true' && document.body.dataset.shown === key, layer, { timeout: 90_000, polling: 100 });
+    // The picture must hold still while it is exported: OpenSeadragon may still be springing to
+    // its home view on a slow first load, and a file taken mid-animation matches no geometry.
+    const geometry = async () => (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;
+    let g = await geometry();
+    for (let still = 0; still < 3; ) {
+      await page.waitForTimeout(150);
+      const now = await geometry();
+      still = JSON.stringify(now) === JSON.stringify(g) ? still + 1 : 0;
+      g = now;
+    }
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-png')]);
+    expect(await geometry()).toEqual(g);
     expect(download.suggestedFilename()).toBe('demo-z0-t0.png');
     const png = await decoded(download);
     expect(png.width).toBeGreaterThan(600);
