@@ -77,6 +77,16 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     }
   }
 
+  async exists(key: string, lane: RenderLane): Promise<boolean> {
+    // The job's hash lives from add until removal (removeOnComplete/removeOnFail, withdraw), across
+    // retries and stalls: one command where getJobState probes up to eight sets. A hash that exists
+    // in no set would read 'unknown' there, but re-adding it would be a no-op too (same job id).
+    // HEXISTS on the field every job is stored with: BullMQ's client interface has no EXISTS.
+    const q = this.lane(lane);
+    return (await (await q.getBackend().client).hexists(q.toKey(key), 'timestamp')) === 1;
+  }
+
+  /** The job's BullMQ state, for tests and operators (the sweep needs only `exists`). */
   async state(key: string, lane: RenderLane): Promise<RenderJobState> {
     const s = await this.lane(lane).getJobState(key);
     switch (s) {

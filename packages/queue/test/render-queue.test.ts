@@ -33,6 +33,44 @@ describe('BullRenderQueue and BullRenderConsumer (real Redis)', () => {
     expect(await queue.state('tiles/aa/k1', 'render')).toBe('waiting');
   });
 
+  it('tells whether a job exists with one command: queued yes; withdrawn, finished or never added no', async () => {
+    await queue.enqueue([{ job: job('e-wait'), priority: 3, lane: 'render' }, { job: job('e-gone'), priority: 3, lane: 'render' }, { job: job('e-heavy'), priority: 3, lane: 'heavy' }]);
+    expect(await queue.withdraw('e-gone', 'render')).toBe(true);
+    expect(await queue.exists('e-wait', 'render')).toBe(true);
+    expect(await queue.exists('e-heavy', 'heavy')).toBe(true);
+    expect(await queue.exists('e-heavy', 'render')).toBe(false); // lanes are separate queues
+    expect(await queue.exists('e-gone', 'render')).toBe(false);
+    expect(await queue.exists('e-never', 'render')).toBe(false);
+    // Running and, once done, removed: exists follows the job's whole life.
+    let release!: () => void;
+    const started = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const consumer = new BullRenderConsumer({
+      connection: { url: REDIS_URL, prefix },
+      concurrency: 1,
+      handle: async (): Promise<RenderOutcome> => {
+        release();
+        await held;
+        return 'rendered';
+      },
+      onGiveUp: async () => undefined,
+    });
+    await started;
+    expect(await queue.state('e-wait', 'render')).toBe('active');
+    expect(await queue.exists('e-wait', 'render')).toBe(true);
+    finish();
+    const deadline = Date.now() + 10_000;
+    while ((await queue.exists('e-wait', 'render')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await consumer.close(5000);
+    expect(await queue.exists('e-wait', 'render')).toBe(false);
+    expect(await queue.state('e-wait', 'render')).toBe('unknown');
+  });
+
   it('runs jobs by priority, and withdraws waiting ones', async () => {
     await queue.enqueue([
       { job: job('k-low'), priority: 10, lane: 'render' },

@@ -22,7 +22,12 @@ export interface RenderQueuePort {
   reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean>;
   /** Removes a job that has not started; false if it is running, done, or gone. */
   withdraw(key: string, lane: RenderLane): Promise<boolean>;
-  state(key: string, lane: RenderLane): Promise<RenderJobState>;
+  /**
+   * Whether a job for this key is queued, running, or waiting to be retried: one existence check,
+   * what the sweep asks of each tile pending too long (a state probe visits every job set, and the
+   * sweep runs hardest when the system is slowest).
+   */
+  exists(key: string, lane: RenderLane): Promise<boolean>;
   /** Jobs waiting to start (all priorities). */
   depth(): Promise<number>;
 }

@@ -359,7 +359,7 @@ export class TileRequestService {
         this.settle({ type: 'ready', key, dataset, specId, tile });
         continue;
       }
-      if ((await this.options.queue.state(key, entry.lane)) === 'unknown' && this.pending.has(key)) {
+      if (!(await this.options.queue.exists(key, entry.lane)) && this.pending.has(key)) {
         // The job is gone (withdrawn in a race, skipped as unwanted, or lost): ask again. The
         // listeners' demand normally still stands; only restore it if a settle wiped it.
         await this.options.demand.ensure(key);

@@ -97,6 +97,9 @@ export class FakeRenderQueue implements RenderQueuePort {
     this.withdrawn.push(key);
     return true;
   }
+  async exists(key: string): Promise<boolean> {
+    return this.jobs.has(key);
+  }
   async state(key: string): Promise<RenderJobState> {
     return this.jobs.get(key)?.state ?? 'unknown';
   }
