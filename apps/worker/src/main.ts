@@ -7,7 +7,7 @@ import type { SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
-import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TenantQuotaReservations, TileDemand, TileEventBus, createRedis } from '@tilefarm/queue';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -30,7 +30,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
   const redis = createRedis(config.REDIS_URL, 'worker');
-  const bus = new TileEventBus(config.REDIS_PREFIX, redis);
+  const settlement = new TileSettlement(config.REDIS_PREFIX, redis);
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
   // Linked OME-Zarrs: read where they lie (a path under INGEST_ROOT, or S3 with this config's credentials).
   const s3Connection = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
@@ -39,7 +39,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
-  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, bus, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },

@@ -1,6 +1,6 @@
 import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
 import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
-import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileEventBus } from '@tilefarm/queue';
+import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileSettlement } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
@@ -14,8 +14,9 @@ export interface RenderServiceDeps {
   sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
   /** Reads linked datasets' tiles from their Zarr (stored datasets read source tiles directly). */
   pixels: Pick<DatasetPixels, 'read'>;
-  bus: Pick<TileEventBus, 'publish'>;
-  demand: Pick<TileDemand, 'count' | 'settle' | 'clear'>;
+  demand: Pick<TileDemand, 'count'>;
+  /** Announces a tile's outcome and clears its demand in one step (one Redis round trip). */
+  settlement: Pick<TileSettlement, 'announce'>;
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'debug' | 'warn'>;
   renderTimeoutMs: number;
@@ -47,7 +48,7 @@ export class RenderService {
   };
 
   private handleOne = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
-    const { store, bus, demand, metrics } = this.deps;
+    const { store, settlement, demand, metrics } = this.deps;
     metrics.queueWaitSeconds.observe(context.waitedMs / 1000);
     // Work nobody wants any more is dropped before it costs anything (the viewer moved on). At-least-once
     // delivery: a re-run of a job whose tile is already stored only re-announces it. The two checks
@@ -70,20 +71,16 @@ export class RenderService {
       const totalMs = performance.now() - started;
       metrics.renderSeconds.observe({ stage: 'total' }, totalMs / 1000);
       metrics.renders.inc();
-      // Announce, then settle the demand: sent back to back on the worker's one Redis connection,
-      // so Redis runs them in this order, without a round trip in between. Honest waste accounting:
-      // was anyone (viewer or HTTP request) still counted as wanting the tile when its render
-      // finished? Counted in the same atomic step that clears the demand.
-      const [, wantedAtFinish] = await Promise.all([
-        bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 }),
-        demand.settle(job.key),
-      ]);
+      // Announce, then settle the demand, in one atomic step now that the tile is stored. Honest
+      // waste accounting: was anyone (viewer or HTTP request) still counted as wanting the tile
+      // when its render finished?
+      const wantedAtFinish = await settlement.announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
       if (wantedAtFinish <= 0) {
         metrics.wastedRenders.inc();
         this.deps.logger.debug({ key: job.key, renderMs: Math.round(totalMs), waitedMs: context.waitedMs }, 'rendered a tile nobody wanted any more');
       }
     } else {
-      await Promise.all([bus.publish({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile }), demand.clear(job.key)]);
+      await settlement.announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
     }
     const cache = this.deps.sourceCache.stats();
     metrics.sourceCacheBytes.set(cache.bytes);
@@ -100,8 +97,7 @@ export class RenderService {
       const message = `${error.message}; not tried again for ${Math.round(this.deps.failureMemoryMs / 1000)} s`;
       await this.deps.failures.remember(job.key, { code: error.code, message }, this.deps.failureMemoryMs).catch((e: unknown) => this.deps.logger.warn({ err: e, key: job.key }, 'could not remember a failed tile'));
     }
-    await this.deps.bus.publish({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
-    await this.deps.demand.clear(job.key);
+    await this.deps.settlement.announce({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
   };
 
   private async render(job: RenderJob) {

@@ -44,8 +44,16 @@ function setup(options: { renderMs?: number } = {}) {
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
     pixels: { read: async () => Promise.reject(new Error('stored datasets only here')) },
-    bus: { publish: async (e) => void published.push(e) },
     demand,
+    // Like the announce script: publish, then clear the demand and tell how many still wanted it.
+    settlement: {
+      announce: async (e) => {
+        published.push(e);
+        const n = await demand.count(e.key);
+        demand.counts.delete(e.key);
+        return n;
+      },
+    },
     metrics,
     logger: { debug: () => undefined, warn: () => undefined } as never,
     renderTimeoutMs: 200,

@@ -3,6 +3,7 @@ export * from './json-channel';
 export * from './redis-script';
 export * from './tile-event-bus';
 export * from './tile-demand';
+export * from './tile-settlement';
 export * from './failed-tiles';
 export * from './tenant-quota';
 export type { QueueConnection } from './bullmq-connection';

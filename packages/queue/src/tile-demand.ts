@@ -2,10 +2,15 @@ import type { TileDemandPort } from '@tilefarm/tile-requests';
 import type { RedisClient } from './redis-connection';
 import { RedisScript } from './redis-script';
 
+/** The demand hash's key (TileSettlement clears a settled tile's entry in its announce script). */
+export function tileDemandKey(prefix: string): string {
+  return `${prefix}:tile-demand`;
+}
+
 /**
  * Who still wants each tile, across all gateway and API processes: a reference count per tile
  * key in one Redis hash. Workers skip a job nobody wants any more; gateways withdraw queued jobs
- * whose count falls to zero.
+ * whose count falls to zero. Workers clear a settled tile's entry (TileSettlement).
  */
 export class TileDemand implements TileDemandPort {
   private readonly key: string;
@@ -14,7 +19,7 @@ export class TileDemand implements TileDemandPort {
     prefix: string,
     private readonly redis: RedisClient,
   ) {
-    this.key = `${prefix}:tile-demand`;
+    this.key = tileDemandKey(prefix);
   }
 
   async add(keys: string[]): Promise<void> {
@@ -28,18 +33,6 @@ export class TileDemand implements TileDemandPort {
   async release(keys: string[]): Promise<string[]> {
     if (keys.length === 0) return [];
     return (await RELEASE.run(this.redis, [this.key, ...keys])) as string[];
-  }
-
-  /** The tile is settled (stored or failed for good): nobody needs to count demand for it. */
-  async clear(key: string): Promise<void> {
-    await this.redis.hdel(this.key, key);
-  }
-
-  /** Like `clear`, and tells how many still wanted the tile at that moment (0: nobody did). */
-  async settle(key: string): Promise<number> {
-    const results = await this.redis.multi().hget(this.key, key).hdel(this.key, key).exec();
-    const count = results?.[0]?.[1];
-    return typeof count === 'string' ? Number(count) : 0;
   }
 
   /**

@@ -3,6 +3,11 @@ import type { TileEventsPort } from '@tilefarm/tile-requests';
 import { JsonChannel } from './json-channel';
 import type { RedisClient } from './redis-connection';
 
+/** The pub/sub channel of tile outcomes (workers publish through TileSettlement). */
+export function tileEventsChannel(prefix: string): string {
+  return `${prefix}:tile-events`;
+}
+
 /**
  * Tile outcomes fan out from workers to every gateway and API process over Redis pub/sub.
  * Pub/sub is at-most-once: gateways re-check storage for pending tiles (TileRequestService's sweep),
@@ -17,7 +22,7 @@ export class TileEventBus implements TileEventsPort {
     private readonly publisher: RedisClient,
     subscriber?: RedisClient,
   ) {
-    this.name = `${prefix}:tile-events`;
+    this.name = tileEventsChannel(prefix);
     this.channel = subscriber ? new JsonChannel(this.name, TileEvent, subscriber) : undefined;
   }
 

@@ -1,4 +1,4 @@
-import { BullRenderConsumer, BullRenderQueue, TileDemand, TileEventBus, createRedis, waitForRedis, type RenderOutcome } from '@tilefarm/queue';
+import { BullRenderConsumer, BullRenderQueue, TileDemand, TileEventBus, TileSettlement, createRedis, waitForRedis, type RenderOutcome } from '@tilefarm/queue';
 import { TilefarmError, type RenderJob, type TileEvent } from '@tilefarm/contracts';
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../../../test/support/redis';
 
@@ -184,6 +184,31 @@ describe('TileDemand and TileEventBus', () => {
     expect(await demand.release(['a'])).toEqual(['a']);
     expect(await demand.count('a')).toBe(0);
     redis.disconnect();
+    await dropPrefix(prefix);
+  });
+
+  it('announces a settled tile and clears its demand in one step, telling how many still wanted it', async () => {
+    const prefix = uniquePrefix('settle');
+    const redis = createRedis(REDIS_URL, 'producer');
+    await waitForRedis(redis, 5000);
+    const sub = createRedis(REDIS_URL, 'subscriber');
+    const demand = new TileDemand(prefix, redis);
+    const settlement = new TileSettlement(prefix, redis);
+    // What a gateway sees when the event arrives: the demand already cleared (one atomic step).
+    const heard: Array<{ key: string; type: string; countWhenHeard: Promise<number> }> = [];
+    await new TileEventBus(prefix, redis, sub).subscribe((e) => heard.push({ key: e.key, type: e.type, countWhenHeard: demand.count(e.key) }));
+    await demand.add(['k', 'k', 'other']);
+    const tile = { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' } as const;
+    expect(await settlement.announce({ type: 'ready', key: 'k', dataset: 'demo', specId: 's0123456789abcdef', tile })).toBe(2);
+    // Nobody wanted it (a re-run, or every viewer moved on): announced all the same, 0 wanted.
+    expect(await settlement.announce({ type: 'failed', key: 'k', dataset: 'demo', specId: 's0123456789abcdef', tile, code: 'render_timeout', message: 'slow' })).toBe(0);
+    const deadline = Date.now() + 5000;
+    while (heard.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(heard.map((h) => [h.key, h.type])).toEqual([['k', 'ready'], ['k', 'failed']]);
+    expect(await Promise.all(heard.map((h) => h.countWhenHeard))).toEqual([0, 0]);
+    expect(await demand.count('other')).toBe(1);
+    redis.disconnect();
+    sub.disconnect();
     await dropPrefix(prefix);
   });
 
