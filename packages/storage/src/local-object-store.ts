@@ -1,4 +1,18 @@
-import { createReadStream, createWriteStream, readFile as readFileCallback, rename as renameCallback, stat as statCallback, writeFile as writeFileCallback } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFile as readFileCallback,
+  readSync,
+  rename as renameCallback,
+  renameSync,
+  statSync,
+  writeFile as writeFileCallback,
+  writeFileSync,
+} from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join, dirname } from 'node:path';
@@ -15,6 +29,19 @@ function callback<T>(call: (done: (e: NodeJS.ErrnoException | null, value?: T) =
   return new Promise<T>((resolve, reject) => call((e, value) => (e ? reject(e) : resolve(value as T))));
 }
 
+/**
+ * Objects up to this size are read and written with synchronous calls on the calling thread. A
+ * cold tile reads 3 source tiles (131 KB each) and writes one 2 KB JPEG: through the thread pool
+ * that was 4 round trips per read (open, fstat, read, close) and 4 per write (open, write, close,
+ * rename), each a queue hand-off, a wake-up and a completion callback. Measured on the project VM
+ * (page cache warm, 4 in flight): a 131 KB read costs 20-30 us of CPU synchronously against 55-120
+ * us through the pool, a 2 KB write + rename 45-97 us against 90-370 us, a stat 5 us against 17.
+ * The bound keeps the event loop's worst stall small (a 512 KB copy from the page cache is tens of
+ * microseconds); anything larger keeps the asynchronous path. A read that must wait for the disk
+ * blocks the thread for that wait: acceptable for tiles, whose working set is in the page cache.
+ */
+const SYNC_IO_MAX_BYTES = 512 * 1024;
+
 /** The embedded default: objects are files under `root`; writes go to a temp file and are renamed into place (atomic). */
 export class LocalObjectStore implements ObjectStore, MultipartWriter {
   readonly kind = 'local';
@@ -30,7 +57,20 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
     const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
     // Write first and create the directory only if it is missing: a render worker writes one tile
     // per job into directories that mostly exist already, and the recursive mkdir was a third of
-    // the write's thread-pool trips. Callback fs for the reason given at get().
+    // the write's thread-pool trips.
+    if (body.length <= SYNC_IO_MAX_BYTES) {
+      // Synchronous, see SYNC_IO_MAX_BYTES.
+      try {
+        writeFileSync(temp, body);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        mkdirSync(dirname(target), { recursive: true });
+        writeFileSync(temp, body);
+      }
+      renameSync(temp, target);
+      return;
+    }
+    // Callback fs for the reason given at get().
     try {
       await callback<void>((done) => writeFileCallback(temp, body, done));
     } catch (e) {
@@ -43,6 +83,8 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
 
   async get(key: string): Promise<Buffer | undefined> {
     const path = this.path(key); // an invalid key rejects, as in every adapter
+    const small = this.readSmall(path);
+    if (small !== 'large') return small;
     // The callback readFile, not fs/promises': on Node 20 it reads a source tile in fewer thread
     // pool round trips (measured about 1.6x the reads per second), and workers read three per tile.
     return new Promise<Buffer | undefined>((resolve, reject) => {
@@ -52,6 +94,38 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
         else reject(e);
       });
     });
+  }
+
+  /**
+   * A regular file of at most SYNC_IO_MAX_BYTES read synchronously (open, fstat, read, close with
+   * no thread-pool trip); `undefined` when missing; 'large' for anything else (bigger, or not a
+   * regular file), which get() reads as before. The file is read through one descriptor, so a
+   * rename replacing it meanwhile is seen whole or not at all, as with readFile.
+   */
+  private readSmall(path: string): Buffer | undefined | 'large' {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    try {
+      const s = fstatSync(fd);
+      if (!s.isFile() || s.size > SYNC_IO_MAX_BYTES) return 'large';
+      // A buffer of its own (not a slice of Node's pool), as readFile returns: source tiles are
+      // viewed as Uint16Array/Float32Array in place, which needs byteOffset 0.
+      const body = Buffer.allocUnsafeSlow(s.size);
+      let done = 0;
+      while (done < body.length) {
+        const n = readSync(fd, body, done, body.length - done, done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done === body.length ? body : body.subarray(0, done);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async getRange(key: string, range: ByteRange): Promise<Buffer | undefined> {
@@ -84,7 +158,8 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const path = this.path(key);
     try {
-      const s = await callback<import('node:fs').Stats>((done) => statCallback(path, done));
+      // Synchronous: one stat is cheaper than its thread-pool trip (see SYNC_IO_MAX_BYTES).
+      const s = statSync(path);
       return s.isFile() ? { size: s.size } : undefined;
     } catch (e) {
       if (isNotFound(e)) return undefined;
