@@ -20,7 +20,7 @@ import { iiifRoutes } from './routes/iiif';
 import { dziRoutes } from './routes/dzi';
 import { catmaidInfoRoutes, catmaidRoutes } from './routes/catmaid';
 import { imageCors } from './cors';
-import { tileRoutes } from './routes/tiles';
+import { STORED_TILE_PATH, storedTile, tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
 import { zarrUrlRoutes } from './routes/zarr-urls';
@@ -79,6 +79,7 @@ export function buildApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: MAX_JSON_BODY_BYTES }));
   app.use(imageCors(deps.corsOrigins ?? []));
   if (deps.access) app.use(accessControl(deps.access));
+  app.get(STORED_TILE_PATH, storedTile(deps.store));
   app.use(healthRoutes(deps.redis, deps.store, deps.isStopping));
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
@@ -88,7 +89,7 @@ export function buildApp(deps: ApiDeps): Express {
   if (deps.ingests) app.use(ingestRoutes(deps.ingests));
   if (deps.uploads) app.use(uploadRoutes(deps.uploads));
   app.use(specRoutes(deps.specs, deps.catalog, deps.planner));
-  app.use(tileRoutes(deps.tiles, deps.store));
+  app.use(tileRoutes(deps.tiles));
   if (deps.access) app.use(tileUrlRoutes(deps.catalog, deps.access.signer));
   const protocol = { catalog: deps.catalog, specs: deps.specs, tiles: deps.tiles, regions: deps.regions ?? { maxSide: 4096 }, publicUrl: deps.publicUrl };
   app.use(omeroRoutes(protocol));

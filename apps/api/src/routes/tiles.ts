@@ -37,7 +37,7 @@ export function sendImage(req: Request, res: Response, answer: Extract<TileAnswe
   res.type(answer.contentType).send(answer.body);
 }
 
-export function tileRoutes(tiles: TileService, store: ObjectStore): Router {
+export function tileRoutes(tiles: TileService): Router {
   const router = Router();
 
   router.get('/v1/tiles/:dataset/:spec/:level/:z/:t/:x/:yf', async (req, res) => {
@@ -52,8 +52,19 @@ export function tileRoutes(tiles: TileService, store: ObjectStore): Router {
     sendImage(req, res, answer);
   });
 
-  // Stored tiles by content key: what `tile:ready` URLs point at. Immutable, so CDNs cache them forever.
-  router.get(/^\/tiles\/(.+)$/, async (req, res) => {
+  return router;
+}
+
+/** Stored tiles by content key: what `tile:ready` URLs point at. */
+export const STORED_TILE_PATH = /^\/tiles\/(.+)$/;
+
+/**
+ * GET /tiles/<key>. Immutable, so CDNs cache them forever. Registered in app.ts right after access
+ * control, ahead of every other router: it is the most frequent request (one per delivered tile)
+ * and no earlier router can match a /tiles/ path, so walking them was pure cost.
+ */
+export function storedTile(store: ObjectStore): (req: Request, res: Response) => Promise<void> {
+  return async (req, res) => {
     const key = `tiles/${(req.params as Record<string, string>)[0] ?? ''}`;
     const ext = key.slice(key.lastIndexOf('.') + 1) as ImageFormat;
     if (!IMAGE_FORMATS.includes(ext) || key.includes('..')) throw new TilefarmError('not_found', 'no such tile');
@@ -67,7 +78,5 @@ export function tileRoutes(tiles: TileService, store: ObjectStore): Router {
     res.setHeader('Cache-Control', IMMUTABLE);
     res.setHeader('ETag', etag);
     res.type(MIME_TYPES[ext]).send(body);
-  });
-
-  return router;
+  };
 }
