@@ -11,6 +11,7 @@ import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, I
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
+import { SpecRegistry } from '@tilefarm/tile-requests';
 import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetrics, runProcess, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
@@ -25,6 +26,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   configureSharp({ cache: false, concurrency: 1 });
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
+  const specs = new SpecRegistry(store);
   // An expensive render rests between its slices while other jobs of this worker are in flight.
   let jobsInFlight = () => 0;
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
@@ -39,7 +41,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
-  const service = new RenderService({ store, catalog, renderer, sourceCache, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },

@@ -3,12 +3,15 @@ import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
 import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileSettlement } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
+import type { SpecRegistry } from '@tilefarm/tile-requests';
 import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 
 export interface RenderServiceDeps {
   store: ObjectStore;
   catalog: Pick<DatasetCatalog, 'getVersion' | 'getStats'>;
+  /** Render specs by id (jobs carry only the id; remembered per process, ids are content hashes). */
+  specs: Pick<SpecRegistry, 'get'>;
   renderer: TileRenderer;
   /** Decoded source tiles, and decoded chunks of linked OME-Zarrs, in one byte budget. */
   sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
@@ -104,6 +107,7 @@ export class RenderService {
     const { catalog, renderer, sourceCache, store, metrics } = this.deps;
     const manifest = await catalog.getVersion(job.dataset, job.version);
     const stats = await catalog.getStats(job.dataset, job.version);
+    const spec = job.spec ?? (await this.deps.specs.get(job.specId));
     const stored = (level: number, c: number, z: number, t: number, x: number, y: number): Promise<SourceTile> => {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
       const before = sourceCache.stats().misses;
@@ -140,7 +144,7 @@ export class RenderService {
       timer = setTimeout(() => reject(new TilefarmError('render_timeout', `render of ${job.key} took over ${this.deps.renderTimeoutMs} ms`)), this.deps.renderTimeoutMs);
     });
     try {
-      const rendered = await Promise.race([renderer.render({ manifest, stats, spec: job.spec, tile: job.tile, readSource, deadline, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
+      const rendered = await Promise.race([renderer.render({ manifest, stats, spec, tile: job.tile, readSource, deadline, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
       if (rendered.contentType !== MIME_TYPES[job.tile.format]) throw new TilefarmError('render_failed', `encoder produced ${rendered.contentType}`);
       return rendered;
     } finally {

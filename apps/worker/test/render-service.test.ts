@@ -1,6 +1,7 @@
 import { TilefarmError, type RenderJob, type TileEvent } from '@tilefarm/contracts';
 import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/render';
 import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
+import { SpecRegistry } from '@tilefarm/tile-requests';
 import { IMMUTABLE, RenderService } from '../src/render-service';
 import { DATASET, FakeFailedTiles, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
 
@@ -38,8 +39,10 @@ function setup(options: { renderMs?: number } = {}) {
     puts.push({ key, cacheControl: opts?.cacheControl });
     await put(key, body);
   };
+  const specs = new SpecRegistry(store);
   const service = new RenderService({
     store,
+    specs,
     catalog: { getVersion: async () => DATASET, getStats: async () => undefined },
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
@@ -61,7 +64,7 @@ function setup(options: { renderMs?: number } = {}) {
     failureMemoryMs: 60_000,
   });
   const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
-  return { store, demand, failures, published, renders, puts, service, counter };
+  return { store, specs, demand, failures, published, renders, puts, service, counter };
 }
 
 describe('RenderService', () => {
@@ -82,6 +85,19 @@ describe('RenderService', () => {
     expect(s.demand.counts.has(JOB.key)).toBe(false);
     expect(await s.counter('renders')).toBe(1);
     expect(await s.counter('wastedRenders')).toBe(0);
+  });
+
+  it('renders a job that carries only its spec id with the spec registered under that id', async () => {
+    const s = setup();
+    const { id, spec } = await s.specs.register({ channels: [{ index: 0, color: '#00ff00', window: [10, 900] }], format: 'png' });
+    const { spec: _inline, ...byId } = { ...JOB, specId: id };
+    await s.demand.add([byId.key]);
+    expect(await s.service.handle(byId, { attempt: 1, waitedMs: 0 })).toBe('rendered');
+    expect(s.renders.map((r) => r.spec)).toEqual([spec]);
+    // A spec id nobody registered: the job fails with the table's code, nothing is announced as ready.
+    await s.demand.add(['tiles/other']);
+    await expect(s.service.handle({ ...byId, key: 'tiles/other', specId: 'sffffffffffffffff' }, { attempt: 1, waitedMs: 0 })).rejects.toMatchObject({ code: 'spec_not_found' });
+    expect(s.published.map((e) => e.key)).toEqual([byId.key]);
   });
 
   it('counts a render as wasted when nobody wanted the tile any more when it finished', async () => {

@@ -39,6 +39,9 @@ export type RenderRegion = z.infer<typeof RenderRegion>;
 /**
  * Job payload of the render queue. The job id is `key`, so identical requests coalesce. With a
  * `region`, `tile` only carries z, t, level and format (x = y = 0) and `key` is the region's own.
+ * The spec travels by id (workers resolve it from the object store, where every door registers it
+ * before planning): inline it was 60 % of the payload, written and read back for every tile. An
+ * inline `spec` is still accepted (jobs queued by older gateways during a rolling deploy).
  */
 export const RenderJob = z.object({
   v: z.literal(1),
@@ -46,7 +49,7 @@ export const RenderJob = z.object({
   dataset: DatasetId,
   version: z.number().int().min(1),
   specId: SpecId,
-  spec: RenderSpec,
+  spec: RenderSpec.optional(),
   tile: TileAddress,
   region: RenderRegion.optional(),
 });

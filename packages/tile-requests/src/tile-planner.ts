@@ -134,7 +134,7 @@ export class TilePlanner {
 
 /** The job a worker runs for one planned tile. */
 export function renderJobOf(plan: ResolvedSpec, planned: PlannedTile): RenderJob {
-  const job: RenderJob = { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, spec: plan.spec, tile: planned.tile };
+  const job: RenderJob = { v: 1, key: planned.key, dataset: plan.manifest.id, version: plan.manifest.version, specId: plan.specId, tile: planned.tile };
   if (planned.region) job.region = planned.region;
   return job;
 }
