@@ -61,6 +61,6 @@ export class DatasetGallery {
   private async thumbnail(ds: DatasetSummary): Promise<string> {
     const spec = await this.api.specId({ ...defaultSpec(ds), format: 'jpeg' });
     const z = Math.floor(ds.sizeZ / 2);
-    return `${this.api.base}/v1/tiles/${encodeURIComponent(ds.id)}/${spec}/${ds.levels - 1}/${z}/0/0/0.jpeg`;
+    return this.api.tileImageUrl(`/v1/tiles/${encodeURIComponent(ds.id)}/${spec}/${ds.levels - 1}/${z}/0/0/0.jpeg`);
   }
 }

@@ -1,5 +1,6 @@
 import OpenSeadragon from 'openseadragon';
 import type { DatasetSummary, ImageFormat } from '@tilefarm/contracts';
+import type { AccessToken } from './access-token';
 import { httpTileUrl, type TileLoader, type TileRef, type VisibleRange } from './socket-tile-loader';
 
 /** One picture: a dataset rendered with one spec at one (z, t). */
@@ -81,6 +82,7 @@ export class DeepZoomView {
     container: HTMLElement,
     private readonly loader: TileLoader,
     private readonly apiBase: string,
+    private readonly token?: AccessToken,
   ) {
     this.viewer = OpenSeadragon({
       element: container,
@@ -238,7 +240,7 @@ export class DeepZoomView {
       minLevel,
       maxLevel,
       // Also the tile's cache key, and the HTTP fallback.
-      getTileUrl: (level: number, x: number, y: number) => httpTileUrl(this.apiBase, refOf(level, x, y)),
+      getTileUrl: (level: number, x: number, y: number) => httpTileUrl(this.apiBase, refOf(level, x, y), this.token),
       downloadTileStart(job: TileJob) {
         layer.jobs.add(job as unknown as OpenSeadragon.ImageJob);
         job.userData.cancel = view.loader.load(refOf(job.tile.level, job.tile.x, job.tile.y), {

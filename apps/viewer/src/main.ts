@@ -1,4 +1,5 @@
 import type { DatasetStats, DatasetSummary, ImageFormat, RenderSpecInput, SavedSettings } from '@tilefarm/contracts';
+import { AccessToken } from './access-token';
 import { ApiClient, ApiError } from './api-client';
 import { ChannelPanel, defaultSpec } from './channel-panel';
 import { DatasetGallery } from './dataset-gallery';
@@ -24,10 +25,12 @@ function byId<T extends HTMLElement>(id: string): T {
 /** Composition root of the viewer: builds every part and wires them; the URL hash holds the view. */
 async function main(): Promise<void> {
   const apiBase = location.origin;
-  const api = new ApiClient(apiBase);
+  // Before anything reads the fragment: the token leaves the visible URL (and every link written later).
+  const token = AccessToken.fromPage();
+  const api = new ApiClient(apiBase, token);
   const gatewayUrl = await api.gatewayUrl(location);
-  const loader = new SocketTileLoader(gatewayUrl, apiBase);
-  const view = new DeepZoomView(byId('view'), loader, apiBase);
+  const loader = new SocketTileLoader(gatewayUrl, apiBase, token);
+  const view = new DeepZoomView(byId('view'), loader, apiBase, token);
   const panel = new ChannelPanel(byId('panel'));
   // `?render=server` keeps the picture server-rendered (benchmarks compare the two modes).
   const serverOnly = new URLSearchParams(location.search).get('render') === 'server';
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
     dataset = ds;
     picker.value = ds.id;
     stats = await api.stats(ds.id).catch(() => undefined);
-    hybrid.open(ds, stats, api.zarrRoot(ds.id));
+    hybrid.open(ds, stats, await api.zarrRoot(ds.id));
     z = Math.min(ds.sizeZ - 1, link?.z ?? Math.floor(ds.sizeZ / 2));
     t = Math.min(ds.sizeT - 1, link?.t ?? 0);
     zSlider.max = String(ds.sizeZ - 1);
@@ -386,7 +389,19 @@ async function main(): Promise<void> {
   });
 
   const listDatasets = async () => {
-    datasets = await api.datasets();
+    for (;;) {
+      try {
+        datasets = await api.datasets();
+        break;
+      } catch (e) {
+        // The server wants a token (ACCESS_TOKENS): ask for one; cancelling leaves the error shown.
+        if (!(e instanceof ApiError && e.status === 401)) throw e;
+        const given = window.prompt(token.value ? 'That access token was refused. Access token:' : 'This server needs an access token:');
+        if (!given) throw e;
+        token.set(given.trim());
+        loader.reconnect();
+      }
+    }
     picker.replaceChildren(
       ...datasets.map((d) => {
         const o = document.createElement('option');
@@ -398,7 +413,7 @@ async function main(): Promise<void> {
   };
 
   // Upload: drop an OME-TIFF anywhere on the page (or pick one); it opens once ingested.
-  const uploads = new UploadPanel(byId('upload'), apiBase, () => new Set(datasets.map((d) => d.id)));
+  const uploads = new UploadPanel(byId('upload'), apiBase, () => new Set(datasets.map((d) => d.id)), (url, init) => api.fetch(url, init));
   uploads.acceptDrops(document.body);
   const fileInput = byId<HTMLInputElement>('upload-file');
   fileInput.addEventListener('change', () => {

@@ -199,7 +199,7 @@ export class RegionExport {
   private async block(url: string, signal: AbortSignal): Promise<ImageBitmap> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await fetch(url, { signal });
+        const res = await this.api.fetch(url, { signal });
         if (res.ok) return await createImageBitmap(await res.blob());
         const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
         if (res.status < 500 || attempt >= BLOCK_ATTEMPTS) throw new Error(body?.error?.message ?? `HTTP ${res.status}`);

@@ -10,6 +10,7 @@ import {
   type TileRect,
   type TilesRequestAck,
 } from '@tilefarm/contracts';
+import { AccessToken } from './access-token';
 
 /** One tile as the viewer names it: dataset, spec id and server tile address. */
 export interface TileRef {
@@ -89,8 +90,9 @@ function addressOf(r: { dataset: string; specId: string; level: number; z: numbe
 }
 
 /** The plain HTTP tile URL (bounded wait for the render): the fallback when the socket is down. */
-export function httpTileUrl(apiBase: string, r: TileRef): string {
-  return `${apiBase}/v1/tiles/${r.dataset}/${r.specId}/${r.level}/${r.z}/${r.t}/${r.x}/${r.y}.${r.format}`;
+export function httpTileUrl(apiBase: string, r: TileRef, token?: AccessToken): string {
+  const url = `${apiBase}/v1/tiles/${r.dataset}/${r.specId}/${r.level}/${r.z}/${r.t}/${r.x}/${r.y}.${r.format}`;
+  return token ? token.query(url) : url;
 }
 
 /**
@@ -118,8 +120,14 @@ export class SocketTileLoader implements TileLoader {
   readonly timings: RenderTiming[] = [];
   onChange: () => void = () => undefined;
 
-  constructor(gatewayUrl: string, private readonly apiBase: string) {
-    this.socket = io(gatewayUrl, { transports: ['websocket'], auth: { protocol: SOCKET_PROTOCOL }, reconnectionDelayMax: 5000 });
+  constructor(
+    gatewayUrl: string,
+    private readonly apiBase: string,
+    private readonly token: AccessToken = new AccessToken(undefined),
+  ) {
+    // Asked at every (re)connection, so a token entered after a refusal is sent on the next attempt.
+    const auth = (cb: (data: object) => void) => cb(token.value ? { protocol: SOCKET_PROTOCOL, token: token.value } : { protocol: SOCKET_PROTOCOL });
+    this.socket = io(gatewayUrl, { transports: ['websocket'], auth, reconnectionDelayMax: 5000 });
     this.socket.on('connect', () => {
       this.counts.connected = true;
       this.lastViewport = undefined;
@@ -137,6 +145,11 @@ export class SocketTileLoader implements TileLoader {
     // viewport reaches it, or an event was lost, asking again costs one idempotent request.
     setInterval(() => this.askAgainForStale(), STALE_RENDER_MS / 2);
     this.socket.on('tile:failed', (e) => this.onFailed(e));
+  }
+
+  /** Connects again if down: a handshake refused for its token is not retried by socket.io itself. */
+  reconnect(): void {
+    if (!this.socket.connected) this.socket.connect();
   }
 
   get snapshot(): LoaderCounts {
@@ -305,7 +318,7 @@ export class SocketTileLoader implements TileLoader {
   }
 
   private viaHttp(w: Waiter): void {
-    this.download(w, httpTileUrl(this.apiBase, w.ref), 'http', undefined);
+    this.download(w, httpTileUrl(this.apiBase, w.ref, this.token), 'http', undefined);
   }
 
   private download(w: Waiter, url: string, via: TileDelivered['via'], renderMs: number | undefined): void {
@@ -325,7 +338,8 @@ export class SocketTileLoader implements TileLoader {
       if (w.httpTries <= HTTP_TRIES) setTimeout(() => w.state === 'downloading' && this.viaHttp(w), 300 * w.httpTries);
       else this.finish(w, () => w.callbacks.failed(`could not load ${url}`), 'failed');
     };
-    image.src = url;
+    // Announced URLs are signed when signing is on; unsigned ones (tokens only) need the token.
+    image.src = this.token.query(url);
   }
 
   private finish(w: Waiter, report: () => void, outcome: 'done' | 'failed' | 'cancelled'): void {

@@ -51,6 +51,8 @@ export class UploadPanel {
     private readonly box: HTMLElement,
     private readonly apiBase: string,
     private readonly takenIds: () => ReadonlySet<string>,
+    /** fetch with the viewer's access token (the API client's). */
+    private readonly send: (url: string, init?: RequestInit) => Promise<Response> = (url, init) => fetch(url, init),
   ) {
     this.text = document.createElement('span');
     this.bar = document.createElement('progress');
@@ -94,7 +96,7 @@ export class UploadPanel {
       document.body.dataset.uploadDataset = status.dataset;
       document.body.dataset.uploadId = status.uploadId;
       await this.sendParts(file, status, abort.signal);
-      const accepted = await answer<IngestAccepted>(await fetch(`${this.apiBase}/v1/uploads/${status.uploadId}/complete`, { method: 'POST', signal: abort.signal }));
+      const accepted = await answer<IngestAccepted>(await this.send(`${this.apiBase}/v1/uploads/${status.uploadId}/complete`, { method: 'POST', signal: abort.signal }));
       localStorage.removeItem(this.resumeKey(file));
       this.setPhase('ingesting', `ingesting ${status.dataset}…`, 0);
       const done = await this.watchIngest(accepted, abort.signal);
@@ -124,7 +126,7 @@ export class UploadPanel {
   private inFlight: Promise<unknown> = Promise.resolve();
 
   private async remove(uploadId: string): Promise<void> {
-    await fetch(`${this.apiBase}/v1/uploads/${uploadId}`, { method: 'DELETE' }).catch(() => undefined);
+    await this.send(`${this.apiBase}/v1/uploads/${uploadId}`, { method: 'DELETE' }).catch(() => undefined);
     for (const key of Object.keys(localStorage)) if (localStorage.getItem(key) === uploadId) localStorage.removeItem(key);
   }
 
@@ -135,7 +137,7 @@ export class UploadPanel {
   private async startOrResume(file: File, signal: AbortSignal): Promise<UploadStatusBody> {
     const kept = localStorage.getItem(this.resumeKey(file));
     if (kept) {
-      const res = await fetch(`${this.apiBase}/v1/uploads/${encodeURIComponent(kept)}`, { signal });
+      const res = await this.send(`${this.apiBase}/v1/uploads/${encodeURIComponent(kept)}`, { signal });
       if (res.ok) {
         const status = (await res.json()) as UploadStatusBody & { completed?: boolean };
         if (!status.completed && status.size === file.size) return status;
@@ -143,7 +145,7 @@ export class UploadPanel {
       localStorage.removeItem(this.resumeKey(file));
     }
     const id = datasetIdFor(file.name, this.takenIds());
-    const res = await fetch(`${this.apiBase}/v1/uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, filename: file.name, size: file.size }), signal });
+    const res = await this.send(`${this.apiBase}/v1/uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, filename: file.name, size: file.size }), signal });
     const status = await answer<UploadStatusBody>(res);
     localStorage.setItem(this.resumeKey(file), status.uploadId);
     return status;
@@ -158,7 +160,7 @@ export class UploadPanel {
       const body = file.slice((n - 1) * status.partSize, Math.min(file.size, n * status.partSize));
       for (let attempt = 1; ; attempt++) {
         try {
-          await answer(await fetch(`${this.apiBase}/v1/uploads/${status.uploadId}/parts/${n}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body, signal }));
+          await answer(await this.send(`${this.apiBase}/v1/uploads/${status.uploadId}/parts/${n}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body, signal }));
           break;
         } catch (e) {
           // Refusals are final; lost connections and 5xx are tried again, a little later each time.
@@ -180,7 +182,7 @@ export class UploadPanel {
 
   private async watchIngest(accepted: IngestAccepted, signal: AbortSignal): Promise<IngestStatusBody> {
     for (;;) {
-      const status = await answer<IngestStatusBody>(await fetch(`${this.apiBase}${accepted.statusUrl}`, { signal, cache: 'no-store' }));
+      const status = await answer<IngestStatusBody>(await this.send(`${this.apiBase}${accepted.statusUrl}`, { signal, cache: 'no-store' }));
       if (status.state === 'completed' || status.state === 'failed') return status;
       const fraction = status.total > 0 ? status.done / status.total : 0;
       this.progress(fraction, `ingesting ${accepted.dataset} (${status.state}): `, undefined, undefined);
