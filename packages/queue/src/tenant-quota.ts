@@ -1,16 +1,6 @@
+import type { QuotaReservations, QuotaReserveRequest, QuotaReserveResult } from '@tilefarm/datasets';
 import type { RedisClient } from './redis-connection';
 import { RedisScript } from './redis-script';
-
-// The shapes of QuotaReservations (@tilefarm/datasets, storage-quota.ts), which this implements.
-export interface QuotaReserveRequest {
-  tenant: string;
-  holder: string;
-  bytes: number;
-  usedBytes: number;
-  quotaBytes: number;
-  generation: string;
-}
-export type QuotaReserveResult = { kind: 'reserved' } | { kind: 'changed' } | { kind: 'over'; takenBytes: number };
 
 /**
  * The tenant storage quota's publish step, shared by every process that publishes datasets
@@ -20,7 +10,7 @@ export type QuotaReserveResult = { kind: 'reserved' } | { kind: 'changed' } | { 
  * usage read before that publish is refused and reads it again: two ingests of one tenant at once
  * can no longer both pass on the old usage. A reservation whose holder died expires after ttlMs.
  */
-export class TenantQuotaReservations {
+export class TenantQuotaReservations implements QuotaReservations {
   constructor(
     private readonly prefix: string,
     private readonly redis: RedisClient,
