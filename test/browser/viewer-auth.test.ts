@@ -11,6 +11,19 @@ const TOKEN_B = 'beta-token-0123456789abcdefgh';
 const SIGNING_KEY = 'viewer-signing-key-0123456789abcdef0';
 const DS = { width: 600, height: 400, sizeZ: 1, tileSize: 256 as const };
 
+/** The viewer shows a picture of `dataset`, complete, with nothing loading (and the GPU layer complete where it draws). */
+async function settled(page: Page, dataset: string): Promise<void> {
+  await page.waitForFunction(
+    (id) => {
+      const d = document.body.dataset;
+      const gpuSettled = d.renderMode !== 'gpu' || d.gpuComplete === 'true';
+      return d.complete === 'true' && d.busy === 'false' && (d.shown ?? '').startsWith(`${id}/`) && gpuSettled;
+    },
+    dataset,
+    { timeout: 60_000, polling: 50 },
+  );
+}
+
 describe('viewer with access tokens and signed URLs', () => {
   let system: TestSystem;
   let chromium: RunningBrowser;
@@ -46,17 +59,17 @@ describe('viewer with access tokens and signed URLs', () => {
   it('lists the tenant\'s and public datasets, renders server-side and on the GPU from signed /zarr/ reads, saves settings, and hides the token', async () => {
     // Server-rendered picture: the tile URLs the gateway announces are signed.
     const server = await open(`${system.apiUrl}/?render=server#d=alpha-cells&token=${TOKEN_A}`);
-    await server.page.waitForFunction(() => document.body.dataset.complete === 'true', null, { timeout: 60_000 });
+    await settled(server.page, 'alpha-cells');
     const options = await server.page.$$eval('#dataset option', (os) => os.map((o) => (o as HTMLOptionElement).value));
     expect(options.sort()).toEqual(['alpha-cells', 'shared']);
     expect(server.page.url()).not.toContain('token');
     expect(server.page.url()).toContain('d=alpha-cells');
     expect(await server.page.evaluate(() => sessionStorage.getItem('tilefarm.accessToken'))).toBe(TOKEN_A);
-    const serverPicture = await canvasColours(server.page);
-    expect(serverPicture.lit).toBeGreaterThan(serverPicture.width * serverPicture.height * 0.1);
     const tileResponses = server.responses.filter((r) => /\/(v1\/)?tiles\//.test(r.url));
     expect(tileResponses.length).toBeGreaterThan(0);
     expect(tileResponses.filter((r) => r.status !== 200)).toEqual([]);
+    const serverPicture = await canvasColours(server.page);
+    expect(serverPicture.lit).toBeGreaterThan(serverPicture.width * serverPicture.height * 0.1);
 
     // The share link carries the view, never the token.
     await server.page.click('#share');
@@ -77,6 +90,7 @@ describe('viewer with access tokens and signed URLs', () => {
     // GPU mode: raw pixels from the signed /zarr/ root, every read answered 200.
     const gpu = await open(`${system.apiUrl}/#d=alpha-cells&token=${TOKEN_A}`);
     await gpu.page.waitForFunction(() => document.body.dataset.gpuComplete === 'true', null, { timeout: 60_000, polling: 50 });
+    await settled(gpu.page, 'alpha-cells');
     expect(gpu.page.url()).not.toContain('token');
     const zarr = gpu.responses.filter((r) => r.url.includes('/zarr/'));
     expect(zarr.length).toBeGreaterThan(0);
@@ -101,7 +115,7 @@ describe('viewer with access tokens and signed URLs', () => {
     const options = await page.$$eval('#dataset option', (os) => os.map((o) => (o as HTMLOptionElement).value));
     expect(options.sort()).toEqual(['beta-cells', 'shared']);
     expect(asked).toHaveLength(1);
-    await page.waitForFunction(() => document.body.dataset.complete === 'true', null, { timeout: 60_000 });
+    await settled(page, options.sort()[0]!);
     await page.close();
   }, 90_000);
 });
