@@ -2,7 +2,7 @@ import { relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { IngestSourceEnv, RedisEnv, RetentionEnv, StorageEnv, TenantQuotaEnv, requireS3Bucket, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
-import { isTilefarmError } from '@tilefarm/contracts';
+import { isTilefarmError, type DatasetManifest } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { ingestFile, type IngestProgress } from '@tilefarm/ingest';
 import { openObjectStore } from '@tilefarm/storage';
@@ -200,15 +200,13 @@ export async function runIngestCli(argv: string[], rawEnv: Record<string, string
     const seconds = (Date.now() - started) / 1000;
     const mp = (m.width * m.height * m.sizeZ * m.sizeT * m.channels.length) / 1e6;
     io.stdout.write(
-      `ingested ${m.id} v${m.version}: ${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels` +
+      `ingested ${m.id} v${m.version}: ${describeDataset(m)}` +
         ` in ${seconds.toFixed(1)} s (${(mp / seconds).toFixed(1)} MP/s) → ${store.kind === 'local' ? resolve(env.DATA_DIR) : `s3://${env.S3_BUCKET}/${env.S3_PREFIX}`}\n`,
     );
     return 0;
   } catch (e) {
     progress.end();
-    const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
-    io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
-    return io.signal?.aborted ? 130 : 1;
+    return reportFailure(io, e);
   } finally {
     await store.close?.();
     redis.disconnect();
@@ -297,7 +295,7 @@ async function registerZarr(args: Args, zarr: { mode: 'link' | 'copy'; source: s
     await held.release({ version: m.version });
     const seconds = (Date.now() - started) / 1000;
     io.stdout.write(
-      `${zarr.mode === 'link' ? 'linked' : 'copied'} ${m.id} v${m.version}: ${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels` +
+      `${zarr.mode === 'link' ? 'linked' : 'copied'} ${m.id} v${m.version}: ${describeDataset(m)}` +
         ` in ${seconds.toFixed(1)} s${zarr.mode === 'link' ? ` (no pixel copied; reads ${url})` : ''}\n`,
     );
     return 0;
@@ -306,13 +304,23 @@ async function registerZarr(args: Args, zarr: { mode: 'link' | 'copy'; source: s
     if (drawn) io.stdout.write('\n');
     const code = isTilefarmError(e) ? e.code : 'internal';
     await held.release({ code, message: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
-    const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
-    io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
-    return io.signal?.aborted ? 130 : 1;
+    return reportFailure(io, e);
   } finally {
     await store.close?.();
     redis.disconnect();
   }
+}
+
+/** The published dataset in one line: size, planes, channels, type, levels. */
+function describeDataset(m: DatasetManifest): string {
+  return `${m.width}×${m.height}, ${m.sizeZ} z, ${m.sizeT} t, ${m.channels.length} channel(s) [${m.channels.map((c) => c.label).join(', ')}], ${m.dtype}, ${m.levels} levels`;
+}
+
+/** A failed ingest on stderr (the table's message, or the stack of an unexpected error); its exit code. */
+function reportFailure(io: CliIo, e: unknown): number {
+  const message = isTilefarmError(e) ? e.message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
+  io.stderr.write(`ingest failed: ${message}\nnothing was published.\n`);
+  return io.signal?.aborted ? 130 : 1;
 }
 
 /** A Redis connection, or undefined when none answers within a few seconds. */

@@ -52,7 +52,8 @@ void main() {
   gl_Position = vec4(mix(u_rect.xy, u_rect.zw, corner), 0.0, 1.0);
 }`;
 
-const FRAGMENT = `#version 300 es
+/** What every fragment shader here declares: the textures, the per-channel uniforms, the pixel. */
+const FRAGMENT_HEAD = `#version 300 es
 precision highp float;
 precision highp int;
 precision highp usampler2DArray;
@@ -61,14 +62,16 @@ precision highp sampler2D;
 uniform usampler2DArray u_tile;
 uniform sampler2DArray u_levels;   // layer i: channel i's table, value v at (v & 255, v >> 8)
 uniform sampler2D u_luts;          // row k: LUT k, 256 RGB entries
-uniform int u_count;
 uniform int u_layer[${MAX_GL_CHANNELS}];
 uniform vec3 u_color[${MAX_GL_CHANNELS}];
 uniform int u_lut[${MAX_GL_CHANNELS}];
-uniform bool u_max;
 uniform vec2 u_size;
 in vec2 v_px;
-out vec4 outColor;
+out vec4 outColor;`;
+
+const FRAGMENT = `${FRAGMENT_HEAD}
+uniform int u_count;
+uniform bool u_max;
 void main() {
   ivec2 p = min(ivec2(floor(v_px)), ivec2(u_size) - 1);
   vec3 acc = vec3(0.0);
@@ -100,21 +103,7 @@ function specializedFragment(luts: boolean[], max: boolean): string {
       return `  ${v}\n  ${acc}`;
     })
     .join('\n');
-  return `#version 300 es
-precision highp float;
-precision highp int;
-precision highp usampler2DArray;
-precision highp sampler2DArray;
-precision highp sampler2D;
-uniform usampler2DArray u_tile;
-uniform sampler2DArray u_levels;
-uniform sampler2D u_luts;
-uniform int u_layer[${MAX_GL_CHANNELS}];
-uniform vec3 u_color[${MAX_GL_CHANNELS}];
-uniform int u_lut[${MAX_GL_CHANNELS}];
-uniform vec2 u_size;
-in vec2 v_px;
-out vec4 outColor;
+  return `${FRAGMENT_HEAD}
 void main() {
   ivec2 p = min(ivec2(floor(v_px)), ivec2(u_size) - 1);
 ${luts.length === 0 ? '  vec3 acc = vec3(0.0);' : body}
