@@ -36,7 +36,16 @@ describe('expensive-spec storm while cheap viewers are served', () => {
   });
 
   it("keeps cheap tiles' p99 under 1 s and each worker's /healthz p99 under 100 ms", async () => {
-    const healthUrls = system.workers.map((w) => `http://127.0.0.1:${/"metricsPort":(\d+)/.exec(w.output.join(''))![1]}/healthz`);
+    // A worker logs its metrics port once its ops server listens, which may follow its readiness by a moment.
+    const metricsPort = async (w: (typeof system.workers)[number]): Promise<string> => {
+      for (let i = 0; i < 200; i++) {
+        const port = /"metricsPort":(\d+)/.exec(w.output.join(''))?.[1];
+        if (port) return port;
+        await sleep(50);
+      }
+      throw new Error('the worker never logged its metrics port');
+    };
+    const healthUrls = await Promise.all(system.workers.map(async (w) => `http://127.0.0.1:${await metricsPort(w)}/healthz`));
     for (let i = 0; i < ATTACKERS + CHEAP_VIEWERS; i++) viewers.push(await PushViewer.open(system.gatewayUrl(0)));
     const attackers = viewers.slice(0, ATTACKERS);
     const cheap = viewers.slice(ATTACKERS);
