@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
 import type { SourceTile } from '@tilefarm/contracts';
-import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
@@ -30,7 +30,14 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   // An expensive render rests between its slices while other jobs of this worker are in flight.
   let jobsInFlight = () => 0;
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
-  const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024 });
+  // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
+  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: 4 * 1024 * 1024 });
+  const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
+    maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
+    dispose: (value) => {
+      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer);
+    },
+  });
   const redis = createRedis(config.REDIS_URL, 'worker');
   const settlement = new TileSettlement(config.REDIS_PREFIX, redis);
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
@@ -41,7 +48,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
-  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },

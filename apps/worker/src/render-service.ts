@@ -1,5 +1,5 @@
 import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
-import { readSourceTile, type DatasetCatalog } from '@tilefarm/datasets';
+import { readSourceTile, type DatasetCatalog, type SourceBufferPool } from '@tilefarm/datasets';
 import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileSettlement } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
@@ -15,6 +15,12 @@ export interface RenderServiceDeps {
   renderer: TileRenderer;
   /** Decoded source tiles, and decoded chunks of linked OME-Zarrs, in one byte budget. */
   sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
+  /**
+   * Memory for source tiles read from storage, reused (the cache retires a tile's buffer when it lets
+   * go of it); each render holds the pool's ticket until its promise settles, so no buffer is reused
+   * while a render may still read it.
+   */
+  sourceBuffers?: SourceBufferPool;
   /** Reads linked datasets' tiles from their Zarr (stored datasets read source tiles directly). */
   pixels: Pick<DatasetPixels, 'read'>;
   demand: Pick<TileDemand, 'count'>;
@@ -113,7 +119,7 @@ export class RenderService {
       const before = sourceCache.stats().misses;
       // Linked: the chunks it overlaps are what the cache holds (neighbouring tiles and z slices share them).
       if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache);
-      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y })) as Promise<SourceTile>;
+      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }, this.deps.sourceBuffers)) as Promise<SourceTile>;
       if (sourceCache.stats().misses > before) metrics.sourceCacheMisses.inc();
       else metrics.sourceCacheHits.inc();
       return p;
@@ -143,8 +149,13 @@ export class RenderService {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TilefarmError('render_timeout', `render of ${job.key} took over ${this.deps.renderTimeoutMs} ms`)), this.deps.renderTimeoutMs);
     });
+    const pool = this.deps.sourceBuffers;
+    const ticket = pool?.enter();
+    const rendering = renderer.render({ manifest, stats, spec, tile: job.tile, readSource, deadline, ...(size && { size }), ...(padTo && { padTo }) });
+    // The ticket is held until the renderer itself is done (a timed-out render may still be reading).
+    if (pool && ticket !== undefined) rendering.then(() => pool.leave(ticket), () => pool.leave(ticket));
     try {
-      const rendered = await Promise.race([renderer.render({ manifest, stats, spec, tile: job.tile, readSource, deadline, ...(size && { size }), ...(padTo && { padTo }) }), timeout]);
+      const rendered = await Promise.race([rendering, timeout]);
       if (rendered.contentType !== MIME_TYPES[job.tile.format]) throw new TilefarmError('render_failed', `encoder produced ${rendered.contentType}`);
       return rendered;
     } finally {

@@ -7,3 +7,4 @@ export * from './synthetic-dataset';
 export * from './source-reader';
 export * from './uploads';
 export * from './storage-quota';
+export * from './source-buffer-pool';

@@ -16,6 +16,11 @@ export interface LruByteCacheOptions<V> {
   maxBytes: number;
   /** Size of a value in bytes; defaults to `byteLength` where the value has one, else 1. */
   sizeOf?: (value: V) => number;
+  /**
+   * Called once a value has left the cache (evicted, replaced, deleted, cleared, or too large to
+   * keep): the worker gives pooled source-tile memory back this way.
+   */
+  dispose?: (value: V) => void;
 }
 
 interface Entry<V> {
@@ -32,6 +37,7 @@ export class LruByteCache<K, V> {
   private readonly map = new Map<K, Entry<V>>();
   private readonly inflight = new Map<K, Promise<V>>();
   private readonly sizeOf: (value: V) => number;
+  private readonly dispose: ((value: V) => void) | undefined;
   private bytes = 0;
   private hits = 0;
   private misses = 0;
@@ -42,6 +48,7 @@ export class LruByteCache<K, V> {
     if (!(options.maxBytes >= 0)) throw new RangeError('maxBytes must be >= 0');
     this.maxBytes = options.maxBytes;
     this.sizeOf = options.sizeOf ?? defaultSizeOf;
+    this.dispose = options.dispose;
   }
 
   /** The value, marked most recently used; counts a hit or a miss. */
@@ -68,8 +75,12 @@ export class LruByteCache<K, V> {
     if (old) {
       this.map.delete(key);
       this.bytes -= old.bytes;
+      if (old.value !== value) this.dispose?.(old.value);
     }
-    if (bytes > this.maxBytes) return;
+    if (bytes > this.maxBytes) {
+      this.dispose?.(value);
+      return;
+    }
     this.map.set(key, { value, bytes });
     this.bytes += bytes;
     while (this.bytes > this.maxBytes) {
@@ -79,6 +90,7 @@ export class LruByteCache<K, V> {
       this.map.delete(oldest.value);
       this.bytes -= e.bytes;
       this.evictions++;
+      this.dispose?.(e.value);
     }
   }
 
@@ -87,12 +99,15 @@ export class LruByteCache<K, V> {
     if (!e) return false;
     this.map.delete(key);
     this.bytes -= e.bytes;
+    this.dispose?.(e.value);
     return true;
   }
 
   clear(): void {
+    const values = this.dispose ? [...this.map.values()] : [];
     this.map.clear();
     this.bytes = 0;
+    for (const e of values) this.dispose?.(e.value);
   }
 
   /**

@@ -49,3 +49,23 @@ describe('LUT tables', () => {
     expect(at('ice', 0)).toEqual([0, 156, 140]);
   });
 });
+
+describe('LruByteCache dispose', () => {
+  it('is called once for every value that leaves: evicted, replaced, deleted, cleared, refused', () => {
+    const gone: string[] = [];
+    const c = new LruByteCache<string, { name: string; byteLength: number }>({ maxBytes: 100, dispose: (v) => gone.push(v.name) });
+    const v = (name: string, byteLength = 40) => ({ name, byteLength });
+    c.set('a', v('a1'));
+    c.set('b', v('b1'));
+    c.set('c', v('c1')); // evicts a
+    expect(gone).toEqual(['a1']);
+    const b = v('b2');
+    c.set('b', b); // replaced
+    c.set('b', b); // the same value again: not disposed
+    expect(gone).toEqual(['a1', 'b1']);
+    c.set('huge', v('huge', 1000)); // refused
+    c.delete('c');
+    c.clear();
+    expect(gone).toEqual(['a1', 'b1', 'huge', 'c1', 'b2']);
+  });
+});

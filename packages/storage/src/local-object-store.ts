@@ -30,6 +30,14 @@ function callback<T>(call: (done: (e: NodeJS.ErrnoException | null, value?: T) =
 }
 
 /**
+ * A buffer of its own (not a slice of Node's pool), as readFile returns: source tiles are viewed as
+ * Uint16Array/Float32Array in place, which needs byteOffset 0.
+ */
+function ownBuffer(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
+}
+
+/**
  * Objects up to this size are read and written with synchronous calls on the calling thread. A
  * cold tile reads 3 source tiles (131 KB each) and writes one 2 KB JPEG: through the thread pool
  * that was 4 round trips per read (open, fstat, read, close) and 4 per write (open, write, close,
@@ -82,8 +90,12 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
+    return this.getInto(key, ownBuffer);
+  }
+
+  async getInto(key: string, allocate: (size: number) => Buffer): Promise<Buffer | undefined> {
     const path = this.path(key); // an invalid key rejects, as in every adapter
-    const small = this.readSmall(path);
+    const small = this.readSmall(path, allocate);
     if (small !== 'large') return small;
     // The callback readFile, not fs/promises': on Node 20 it reads a source tile in fewer thread
     // pool round trips (measured about 1.6x the reads per second), and workers read three per tile.
@@ -102,7 +114,7 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
    * regular file), which get() reads as before. The file is read through one descriptor, so a
    * rename replacing it meanwhile is seen whole or not at all, as with readFile.
    */
-  private readSmall(path: string): Buffer | undefined | 'large' {
+  private readSmall(path: string, allocate: (size: number) => Buffer): Buffer | undefined | 'large' {
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -113,9 +125,8 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
     try {
       const s = fstatSync(fd);
       if (!s.isFile() || s.size > SYNC_IO_MAX_BYTES) return 'large';
-      // A buffer of its own (not a slice of Node's pool), as readFile returns: source tiles are
-      // viewed as Uint16Array/Float32Array in place, which needs byteOffset 0.
-      const body = Buffer.allocUnsafeSlow(s.size);
+      const body = allocate(s.size);
+      if (body.length !== s.size) throw new RangeError(`allocate(${s.size}) gave ${body.length} bytes`);
       let done = 0;
       while (done < body.length) {
         const n = readSync(fd, body, done, body.length - done, done);

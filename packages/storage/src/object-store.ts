@@ -24,6 +24,13 @@ export interface ObjectStore {
   /** `undefined` when the key does not exist. */
   get(key: string): Promise<Buffer | undefined>;
   /**
+   * As get, but a small object's bytes go into memory the caller gives: `allocate(size)` returns a
+   * buffer of exactly `size` bytes (the worker reuses source-tile buffers: a fresh one per read cost
+   * more than the read). An adapter may answer with a buffer of its own instead (a large object);
+   * adapters that cannot read into given memory leave it out and callers use get.
+   */
+  getInto?(key: string, allocate: (size: number) => Buffer): Promise<Buffer | undefined>;
+  /**
    * Part of an object, `undefined` when the key does not exist. A range reaching past the end is
    * cut at the end (as HTTP and S3 do); one starting at or past the end is empty.
    */

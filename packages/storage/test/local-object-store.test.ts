@@ -9,3 +9,27 @@ objectStoreContract('LocalObjectStore', async () => {
   const files = () => (readdirSync(dir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[]).filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name))).sort();
   return { store: new LocalObjectStore(dir), cleanup: async () => rmSync(dir, { recursive: true, force: true }), files };
 });
+
+describe('LocalObjectStore.getInto', () => {
+  it('reads a small object into the memory the caller gives; a missing key is undefined and allocates nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tilefarm-local-'));
+    try {
+      const store = new LocalObjectStore(dir);
+      await store.put('a/b.bin', Buffer.from('hello'));
+      const given: Buffer[] = [];
+      const allocate = (size: number) => {
+        const b = Buffer.alloc(size, 0xff);
+        given.push(b);
+        return b;
+      };
+      const got = await store.getInto('a/b.bin', allocate);
+      expect(got?.toString()).toBe('hello');
+      expect(got?.buffer).toBe(given[0]?.buffer);
+      expect(await store.getInto('a/missing.bin', allocate)).toBeUndefined();
+      expect(given).toHaveLength(1);
+      await expect(store.getInto('a/b.bin', () => Buffer.alloc(3))).rejects.toThrow(/gave 3 bytes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
