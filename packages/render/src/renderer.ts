@@ -233,8 +233,19 @@ class Renderer implements TileRenderer {
     return { plans: this.plans.stats(), levels: this.levels.stats() };
   }
 
+  /**
+   * Canonical JSON per spec object: the worker's spec registry hands out one object per spec id, so
+   * the plan key is not re-serialized (sorted keys) for every tile. Specs are never mutated.
+   */
+  private readonly specJson = new WeakMap<RenderSpec, string>();
+
   plan(spec: RenderSpec, manifest: DatasetManifest): RenderPlan {
-    const key = `${manifest.id}@${manifest.version}|${canonicalSpecJson(spec)}`;
+    let json = this.specJson.get(spec);
+    if (json === undefined) {
+      json = canonicalSpecJson(spec);
+      this.specJson.set(spec, json);
+    }
+    const key = `${manifest.id}@${manifest.version}|${json}`;
     let plan = this.plans.get(key);
     if (!plan) {
       plan = resolveRenderPlan(spec, manifest);
