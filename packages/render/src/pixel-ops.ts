@@ -161,8 +161,51 @@ export function fusedColor1(a: Int, ta: Float32Array, ca: Rgb, out: Uint8Array):
 export function fusedColor2(mode: 'add' | 'max', a: Int, ta: Float32Array, ca: Rgb, b: Int, tb: Float32Array, cb: Rgb, out: Uint8Array): void {
   const [ar, ag, ab] = ca;
   const [br, bg, bb] = cb;
+  const n = a.length;
+  let i = 0;
+  if (mode === 'add' && LITTLE_ENDIAN && out.byteOffset % 4 === 0) {
+    // As in fusedColor3: four pixels as three 32-bit words, the same bytes as to8.
+    const o32 = new Uint32Array(out.buffer, out.byteOffset, (n >> 2) * 3);
+    for (let w = 0; i + 3 < n; i += 4, w += 3) {
+      let x = ta[a[i] as number] as number;
+      let y = tb[b[i] as number] as number;
+      let r0 = (x * ar + y * br + 0.5) | 0;
+      let g0 = (x * ag + y * bg + 0.5) | 0;
+      let b0 = (x * ab + y * bb + 0.5) | 0;
+      x = ta[a[i + 1] as number] as number;
+      y = tb[b[i + 1] as number] as number;
+      let r1 = (x * ar + y * br + 0.5) | 0;
+      let g1 = (x * ag + y * bg + 0.5) | 0;
+      let b1 = (x * ab + y * bb + 0.5) | 0;
+      x = ta[a[i + 2] as number] as number;
+      y = tb[b[i + 2] as number] as number;
+      let r2 = (x * ar + y * br + 0.5) | 0;
+      let g2 = (x * ag + y * bg + 0.5) | 0;
+      let b2 = (x * ab + y * bb + 0.5) | 0;
+      x = ta[a[i + 3] as number] as number;
+      y = tb[b[i + 3] as number] as number;
+      let r3 = (x * ar + y * br + 0.5) | 0;
+      let g3 = (x * ag + y * bg + 0.5) | 0;
+      let b3 = (x * ab + y * bb + 0.5) | 0;
+      if (r0 > 255) r0 = 255;
+      if (g0 > 255) g0 = 255;
+      if (b0 > 255) b0 = 255;
+      if (r1 > 255) r1 = 255;
+      if (g1 > 255) g1 = 255;
+      if (b1 > 255) b1 = 255;
+      if (r2 > 255) r2 = 255;
+      if (g2 > 255) g2 = 255;
+      if (b2 > 255) b2 = 255;
+      if (r3 > 255) r3 = 255;
+      if (g3 > 255) g3 = 255;
+      if (b3 > 255) b3 = 255;
+      o32[w] = r0 | (g0 << 8) | (b0 << 16) | (r1 << 24);
+      o32[w + 1] = g1 | (b1 << 8) | (r2 << 16) | (g2 << 24);
+      o32[w + 2] = b2 | (r3 << 8) | (g3 << 16) | (b3 << 24);
+    }
+  }
   if (mode === 'add') {
-    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+    for (let j = i * 3; i < n; i++, j += 3) {
       const x = ta[a[i] as number] as number;
       const y = tb[b[i] as number] as number;
       out[j] = to8(x * ar + y * br);
@@ -170,7 +213,7 @@ export function fusedColor2(mode: 'add' | 'max', a: Int, ta: Float32Array, ca: R
       out[j + 2] = to8(x * ab + y * bb);
     }
   } else {
-    for (let i = 0, j = 0; i < a.length; i++, j += 3) {
+    for (let j = i * 3; i < n; i++, j += 3) {
       const x = ta[a[i] as number] as number;
       const y = tb[b[i] as number] as number;
       out[j] = to8(Math.max(x * ar, y * br));

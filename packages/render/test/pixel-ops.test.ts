@@ -1,4 +1,4 @@
-import { fusedColor3 } from '../src/pixel-ops';
+import { fusedColor2, fusedColor3 } from '../src/pixel-ops';
 
 /** The per-pixel rule of pixel-ops.ts, written plainly: the fast loops must give exactly these bytes. */
 function to8(v: number): number {
@@ -43,6 +43,31 @@ describe('fusedColor3', () => {
     const expected = reference3(mode, src, tables, rgb, n);
     const out = new Uint8Array(n * 3 + offset).subarray(offset);
     fusedColor3(mode, src[0]!, tables[0]!, rgb[0]!, src[1]!, tables[1]!, rgb[1]!, src[2]!, tables[2]!, rgb[2]!, out);
+    expect(Buffer.from(out).equals(Buffer.from(expected))).toBe(true);
+    expect(out.some((v) => v === 255)).toBe(true);
+  });
+});
+
+describe('fusedColor2', () => {
+  const tables = [levels(90, 2600), levels(0, 510)];
+  const rgb: [number, number, number][] = [
+    [0, 255, 255],
+    [255, 255, 0],
+  ];
+  let seed = 11;
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) % 3200;
+
+  it.each([
+    ['add', 65536, 0],
+    ['add', 1001, 0],
+    ['add', 1001, 1],
+    ['max', 1001, 0],
+  ] as const)('%s, %i pixels, output at offset %i: the same bytes as the plain rule', (mode, n, offset) => {
+    const src = [0, 1].map(() => Uint16Array.from({ length: n }, random));
+    src[1]![0] = 255; // 127.5 -> 128
+    const expected = reference3(mode, src, tables, rgb, n);
+    const out = new Uint8Array(n * 3 + offset).subarray(offset);
+    fusedColor2(mode, src[0]!, tables[0]!, rgb[0]!, src[1]!, tables[1]!, rgb[1]!, out);
     expect(Buffer.from(out).equals(Buffer.from(expected))).toBe(true);
     expect(out.some((v) => v === 255)).toBe(true);
   });
