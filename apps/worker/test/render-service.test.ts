@@ -1,4 +1,5 @@
 import { TilefarmError, type RenderJob, type TileEvent } from '@tilefarm/contracts';
+import { SourceBufferPool } from '@tilefarm/datasets';
 import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/render';
 import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { SpecRegistry } from '@tilefarm/tile-requests';
@@ -18,7 +19,7 @@ const JOB: RenderJob = {
   tile: { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' },
 };
 
-function setup(options: { renderMs?: number } = {}) {
+function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } = {}) {
   const store = new MemoryObjectStore();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
@@ -46,6 +47,7 @@ function setup(options: { renderMs?: number } = {}) {
     catalog: { getVersion: async () => DATASET, getStats: async () => undefined },
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
+    ...(options.sourceBuffers && { sourceBuffers: options.sourceBuffers }),
     pixels: { read: async () => Promise.reject(new Error('stored datasets only here')) },
     demand,
     // Like the announce script: publish, then clear the demand and tell how many still wanted it.
@@ -68,6 +70,18 @@ function setup(options: { renderMs?: number } = {}) {
 }
 
 describe('RenderService', () => {
+  it('holds a source-buffer ticket until the renderer itself has settled, also past a timeout', async () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    const s = setup({ renderMs: 400, sourceBuffers: pool });
+    await s.demand.add([JOB.key]);
+    const handled = s.service.handle(JOB, { attempt: 1, waitedMs: 0 }).catch((e: unknown) => e);
+    expect(await handled).toMatchObject({ code: 'render_timeout' }); // renderTimeoutMs 200
+    // The renderer still runs (it may still read its sources): their buffers must not be reused yet.
+    expect(pool.stats().renders).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pool.stats().renders).toBe(0);
+  });
+
   it('skips a job nobody wants any more, before rendering anything', async () => {
     const s = setup();
     expect(await s.service.handle(JOB, { attempt: 1, waitedMs: 5 })).toBe('skipped');

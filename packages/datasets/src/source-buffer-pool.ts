@@ -29,6 +29,8 @@ export interface SourceBufferPoolStats {
   allocated: number;
   /** Retired buffers waiting for older renders to finish. */
   waiting: number;
+  /** Renders that have entered and not left. */
+  renders: number;
   /** Idle buffers, and their bytes. */
   free: number;
   freeBytes: number;
@@ -89,7 +91,7 @@ export class SourceBufferPool {
   stats(): SourceBufferPoolStats {
     let free = 0;
     for (const list of this.free.values()) free += list.length;
-    return { reused: this.reused, allocated: this.allocated, waiting: this.waiting.length - this.waitingHead, free, freeBytes: this.freeBytes };
+    return { reused: this.reused, allocated: this.allocated, waiting: this.waiting.length - this.waitingHead, renders: this.active.size, free, freeBytes: this.freeBytes };
   }
 
   /** Moves retired buffers that no render in flight can hold to the free lists. */
