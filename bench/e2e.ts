@@ -16,11 +16,11 @@
  *
  * Per tile it also prints CPU per process and thread (/proc), Redis commands and bytes (INFO of a
  * Redis of its own), socket bytes, storage reads; and, in a last round with --cpu-prof on the
- * workers and the gateway, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
+ * workers, the gateway and the API, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
  * E2E_PROFILE_DIR (keep the profiles there),
  * WORKERS (2), WORKER_CONCURRENCY (2), E2E_PROFILE=0 to skip the profiled round.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configureSharp, SharpTileEncoder } from '@tilefarm/render/encoder';
@@ -30,7 +30,7 @@ import { PrivateRedis } from '../test/support/private-redis';
 import { TestViewer } from '../test/support/socket-client';
 import { processCpu, threadCpuByName, type ProcessCpu } from './support/process-cpu';
 import { diffRedis, redisSnapshot, type RedisDelta } from './support/redis-stats';
-import { GATEWAY_STAGES, WORKER_STAGES, stageTimes, type StageRule } from './support/cpu-profile';
+import { API_STAGES, GATEWAY_STAGES, WORKER_STAGES, stageTimes, type StageRule } from './support/cpu-profile';
 
 const ROUNDS = Number(process.env.E2E_ROUNDS ?? 3);
 const WORKERS = Number(process.env.WORKERS ?? 2);
@@ -268,19 +268,24 @@ interface StageSplit {
   mainCpuMs: number;
 }
 
-async function profiledRound(system: TestSystem, redis: PrivateRedis, profileDir: string, slot: number): Promise<{ worker: StageSplit; gateway: StageSplit; tiles: number }> {
-  // Swap the workers and the gateway for profiled ones (same ports, same Redis prefix).
-  await Promise.all([...system.workers, ...system.processes.filter((p) => p.name.startsWith('gateway'))].map((p) => p.stop('SIGTERM')));
+async function profiledRound(system: TestSystem, redis: PrivateRedis, profileDir: string, slot: number): Promise<{ worker: StageSplit; gateway: StageSplit; api: StageSplit; tiles: number }> {
+  // Swap the workers, the gateway and the API for profiled ones (same ports, same Redis prefix).
+  await Promise.all([...system.workers, ...system.processes.filter((p) => p.name.startsWith('gateway') || p.name === 'api')].map((p) => p.stop('SIGTERM')));
   system.workers.length = 0;
   for (let i = 0; i < WORKERS; i++) system.addWorker();
   system.spawnApp('gateway-profiled', 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(system.gatewayPorts[0]), HOST: '127.0.0.1' });
+  system.spawnApp('api-profiled', 'apps/api/dist/main.js', { PORT: String(system.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: system.gatewayUrl(0) });
   await system.waitFor(`${system.gatewayUrl(0)}/healthz`, 120_000);
+  await system.waitFor(`${system.apiUrl}/readyz`, 120_000);
   await workersReady(system);
   await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot), 1, 1)); // warm the new processes (level 1)
   const t0 = process.hrtime.bigint();
   const round = await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot), Z_PER_ROUND));
   const t1 = process.hrtime.bigint();
-  await Promise.all(liveProcesses(system).filter((p) => p.name.startsWith('worker') || p.name.startsWith('gateway')).map((p) => p.stop('SIGTERM')));
+  // The measured round's window in the profiles' clock (µs), for reading them with other tools.
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(join(profileDir, 'window.json'), JSON.stringify({ fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n), tiles: round.tiles }));
+  await Promise.all(liveProcesses(system).filter((p) => p.name.startsWith('worker') || p.name.startsWith('gateway') || p.name.startsWith('api')).map((p) => p.stop('SIGTERM')));
   const split = (dirName: string, rules: StageRule[]): StageSplit => {
     const ms = new Map<string, number>();
     const dir = join(profileDir, dirName);
@@ -292,7 +297,7 @@ async function profiledRound(system: TestSystem, redis: PrivateRedis, profileDir
     const mainCpuMs = ([...round.cpu].filter(([name]) => name.startsWith(dirName)).reduce((a, [, c]) => a + c.main, 0) * 1000) / round.tiles;
     return { shares: new Map([...ms].map(([k, v]) => [k, v / total])), mainCpuMs };
   };
-  return { worker: split('worker', WORKER_STAGES), gateway: split('gateway', GATEWAY_STAGES), tiles: round.tiles };
+  return { worker: split('worker', WORKER_STAGES), gateway: split('gateway', GATEWAY_STAGES), api: split('api', API_STAGES), tiles: round.tiles };
 }
 
 async function main(): Promise<void> {
@@ -308,7 +313,7 @@ async function main(): Promise<void> {
     datasets: [DATASET],
     env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY) },
     readyTimeoutMs: 120_000,
-    nodeArgs: (name) => (profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : 'gateway')] : []),
+    nodeArgs: (name) => (profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : []),
   });
   try {
     console.log(
@@ -384,11 +389,11 @@ async function main(): Promise<void> {
       profiling = true;
       const prof = await profiledRound(system, redis, profileDir, slot++);
       console.log(
-        `\nMain-thread CPU by stage per tile: --cpu-prof on ${WORKERS} workers and the gateway during one more cold 3-channel round of ${prof.tiles} tiles; ` +
+        `\nMain-thread CPU by stage per tile: --cpu-prof on ${WORKERS} workers, the gateway and the API during one more cold 3-channel round of ${prof.tiles} tiles; ` +
           `each stage's share of the sampled time × the main thread's CPU in that round (/proc). Other threads (libuv pool: the encode itself, file I/O) are not sampled.\n`,
       );
       console.log('| stage | share | CPU ms per tile |\n|---|---|---|');
-      for (const [who, m] of [['worker', prof.worker], ['gateway', prof.gateway]] as const) {
+      for (const [who, m] of [['worker', prof.worker], ['gateway', prof.gateway], ['api', prof.api]] as const) {
         for (const [stage, share] of [...m.shares].sort((a, b) => b[1] - a[1])) console.log(`| ${who}: ${stage} | ${f(share * 100, 1)} % | ${f(share * m.mainCpuMs, 3)} |`);
         console.log(`| **${who}: main thread** | 100 % | **${f(m.mainCpuMs, 2)}** |`);
       }

@@ -109,3 +109,20 @@ export const GATEWAY_STAGES: StageRule[] = [
   { stage: 'planning (keys, specs, catalog)', url: /datasets\/dist\/|contracts\/dist\/|render\/dist\// },
   { stage: 'metrics + logs', url: /node_modules\/(prom-client|pino)\/|telemetry\/dist/ },
 ];
+
+/** Stages of the API's main thread (under bench:e2e: one GET /tiles/<key> per tile, and the tile events it hears). */
+export const API_STAGES: StageRule[] = [
+  FILE_CALLS,
+  { stage: 'tile GET route (stored tile, ETag)', url: /api\/dist\/routes\/tiles/ },
+  { stage: 'access control (paths, signatures, tokens)', url: /api\/dist\/access|tile-requests\/dist\/tenant-access/ },
+  { stage: 'security headers (helmet), CORS', url: /node_modules\/(helmet|cors)\/|api\/dist\/cors/ },
+  { stage: 'storage read', url: /storage\/dist\// },
+  { stage: 'tile events heard (pub/sub), sweep', url: /queue\/dist\/|tile-requests\/dist\// },
+  { stage: 'Redis client (all commands)', url: REDIS_CLIENT },
+  { stage: 'validation (zod)', url: /node_modules\/zod\// },
+  { stage: 'metrics + logs', url: /node_modules\/(prom-client|pino|tdigest|bintrees)\/|telemetry\/dist/ },
+  { stage: 'ETag hash (crypto)', url: /^node:internal\/crypto\// },
+  { stage: 'body parsing (express.json)', url: /node_modules\/(body-parser|raw-body|type-is|content-type|media-typer|iconv-lite)\// },
+  { stage: 'express: routing, request and response helpers', url: /node_modules\/(express|router|path-to-regexp|finalhandler|send|etag|fresh|range-parser|qs|parseurl|mime-types|mime-db|content-disposition|vary|on-finished|depd|encodeurl|escape-html|statuses|accepts|negotiator|cookie|proxy-addr|forwarded|ipaddr\.js)\// },
+  { stage: 'node HTTP server and sockets', url: /^node:(_http_|net$|internal\/(http|stream_base_commons|streams\/)|stream$)/ },
+];
