@@ -1,4 +1,5 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import { DatasetId, TilefarmError, type DatasetManifest } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
@@ -18,6 +19,15 @@ const OPEN: Principal = { kind: 'open' };
  * dashboard is bull-board's page with its own inline bootstrapping, so it gets no CSP.
  */
 export function securityHeaders(): RequestHandler {
+  const { withCsp, withoutCsp } = securityHeaderSets();
+  return (req, res, next) => (req.path.startsWith('/admin/') ? withoutCsp : withCsp)(req, res, next);
+}
+
+/** A middleware that only sets headers, on Node's own request and response (no Express needed). */
+export type HeaderSetter = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/** helmet's two header sets: for every path (withCsp), and for the queue dashboard under /admin/. */
+export function securityHeaderSets(): { withCsp: HeaderSetter; withoutCsp: HeaderSetter } {
   const common = { crossOriginResourcePolicy: { policy: 'cross-origin' as const }, crossOriginEmbedderPolicy: false };
   const withCsp = helmet({
     ...common,
@@ -32,11 +42,21 @@ export function securityHeaders(): RequestHandler {
     },
   });
   const withoutCsp = helmet({ ...common, contentSecurityPolicy: false });
-  return (req, res, next) => (req.path.startsWith('/admin/') ? withoutCsp : withCsp)(req, res, next);
+  return { withCsp, withoutCsp };
+}
+
+/** What the access rules look at in a request: Express's, or the stored-tile door's (stored-tile-door.ts). */
+export interface AccessRequest {
+  method: string;
+  /** The URL's path, not decoded (Express's req.path). */
+  path: string;
+  /** The query string parsed as Express parses it (node:querystring). */
+  query: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
 }
 
 /** `Authorization: Bearer <token>`, or `?access_token=` for clients that cannot set headers (<img>). */
-function presentedToken(req: Request): string | undefined {
+function presentedToken(req: AccessRequest): string | undefined {
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
   const q = req.query.access_token;
@@ -66,7 +86,7 @@ function datasetInPath(path: string): string | undefined {
 }
 
 /** The only shape a stored tile's path can have (see tileKey); anything else is not a tile. */
-const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/[0-9]{1,2}\/[0-9]{1,7}\/[0-9]{1,7}\/[0-9]{1,7}_[0-9]{1,7}\.(?:jpeg|png|webp)$/;
+export const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/[0-9]{1,2}\/[0-9]{1,7}\/[0-9]{1,7}\/[0-9]{1,7}_[0-9]{1,7}\.(?:jpeg|png|webp)$/;
 
 /** Image protocols for other viewers (IIIF, Deep Zoom, CATMAID, OMERO.web): token-checked like /v1. */
 const PROTOCOL_PREFIXES = ['/webgateway/', '/iiif/', '/dzi/', '/catmaid/', '/zarr/'];
@@ -97,41 +117,50 @@ function zarrRootOf(path: string): string | undefined {
  */
 export function accessControl(rules: AccessRules): RequestHandler {
   return async (req, res, next) => {
-    // Express matches routes case-insensitively and tolerates a trailing slash: so do these checks.
-    const path = req.path.toLowerCase().replace(/(.)\/+$/, '$1');
-    if (!isGuarded(path)) return next();
-    if (path.startsWith('/tiles/') && !TILE_PATH.test(req.path)) throw new TilefarmError('not_found', 'no such tile');
-    const dataset = datasetInPath(req.path);
-    if (dataset !== undefined && !DatasetId.safeParse(dataset).success) {
-      throw new TilefarmError(path.startsWith('/tiles/') ? 'not_found' : 'dataset_not_found', 'no such dataset');
-    }
-    // Worded as the catalog words a missing one, so the body does not tell the two apart either.
-    const missing = () => (path.startsWith('/tiles/') ? new TilefarmError('not_found', 'no such dataset') : new TilefarmError('dataset_not_found', `no dataset "${dataset}"`));
-    let principal: Principal;
-    const zarrRoot = zarrRootOf(req.path);
-    if ((isTilePath(path) || zarrRoot !== undefined) && rules.signer.enabled) {
-      // Raw pixels are signed like tiles, by view root: issued by POST /v1/zarr-urls after a tenant check.
-      if (!rules.signer.verify(zarrRoot ?? req.path, req.query[SIGNATURE_PARAM], req.query[EXPIRY_PARAM])) throw new TilefarmError('invalid_signature');
-      principal = OPEN;
-    } else {
-      const found = rules.tokens.authenticate(presentedToken(req));
-      if (!found) throw new TilefarmError('unauthorized');
-      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/specs') {
-        throw new TilefarmError('unauthorized', 'creating render specs needs an access token when tile URLs are signed');
-      }
-      if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && (path === '/v1/tile-urls' || path === '/v1/zarr-urls')) {
-        throw new TilefarmError('unauthorized', 'signing tile URLs needs an access token');
-      }
-      principal = found;
-    }
-    res.locals.principal = principal;
-    // Writes (POST /v1/datasets) are judged by the ingest route: ownership, after the input.
-    if (principal.kind === 'tenant' && dataset !== undefined) {
-      const manifest = await rules.catalog.find(dataset);
-      if (manifest && !mayAccess(principal, manifest)) throw missing();
-    }
+    const principal = await checkAccess(rules, req);
+    if (principal) res.locals.principal = principal;
     next();
   };
+}
+
+/**
+ * The rules of accessControl for one request: its principal, `undefined` on a path they do not
+ * guard, or a thrown TilefarmError (the answer).
+ */
+export async function checkAccess(rules: AccessRules, req: AccessRequest): Promise<Principal | undefined> {
+  // Express matches routes case-insensitively and tolerates a trailing slash: so do these checks.
+  const path = req.path.toLowerCase().replace(/(.)\/+$/, '$1');
+  if (!isGuarded(path)) return undefined;
+  if (path.startsWith('/tiles/') && !TILE_PATH.test(req.path)) throw new TilefarmError('not_found', 'no such tile');
+  const dataset = datasetInPath(req.path);
+  if (dataset !== undefined && !DatasetId.safeParse(dataset).success) {
+    throw new TilefarmError(path.startsWith('/tiles/') ? 'not_found' : 'dataset_not_found', 'no such dataset');
+  }
+  // Worded as the catalog words a missing one, so the body does not tell the two apart either.
+  const missing = () => (path.startsWith('/tiles/') ? new TilefarmError('not_found', 'no such dataset') : new TilefarmError('dataset_not_found', `no dataset "${dataset}"`));
+  let principal: Principal;
+  const zarrRoot = zarrRootOf(req.path);
+  if ((isTilePath(path) || zarrRoot !== undefined) && rules.signer.enabled) {
+    // Raw pixels are signed like tiles, by view root: issued by POST /v1/zarr-urls after a tenant check.
+    if (!rules.signer.verify(zarrRoot ?? req.path, req.query[SIGNATURE_PARAM], req.query[EXPIRY_PARAM])) throw new TilefarmError('invalid_signature');
+    principal = OPEN;
+  } else {
+    const found = rules.tokens.authenticate(presentedToken(req));
+    if (!found) throw new TilefarmError('unauthorized');
+    if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && path === '/v1/specs') {
+      throw new TilefarmError('unauthorized', 'creating render specs needs an access token when tile URLs are signed');
+    }
+    if (rules.signer.enabled && found.kind === 'open' && req.method === 'POST' && (path === '/v1/tile-urls' || path === '/v1/zarr-urls')) {
+      throw new TilefarmError('unauthorized', 'signing tile URLs needs an access token');
+    }
+    principal = found;
+  }
+  // Writes (POST /v1/datasets) are judged by the ingest route: ownership, after the input.
+  if (principal.kind === 'tenant' && dataset !== undefined) {
+    const manifest = await rules.catalog.find(dataset);
+    if (manifest && !mayAccess(principal, manifest)) throw missing();
+  }
+  return principal;
 }
 
 /** The principal `accessControl` found for this request (open when the route is not guarded). */

@@ -1,3 +1,4 @@
+import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import { MAX_JSON_BODY_BYTES } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
@@ -7,7 +8,7 @@ import type { ObjectStore } from '@tilefarm/storage';
 import type { RequestedRegionLimits } from '@tilefarm/contracts';
 import type { SpecRegistry, TilePlanner } from '@tilefarm/tile-requests';
 import type { ApiMetrics, Logger, MetricsRegistry } from '@tilefarm/telemetry';
-import { accessControl, securityHeaders, type AccessRules } from './access';
+import { accessControl, securityHeaderSets, securityHeaders, type AccessRules, type HeaderSetter } from './access';
 import { errorHandler, notFound } from './http-errors';
 import { adminRoutes } from './routes/admin';
 import { viewerConfigRoutes, type ViewerGatewaySettings } from './routes/viewer-config';
@@ -19,7 +20,8 @@ import { omeroRoutes } from './routes/omero';
 import { iiifRoutes } from './routes/iiif';
 import { dziRoutes } from './routes/dzi';
 import { catmaidInfoRoutes, catmaidRoutes } from './routes/catmaid';
-import { imageCors } from './cors';
+import { imageCors, imageCorsHeaders } from './cors';
+import { storedTileDoor } from './stored-tile-door';
 import { STORED_TILE_PATH, storedTile, tileRoutes } from './routes/tiles';
 import { tileUrlRoutes } from './routes/tile-urls';
 import { zarrViewRoutes, type ZarrViewDeps } from './routes/zarr-view';
@@ -59,6 +61,14 @@ export interface ApiDeps {
   regions?: RequestedRegionLimits;
   /** Base URL browsers reach this API at (IIIF ids, CATMAID mirror URLs). */
   publicUrl: string;
+}
+
+/** What the API's HTTP server runs: stored tiles through their door (stored-tile-door.ts), everything else through `app`. */
+export function buildRequestListener(deps: ApiDeps, app: RequestListener = buildApp(deps)): RequestListener {
+  const cors = imageCorsHeaders(deps.corsOrigins ?? []);
+  // In the app's order: helmet's headers, then CORS (a /tiles/ path is an image path).
+  const headers: HeaderSetter[] = [securityHeaderSets().withCsp, ...(cors ? [cors as HeaderSetter] : [])];
+  return storedTileDoor({ store: deps.store, access: deps.access, headers, metrics: deps.metrics }, app);
 }
 
 /** The Express app, built from its parts; main.ts owns their lifetimes. */

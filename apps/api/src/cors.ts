@@ -11,15 +11,21 @@ const IMAGE_PREFIXES = ['/iiif/', '/dzi/', '/catmaid/', '/webgateway/', '/v1/til
  * before the access checks (a browser sends them without credentials).
  */
 export function imageCors(origins: '*' | string[]): RequestHandler {
-  if (origins !== '*' && origins.length === 0) return (_req, _res, next) => next();
-  const handler = cors({
+  const handler = imageCorsHeaders(origins);
+  if (!handler) return (_req, _res, next) => next();
+  return (req, res, next) => (IMAGE_PREFIXES.some((p) => req.path.startsWith(p)) ? handler(req, res, next) : next());
+}
+
+/** The CORS handler of imageCors for a request already known to be for an image (no Express needed); none when CORS is off. */
+export function imageCorsHeaders(origins: '*' | string[]): ReturnType<typeof cors> | undefined {
+  if (origins !== '*' && origins.length === 0) return undefined;
+  return cors({
     origin: origins === '*' ? '*' : origins,
     methods: ['GET', 'HEAD', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Range'],
     exposedHeaders: ['ETag', 'X-Tile-Key', 'Content-Length'],
     maxAge: 600,
   });
-  return (req, res, next) => (IMAGE_PREFIXES.some((p) => req.path.startsWith(p)) ? handler(req, res, next) : next());
 }
 
 /** CORS_ORIGINS: unset = '*' where no access tokens are configured, none where they are. */

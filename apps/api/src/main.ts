@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
@@ -10,7 +11,7 @@ import { LruByteCache } from '@tilefarm/render';
 import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createApiMetrics, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
-import { buildApp } from './app';
+import { buildRequestListener } from './app';
 import { ApiConfig } from './config';
 import { TileService } from './tile-service';
 import { corsOrigins } from './cors';
@@ -61,11 +62,11 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
     })().catch((e: unknown) => logger.warn({ err: e }, 'upload expiry sweep failed'));
   }, Math.min(config.UPLOAD_EXPIRY_S * 250, 10 * 60_000)).unref();
   const viewerDir = config.VIEWER_DIR ?? resolve(__dirname, '../../viewer/dist');
-  const app = buildApp({ logger, registry, metrics, redis, store, catalog, specs, planner, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue, queue.heavyLane]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, uploads, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
+  const listener = buildRequestListener({ logger, registry, metrics, redis, store, catalog, specs, planner, tiles, viewerDir: existsSync(viewerDir) ? viewerDir : undefined, admin: { token: config.ADMIN_TOKEN, queues: config.ADMIN_TOKEN ? queueDashboardAdapters([queue, queue.heavyLane]) : [] }, gateway: { publicUrl: config.GATEWAY_PUBLIC_URL, port: config.GATEWAY_PORT }, ingests, uploads, access, zarrView, corsOrigins: corsOrigins(config.CORS_ORIGINS, tokens.enabled), regions: { maxSide: config.REGION_MAX_SIDE }, publicUrl: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/$/, ''), isStopping });
 
   // The subscription is live before the first request can wait on it.
   void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
-  const server = app.listen(config.PORT, config.HOST, () => {
+  const server = createServer(listener).listen(config.PORT, config.HOST, () => {
     logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
   });
 

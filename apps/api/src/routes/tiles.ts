@@ -5,7 +5,7 @@ import { etagOf, type TileAnswer, type TileService } from '../tile-service';
 import { requesterOf } from '../access';
 
 const INT = /^(0|[1-9][0-9]{0,6})$/;
-const IMMUTABLE = 'public, max-age=31536000, immutable';
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 function intParam(req: Request, name: string): number {
   const raw = String(req.params[name] ?? '');
