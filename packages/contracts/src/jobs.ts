@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DatasetId, SpecId, TileAddress } from './tile';
+import { DATASET_ID_PATTERN, DatasetId, IMAGE_FORMATS, MAX_COORD, MAX_LEVEL, SPEC_ID_PATTERN, SpecId, TileAddress, type ImageFormat } from './tile';
 import { RenderSpec } from './render-spec';
 
 /** Largest side of a region render's output the job contract accepts (deployments configure lower). */
@@ -76,6 +76,38 @@ export const TileEvent = z.discriminatedUnion('type', [
   }),
 ]);
 export type TileEvent = z.infer<typeof TileEvent>;
+
+const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+/**
+ * A TileEvent read from a message, or `undefined` when it is not one: exactly what
+ * `TileEvent.safeParse` accepts and returns (unknown fields dropped), checked by hand. Every
+ * gateway and API process reads every tile event (one per rendered tile) from workers of its own
+ * deployment; the schema walk cost more than the rest of handling the event. Kept equal to the
+ * schema by a property test (packages/contracts/test/tile-event.test.ts).
+ */
+export function readTileEvent(raw: unknown): TileEvent | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const e = raw as Record<string, unknown>;
+  const { type, key, dataset, specId, tile: t } = e;
+  if (typeof key !== 'string' || typeof dataset !== 'string' || !DATASET_ID_PATTERN.test(dataset) || typeof specId !== 'string' || !SPEC_ID_PATTERN.test(specId)) return undefined;
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) return undefined;
+  const { level, z: tz, t: tt, x, y, format } = t as Record<string, unknown>;
+  if (!isCount(level, MAX_LEVEL) || !isCount(tz, MAX_COORD) || !isCount(tt, MAX_COORD) || !isCount(x, MAX_COORD) || !isCount(y, MAX_COORD)) return undefined;
+  if (typeof format !== 'string' || !(IMAGE_FORMATS as readonly string[]).includes(format)) return undefined;
+  const tile = { level, z: tz, t: tt, x, y, format: format as ImageFormat };
+  if (type === 'ready') {
+    const { renderMs } = e;
+    // (A key present with undefined stays, as the schema keeps it; JSON never carries one.)
+    if (renderMs === undefined) return 'renderMs' in e ? { type, key, dataset, specId, tile, renderMs } : { type, key, dataset, specId, tile };
+    return typeof renderMs === 'number' && Number.isFinite(renderMs) ? { type, key, dataset, specId, tile, renderMs } : undefined;
+  }
+  if (type === 'failed') {
+    const { code, message } = e;
+    return typeof code === 'string' && typeof message === 'string' ? { type, key, dataset, specId, tile, code, message } : undefined;
+  }
+  return undefined;
+}
 
 /**
  * Names one queued ingest (POST /v1/datasets). BullMQ job ids must not contain ":" nor be all

@@ -11,19 +11,22 @@ export const MIME_TYPES: Record<ImageFormat, string> = {
 };
 
 /** Dataset ids appear in storage keys, URLs and job ids: keep them to a safe alphabet. */
-export const DatasetId = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 characters of a-z, 0-9, "_" or "-", starting with a letter or digit');
+export const DATASET_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const DatasetId = z.string().regex(DATASET_ID_PATTERN, 'must be 1-64 characters of a-z, 0-9, "_" or "-", starting with a letter or digit');
 export type DatasetId = z.infer<typeof DatasetId>;
 
-export const SpecId = z.string().regex(/^s[0-9a-f]{16}$/, 'must be a spec id as returned by POST /v1/specs');
+export const SPEC_ID_PATTERN = /^s[0-9a-f]{16}$/;
+export const SpecId = z.string().regex(SPEC_ID_PATTERN, 'must be a spec id as returned by POST /v1/specs');
 export type SpecId = z.infer<typeof SpecId>;
 
-const coord = z.number().int().min(0).max(1_000_000);
+/** Largest tile coordinate (z, t, x, y) and level a tile address may have. */
+export const MAX_COORD = 1_000_000;
+export const MAX_LEVEL = 30;
+const coord = z.number().int().min(0).max(MAX_COORD);
 
 /** Where a tile is: level 0 = full resolution, level k = downsampled by 2^k; x, y = tile column, row. */
 export const TilePosition = z.object({
-  level: z.number().int().min(0).max(30),
+  level: z.number().int().min(0).max(MAX_LEVEL),
   z: coord,
   t: coord,
   x: coord,
