@@ -179,9 +179,11 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const path = this.path(key);
     try {
-      // Synchronous: one stat is cheaper than its thread-pool trip (see SYNC_IO_MAX_BYTES).
-      const s = statSync(path);
-      return s.isFile() ? { size: s.size } : undefined;
+      // Synchronous: one stat is cheaper than its thread-pool trip (see SYNC_IO_MAX_BYTES). A
+      // missing object answers undefined instead of throwing: a gateway checks every tile it is
+      // asked for, and for cold tiles building the ENOENT error (message, stack) cost more than the stat.
+      const s = statSync(path, { throwIfNoEntry: false });
+      return s?.isFile() ? { size: s.size } : undefined;
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
