@@ -18,7 +18,8 @@
  * Redis of its own), socket bytes, storage reads; and, in a last round with --cpu-prof on the
  * workers, the gateway and the API, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
  * E2E_PROFILE_DIR (keep the profiles there),
- * WORKERS (2), WORKER_CONCURRENCY (2), E2E_PROFILE=0 to skip the profiled round.
+ * WORKERS (2), WORKER_CONCURRENCY (2), RENDER_BATCH_TILES (the system's default; 1 = a job per tile),
+ * E2E_PROFILE=0 to skip the profiled round.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -311,7 +312,7 @@ async function main(): Promise<void> {
     workers: WORKERS,
     redisUrl: redis.url,
     datasets: [DATASET],
-    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY) },
+    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) },
     readyTimeoutMs: 120_000,
     nodeArgs: (name) => (profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : []),
   });

@@ -212,7 +212,7 @@ async function postSpec(apiUrl: string, variant: number): Promise<string> {
 
 async function main(): Promise<void> {
   console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch; tilefarm: 1 gateway, 2 workers x ${WORKER_CONCURRENCY} in flight`);
-  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET], env: { PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) } });
+  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET], env: { PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) } });
   let naive: ReturnType<typeof spawn> | undefined;
   try {
     const gateway = system.processes.find((p) => p.name === 'gateway-0')!.child.pid!;

@@ -28,7 +28,10 @@ describe('fair share of HTTP tiles per tenant', () => {
   });
 
   const as = (token: string) => ({ authorization: `Bearer ${token}` });
-  const priorityOf = async (key: string) => Number(await redis.hget(`${system.prefix}:render-heavy:${key}`, 'priority'));
+  // A tile's job: its claim's owner with batch jobs (RENDER_BATCH_TILES > 1), else the job keyed by the tile.
+  const jobIdOf = async (key: string) => (await redis.hget(`${system.prefix}:render-claims`, key)) ?? key;
+  const priorityOfJob = async (id: string) => Number(await redis.hget(`${system.prefix}:render-heavy:${id}`, 'priority'));
+  const priorityOf = async (key: string) => priorityOfJob(await jobIdOf(key));
 
   it("queues a tenant's second expensive HTTP tile behind its first (/v1/tiles and IIIF), another tenant's not", async () => {
     const res = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json', ...as(TOKEN_A) }, body: JSON.stringify(EXPENSIVE) });
@@ -52,8 +55,9 @@ describe('fair share of HTTP tiles per tenant', () => {
     let third: number | undefined;
     while (Date.now() < deadline && third === undefined) {
       const keys = await redis.zrange(`${system.prefix}:render-heavy:prioritized`, 0, -1);
-      const fresh = keys.filter((k) => ![first, second, other].includes(k));
-      if (fresh.length > 0) third = await priorityOf(fresh[0]!);
+      const known = await Promise.all([first, second, other].map(jobIdOf));
+      const fresh = keys.filter((k) => !known.includes(k));
+      if (fresh.length > 0) third = await priorityOfJob(fresh[0]!);
       else await new Promise((r) => setTimeout(r, 50));
     }
     expect(third).toBe(HTTP_TIER_BASE + 3 * 67);

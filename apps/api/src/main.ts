@@ -22,7 +22,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
   const store = openObjectStore(storageSettings(config));
   const catalog = new DatasetCatalog(store);
   const specs = new SpecRegistry(store);
-  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, { batchTiles: config.RENDER_BATCH_TILES });
   const { redis, queue } = adapters;
   const planner = new TilePlanner(catalog, specs, { maxRenderCost: config.MAX_RENDER_COST });
   const service = new TileRequestService({

@@ -16,7 +16,7 @@ import { authenticateHandshake } from './socket-auth';
 async function start({ config, logger, registry, isStopping }: ProcessContext<GatewayConfig>): Promise<RunningProcess> {
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
-  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX });
+  const adapters = openTileRequestAdapters({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX }, { batchTiles: config.RENDER_BATCH_TILES });
   const { redis, subscriber } = adapters;
   const service = new TileRequestService({
     planner: new TilePlanner(new DatasetCatalog(store), new SpecRegistry(store), { maxRenderCost: config.MAX_RENDER_COST }),

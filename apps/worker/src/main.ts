@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
-import type { SourceTile } from '@tilefarm/contracts';
+import type { SourceTile, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
-import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
+import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
@@ -41,6 +41,9 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const redis = createRedis(config.REDIS_URL, 'worker');
   const settlement = new TileSettlement(config.REDIS_PREFIX, redis);
   const demand = new TileDemand(config.REDIS_PREFIX, redis);
+  // Batch jobs (gateways and API with RENDER_BATCH_TILES > 1); every worker takes both kinds of job.
+  const renderClaims = new RenderClaims(config.REDIS_PREFIX, redis);
+  const claims = { take: (key: string, jobId: string) => renderClaims.take(key, jobId), announce: (event: TileEvent, jobId: string) => settlement.announceClaimed(event, jobId) };
   // Linked OME-Zarrs: read where they lie (a path under INGEST_ROOT, or S3 with this config's credentials).
   const s3Connection = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
   const zarrPlaces = zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3: s3Connection });
@@ -48,7 +51,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
-  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },

@@ -1,6 +1,6 @@
-import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile } from '@tilefarm/contracts';
+import { TilefarmError, MIME_TYPES, type RenderJob, type SourceTile, type TileEvent } from '@tilefarm/contracts';
 import { readSourceTile, type DatasetCatalog, type SourceBufferPool } from '@tilefarm/datasets';
-import type { FailedTiles, RenderJobContext, RenderOutcome, TileDemand, TileSettlement } from '@tilefarm/queue';
+import { isFinalFailure, tilesOf, type FailedTiles, type RenderClaims, type RenderJobContext, type RenderOutcome, type TileDemand, type TileSettlement } from '@tilefarm/queue';
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
@@ -26,6 +26,11 @@ export interface RenderServiceDeps {
   demand: Pick<TileDemand, 'count'>;
   /** Announces a tile's outcome and clears its demand in one step (one Redis round trip). */
   settlement: Pick<TileSettlement, 'announce'>;
+  /**
+   * Batch jobs' tiles (RENDER_BATCH_TILES > 1, render-claims.ts): whether the job may render a tile
+   * now, and its announce that also drops the job's claim. Jobs keyed by their tile need neither.
+   */
+  claims?: Pick<RenderClaims, 'take'> & { announce: TileSettlement['announceClaimed'] };
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'debug' | 'warn'>;
   renderTimeoutMs: number;
@@ -50,7 +55,9 @@ export class RenderService {
   handle = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
     this.inFlight++;
     try {
-      return await this.handleOne(job, context);
+      // A job keyed by its tile (the only kind before batches, and still what RENDER_BATCH_TILES=1
+      // queues) or a batch job owning its tiles through claims.
+      return context.jobId === undefined || context.jobId === job.key ? await this.handleOne(job, context) : await this.handleBatch(job, context.jobId, context);
     } finally {
       this.inFlight--;
     }
@@ -67,6 +74,47 @@ export class RenderService {
       metrics.skippedUnwanted.inc();
       return 'skipped';
     }
+    await this.renderAndAnnounce(job, stored !== undefined, context, (event) => settlement.announce(event));
+    return 'rendered';
+  };
+
+  /**
+   * A batch job: its tiles one after the other, each checked (still this job's, still wanted) right
+   * before it is rendered and announced as soon as it is stored, not at the end of the batch. A tile
+   * that fails for good is reported on its own; one that may succeed on another attempt stays
+   * claimed and the job is retried once the others are done (the retry skips what was settled).
+   */
+  private async handleBatch(job: RenderJob, jobId: string, context: RenderJobContext): Promise<RenderOutcome> {
+    const { store, metrics } = this.deps;
+    const claims = this.deps.claims;
+    if (!claims) throw new TilefarmError('render_failed', 'batch render job on a worker without render claims');
+    metrics.queueWaitSeconds.observe(context.waitedMs / 1000);
+    const { batch: _batch, ...single } = job;
+    let outcome: RenderOutcome = 'skipped';
+    let retry: unknown;
+    for (const t of tilesOf(job)) {
+      const one: RenderJob = { ...single, key: t.key, tile: t.tile };
+      const [take, stored] = await Promise.all([claims.take(t.key, jobId), store.head(t.key)]);
+      if (take === 'other') continue;
+      if (take === 'unwanted') {
+        metrics.skippedUnwanted.inc();
+        continue;
+      }
+      try {
+        await this.renderAndAnnounce(one, stored !== undefined, context, (event) => claims.announce(event, jobId));
+        outcome = 'rendered';
+      } catch (e) {
+        if (e instanceof TilefarmError && isFinalFailure(e)) await this.giveUp(one, e, e, jobId);
+        else retry ??= e;
+      }
+    }
+    if (retry !== undefined) throw retry;
+    return outcome;
+  }
+
+  /** Renders and stores one tile unless it is stored already, then announces it. */
+  private async renderAndAnnounce(job: RenderJob, stored: boolean, context: RenderJobContext, announce: (event: TileEvent) => Promise<number>): Promise<void> {
+    const { store, metrics } = this.deps;
     if (!stored) {
       const started = performance.now();
       const rendered = await this.render(job);
@@ -83,30 +131,38 @@ export class RenderService {
       // Announce, then settle the demand, in one atomic step now that the tile is stored. Honest
       // waste accounting: was anyone (viewer or HTTP request) still counted as wanting the tile
       // when its render finished?
-      const wantedAtFinish = await settlement.announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
+      const wantedAtFinish = await announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, renderMs: Math.round(totalMs * 10) / 10 });
       if (wantedAtFinish <= 0) {
         metrics.wastedRenders.inc();
         this.deps.logger.debug({ key: job.key, renderMs: Math.round(totalMs), waitedMs: context.waitedMs }, 'rendered a tile nobody wanted any more');
       }
     } else {
-      await settlement.announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
+      await announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
     }
     const cache = this.deps.sourceCache.stats();
     metrics.sourceCacheBytes.set(cache.bytes);
-    return 'rendered';
-  };
+  }
 
-  /** A job that will not be tried again: everyone waiting hears why. */
-  giveUp = async (job: RenderJob | undefined, error: TilefarmError, cause?: unknown): Promise<void> => {
+  /**
+   * A job that will not be tried again: everyone waiting hears why. For a batch job (`jobId` not its
+   * tile's key), every tile it still owns: the ones it announced already are not reported failed.
+   */
+  giveUp = async (job: RenderJob | undefined, error: TilefarmError, cause?: unknown, jobId?: string): Promise<void> => {
     this.deps.metrics.renderFailures.inc({ code: error.code });
-    this.deps.logger.warn({ key: job?.key, code: error.code, err: cause ?? error.message }, 'render failed');
+    this.deps.logger.warn({ key: job?.key, jobId, code: error.code, err: cause ?? error.message }, 'render failed');
     if (!job) return;
-    // Remembered before it is announced: whoever asks again after hearing of it finds it.
-    if (REMEMBERED_FAILURES.has(error.code)) {
-      const message = `${error.message}; not tried again for ${Math.round(this.deps.failureMemoryMs / 1000)} s`;
-      await this.deps.failures.remember(job.key, { code: error.code, message }, this.deps.failureMemoryMs).catch((e: unknown) => this.deps.logger.warn({ err: e, key: job.key }, 'could not remember a failed tile'));
+    const claims = jobId !== undefined && jobId !== job.key ? this.deps.claims : undefined;
+    const { batch: _batch, ...single } = job;
+    for (const t of claims ? tilesOf(job) : [{ key: job.key, tile: job.tile }]) {
+      // Remembered before it is announced: whoever asks again after hearing of it finds it.
+      if (REMEMBERED_FAILURES.has(error.code)) {
+        const message = `${error.message}; not tried again for ${Math.round(this.deps.failureMemoryMs / 1000)} s`;
+        await this.deps.failures.remember(t.key, { code: error.code, message }, this.deps.failureMemoryMs).catch((e: unknown) => this.deps.logger.warn({ err: e, key: t.key }, 'could not remember a failed tile'));
+      }
+      const event: TileEvent = { type: 'failed', key: t.key, dataset: single.dataset, specId: single.specId, tile: t.tile, code: error.code, message: error.message };
+      if (claims) await claims.announce(event, jobId!);
+      else await this.deps.settlement.announce(event);
     }
-    await this.deps.settlement.announce({ type: 'failed', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile, code: error.code, message: error.message });
   };
 
   private async render(job: RenderJob) {

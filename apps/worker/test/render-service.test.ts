@@ -19,7 +19,7 @@ const JOB: RenderJob = {
   tile: { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' },
 };
 
-function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } = {}) {
+function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /** Tile x whose render throws this. */ failAt?: { x: number; error: Error } } = {}) {
   const store = new MemoryObjectStore();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
@@ -28,6 +28,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } 
   const renderer: TileRenderer = {
     async render(input) {
       renders.push(input);
+      if (options.failAt && input.tile.x === options.failAt.x) throw options.failAt.error;
       if (options.renderMs) await new Promise((r) => setTimeout(r, options.renderMs));
       return { body: Buffer.from('png'), contentType: 'image/png', width: 256, height: 256, timings: { readMs: 1, compositeMs: 1, encodeMs: 1 } };
     },
@@ -41,6 +42,8 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } 
     await put(key, body);
   };
   const specs = new SpecRegistry(store);
+  // Render claims like render-claims.ts: tile key → the batch job that owns it.
+  const claims = new Map<string, string>();
   const service = new RenderService({
     store,
     specs,
@@ -59,6 +62,25 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } 
         return n;
       },
     },
+    claims: {
+      take: async (key, jobId) => {
+        if (claims.get(key) !== jobId) return 'other';
+        if ((await demand.count(key)) <= 0) {
+          claims.delete(key);
+          return 'unwanted';
+        }
+        return 'render';
+      },
+      announce: async (e, jobId) => {
+        const owned = claims.get(e.key) === jobId;
+        if (!owned && e.type === 'failed') return -1;
+        if (owned) claims.delete(e.key);
+        published.push(e);
+        const n = await demand.count(e.key);
+        demand.counts.delete(e.key);
+        return n;
+      },
+    },
     metrics,
     logger: { debug: () => undefined, warn: () => undefined } as never,
     renderTimeoutMs: 200,
@@ -66,7 +88,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool } 
     failureMemoryMs: 60_000,
   });
   const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
-  return { store, specs, demand, failures, published, renders, puts, service, counter };
+  return { store, specs, demand, failures, published, renders, puts, service, counter, claims };
 }
 
 describe('RenderService', () => {
@@ -162,5 +184,59 @@ describe('RenderService', () => {
     const deadline = s.renders[0]?.deadline;
     expect(deadline).toBeGreaterThanOrEqual(before + 200);
     expect(deadline).toBeLessThanOrEqual(performance.now() + 200);
+  });
+});
+
+describe('RenderService, batch jobs (several tiles, owned through render claims)', () => {
+  const ID = 'b7-1700000000000';
+  const keyAt = (x: number) => `tiles/aa/cells/v1/sabc/0/0/0/${x}_0.png`;
+  const BATCH: RenderJob = { ...JOB, key: keyAt(0), batch: [1, 2, 3].map((x) => ({ key: keyAt(x), tile: { ...JOB.tile, x } })) };
+  const claimAll = (s: ReturnType<typeof setup>) => {
+    for (const x of [0, 1, 2, 3]) s.claims.set(keyAt(x), ID);
+  };
+
+  it('renders the tiles in order and announces each once it is stored, skipping one nobody wants and one another job owns', async () => {
+    const s = setup();
+    claimAll(s);
+    s.claims.set(keyAt(2), 'b8-1700000000000');
+    await s.demand.add([keyAt(0), keyAt(2), keyAt(3)]);
+    // Announced as each is stored: the first tile is out before the last is rendered.
+    const order: string[] = [];
+    const put = s.store.put.bind(s.store);
+    s.store.put = async (key: string, body: Buffer, o?: { cacheControl?: string }) => {
+      order.push(`put ${key}`, ...s.published.map((e) => `heard ${e.key}`));
+      await put(key, body, o);
+    };
+    expect(await s.service.handle(BATCH, { jobId: ID, attempt: 1, waitedMs: 0 })).toBe('rendered');
+    expect(s.renders.map((r) => r.tile.x)).toEqual([0, 3]);
+    expect(s.published.map((e) => [e.type, e.key])).toEqual([['ready', keyAt(0)], ['ready', keyAt(3)]]);
+    expect(order).toEqual([`put ${keyAt(0)}`, `put ${keyAt(3)}`, `heard ${keyAt(0)}`]);
+    expect(await s.counter('skippedUnwanted')).toBe(1);
+    expect([...s.claims.keys()]).toEqual([keyAt(2)]); // only the other job's claim is left
+  });
+
+  it('a tile that fails for good is reported on its own and the batch goes on; a transient failure retries the job, which skips what was settled', async () => {
+    const s = setup({ failAt: { x: 1, error: new TilefarmError('spec_too_expensive', 'too much') } });
+    claimAll(s);
+    await s.demand.add([0, 1, 2, 3].map(keyAt));
+    expect(await s.service.handle(BATCH, { jobId: ID, attempt: 1, waitedMs: 0 })).toBe('rendered');
+    expect(s.published.map((e) => [e.type, e.key])).toEqual([['ready', keyAt(0)], ['failed', keyAt(1)], ['ready', keyAt(2)], ['ready', keyAt(3)]]);
+
+    const t = setup({ failAt: { x: 2, error: new Error('EIO') } });
+    claimAll(t);
+    await t.demand.add([0, 1, 2, 3].map(keyAt));
+    await expect(t.service.handle(BATCH, { jobId: ID, attempt: 1, waitedMs: 0 })).rejects.toThrow('EIO');
+    expect(t.published.map((e) => e.key)).toEqual([keyAt(0), keyAt(1), keyAt(3)]);
+    expect([...t.claims.keys()]).toEqual([keyAt(2)]);
+    // Retries used up: only the tile still owned is reported failed.
+    await t.service.giveUp(BATCH, new TilefarmError('unavailable', 'storage down'), undefined, ID);
+    expect(t.published.map((e) => [e.type, e.key])).toEqual([['ready', keyAt(0)], ['ready', keyAt(1)], ['ready', keyAt(3)], ['failed', keyAt(2)]]);
+  });
+
+  it('a single-tile job keyed by its tile (older gateways, RENDER_BATCH_TILES=1) takes the path it always took', async () => {
+    const s = setup();
+    await s.demand.add([JOB.key]);
+    expect(await s.service.handle(JOB, { jobId: JOB.key, attempt: 1, waitedMs: 0 })).toBe('rendered');
+    expect(s.published.map((e) => e.key)).toEqual([JOB.key]);
   });
 });

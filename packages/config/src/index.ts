@@ -141,6 +141,13 @@ export const RenderCostEnv = {
    * refused with 400 spec_too_expensive. About 1-5 ns per operation on one core.
    */
   MAX_RENDER_COST: z.coerce.number().int().min(1_000_000).default(200_000_000),
+  /**
+   * Most tiles one render job carries (adjacent tiles of one request, one plane, one priority; see
+   * packages/tile-requests/src/render-batches.ts): BullMQ's per-job Redis work is paid once per
+   * batch. 1: one job per tile, keyed by the tile (as before batches). Set it alike on every API and
+   * gateway; workers take both kinds of job.
+   */
+  RENDER_BATCH_TILES: int(1, 16).default(4),
 };
 
 export const envHelpers = { int, bool };

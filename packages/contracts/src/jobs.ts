@@ -36,6 +36,9 @@ export const RenderRegion = z
   .strict();
 export type RenderRegion = z.infer<typeof RenderRegion>;
 
+/** Largest number of tiles one render job carries (`key` and `batch` together). */
+export const MAX_RENDER_BATCH = 16;
+
 /**
  * Job payload of the render queue. The job id is `key`, so identical requests coalesce. With a
  * `region`, `tile` only carries z, t, level and format (x = y = 0) and `key` is the region's own.
@@ -52,6 +55,13 @@ export const RenderJob = z.object({
   spec: RenderSpec.optional(),
   tile: TileAddress,
   region: RenderRegion.optional(),
+  /**
+   * Further tiles of the same dataset version, spec, level, z and t, rendered one after the other
+   * after `key` (in this order: the first is the one wanted soonest). A job with a batch is queued
+   * under its own id and owns its tiles through the render-claims hash in Redis, not through its
+   * id (packages/queue/src/render-claims.ts); a job without one may be either kind. Never with `region`.
+   */
+  batch: z.array(z.object({ key: z.string().min(1).max(512), tile: TileAddress })).min(1).max(MAX_RENDER_BATCH - 1).optional(),
 });
 export type RenderJob = z.infer<typeof RenderJob>;
 

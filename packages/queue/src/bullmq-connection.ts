@@ -34,13 +34,18 @@ export async function closeWorkerWithin(worker: Worker, timeoutMs: number): Prom
  */
 const FINAL_CODES: ReadonlySet<TilefarmError['code']> = new Set(['render_timeout']);
 
+/** Bad input (any 4xx code, e.g. spec_too_expensive) and timeouts: another attempt would fail the same way. */
+export function isFinalFailure(error: TilefarmError): boolean {
+  return ERROR_TABLE[error.code].status < 500 || FINAL_CODES.has(error.code);
+}
+
 /**
  * A failed attempt of a job: bad input (any 4xx code, e.g. spec_too_expensive) and timeouts are never
  * retried, anything else until the job's attempts are used up. Throws what BullMQ needs to retry,
  * or to stop after `giveUp` ran.
  */
 export async function failAttempt(job: Job, attempt: number, error: TilefarmError, giveUp: () => Promise<void>): Promise<never> {
-  if (ERROR_TABLE[error.code].status < 500 || FINAL_CODES.has(error.code) || attempt >= (job.opts.attempts ?? 1)) {
+  if (isFinalFailure(error) || attempt >= (job.opts.attempts ?? 1)) {
     await giveUp();
     throw new UnrecoverableError(error.message);
   }

@@ -7,6 +7,8 @@ import { RENDER_QUEUE_NAMES } from './bullmq-render-queue';
 export type RenderOutcome = 'rendered' | 'skipped';
 
 export interface RenderJobContext {
+  /** The BullMQ job id: the tile's content key (also when absent), or a batch job's own id (render-claims.ts). */
+  jobId?: string;
   attempt: number;
   /** Milliseconds the job waited in the queue before this attempt started. */
   waitedMs: number;
@@ -20,8 +22,8 @@ export interface RenderConsumerOptions {
   /** Lock time; renders are short, so a dead worker's jobs come back quickly. */
   lockDurationMs?: number;
   handle(job: RenderJob, context: RenderJobContext): Promise<RenderOutcome>;
-  /** Called once a job will not be tried again: bad input, or retries used up. */
-  onGiveUp(job: RenderJob | undefined, error: TilefarmError, cause?: unknown): Promise<void>;
+  /** Called once a job will not be tried again: bad input, or retries used up (`jobId` as in the context). */
+  onGiveUp(job: RenderJob | undefined, error: TilefarmError, cause?: unknown, jobId?: string): Promise<void>;
 }
 
 /** Consumes the render queue; N of these run in N processes on any number of machines. */
@@ -53,12 +55,13 @@ export class BullRenderConsumer {
       throw new UnrecoverableError(error.message);
     }
     const attempt = job.attemptsMade + 1;
+    const jobId = job.id ?? parsed.data.key;
     try {
-      return await this.options.handle(parsed.data, { attempt, waitedMs: Date.now() - job.timestamp });
+      return await this.options.handle(parsed.data, { jobId, attempt, waitedMs: Date.now() - job.timestamp });
     } catch (e) {
       // Anything unexpected gets the table's public message: raw errors carry file paths and hosts (logged as the cause).
       const error = e instanceof TilefarmError ? e : new TilefarmError(isUnavailableError(e) ? 'unavailable' : 'render_failed');
-      return failAttempt(job, attempt, error, () => this.options.onGiveUp(parsed.data, error, e));
+      return failAttempt(job, attempt, error, () => this.options.onGiveUp(parsed.data, error, e, jobId));
     }
   }
 

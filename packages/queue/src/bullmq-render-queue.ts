@@ -1,7 +1,10 @@
 import { Job, Queue } from 'bullmq';
+import { RenderJob } from '@tilefarm/contracts';
 import type { QueuedRender, RenderJobState, RenderLane, RenderQueuePort } from '@tilefarm/tile-requests';
 import { connectionFor, type QueueConnection } from './bullmq-connection';
 import { DASHBOARD_QUEUE, type DashboardSource } from './queue-dashboard-source';
+import type { RedisClient } from './redis-connection';
+import { CLAIMED_TILE_LIVE, CLAIM_GRACE_MS, CLAIM_TILES, PRUNE_CLAIMS, WITHDRAW_CLAIMED_TILE, renderBatchSeqKey, renderClaimsKey } from './render-claims';
 
 export const RENDER_QUEUE_NAME = 'render';
 /** The heavy lane (priorities.ts laneOf): workers take it with WORKER_HEAVY_CONCURRENCY beside their ordinary renders. */
@@ -9,14 +12,32 @@ export const HEAVY_RENDER_QUEUE_NAME = 'render-heavy';
 export const RENDER_QUEUE_NAMES: Record<RenderLane, string> = { render: RENDER_QUEUE_NAME, heavy: HEAVY_RENDER_QUEUE_NAME };
 
 /**
- * The tile-request service's render queue (RenderQueuePort) in Redis through BullMQ: the job id is
- * the tile's content key, so identical requests coalesce. The consumer side is bullmq-render-consumer.ts.
+ * The tile-request service's render queue (RenderQueuePort) in Redis through BullMQ. With
+ * `batchTiles` 1 a job is one tile and its id is the tile's content key, so identical requests
+ * coalesce by id. With more, a job carries up to that many tiles (RenderJob.batch) under its own
+ * id, and coalescing goes through render claims (render-claims.ts): a tile a live job owns is not
+ * queued again. Withdrawal, re-ranking and existence checks understand both kinds of job in either
+ * setting (jobs of the other kind stay queued while the setting changes in a rolling restart).
+ * The consumer side is bullmq-render-consumer.ts.
  */
 export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   private readonly queue: Queue;
   private readonly heavy: Queue;
+  readonly batchTiles: number;
+  private readonly claims: string;
+  private readonly seq: string;
+  /** Where the next look for claims of vanished jobs starts (HSCAN cursor, see depth()). */
+  private pruneCursor = '0';
+  private depthReads = 0;
 
-  constructor(connection: QueueConnection, options: { attempts?: number } = {}) {
+  /** Claims counted before any are looked over for vanished jobs (see depth()). */
+  private readonly pruneClaimsAbove: number;
+
+  constructor(connection: QueueConnection, options: { attempts?: number; /** Most tiles per job (RENDER_BATCH_TILES); 1: a job per tile. */ batchTiles?: number; pruneClaimsAbove?: number } = {}) {
+    this.batchTiles = Math.max(1, options.batchTiles ?? 1);
+    this.pruneClaimsAbove = options.pruneClaimsAbove ?? 1000;
+    this.claims = renderClaimsKey(connection.prefix);
+    this.seq = renderBatchSeqKey(connection.prefix);
     const open = (name: string) => new Queue(name, {
       connection: connectionFor(connection.url, 'producer'),
       prefix: connection.prefix,
@@ -50,6 +71,7 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   }
 
   async enqueue(items: QueuedRender[]): Promise<void> {
+    if (this.batchTiles > 1) return this.enqueueClaimed(items);
     const add = (lane: RenderLane) => {
       const mine = items.filter((i) => i.lane === lane);
       return mine.length === 0 ? undefined : this.lane(lane).addBulk(mine.map(({ job, priority }) => ({ name: 'render', data: job, opts: { jobId: job.key, priority } })));
@@ -57,10 +79,32 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     await Promise.all([add('render'), add('heavy')]);
   }
 
+  /**
+   * Claims each item's tiles (one script per item, pipelined), then adds one job per item holding
+   * the tiles it claimed, in the item's order; tiles a live job already owns are coalesced into it.
+   */
+  private async enqueueClaimed(items: QueuedRender[]): Promise<void> {
+    if (items.length === 0) return;
+    const redis = await this.client();
+    const owners = await Promise.all(items.map(({ job, lane }) => CLAIM_TILES.run(redis, [this.claims, this.seq, this.lane(lane).toKey(''), CLAIM_GRACE_MS, ...tilesOf(job).map((t) => t.key)]) as Promise<string[]>));
+    const adds: Record<RenderLane, Array<{ name: string; data: RenderJob; opts: { jobId: string; priority: number } }>> = { render: [], heavy: [] };
+    items.forEach(({ job, priority, lane }, i) => {
+      const [id, ...owner] = owners[i]!;
+      const claimed = tilesOf(job).filter((_, j) => owner[j] === id);
+      if (claimed.length === 0) return; // every tile is on its way in another job
+      const [first, ...rest] = claimed as [{ key: string; tile: RenderJob['tile'] }, ...Array<{ key: string; tile: RenderJob['tile'] }>];
+      const { batch: _batch, ...single } = job;
+      adds[lane].push({ name: 'render', data: { ...single, key: first.key, tile: first.tile, ...(rest.length > 0 && { batch: rest }) }, opts: { jobId: id!, priority } });
+    });
+    await Promise.all((['render', 'heavy'] as const).map((lane) => (adds[lane].length === 0 ? undefined : this.lane(lane).addBulk(adds[lane]))));
+  }
+
   async reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean> {
     // A handle by id, not getJob: changing a priority needs only the id, and fetching the whole
-    // job (its spec) for each of a viewer's re-ranked tiles was most of a viewport's cost.
-    const job = new Job(this.lane(lane), 'render', undefined, {}, key);
+    // job (its spec) for each of a viewer's re-ranked tiles was most of a viewport's cost. A claimed
+    // tile's job is its batch's: the whole batch moves (the service ranks a batch by its best tile).
+    const owner = (await this.ownerOf(key)) ?? key;
+    const job = new Job(this.lane(lane), 'render', undefined, {}, owner);
     try {
       await job.changePriority({ priority });
       return true;
@@ -70,8 +114,22 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   }
 
   async withdraw(key: string, lane: RenderLane): Promise<boolean> {
+    const q = this.lane(lane);
+    if (this.batchTiles > 1) {
+      const out = (await WITHDRAW_CLAIMED_TILE.run(await this.client(), [this.claims, q.toKey(''), key])) as [string, number] | null;
+      if (out) {
+        // -1: its job is running (the worker checks the tile's demand before rendering it).
+        if (Number(out[1]) < 0) return false;
+        // The last claimed tile of a job that has not started: the job goes too (else a worker takes
+        // it to find nothing to do). Not waited for: the tile is withdrawn already (its claim is
+        // gone), and a viewer moving on withdraws hundreds of tiles a slice at a time.
+        if (Number(out[1]) === 1) void q.remove(out[0]).catch(() => 0);
+        return true;
+      }
+      // No claim: a job keyed by this tile (queued before batches were switched on), if any.
+    }
     try {
-      return (await this.lane(lane).remove(key)) === 1;
+      return (await q.remove(key)) === 1;
     } catch {
       return false; // locked by a worker: it finishes and its tile is cached
     }
@@ -82,13 +140,27 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     // retries and stalls: one command where getJobState probes up to eight sets. A hash that exists
     // in no set would read 'unknown' there, but re-adding it would be a no-op too (same job id).
     // HEXISTS on the field every job is stored with: BullMQ's client interface has no EXISTS.
+    // A claimed tile: its claim and its job's hash, in one script.
     const q = this.lane(lane);
-    return (await (await q.getBackend().client).hexists(q.toKey(key), 'timestamp')) === 1;
+    const redis = await this.client();
+    const keyed = async () => (await redis.hexists(q.toKey(key), 'timestamp')) === 1;
+    const claimed = async () => Number(await CLAIMED_TILE_LIVE.run(redis, [this.claims, q.toKey(''), CLAIM_GRACE_MS, key])) === 1;
+    return this.batchTiles > 1 ? (await claimed()) || (await keyed()) : (await keyed()) || (await claimed());
+  }
+
+  /** The job that owns a claimed tile, if any. */
+  private async ownerOf(key: string): Promise<string | undefined> {
+    return (await (await this.client()).hget(this.claims, key)) ?? undefined;
+  }
+
+  /** BullMQ's own command connection (the scripts here need no other). */
+  private async client(): Promise<RedisClient> {
+    return (await this.queue.getBackend().client) as unknown as RedisClient;
   }
 
   /** The job's BullMQ state, for tests and operators (the sweep needs only `exists`). */
   async state(key: string, lane: RenderLane): Promise<RenderJobState> {
-    const s = await this.lane(lane).getJobState(key);
+    const s = await this.lane(lane).getJobState((await this.ownerOf(key)) ?? key);
     switch (s) {
       case 'waiting':
       case 'prioritized':
@@ -104,14 +176,35 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     }
   }
 
-  /** Keys of the jobs workers hold right now (for fault tests and operators). */
+  /** Tile keys of the jobs workers hold right now, every tile of a batch (for fault tests and operators). */
   async activeKeys(): Promise<string[]> {
     const [a, b] = await Promise.all([this.queue.getActive(), this.heavy.getActive()]);
-    return [...a, ...b].map((j) => j.id ?? '');
+    return [...a, ...b].flatMap((j) => {
+      const parsed = RenderJob.safeParse(j.data);
+      return parsed.success ? tilesOf(parsed.data).map((t) => t.key) : [j.id ?? ''];
+    });
   }
 
-  /** Both lanes: load shedding counts every waiting render. */
+  /**
+   * Renders waiting, both lanes, in tiles: what load shedding and tile:queued positions count. With
+   * batch jobs, the claimed tiles (one hash length): tiles of queued jobs, plus the few of the jobs
+   * running (at most batchTiles per render slot); jobs keyed by tile still queued from before a
+   * change of RENDER_BATCH_TILES are not in it.
+   */
   async depth(): Promise<number> {
+    if (this.batchTiles > 1) {
+      const redis = await this.client();
+      const claimed = await redis.hlen(this.claims);
+      // Once the hash is large enough for leaked claims to matter, every 20th reading also looks
+      // over a page of claims for ones whose job is gone (the depth is read every 0.5-2 s per
+      // process: ~100 commands per 10-40 s, the whole of a 100,000-tile queue in a few hours; a
+      // leaked claim is also taken over as soon as its tile is asked for again). Below that, a small
+      // hash would be scanned whole each time (Redis returns a small hash in one page).
+      if (claimed >= this.pruneClaimsAbove && this.depthReads++ % 20 === 0) {
+        this.pruneCursor = String(await PRUNE_CLAIMS.run(redis, [this.claims, this.queue.toKey(''), this.heavy.toKey(''), CLAIM_GRACE_MS, this.pruneCursor, 100]));
+      }
+      return claimed;
+    }
     const [a, b] = await Promise.all([this.queue.getJobCountByTypes('waiting', 'prioritized'), this.heavy.getJobCountByTypes('waiting', 'prioritized')]);
     return a + b;
   }
@@ -124,4 +217,9 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   async close(): Promise<void> {
     await Promise.all([this.queue.close(), this.heavy.close()]);
   }
+}
+
+/** A job's tiles in render order: its own, then its batch. */
+export function tilesOf(job: RenderJob): Array<{ key: string; tile: RenderJob['tile'] }> {
+  return [{ key: job.key, tile: job.tile }, ...(job.batch ?? [])];
 }

@@ -18,10 +18,10 @@ export interface TileRequestAdapters {
 }
 
 /** Opens the connections the adapters need; the app's main.ts owns their lifetime (close()). */
-export function openTileRequestAdapters(connection: { url: string; prefix: string }): TileRequestAdapters {
+export function openTileRequestAdapters(connection: { url: string; prefix: string }, options: { /** RENDER_BATCH_TILES */ batchTiles?: number } = {}): TileRequestAdapters {
   const redis = createRedis(connection.url, 'producer');
   const subscriber = createRedis(connection.url, 'subscriber');
-  const queue = new BullRenderQueue(connection);
+  const queue = new BullRenderQueue(connection, options);
   return {
     queue,
     events: new TileEventBus(connection.prefix, redis, subscriber),

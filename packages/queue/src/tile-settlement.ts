@@ -1,6 +1,7 @@
 import type { TileEvent } from '@tilefarm/contracts';
 import type { RedisClient } from './redis-connection';
 import { RedisScript } from './redis-script';
+import { renderClaimsKey } from './render-claims';
 import { tileDemandKey } from './tile-demand';
 import { tileEventsChannel } from './tile-event-bus';
 
@@ -12,6 +13,7 @@ import { tileEventsChannel } from './tile-event-bus';
 export class TileSettlement {
   private readonly channel: string;
   private readonly demand: string;
+  private readonly claims: string;
 
   constructor(
     prefix: string,
@@ -19,12 +21,23 @@ export class TileSettlement {
   ) {
     this.channel = tileEventsChannel(prefix);
     this.demand = tileDemandKey(prefix);
+    this.claims = renderClaimsKey(prefix);
   }
 
   /** Publishes the event, then clears the tile's demand; returns how many still wanted it (0: nobody). */
   async announce(event: TileEvent): Promise<number> {
     return Number(await ANNOUNCE.run(this.redis, [this.demand, this.channel, JSON.stringify(event), event.key]));
   }
+
+  /**
+   * The same for a tile of a batch job (render-claims.ts): the job's claim on it is dropped in the
+   * same step. A failure is announced only while the job still owns the tile (an earlier attempt
+   * may have announced it ready). Returns how many still wanted it, or -1 when nothing was announced.
+   */
+  async announceClaimed(event: TileEvent, jobId: string): Promise<number> {
+    return Number(await ANNOUNCE_CLAIMED.run(this.redis, [this.demand, this.claims, this.channel, JSON.stringify(event), event.key, jobId, event.type === 'failed' ? '1' : '0']));
+  }
 }
 
 const ANNOUNCE = RedisScript.fromFile('announce-and-settle.keys-1.lua');
+const ANNOUNCE_CLAIMED = RedisScript.fromFile('announce-claimed-tile.keys-2.lua');

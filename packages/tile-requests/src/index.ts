@@ -11,3 +11,4 @@ export * from './region-placement';
 export * from './iiif-params';
 export * from './dzi-params';
 export * from './catmaid-params';
+export * from './render-batches';

@@ -7,6 +7,7 @@ import type { RenderLane } from './priorities';
 export type RenderJobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'unknown';
 
 export interface QueuedRender {
+  /** One tile, or several of one plane (`job.batch`, only when the queue's batchTiles allows). */
   job: RenderJob;
   /** Lower is sooner (see priorities.ts). */
   priority: number;
@@ -14,13 +15,24 @@ export interface QueuedRender {
   lane: RenderLane;
 }
 
-/** The shared render queue, keyed by tile content key (a key always falls in the same lane: its cost decides). */
+/**
+ * The shared render queue, addressed by tile content key (a key always falls in the same lane: its
+ * cost decides). A job may carry several tiles (batchTiles); every method still speaks of one tile.
+ */
 export interface RenderQueuePort {
-  /** Adds jobs; a job whose key is already queued or running is not added again (coalescing). */
+  /** Most tiles one job may carry (RENDER_BATCH_TILES); absent or 1: one tile per job. */
+  readonly batchTiles?: number;
+  /**
+   * Adds jobs; a tile already queued or running (alone or in a batch) is not added again
+   * (coalescing): a batch is queued with the tiles nobody else's job holds, or not at all.
+   */
   enqueue(items: QueuedRender[]): Promise<void>;
-  /** Moves a waiting job to a new priority; false if it is not waiting. */
+  /** Moves the waiting job holding this tile (the whole batch) to a new priority; false if it is not waiting. */
   reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean>;
-  /** Removes a job that has not started; false if it is running, done, or gone. */
+  /**
+   * Takes this tile's render out of the queue if its job has not started (a batch job goes when its
+   * last tile does); false if it is running, done, or gone.
+   */
   withdraw(key: string, lane: RenderLane): Promise<boolean>;
   /**
    * Whether a job for this key is queued, running, or waiting to be retried: one existence check,

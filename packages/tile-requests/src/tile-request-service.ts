@@ -1,6 +1,7 @@
 import { TilefarmError, asErrorCode, type TileEvent } from '@tilefarm/contracts';
 import type { FailedTilesPort, QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
 import { TIER, jobPriority, laneOf, shareWeight, type RenderLane } from './priorities';
+import { batchJob, renderBatches } from './render-batches';
 import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
 
 /**
@@ -69,6 +70,8 @@ interface PendingEntry {
   /** Extra weight (shareWeight - 1) charged to these owners while the tile is pending. */
   charged: { owners: Owner[]; extra: number };
   checkedAt: number;
+  /** The tiles queued in one job with it (render-batches.ts), this one included; the job ranks by its best. */
+  batch?: string[];
 }
 
 export interface TileRequestServiceOptions {
@@ -221,7 +224,14 @@ export class TileRequestService {
     // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
     await inSlices(missing, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
     const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
-    await inSlices(toEnqueue, async (slice) => (await this.options.queue.enqueue(slice.map(queued)), []), this.redisGate);
+    const batches = renderBatches(toEnqueue, this.options.queue.batchTiles ?? 1);
+    for (const b of batches) {
+      if (b.length < 2) continue;
+      const keys = b.map((e) => e.job.key);
+      const priority = Math.min(...b.map((e) => e.priority));
+      for (const e of b) Object.assign(e, { batch: keys, priority });
+    }
+    await inSlices(batches, async (slice) => (await this.options.queue.enqueue(slice.map(queuedBatch)), []), this.redisGate);
     await this.updatePriorities(missing.filter((t) => !fresh.has(t.key)).map((t) => t.key));
     return { ready, pending: notStored, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
   }
@@ -305,9 +315,11 @@ export class TileRequestService {
   private async updatePriority(key: string): Promise<void> {
     const entry = this.pending.get(key);
     if (!entry) return;
-    const best = jobPriority(Math.min(...entry.listeners.values()), entry.ordinal);
+    // A batch job ranks by the best of its tiles still pending here (the job moves as one).
+    const members = entry.batch ? entry.batch.map((k) => this.pending.get(k)).filter((e): e is PendingEntry => e?.batch === entry.batch) : [entry];
+    const best = Math.min(...members.map((e) => jobPriority(Math.min(...e.listeners.values()), e.ordinal)));
     if (best !== entry.priority) {
-      entry.priority = best;
+      for (const e of members) e.priority = best;
       await this.options.queue.reprioritize(key, best, entry.lane);
     }
   }
@@ -369,8 +381,16 @@ export class TileRequestService {
   }
 }
 
+/** A tile queued again on its own (re-joined after a withdraw, or by the sweep): it leaves its batch. */
 function queued(e: PendingEntry): QueuedRender {
+  delete e.batch;
   return { job: e.job, priority: e.priority, lane: e.lane };
+}
+
+/** One job for tiles grouped by renderBatches: the batch's order, its first (best) tile's priority. */
+function queuedBatch(entries: PendingEntry[]): QueuedRender {
+  const first = entries[0]!;
+  return { job: batchJob(entries.map((e) => e.job)), priority: Math.min(...entries.map((e) => e.priority)), lane: first.lane };
 }
 
 function withBody(t: PlannedTile, found: unknown): PlannedTile & { body?: Buffer } {

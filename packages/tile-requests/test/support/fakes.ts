@@ -1,4 +1,4 @@
-import type { DatasetManifest, TileEvent } from '@tilefarm/contracts';
+import type { DatasetManifest, RenderJob, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '@tilefarm/storage';
 import {
@@ -69,50 +69,109 @@ interface FakeJob extends QueuedRender {
   state: 'waiting' | 'active';
 }
 
-/** A render queue keyed by tile key, like BullMQ with job id = key: coalesces, reprioritizes, withdraws waiting jobs. */
+function tilesOfJob(job: RenderJob): Array<{ key: string; tile: RenderJob['tile'] }> {
+  return [{ key: job.key, tile: job.tile }, ...(job.batch ?? [])];
+}
+
+/**
+ * A render queue like BullRenderQueue. With batchTiles 1 (default), keyed by tile key as BullMQ
+ * with job id = key: coalesces, reprioritizes, withdraws waiting jobs. With more, jobs carry several
+ * tiles under their own id and own them through claims (tile key → job id), as render-claims.ts does.
+ */
 export class FakeRenderQueue implements RenderQueuePort {
+  /** By job id: the tile key, or a batch job's own id. */
   readonly jobs = new Map<string, FakeJob>();
-  /** Every job actually added, in order (coalesced adds are not). */
+  /** Batch mode: the job that owns each tile's render. */
+  readonly claims = new Map<string, string>();
+  /** Every tile actually added, in order (coalesced adds are not). */
   readonly added: string[] = [];
+  /** Batch mode: the tile keys of every job added, in order. */
+  readonly batches: string[][] = [];
   readonly withdrawn: string[] = [];
   /** Overrides the depth the service reads (load-shedding tests). */
   depthOverride: number | undefined;
+  private seq = 0;
+
+  constructor(readonly batchTiles = 1) {}
 
   async enqueue(items: QueuedRender[]): Promise<void> {
     for (const { job, priority, lane } of items) {
-      if (this.jobs.has(job.key)) continue;
-      this.jobs.set(job.key, { job, priority, lane, state: 'waiting' });
-      this.added.push(job.key);
+      if (this.batchTiles <= 1) {
+        if (this.jobs.has(job.key)) continue;
+        this.jobs.set(job.key, { job, priority, lane, state: 'waiting' });
+        this.added.push(job.key);
+        continue;
+      }
+      const id = `b${++this.seq}-0`;
+      const mine = tilesOfJob(job).filter((t) => {
+        const owner = this.claims.get(t.key);
+        return !(owner !== undefined && this.jobs.has(owner));
+      });
+      if (mine.length === 0) continue;
+      for (const t of mine) this.claims.set(t.key, id);
+      const [first, ...rest] = mine as [{ key: string; tile: RenderJob['tile'] }, ...Array<{ key: string; tile: RenderJob['tile'] }>];
+      const { batch: _batch, ...single } = job;
+      this.jobs.set(id, { job: { ...single, key: first.key, tile: first.tile, ...(rest.length > 0 && { batch: rest }) }, priority, lane, state: 'waiting' });
+      this.added.push(...mine.map((t) => t.key));
+      this.batches.push(mine.map((t) => t.key));
     }
   }
+  private idOf(key: string): string {
+    return this.claims.get(key) ?? key;
+  }
   async reprioritize(key: string, priority: number): Promise<boolean> {
-    const j = this.jobs.get(key);
+    const j = this.jobs.get(this.idOf(key));
     if (j?.state !== 'waiting') return false;
     j.priority = priority;
     return true;
   }
   async withdraw(key: string): Promise<boolean> {
-    if (this.jobs.get(key)?.state !== 'waiting') return false;
+    const id = this.idOf(key);
+    const j = this.jobs.get(id);
+    if (this.claims.has(key)) {
+      if (j?.state === 'active') return false;
+      this.claims.delete(key);
+      if (j && !tilesOfJob(j.job).some((t) => this.claims.get(t.key) === id)) this.jobs.delete(id);
+      this.withdrawn.push(key);
+      return true;
+    }
+    if (j?.state !== 'waiting') return false;
     this.jobs.delete(key);
     this.withdrawn.push(key);
     return true;
   }
   async exists(key: string): Promise<boolean> {
-    return this.jobs.has(key);
+    return this.jobs.has(this.idOf(key));
   }
   async state(key: string): Promise<RenderJobState> {
-    return this.jobs.get(key)?.state ?? 'unknown';
+    return this.jobs.get(this.idOf(key))?.state ?? 'unknown';
   }
   async depth(): Promise<number> {
-    return this.depthOverride ?? [...this.jobs.values()].filter((j) => j.state === 'waiting').length;
+    if (this.depthOverride !== undefined) return this.depthOverride;
+    return this.batchTiles > 1 ? this.claims.size : [...this.jobs.values()].filter((j) => j.state === 'waiting').length;
   }
 
-  /** Waiting keys in the order a worker would take them (priority, then insertion). */
+  /** Waiting tile keys in the order workers would render them (priority, then insertion; a batch in its order). */
   order(): string[] {
-    return [...this.jobs.values()].filter((j) => j.state === 'waiting').sort((a, b) => a.priority - b.priority).map((j) => j.job.key);
+    return [...this.jobs.entries()]
+      .filter(([, j]) => j.state === 'waiting')
+      .sort((a, b) => a[1].priority - b[1].priority)
+      .flatMap(([id, j]) => tilesOfJob(j.job).filter((t) => this.batchTiles <= 1 || this.claims.get(t.key) === id).map((t) => t.key));
   }
   priorityOf(key: string): number | undefined {
-    return this.jobs.get(key)?.priority;
+    return this.jobs.get(this.idOf(key))?.priority;
+  }
+
+  /** Plays a worker taking one tile: its one-tile job (throws if none owns it); the tile leaves its job. */
+  take(key: string): RenderJob {
+    const id = this.idOf(key);
+    const j = this.jobs.get(id);
+    const t = j && tilesOfJob(j.job).find((x) => x.key === key);
+    if (!j || !t) throw new Error(`no job for ${key}`);
+    this.claims.delete(key);
+    if (!tilesOfJob(j.job).some((x) => this.claims.get(x.key) === id)) this.jobs.delete(id);
+    const { batch: _batch, ...single } = j.job;
+    return { ...single, key: t.key, tile: t.tile };
   }
 }
 
@@ -218,7 +277,7 @@ export interface Core {
 }
 
 /** A tile-request service over in-memory fakes, with one small synthetic dataset and one registered spec. */
-export async function buildCore(options: Partial<TileRequestServiceOptions> = {}): Promise<Core> {
+export async function buildCore(options: Partial<TileRequestServiceOptions> = {}, queueOptions: { batchTiles?: number } = {}): Promise<Core> {
   const store = new MemoryObjectStore();
   const catalog = new DatasetCatalog(store, 0);
   await catalog.publish(DATASET, { v: 1, dataset: DATASET.id, version: DATASET.version, planes: [] });
@@ -226,17 +285,12 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   await catalog.publish(WHOLE_SLIDE, { v: 1, dataset: WHOLE_SLIDE.id, version: WHOLE_SLIDE.version, planes: [] });
   const specs = new SpecRegistry(store);
   const { id: specId } = await specs.register(SPEC);
-  const queue = new FakeRenderQueue();
+  const queue = new FakeRenderQueue(queueOptions.batchTiles);
   const events = new FakeTileEvents();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
   const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, failures, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, ...options });
   await service.start();
-  const jobOf = (key: string) => {
-    const j = queue.jobs.get(key);
-    if (!j) throw new Error(`no job for ${key}`);
-    return j.job;
-  };
   return {
     service,
     store,
@@ -246,15 +300,13 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
     failures,
     specId,
     async render(key) {
-      const { dataset, specId: s, tile } = jobOf(key);
-      queue.jobs.delete(key);
+      const { dataset, specId: s, tile } = queue.take(key);
       await store.put(key, Buffer.from(`tile ${key}`));
       demand.counts.delete(key);
       events.publish({ type: 'ready', key, dataset, specId: s, tile });
     },
     fail(key, code = 'render_failed') {
-      const { dataset, specId: s, tile } = jobOf(key);
-      queue.jobs.delete(key);
+      const { dataset, specId: s, tile } = queue.take(key);
       demand.counts.delete(key);
       events.publish({ type: 'failed', key, dataset, specId: s, tile, code, message: 'it broke' });
     },
