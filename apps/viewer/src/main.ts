@@ -61,11 +61,29 @@ async function main(): Promise<void> {
 
   const currentState = (): ViewState => ({ dataset: dataset?.id, z, t, position: dataset ? view.position : undefined, spec });
   let urlTimer: ReturnType<typeof setTimeout> | undefined;
+  // While a link is being opened the URL already says where the view is going: the half-opened
+  // state (old spec, no spec yet, the last dataset's animation) must not overwrite it, or a reload
+  // in that moment opens something else than the link.
+  // Likewise a navigation that changed the hash after a write was scheduled (its hashchange event
+  // may not have run yet) wins over the write.
+  let openingLink = 0;
   const writeUrl = () => {
-    urlTimer ??= setTimeout(() => {
+    if (openingLink > 0 || urlTimer !== undefined) return;
+    const hashWhenScheduled = location.hash;
+    urlTimer = setTimeout(() => {
       urlTimer = undefined;
-      history.replaceState(null, '', formatViewState(currentState()));
+      if (openingLink === 0 && location.hash === hashWhenScheduled) history.replaceState(null, '', formatViewState(currentState()));
     }, 200);
+  };
+  const openLink = async (link: ViewState, id: string) => {
+    clearTimeout(urlTimer);
+    urlTimer = undefined;
+    openingLink++;
+    try {
+      await openDataset(id, link);
+    } finally {
+      openingLink--;
+    }
   };
 
   const serverShows = (pz: number, pt: number) => new RegExp(`/${pz}/${pt}/[a-z]+$`).test(view.state.shown ?? '');
@@ -162,13 +180,20 @@ async function main(): Promise<void> {
     show();
   };
 
+  // Opens overlap (a link opened while the last dataset is still loading): the latest one wins, an
+  // older one stops at its next step instead of putting its dataset or colours back.
+  let openSeq = 0;
   const openDataset = async (id: string, link: ViewState | undefined) => {
+    const mine = ++openSeq;
     const ds = datasets.find((d) => d.id === id) ?? datasets[0];
     if (!ds) return;
     dataset = ds;
     picker.value = ds.id;
-    stats = await api.stats(ds.id).catch(() => undefined);
-    hybrid.open(ds, stats, await api.zarrRoot(ds.id));
+    const dsStats = await api.stats(ds.id).catch(() => undefined);
+    const zarrRoot = await api.zarrRoot(ds.id);
+    if (mine !== openSeq) return;
+    stats = dsStats;
+    hybrid.open(ds, stats, zarrRoot);
     z = Math.min(ds.sizeZ - 1, link?.z ?? Math.floor(ds.sizeZ / 2));
     t = Math.min(ds.sizeT - 1, link?.t ?? 0);
     zSlider.max = String(ds.sizeZ - 1);
@@ -180,10 +205,12 @@ async function main(): Promise<void> {
     tSlider.value = String(t);
     tLabel.textContent = `t ${t + 1}/${ds.sizeT}`;
     const saved = await loadSaved(ds.id);
+    if (mine !== openSeq) return;
     const start = link?.spec ?? saved.find((x) => x.name === 'default')?.spec ?? defaultSpec(ds);
     panel.load(ds, start, stats);
     specId = undefined;
     await applySpec(start, undefined, link?.position);
+    if (mine !== openSeq) return;
     if (!specId && link?.spec) {
       // A link with a spec this dataset refuses: fall back to the dataset's own colours.
       panel.load(ds, defaultSpec(ds), stats);
@@ -381,11 +408,8 @@ async function main(): Promise<void> {
     { capture: true },
   );
   window.addEventListener('hashchange', () => {
-    // A pending write of the old state must not overwrite the link just opened.
-    clearTimeout(urlTimer);
-    urlTimer = undefined;
     const link = parseViewState(location.hash);
-    if (link.dataset) void openDataset(link.dataset, link);
+    if (link.dataset) void openLink(link, link.dataset);
   });
 
   const listDatasets = async () => {
@@ -434,7 +458,8 @@ async function main(): Promise<void> {
     return;
   }
   const link = parseViewState(location.hash);
-  await openDataset(link.dataset ?? datasets[0]?.id ?? '', link.dataset ? link : undefined);
+  if (link.dataset) await openLink(link, link.dataset);
+  else await openDataset(datasets[0]?.id ?? '', undefined);
 }
 
 main().catch((e: unknown) => {
