@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders, IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import fresh from 'fresh';
 import { parse as parseQuery } from 'node:querystring';
 import { MIME_TYPES, type ImageFormat } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
@@ -26,7 +27,7 @@ export interface StoredTileDoorDeps {
  * It answers only the cases that end in 200 or 304, with what the app does for them: the same
  * header middlewares (helmet's set, CORS) and X-Content-Type-Options, the same access rules
  * (checkAccess: signed URLs, tokens, tenants, path and dataset-id shapes), the same ETag and
- * immutable Cache-Control, If-None-Match as Express's res.send judges it, HEAD without a body,
+ * immutable Cache-Control, If-None-Match judged by `fresh` as res.send judges it, HEAD without a body,
  * and the same request-duration metric. Everything else — other methods, any other path shape, a
  * refused signature or token, a missing tile, a storage error — is handed to the app untouched
  * (nothing written yet), which checks it again and answers it exactly as before.
@@ -63,9 +64,10 @@ async function answer(deps: StoredTileDoorDeps, req: IncomingMessage, res: Serve
   }
   const key = path.slice(1);
   const etag = etagOf(key);
-  const fresh = notModified(req.headers, etag);
-  const body = fresh ? undefined : await deps.store.get(key);
-  if (!fresh && !body) return false;
+  // Judged by `fresh`, the package Express's res.send judges it with (no Last-Modified is sent).
+  const notModified = fresh(req.headers, { etag });
+  const body = notModified ? undefined : await deps.store.get(key);
+  if (!notModified && !body) return false;
   for (const set of deps.headers) {
     let continued = false;
     set(req, res, (err) => (continued = err === undefined));
@@ -75,7 +77,7 @@ async function answer(deps: StoredTileDoorDeps, req: IncomingMessage, res: Serve
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Cache-Control', IMMUTABLE);
   res.setHeader('ETag', etag);
-  if (fresh) {
+  if (notModified) {
     res.statusCode = 304;
     res.end();
     return true;
@@ -84,23 +86,4 @@ async function answer(deps: StoredTileDoorDeps, req: IncomingMessage, res: Serve
   res.setHeader('Content-Length', body!.length);
   res.end(req.method === 'HEAD' ? undefined : body);
   return true;
-}
-
-const NO_CACHE = /(?:^|,)\s*?no-cache\s*?(?:,|$)/;
-
-/**
- * Whether a conditional request already holds this ETag, judged as Express's res.send judges it
- * (its `fresh`: If-None-Match decides when present; If-Modified-Since alone never matches, as no
- * Last-Modified is sent; Cache-Control: no-cache asks for the body).
- */
-function notModified(headers: IncomingHttpHeaders, etag: string): boolean {
-  const noneMatch = headers['if-none-match'];
-  if (!noneMatch) return false;
-  const cacheControl = headers['cache-control'];
-  if (cacheControl && NO_CACHE.test(cacheControl)) return false;
-  if (noneMatch === '*') return true;
-  return noneMatch.split(',').some((t) => {
-    const m = t.replace(/^ +| +$/g, '');
-    return m === etag || m === `W/${etag}` || `W/${m}` === etag;
-  });
 }
