@@ -36,6 +36,8 @@ export interface AppProcess {
   name: string;
   child: ChildProcess;
   output: string[];
+  /** Set by stop(): an exit after it is expected, one before it is a crash. */
+  stopRequested: boolean;
   /** Sends SIGKILL (crash) or SIGTERM (graceful) and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -80,17 +82,21 @@ export class TestSystem {
   }
 
   static async start(options: SystemOptions = {}): Promise<TestSystem> {
-    const apiPort = await freePort();
-    const gatewayPorts: number[] = [];
-    for (let i = 0; i < (options.gateways ?? 1); i++) gatewayPorts.push(await freePort());
-    const system = new TestSystem(apiPort, gatewayPorts, options);
-    try {
-      await system.boot();
-    } catch (e) {
-      await system.stop();
-      throw e;
+    // A port freePort found free can be taken by another socket before the app binds it (the
+    // app then exits with EADDRINUSE): boot again on new ports rather than fail the suite.
+    for (let attempt = 1; ; attempt++) {
+      const apiPort = await freePort();
+      const gatewayPorts: number[] = [];
+      for (let i = 0; i < (options.gateways ?? 1); i++) gatewayPorts.push(await freePort());
+      const system = new TestSystem(apiPort, gatewayPorts, options);
+      try {
+        await system.boot();
+        return system;
+      } catch (e) {
+        await system.stop();
+        if (attempt >= 3 || !String(e).includes('EADDRINUSE')) throw e;
+      }
     }
-    return system;
   }
 
   get redisUrl(): string {
@@ -133,8 +139,8 @@ export class TestSystem {
     this.spawnApp('api', 'apps/api/dist/main.js', { PORT: String(this.apiPort), HOST: '127.0.0.1', GATEWAY_PUBLIC_URL: gatewayPublic });
     this.gatewayPorts.forEach((port, i) => this.spawnApp(`gateway-${i}`, 'apps/gateway/dist/main.js', { GATEWAY_PORT: String(port), HOST: '127.0.0.1' }));
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.addWorker();
-    await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
-    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs ?? 60_000); // four Node processes on a loaded 2-core machine
+    await this.waitFor(`${this.apiUrl}/readyz`, this.options.readyTimeoutMs ?? 45_000); // four Node processes on a loaded 2-core machine; fails inside a 60 s hook, with the logs
+    for (let i = 0; i < this.gatewayPorts.length; i++) await this.waitFor(`${this.gatewayUrl(i)}/healthz`, this.options.readyTimeoutMs ?? 45_000); // four Node processes on a loaded 2-core machine; fails inside a 60 s hook, with the logs
   }
 
   /**
@@ -179,7 +185,9 @@ export class TestSystem {
       name,
       child,
       output,
+      stopRequested: false,
       stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+        proc.stopRequested = true;
         if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
         const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
         child.kill(signal);
@@ -193,12 +201,20 @@ export class TestSystem {
     return proc;
   }
 
+  /**
+   * Polls `url` until it answers 2xx. Fails at once, with every process's last output, when one of
+   * the system's processes has exited without being stopped (a start that failed is not waited out), and each poll
+   * gives up after a few seconds so a server that accepts but never answers cannot hang the boot.
+   */
   async waitFor(url: string, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const logs = () => this.processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-2000)}`).join('\n');
     let last = '';
     while (Date.now() < deadline) {
+      const exited = this.processes.find((p) => !p.stopRequested && (p.child.exitCode !== null || p.child.signalCode !== null));
+      if (exited) throw new Error(`${exited.name} exited (${exited.child.exitCode ?? exited.child.signalCode}) while waiting for ${url}\n${logs()}`);
       try {
-        const res = await fetch(url);
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
         if (res.ok) return;
         last = `${res.status}`;
       } catch (e) {
@@ -206,8 +222,7 @@ export class TestSystem {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    const logs = this.processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-2000)}`).join('\n');
-    throw new Error(`${url} not ready after ${timeoutMs} ms (${last})\n${logs}`);
+    throw new Error(`${url} not ready after ${timeoutMs} ms (${last})\n${logs()}`);
   }
 
   /** Sum of a counter over every worker's /metrics (each worker logs its metrics port). */

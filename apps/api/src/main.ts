@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog, UploadStore } from '@tilefarm/datasets';
 import { BullIngestQueue, IngestTracker, RetiredVersions, openTileRequestAdapters } from '@tilefarm/queue';
@@ -10,7 +9,7 @@ import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
-import { createApiMetrics, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
+import { createApiMetrics, listen, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { buildRequestListener } from './app';
 import { ApiConfig } from './config';
 import { TileService } from './tile-service';
@@ -66,9 +65,9 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
 
   // The subscription is live before the first request can wait on it.
   void service.start().catch((e) => logger.error({ err: e }, 'tile event subscription failed'));
-  const server = createServer(listener).listen(config.PORT, config.HOST, () => {
-    logger.info({ port: (server.address() as AddressInfo).port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
-  });
+  const server = createServer(listener);
+  const port = await listen(server, config.PORT, config.HOST);
+  logger.info({ port, storage: store.kind, adminDashboard: config.ADMIN_TOKEN ? '/admin/queues' : 'off (no ADMIN_TOKEN)' }, 'api ready');
 
   return {
     async stop(deadlineMs) {

@@ -1,11 +1,10 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';
 import { IngestProgressBus, IngestTracker, ingestEventOf, openTileRequestAdapters } from '@tilefarm/queue';
 import { openObjectStore } from '@tilefarm/storage';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
-import { answerNotFound, answerOpsRequest, createGatewayMetrics, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
+import { answerNotFound, answerOpsRequest, createGatewayMetrics, listen, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { GatewayConfig } from './config';
 import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
@@ -59,9 +58,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ga
     }),
   });
   await ingestBus.subscribe((event) => gateway.forwardIngestProgress(event));
-  http.listen(config.GATEWAY_PORT, config.HOST, () => {
-    logger.info({ port: (http.address() as AddressInfo).port }, 'gateway ready');
-  });
+  logger.info({ port: await listen(http, config.GATEWAY_PORT, config.HOST) }, 'gateway ready');
 
   return {
     async stop(deadlineMs) {

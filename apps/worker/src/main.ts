@@ -1,5 +1,4 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
@@ -12,7 +11,7 @@ import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
 import { SpecRegistry } from '@tilefarm/tile-requests';
-import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetrics, runProcess, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
+import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetrics, listen, runProcess, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
 import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
@@ -126,10 +125,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const server = createServer((req, res) => {
     if (!answerOpsRequest(req, res, registry, () => ({ ok: !isStopping() }))) answerNotFound(res);
   });
-  server.listen(config.WORKER_METRICS_PORT, () => {
-    const port = (server.address() as AddressInfo).port;
-    logger.info({ metricsPort: port, concurrency: config.WORKER_CONCURRENCY, storage: store.kind }, 'worker ready');
-  });
+  const metricsPort = await listen(server, config.WORKER_METRICS_PORT);
+  logger.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, storage: store.kind }, 'worker ready');
 
   return {
     async stop(deadlineMs) {

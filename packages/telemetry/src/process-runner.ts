@@ -1,3 +1,4 @@
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from './logger';
 import { createRegistry } from './metrics';
@@ -75,4 +76,24 @@ export async function within(ms: number, work: Promise<unknown>): Promise<void> 
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([work, new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * Listens and resolves with the bound port, or rejects with a message that names the address, so
+ * a port already taken ends the start with a clear "start failed" log instead of an unhandled
+ * 'error' event.
+ */
+export async function listen(server: NetServer, port: number, host?: string): Promise<number> {
+  await new Promise<void>((done, fail) => {
+    const failed = (e: NodeJS.ErrnoException) => {
+      const where = `${host ?? '*'}:${port}`;
+      fail(new Error(e.code === 'EADDRINUSE' ? `cannot listen on ${where}: the port is already in use (EADDRINUSE)` : `cannot listen on ${where}: ${e.message}`, { cause: e }));
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      done();
+    });
+  });
+  return (server.address() as AddressInfo).port;
 }
