@@ -24,6 +24,11 @@ export const GatewayConfig = z
      * centre. Default: the most tiles one tiles:request may name.
      */
     VIEWPORT_MAX_TILES: int(1, MAX_TILES_PER_REQUEST * 16).default(MAX_TILES_PER_REQUEST),
+    /**
+     * Viewports are applied at most this often per viewer, the latest one then (the web viewer
+     * sends one at most every 100 ms); 0: each one as it comes.
+     */
+    VIEWPORT_INTERVAL_MS: int(0, 10_000).default(100),
     /** Tiles one viewer may have pending at once. */
     MAX_PENDING_PER_VIEWER: int(1, 100_000).default(2000),
     /** Queue depth above which new renders are refused (load shedding). */

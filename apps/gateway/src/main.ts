@@ -49,7 +49,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ga
     session: {
       service,
       counters: viewerCounters(metrics),
-      limits: { prefetchZ: config.PREFETCH_Z, prefetchT: config.PREFETCH_T, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH, viewportMaxTiles: config.VIEWPORT_MAX_TILES },
+      limits: { prefetchZ: config.PREFETCH_Z, prefetchT: config.PREFETCH_T, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH, viewportMaxTiles: config.VIEWPORT_MAX_TILES, viewportIntervalMs: config.VIEWPORT_INTERVAL_MS },
       tileUrl: (key) => signer.url(tileBase, key),
     },
     ingest: new IngestWatchers(async (jobId) => {

@@ -17,7 +17,7 @@ describe('ViewerSession', () => {
     session = new ViewerSession({
       service: core.service,
       counters: viewerCounters(metrics),
-      limits: { prefetchZ: 1, prefetchT: 0, maxPending: 50, queuedNoticeDepth: 0, viewportMaxTiles: 1024 },
+      limits: { prefetchZ: 1, prefetchT: 0, maxPending: 50, queuedNoticeDepth: 0, viewportMaxTiles: 1024, viewportIntervalMs: 0 },
       tileUrl: (key) => `/${key}`,
       emit: (event, ...args) => sent.push({ event, payload: args[0] }),
     });

@@ -18,6 +18,11 @@ const SLICE = 64;
  * here: they are what a viewer waits for, and each is already bounded.
  */
 const REDIS_SLICES_IN_FLIGHT = 1;
+/**
+ * How long a re-ranking waits (see updatePriorities): short beside a render's wait in the queue,
+ * long beside the 25-50 ms between a scrolling viewer's steps.
+ */
+export const RERANK_DELAY_MS = 50;
 
 /** A first-come-first-served limit on work in flight. */
 class Gate {
@@ -93,6 +98,11 @@ export interface TileRequestServiceOptions {
   /** A tile pending this long is re-checked against storage and the queue (lost events, lost jobs). */
   sweepAfterMs?: number;
   sweepIntervalMs?: number;
+  /**
+   * Re-rankings wait this long, then go to the queue once per job, only for jobs whose best rank
+   * differs from the one queued (default RERANK_DELAY_MS; 0: at once, awaited by the caller).
+   */
+  rerankDelayMs?: number;
   onError?: (error: unknown) => void;
 }
 
@@ -137,10 +147,16 @@ export class TileRequestService {
   private readonly sweepAfterMs: number;
   private queueDepth = 0;
   private readonly redisGate = new Gate(REDIS_SLICES_IN_FLIGHT);
+  private readonly rerankDelayMs: number;
+  /** Pending tiles whose job may need a new rank, applied together after rerankDelayMs. */
+  private readonly rerankDue = new Set<string>();
+  private rerankTimer: NodeJS.Timeout | undefined;
+  private reranking: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: TileRequestServiceOptions) {
     this.planner = options.planner;
     this.sweepAfterMs = options.sweepAfterMs ?? 3000;
+    this.rerankDelayMs = options.rerankDelayMs ?? RERANK_DELAY_MS;
   }
 
   /** Subscribes to tile events (resolves once live) and starts the sweep and the depth reading. */
@@ -161,6 +177,18 @@ export class TileRequestService {
 
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
+    clearTimeout(this.rerankTimer);
+    this.rerankTimer = undefined;
+  }
+
+  /** Applies the re-rankings waiting for their delay now (tests and operators). */
+  async flushRanks(): Promise<void> {
+    clearTimeout(this.rerankTimer);
+    this.rerankTimer = undefined;
+    const due = [...this.rerankDue];
+    this.rerankDue.clear();
+    this.reranking = this.reranking.then(() => this.applyPriorities(due)).catch((e: unknown) => this.options.onError?.(e));
+    await this.reranking;
   }
 
   get pendingCount(): number {
@@ -308,7 +336,21 @@ export class TileRequestService {
     }
   }
 
+  /**
+   * A job's rank follows its listeners' tiers, but a viewer moving through Z re-ranks every tile it
+   * waits for at each step, many times a second, and back again: the ranks are computed when the
+   * delay is over, so a tile whose best rank went back to the queued one costs no Redis call.
+   */
   private async updatePriorities(keys: string[]): Promise<void> {
+    if (this.rerankDelayMs <= 0) return this.applyPriorities(keys);
+    for (const k of keys) this.rerankDue.add(k);
+    if (this.rerankDue.size > 0 && !this.rerankTimer) {
+      this.rerankTimer = setTimeout(() => void this.flushRanks(), this.rerankDelayMs);
+      this.rerankTimer.unref();
+    }
+  }
+
+  private async applyPriorities(keys: string[]): Promise<void> {
     await inSlices(keys, (slice) => Promise.all(slice.map((k) => this.updatePriority(k))), this.redisGate);
   }
 

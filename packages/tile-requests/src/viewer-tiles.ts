@@ -51,6 +51,12 @@ export interface ViewerLimits {
   queuedNoticeDepth: number;
   /** The most tiles a viewport rectangle may cover (what a screen can show); a larger one is cut around its centre. */
   viewportMaxTiles: number;
+  /**
+   * Viewports are applied at most this often per viewer (the latest one then): the web viewer sends
+   * one at most every 100 ms, and a client sending faster would only make this gateway withdraw and
+   * re-rank the same tiles over and over (0: no spacing).
+   */
+  viewportIntervalMs: number;
 }
 
 /** What a viewer's requests cost and saved, for metrics (the gateway counts them in Prometheus). */
@@ -93,6 +99,8 @@ export class ViewerTiles {
   private closed = false;
   private viewportSeq = 0;
   private viewportChain: Promise<void> = Promise.resolve();
+  /** When the last viewport was applied (see ViewerLimits.viewportIntervalMs). */
+  private lastViewportAt = -Infinity;
   private readonly listener = (event: TileEvent) => this.onTileEvent(event);
   /** Keys recently delivered to this viewer and when (insertion-ordered, bounded), so prefetch does not repeat them. */
   private readonly delivered = new Map<string, number>();
@@ -119,13 +127,21 @@ export class ViewerTiles {
 
   /**
    * The viewer moved: re-rank what it waits for, withdraw what it moved away from, ask for what it
-   * will see next. Viewports are applied one at a time, in order, and only the latest one waiting
-   * is applied: a viewer scrolling faster than the gateway answers skips the slices in between
-   * instead of asking for (and then withdrawing) each of them.
+   * will see next. Viewports are applied one at a time, in order, at most one per
+   * viewportIntervalMs, and only the latest one waiting is applied: a viewer scrolling faster than
+   * that skips the slices in between instead of asking for (and then withdrawing) each of them.
    */
   async viewport(v: Viewport): Promise<void> {
     const seq = ++this.viewportSeq;
-    const run = this.viewportChain.then(() => (seq === this.viewportSeq && !this.closed ? this.applyViewport(v) : undefined));
+    const latest = () => seq === this.viewportSeq && !this.closed;
+    const run = this.viewportChain.then(async () => {
+      if (!latest()) return;
+      const wait = this.lastViewportAt + this.deps.limits.viewportIntervalMs - this.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!latest()) return;
+      this.lastViewportAt = this.now();
+      await this.applyViewport(v);
+    });
     this.viewportChain = run.catch(() => undefined);
     await run;
   }

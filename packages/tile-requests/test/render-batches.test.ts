@@ -53,7 +53,7 @@ describe('TileRequestService with batch jobs (batchTiles 4)', () => {
   });
 
   it('coalescing stays exact across processes: another service enqueues only the tiles no live job owns, and each listener hears each tile once', async () => {
-    const other = new TileRequestService({ planner: core.service.planner, queue: core.queue, events: core.events, demand: core.demand, store: core.store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000 });
+    const other = new TileRequestService({ planner: core.service.planner, queue: core.queue, events: core.events, demand: core.demand, store: core.store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, rerankDelayMs: 0 });
     await other.start();
     try {
       const p = await plan(core, screen(0, 0, 4, 4));

@@ -1,6 +1,6 @@
 import { TilefarmError } from '@tilefarm/contracts';
 import { TIER, jobPriority, type PlannedTile, type TilePlan } from '@tilefarm/tile-requests';
-import { DATASET, buildCore, recorder, type Core } from './support/fakes';
+import { DATASET, WHOLE_SLIDE, buildCore, recorder, type Core } from './support/fakes';
 
 // The tile-request core on in-memory fakes of its ports: every rule without a process or Redis.
 
@@ -62,6 +62,47 @@ describe('TileRequestService', () => {
     const c = recorder();
     await core.service.request(p, [tiles[3]!], TIER.outsideView, c.listener);
     expect(core.queue.priorityOf(tiles[3]!.key)).toBe(jobPriority(TIER.visible, 1));
+  });
+
+  describe('re-ranking after a delay', () => {
+    let delayed: Core;
+    beforeEach(async () => {
+      delayed = await buildCore({ rerankDelayMs: 40 }, { batchTiles: 4 });
+    });
+    afterEach(() => delayed.service.stop());
+
+    it('a viewer flipping a tile between tiers and back costs no queue call; a lasting change costs one per job', async () => {
+      // 16 tiles of one screen: four jobs of four tiles.
+      const p = await delayed.service.planner.plan(WHOLE_SLIDE.id, delayed.specId, Array.from({ length: 16 }, (_, i) => at(i % 4, Math.floor(i / 4))));
+      const a = recorder();
+      await delayed.service.request(p, p.tiles, TIER.ring, a.listener);
+      const keys = p.tiles.map((t) => t.key);
+      const before = keys.map((k) => delayed.queue.priorityOf(k));
+      for (let i = 0; i < 5; i++) {
+        await delayed.service.setTier(keys, TIER.visible, a.listener);
+        await delayed.service.setTier(keys, TIER.ring, a.listener);
+      }
+      await delayed.service.flushRanks();
+      expect(delayed.queue.reranked).toEqual([]);
+      expect(keys.map((k) => delayed.queue.priorityOf(k))).toEqual(before);
+      // Visible for good: applied once the delay is over, one call per job.
+      expect(delayed.queue.batches).toHaveLength(4);
+      await delayed.service.setTier(keys, TIER.visible, a.listener);
+      expect(delayed.queue.reranked).toEqual([]);
+      await new Promise((r) => setTimeout(r, 80));
+      expect(delayed.queue.reranked).toHaveLength(4);
+      expect(delayed.queue.batches.map((b) => delayed.queue.priorityOf(b[0]!))).toEqual([0, 4, 8, 12].map((i) => jobPriority(TIER.visible, i)));
+    });
+
+    it('a tile settled or released before the delay is over is not re-ranked', async () => {
+      const p = await delayed.service.planner.plan(DATASET.id, delayed.specId, [at(0, 0)]);
+      const a = recorder();
+      await delayed.service.request(p, p.tiles, TIER.ring, a.listener);
+      await delayed.service.setTier([p.tiles[0]!.key], TIER.visible, a.listener);
+      await delayed.service.release([p.tiles[0]!.key], a.listener);
+      await delayed.service.flushRanks();
+      expect(delayed.queue.reranked).toEqual([]);
+    });
   });
 
   it('withdraws a queued render once nobody wants it, not while someone still does', async () => {

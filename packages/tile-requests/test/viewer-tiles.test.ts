@@ -14,7 +14,7 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
   const tiles = new ViewerTiles({
     now: () => clock.ms,
     service: core.service,
-    limits: { prefetchZ: 1, prefetchT: 0, maxPending: 100, queuedNoticeDepth: 0, viewportMaxTiles: 1024, ...limits },
+    limits: { prefetchZ: 1, prefetchT: 0, maxPending: 100, queuedNoticeDepth: 0, viewportMaxTiles: 1024, viewportIntervalMs: 0, ...limits },
     counters: {
       requested: (n) => (counts.requested += n),
       stored: (n) => (counts.stored += n),
@@ -277,6 +277,23 @@ describe('ViewerTiles', () => {
     const ahead = (await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 4)])).tiles[0]!.key;
     expect(core.queue.priorityOf(ahead)! < core.queue.priorityOf(visible!)!).toBe(true);
     expect(core.queue.priorityOf(visible!)! < core.queue.priorityOf(ring!)!).toBe(true);
+  });
+
+  it('applies at most one viewport per viewportIntervalMs: the latest waiting, the ones between skipped', async () => {
+    const v = viewer(core, { prefetchZ: 0, viewportIntervalMs: 60 });
+    const on = (z: number) => ({ dataset: DATASET.id, spec: core.specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: 0, y1: 0 });
+    const screens = (await core.service.planner.plan(DATASET.id, core.specId, [0, 1, 2, 3].map((z) => at(0, 0, z)))).tiles.map((t) => t.key);
+    await v.tiles.viewport(on(0));
+    const t0 = performance.now();
+    await Promise.all([v.tiles.viewport(on(1)), v.tiles.viewport(on(2))]);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
+    expect(core.queue.added).toContain(screens[0]);
+    expect(core.queue.added).not.toContain(screens[1]);
+    expect(core.queue.added).toContain(screens[2]);
+    // Once the interval has passed (the viewer's clock), the next one is applied at once.
+    v.clock.ms += 60;
+    await v.tiles.viewport(on(3));
+    expect(core.queue.added).toContain(screens[3]);
   });
 
   it('playback on a warm cache: the next time points are prefetched, stored ones announced at once, passed ones withdrawn', async () => {

@@ -88,6 +88,8 @@ export class FakeRenderQueue implements RenderQueuePort {
   /** Batch mode: the tile keys of every job added, in order. */
   readonly batches: string[][] = [];
   readonly withdrawn: string[] = [];
+  /** Every re-ranking asked of the queue, by tile key, in order. */
+  readonly reranked: string[] = [];
   /** Overrides the depth the service reads (load-shedding tests). */
   depthOverride: number | undefined;
   private seq = 0;
@@ -120,6 +122,7 @@ export class FakeRenderQueue implements RenderQueuePort {
     return this.claims.get(key) ?? key;
   }
   async reprioritize(key: string, priority: number): Promise<boolean> {
+    this.reranked.push(key);
     const j = this.jobs.get(this.idOf(key));
     if (j?.state !== 'waiting') return false;
     j.priority = priority;
@@ -289,7 +292,9 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   const events = new FakeTileEvents();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
-  const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, failures, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, ...options });
+  // Ranks apply at once here (rerankDelayMs 0), so a policy test reads the queue right after its
+  // call; the delayed re-ranking has tests of its own.
+  const service = new TileRequestService({ planner: new TilePlanner(catalog, specs), queue, events, demand, failures, store, maxQueueDepth: 1000, depthIntervalMs: 60_000, sweepIntervalMs: 60_000, rerankDelayMs: 0, ...options });
   await service.start();
   return {
     service,
