@@ -11,6 +11,8 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     # sharp on glibc: fewer malloc arenas keep a long-running worker's RSS flat (sharp's docs on glibc memory).
     MALLOC_ARENA_MAX=2
+# c-blosc decodes linked OME-Zarrs' Blosc chunks (through koffi); without it numcodecs does, slower.
+RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
 USER node

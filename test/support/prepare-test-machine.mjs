@@ -10,6 +10,9 @@
 //  - libvips' CLI (Debian libvips-tools), libvips built with zstd and OpenJPEG (sharp's is not):
 //    the ingest codec tests compare our zstd/JPEG 2000 decode against its own; installed the same
 //    way, and those comparisons are skipped (not failed) without it.
+//  - c-blosc (Debian libblosc1), which decodes Blosc chunks of linked OME-Zarrs through koffi (the
+//    blosc codec tests compare it with numcodecs): installed the same way. Without it tilefarm still
+//    reads Blosc (numcodecs, slower), but those tests fail.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -111,8 +114,22 @@ function ensureVipsCli() {
   say('the vips CLI is missing, so the ingest codec tests skip their checks against libvips\' own zstd/JPEG 2000 decode: install it as root with: apt-get install -y libvips-tools');
 }
 
+function ensureLibblosc() {
+  const probe = () => /libblosc\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+  if (probe()) return;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say('c-blosc is missing; installing Debian\'s libblosc1 with apt-get (once)...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq libblosc1'], { env, encoding: 'utf8' });
+    if (run.status === 0 && probe()) return;
+    say(`apt-get could not install libblosc1: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
+  }
+  say('c-blosc (libblosc.so.1) is missing, so linked OME-Zarrs decode Blosc with numcodecs (slower) and the blosc codec tests fail: install it as root with: apt-get install -y libblosc1');
+}
+
 const redisOk = await ensureRedis();
 ensureChromium();
 ensurePythonZarr();
 ensureVipsCli();
+ensureLibblosc();
 process.exit(redisOk ? 0 : 1);

@@ -4,20 +4,18 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const SCRIPT = join(__dirname, '..', 'fixtures', 'zarr', 'generate.py');
+const FIXTURE_SCRIPTS = join(__dirname, '..', 'fixtures', 'zarr');
 
-/**
- * The OME-Zarr fixtures, written by test/fixtures/zarr/generate.py with Debian's python3-zarr
- * (independent of our code and of zarrita). Generated once per script version into a cache dir.
- */
-export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string; numeric: Record<NumericDtype, string> } {
-  const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 12);
-  const dir = join(tmpdir(), `tilefarm-zarr-fixtures-${hash}`);
+/** Runs a fixture script once per version of it, into a cache dir (tests share it). */
+function generatedBy(script: string, name: string): string {
+  const path = join(FIXTURE_SCRIPTS, script);
+  const hash = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
+  const dir = join(tmpdir(), `tilefarm-${name}-${hash}`);
   if (!existsSync(join(dir, 'done'))) {
     const building = `${dir}.${process.pid}`;
     rmSync(building, { recursive: true, force: true });
     mkdirSync(building, { recursive: true });
-    execFileSync('/usr/bin/python3', [SCRIPT, building], { stdio: 'pipe' });
+    execFileSync('/usr/bin/python3', [path, building], { stdio: 'pipe' });
     execFileSync('touch', [join(building, 'done')]);
     try {
       renameSync(building, dir);
@@ -25,8 +23,40 @@ export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string; n
       rmSync(building, { recursive: true, force: true }); // another test built it meanwhile
     }
   }
+  return dir;
+}
+
+/**
+ * The OME-Zarr fixtures, written by test/fixtures/zarr/generate.py with Debian's python3-zarr
+ * (independent of our code and of zarrita). Generated once per script version into a cache dir.
+ */
+export function zarrFixtures(): { dir: string; ngff04: string; ngff05: string; numeric: Record<NumericDtype, string> } {
+  const dir = generatedBy('generate.py', 'zarr-fixtures');
   const numeric = Object.fromEntries(NUMERIC_DTYPES.map((d) => [d, join(dir, `numeric-${d}.zarr`)])) as Record<NumericDtype, string>;
   return { dir, ngff04: join(dir, 'cells-ngff04.zarr'), ngff05: join(dir, 'cells-ngff05.zarr'), numeric };
+}
+
+/** One array of blosc-variants.py: where it lies (`${dir}/${kind}/${name}`) and how it was written. */
+export interface BloscVariant {
+  kind: 'v2' | 'v3' | 'v3-sharded';
+  name: string;
+  dtype: 'uint8' | 'uint16' | 'int16' | 'float32';
+  shape: number[];
+  chunks: number[];
+  cname: string;
+  clevel: number;
+  shuffle: 'noshuffle' | 'shuffle' | 'bitshuffle';
+  blocksize: number;
+}
+
+/**
+ * Small Zarr arrays in every Blosc variant (inner codec × shuffle × sample type, v2 by Python's zarr,
+ * v3 and sharded v3 chunks by numcodecs), each with its samples as raw bytes beside it
+ * (test/fixtures/zarr/blosc-variants.py).
+ */
+export function bloscVariantFixtures(): { dir: string; variants: BloscVariant[] } {
+  const dir = generatedBy('blosc-variants.py', 'blosc-variants');
+  return { dir, variants: JSON.parse(readFileSync(join(dir, 'variants.json'), 'utf8')) as BloscVariant[] };
 }
 
 /** The fixtures' known value of every sample (see generate.py); reduced level k samples (y·2^k, x·2^k). */

@@ -7,7 +7,7 @@ import { BullIngestQueue, IngestTracker, RetiredVersions, openTileRequestAdapter
 import { queueDashboardAdapters } from '@tilefarm/queue/dashboard';
 import { openObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
-import { DatasetPixels, zarrPlaceResolver } from '@tilefarm/zarr';
+import { DatasetPixels, reportZarrCodecsTo, zarrPlaceResolver } from '@tilefarm/zarr';
 import { AccessTokens, SpecRegistry, TilePlanner, TileRequestService, TileUrlSigner } from '@tilefarm/tile-requests';
 import { createApiMetrics, listen, runProcess, within, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { buildRequestListener } from './app';
@@ -49,6 +49,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ap
   };
   const s3 = { region: config.S3_REGION, endpoint: config.S3_ENDPOINT, forcePathStyle: config.S3_FORCE_PATH_STYLE, accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY };
   const pixels = new DatasetPixels(store, zarrPlaceResolver({ ingestRoot: config.INGEST_ROOT, s3 }), config.ZARR_MAX_SOURCE_PIXELS ?? 2 ** 40);
+  reportZarrCodecsTo(logger); // the /zarr/ view of linked Zarrs decodes their chunks here
   const zarrView = { pixels, chunks: new LruByteCache<string, unknown>({ maxBytes: config.ZARR_CHUNK_CACHE_MB * 1024 * 1024 }) };
   const uploadStore = new UploadStore(store);
   const uploads = { uploads: uploadStore, catalog, ingest: ingests, limits: { maxBytes: config.UPLOAD_MAX_MB * 2 ** 20, partBytes: config.UPLOAD_PART_MB * 2 ** 20 } };

@@ -1,0 +1,51 @@
+// koffi ships types for its ES entry; this CommonJS package requires its CommonJS one (same API).
+type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
+
+/** Decodes whole Blosc chunks (the Blosc 1 container Zarr's blosc codec writes). */
+export interface BloscChunkDecoder {
+  /** What decodes, for logs: "c-blosc 1.21.3 (libblosc.so.1)". */
+  readonly description: string;
+  /** The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk. */
+  decode(chunk: Uint8Array): Uint8Array;
+}
+
+/** Blosc 1's fixed header: version, versionlz, flags, typesize, then nbytes, blocksize, cbytes (uint32 LE). */
+const HEADER_BYTES = 16;
+
+/**
+ * c-blosc, the reference implementation (Debian's libblosc1), called through koffi. Loaded by this
+ * module only, which only processes that decode Zarr chunks import. Throws, saying why, when the
+ * library cannot be loaded.
+ */
+export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
+  const koffi = require('koffi') as Koffi;
+  const lib = koffi.load(library);
+  const version = lib.func('const char *blosc_get_version_string(void)');
+  // The context API: no global state, no lock, safe from any thread; 1 internal thread (the
+  // worker's concurrency already fills the cores).
+  const decompress = lib.func('int blosc_decompress_ctx(const void *src, _Out_ void *dest, size_t destsize, int numinternalthreads)');
+  // Checks the header's compressed size against the bytes we have and returns the decoded size.
+  const validate = lib.func('int blosc_cbuffer_validate(const void *cbuffer, size_t cbytes, _Out_ size_t *nbytes)');
+  const sizes = lib.func('void blosc_cbuffer_sizes(const void *cbuffer, _Out_ size_t *nbytes, _Out_ size_t *cbytes, _Out_ size_t *blocksize)');
+  const description = `c-blosc ${String(version())} (${library})`;
+
+  return {
+    description,
+    decode(chunk) {
+      if (chunk.byteLength < HEADER_BYTES) throw new Error(`not a Blosc chunk: ${chunk.byteLength} bytes, less than Blosc's ${HEADER_BYTES}-byte header`);
+      const nbytes = [0];
+      if (validate(chunk, chunk.byteLength, nbytes) !== 0) {
+        const declared = [0];
+        sizes(chunk, [0], declared, [0]);
+        throw new Error(`not a whole Blosc chunk: its header declares ${Number(declared[0])} compressed bytes, the chunk has ${chunk.byteLength} (truncated, or not Blosc)`);
+      }
+      const size = Number(nbytes[0]);
+      // Not zero-filled: c-blosc writes every byte or the chunk is refused (zero-filling doubled the cost of a 256² chunk).
+      const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+      if (size === 0) return out;
+      const written = decompress(chunk, out, size, 1) as number;
+      if (written !== size) throw new Error(written < 0 ? `c-blosc could not decode the chunk (error ${written}): its blocks are corrupt` : `c-blosc decoded ${written} bytes, the chunk's header declares ${size}`);
+      return out;
+    },
+  };
+}

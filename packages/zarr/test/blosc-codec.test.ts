@@ -1,0 +1,159 @@
+import { LocalObjectStore } from '@tilefarm/storage';
+import { ObjectStoreReadable, reportZarrCodecsTo, zarritaLibrary, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { openCBlosc } from '../src/blosc-codec';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { bloscVariantFixtures, zarrFixtures, type BloscVariant } from '../../../test/support/zarr-fixtures';
+
+// Blosc chunks written by Python's zarr / numcodecs (independent of us and of zarrita), decoded by
+// c-blosc through koffi and by numcodecs' wasm build (zarrita's default): byte for byte the same,
+// and equal to the samples numpy wrote beside them.
+
+const reported: { level: 'info' | 'warn'; fields: Record<string, unknown> }[] = [];
+const capture: CodecReport = {
+  info: (fields) => reported.push({ level: 'info', fields }),
+  warn: (fields) => reported.push({ level: 'warn', fields }),
+};
+reportZarrCodecsTo(capture);
+
+const variants = bloscVariantFixtures();
+const cells = zarrFixtures();
+const METADATA = new Set(['.zarray', '.zattrs', '.zgroup', 'zarr.json', 'done']);
+
+interface NumcodecsBlosc {
+  fromConfig(config: { id: string }): { decode(data: Uint8Array): Uint8Array | Promise<Uint8Array> };
+}
+async function numcodecsBlosc() {
+  // numcodecs ships ES modules only, with types behind "exports"; jest maps the path to its file.
+  const specifier: string = 'numcodecs/blosc';
+  const { default: Blosc } = (await import(specifier)) as { default: NumcodecsBlosc };
+  return Blosc.fromConfig({ id: 'blosc' });
+}
+
+function chunkFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((f) => f.isFile() && !METADATA.has(f.name) && !f.name.endsWith('.raw'))
+    .map((f) => join(f.parentPath, f.name))
+    .sort();
+}
+
+const BYTES: Record<BloscVariant['dtype'], number> = { uint8: 1, uint16: 2, int16: 2, float32: 4 };
+
+/** Every chunk of a 3-d array read through `library`, placed into one C-order byte array. */
+async function readWhole(library: ZarrLibrary, v: BloscVariant): Promise<Buffer> {
+  const store = new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`);
+  const array = await library.openArray(store, '', v.kind === 'v2' ? 2 : 3);
+  expect({ shape: array.shape, chunks: array.chunks, dtype: array.dtype }).toEqual({ shape: v.shape, chunks: v.chunks, dtype: v.dtype });
+  const [Z, Y, X] = v.shape as [number, number, number];
+  const [cz, cy, cx] = v.chunks as [number, number, number];
+  const size = BYTES[v.dtype];
+  const out = Buffer.alloc(Z * Y * X * size);
+  for (let gz = 0; gz * cz < Z; gz++) {
+    for (let gy = 0; gy * cy < Y; gy++) {
+      for (let gx = 0; gx * cx < X; gx++) {
+        const chunk: DecodedChunk = await array.getChunk([gz, gy, gx]);
+        const data = chunk.data as unknown as ArrayBufferView;
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        const [sz, sy, sx] = chunk.stride as [number, number, number];
+        expect(sx).toBe(1);
+        const width = Math.min(cx, X - gx * cx);
+        for (let z = 0; z < cz && gz * cz + z < Z; z++) {
+          for (let y = 0; y < cy && gy * cy + y < Y; y++) {
+            const from = (z * sz + y * sy) * size;
+            const to = (((gz * cz + z) * Y + gy * cy + y) * X + gx * cx) * size;
+            out.set(bytes.subarray(from, from + width * size), to);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', () => {
+  const native = openCBlosc();
+
+  it('loads Debian libblosc1 and says so', () => {
+    expect(native.description).toMatch(/^c-blosc 1\.\d+\.\d+/);
+  });
+
+  it('every chunk file of every variant and of the NGFF 0.4 fixture: c-blosc and numcodecs decode the same bytes', async () => {
+    const numcodecs = await numcodecsBlosc();
+    const dirs = [
+      ...variants.variants.filter((v) => v.kind !== 'v3-sharded').map((v) => join(variants.dir, v.kind, v.name)),
+      cells.ngff04,
+    ];
+    const seen = new Set<string>();
+    let chunks = 0;
+    for (const dir of dirs) {
+      for (const file of chunkFiles(dir)) {
+        const bytes = new Uint8Array(readFileSync(file));
+        const ours = native.decode(bytes);
+        const theirs = await numcodecs.decode(bytes);
+        if (Buffer.compare(ours, theirs) !== 0) throw new Error(`${relative(variants.dir, file)}: c-blosc and numcodecs differ`);
+        expect(ours.byteLength).toBeGreaterThan(0);
+        seen.add(`flags ${bytes[2]} typesize ${bytes[3]}`);
+        chunks++;
+      }
+    }
+    // 4 container formats (lz4hc writes lz4's) × 3 shuffles, stored-as-is chunks, 1-, 2- and 4-byte samples.
+    expect(chunks).toBeGreaterThan(200);
+    expect(seen.size).toBeGreaterThanOrEqual(16);
+  });
+
+  it.each(variants.variants.map((v) => [`${v.kind} ${v.name}`, v] as const))('%s through zarrita: every chunk holds the samples numpy wrote', async (_, v) => {
+    const expected = readFileSync(join(variants.dir, v.kind, `${v.name}.raw`));
+    const whole = await readWhole(zarritaLibrary, v);
+    expect(Buffer.compare(whole, expected)).toBe(0);
+  });
+
+  it('zarrita used c-blosc (one report line, codec "c-blosc"), not numcodecs', async () => {
+    await readWhole(zarritaLibrary, variants.variants[0]!);
+    expect(reported).toEqual([{ level: 'info', fields: { codec: 'c-blosc', implementation: native.description } }]);
+  });
+
+  it('a truncated, a non-Blosc and a corrupted chunk: a clear error, never zeros', () => {
+    const file = chunkFiles(join(variants.dir, 'v2', 'zstd-shuffle-uint16'))[0]!;
+    const good = new Uint8Array(readFileSync(file));
+    expect(() => native.decode(good.subarray(0, good.byteLength - 100))).toThrow(/header declares \d+ compressed bytes, the chunk has \d+ \(truncated/);
+    expect(() => native.decode(new Uint8Array(Buffer.from('not a blosc chunk at all')))).toThrow(/not a whole Blosc chunk/);
+    expect(() => native.decode(new Uint8Array(8))).toThrow(/not a Blosc chunk: 8 bytes/);
+    // The block offsets after the header pointing past the end: c-blosc refuses it.
+    const broken = good.slice();
+    broken.fill(0xff, 16, 24);
+    expect(() => native.decode(broken)).toThrow(/c-blosc could not decode the chunk \(error -?\d+\)/);
+  });
+
+  it('a truncated chunk read through zarrita: the chunk is named as corrupt, with the reason', async () => {
+    const v = variants.variants.find((x) => x.kind === 'v2' && x.name === 'lz4-shuffle-uint16')!;
+    const base = new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, 'v2')), `${v.name}/`);
+    const truncating = {
+      async get(key: `/${string}`) {
+        const body = await base.get(key);
+        return key === '/0/0/0' ? body?.subarray(0, 1000) : body;
+      },
+      getRange: base.getRange.bind(base),
+    };
+    const array = await zarritaLibrary.openArray(truncating, '', 2);
+    await expect(array.getChunk([0, 0, 0])).rejects.toThrow(/chunk 0\.0\.0 of "" is corrupt: not a whole Blosc chunk: its header declares \d+ compressed bytes, the chunk has 1000/);
+    expect((await array.getChunk([0, 0, 1])).data.byteLength).toBe(2 * 256 * 192 * 2);
+  });
+});
+
+describe('without libblosc or koffi', () => {
+  it('Blosc chunks are decoded by numcodecs, with one warning naming the reason', async () => {
+    const warned: Record<string, unknown>[] = [];
+    await jest.isolateModulesAsync(async () => {
+      jest.doMock('koffi', () => {
+        throw new Error('koffi: no binary for this platform');
+      });
+      const zarr = await import('@tilefarm/zarr');
+      zarr.reportZarrCodecsTo({ info: () => {}, warn: (fields) => warned.push(fields) });
+      for (const name of ['lz4-shuffle-uint16', 'zstd-bitshuffle-uint16']) {
+        const v = variants.variants.find((x) => x.kind === 'v2' && x.name === name)!;
+        expect(Buffer.compare(await readWhole(zarr.zarritaLibrary, v), readFileSync(join(variants.dir, 'v2', `${v.name}.raw`)))).toBe(0);
+      }
+    });
+    expect(warned).toEqual([{ codec: 'numcodecs', reason: 'koffi: no binary for this platform' }]);
+  });
+});
