@@ -65,10 +65,11 @@ function zarrita(): Promise<Zarrita> {
 }
 
 /**
- * Blosc chunks (v2 "numcodecs.blosc" and v3 "blosc") decoded by c-blosc through koffi: ~4× the
+ * Blosc chunks (v2 "numcodecs.blosc" and v3 "blosc") decoded by c-blosc through koffi: 2.5–7× the
  * speed of zarrita's default, numcodecs' wasm build, which copies every chunk into wasm memory
- * byte by byte. Chosen at the first Blosc chunk; without libblosc (or koffi's binary) numcodecs
- * decodes as before, with one warning. Encoding (never done by tilefarm) stays numcodecs'.
+ * byte by byte (README, bench:zarr). Chosen at the first Blosc chunk; without libblosc (or
+ * koffi's binary) numcodecs decodes as before, with one warning. Encoding (never done by tilefarm)
+ * stays numcodecs'.
  */
 function useCBloscFor(registry: Zarrita['registry']): void {
   const numcodecsBlosc = registry.get('blosc');
@@ -85,7 +86,7 @@ async function chooseBlosc(numcodecsBlosc: () => Promise<CodecEntry>): Promise<C
     const { openCBlosc } = require('./blosc-codec') as typeof import('./blosc-codec');
     decoder = openCBlosc();
   } catch (error) {
-    codecReport.warn({ codec: 'numcodecs', reason: (error as Error).message.split('\n')[0] }, 'c-blosc (Debian: apt-get install -y libblosc1) could not be loaded: Blosc chunks are decoded by numcodecs (wasm), about 4x slower');
+    codecReport.warn({ codec: 'numcodecs', reason: (error as Error).message.split('\n')[0] }, 'c-blosc (Debian: apt-get install -y libblosc1) could not be loaded: Blosc chunks are decoded by numcodecs (wasm), 2.5-7x slower');
     return numcodecsBlosc();
   }
   codecReport.info({ codec: 'c-blosc', implementation: decoder.description }, 'Blosc chunks are decoded by c-blosc');
