@@ -10,7 +10,9 @@ RUN npm ci && npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     # sharp on glibc: fewer malloc arenas keep a long-running worker's RSS flat (sharp's docs on glibc memory).
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    # Large allocations as transparent huge pages (MALLOC_TUNABLES in packages/config: 11 % less CPU per cold tile).
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 # c-blosc decodes linked OME-Zarrs' Blosc chunks (through koffi); without it numcodecs does, slower.
 RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { MALLOC_TUNABLES } from '@tilefarm/config';
 import { openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { DatasetCatalog, type SyntheticOptions } from '@tilefarm/datasets';
 import type { ObjectStoreSettings } from '@tilefarm/storage';
@@ -118,6 +119,7 @@ export class TestSystem {
       LOG_LEVEL: 'info',
       TILE_BASE_URL: this.apiUrl,
       PUBLIC_URL: this.apiUrl,
+      GLIBC_TUNABLES: MALLOC_TUNABLES, // as the launcher and the image run them
       ...this.options.env,
     };
     if (this.options.storage === 's3') {

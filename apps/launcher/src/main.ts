@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createConnection } from 'node:net';
-import { ConfigError, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
+import { ConfigError, MALLOC_TUNABLES, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog, createSyntheticDataset } from '@tilefarm/datasets';
 import { openObjectStore } from '@tilefarm/storage';
 import { LauncherConfig } from './config';
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     GATEWAY_PORT: String(config.GATEWAY_PORT),
     TILE_BASE_URL: tileBaseUrl(config),
     ...(config.GATEWAY_PUBLIC_URL ? { GATEWAY_PUBLIC_URL: config.GATEWAY_PUBLIC_URL } : {}),
+    GLIBC_TUNABLES: env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
   };
   const root = resolve(__dirname, '../../..');
   const scripts = new Map<string, { command: string; args: string[]; env?: Record<string, string>; stdio: 'inherit' | 'apps' }>();
