@@ -181,7 +181,7 @@ export class TileRequestService {
     this.rerankTimer = undefined;
   }
 
-  /** Applies the re-rankings waiting for their delay now (tests and operators). */
+  /** Applies the re-rankings waiting for their delay now (tests read the queue after it). */
   async flushRanks(): Promise<void> {
     clearTimeout(this.rerankTimer);
     this.rerankTimer = undefined;

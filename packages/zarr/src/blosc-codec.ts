@@ -5,8 +5,11 @@ type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
 export interface BloscChunkDecoder {
   /** What decodes, for logs: "c-blosc 1.21.3 (libblosc.so.1)". */
   readonly description: string;
-  /** The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk. */
-  decode(chunk: Uint8Array): Uint8Array;
+  /**
+   * The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk, or
+   * one whose header declares more than `maxBytes` decoded (checked before anything is allocated).
+   */
+  decode(chunk: Uint8Array, maxBytes: number): Uint8Array;
 }
 
 /** Blosc 1's fixed header: version, versionlz, flags, typesize, then nbytes, blocksize, cbytes (uint32 LE). */
@@ -31,7 +34,7 @@ export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
 
   return {
     description,
-    decode(chunk) {
+    decode(chunk, maxBytes) {
       if (chunk.byteLength < HEADER_BYTES) throw new Error(`not a Blosc chunk: ${chunk.byteLength} bytes, less than Blosc's ${HEADER_BYTES}-byte header`);
       const nbytes = [0];
       if (validate(chunk, chunk.byteLength, nbytes) !== 0) {
@@ -40,6 +43,7 @@ export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
         throw new Error(`not a whole Blosc chunk: its header declares ${Number(declared[0])} compressed bytes, the chunk has ${chunk.byteLength} (truncated, or not Blosc)`);
       }
       const size = Number(nbytes[0]);
+      if (size > maxBytes) throw new Error(`the chunk's Blosc header declares ${size} decoded bytes, more than its ${maxBytes} (chunk shape × sample size)`);
       // Not zero-filled: c-blosc writes every byte or the chunk is refused (zero-filling doubled the cost of a 256² chunk).
       const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
       if (size === 0) return out;

@@ -47,6 +47,23 @@ export const LINKABLE_DTYPES: Record<string, DType> = {
   '<u4': 'float32',
 };
 
+/** Bytes per sample of each linkable source type (both spellings). */
+const SOURCE_SAMPLE_BYTES: Record<string, number> = { uint8: 1, '|u1': 1, uint16: 2, '<u2': 2, int16: 2, '<i2': 2, uint32: 4, '<u4': 4, float32: 4, '<f4': 4 };
+
+/**
+ * The most bytes one decoded chunk may hold. A worker decodes whole chunks (several at once), so a
+ * Zarr declaring plane-sized chunks of a huge image would take a worker's memory with one tile
+ * read; refused at registration, and a chunk whose Blosc header declares more is refused at read.
+ * 128 MiB: a 8192² uint16 plane (usual chunkings are 0.5-8 MiB: 64³, 1024², 2048²).
+ */
+export const MAX_CHUNK_BYTES = 128 * 2 ** 20;
+
+/** Decoded bytes of one chunk of `shape` and source type `dtype` (undefined: not a linkable type). */
+export function chunkBytes(shape: readonly number[], dtype: string): number | undefined {
+  const sample = SOURCE_SAMPLE_BYTES[dtype];
+  return sample === undefined ? undefined : shape.reduce((n, d) => n * d, sample);
+}
+
 export interface NgffLevelArray {
   path: string;
   shape: number[];
@@ -128,6 +145,10 @@ export function describeNgffImage(attrs: z.infer<typeof NgffAttributes>, arrays:
   if ([width, height, sizeC, sizeZ, sizeT].some((n) => !Number.isSafeInteger(n) || n < 1)) throw bad(`${where}: level 0 shape ${JSON.stringify(level0.shape)} has an empty dimension`);
   if (sizeC > 1024) throw bad(`${where}: ${sizeC} channels; at most 1024 are supported`);
   if (width * height * sizeZ * sizeT > maxPixels) throw bad(`${where}: declared size ${width} × ${height} × ${sizeZ} z × ${sizeT} t is over this server's limit of ${maxPixels} pixels per channel`);
+  for (const [k, a] of arrays.entries()) {
+    const bytes = chunkBytes(a.chunks, level0.dtype) ?? 0;
+    if (bytes > MAX_CHUNK_BYTES) throw bad(`${where}: level ${k} ("${a.path}") has chunks of ${JSON.stringify(a.chunks)} samples, ${(bytes / 2 ** 20).toFixed(0)} MiB decoded; this server reads chunks of at most ${MAX_CHUNK_BYTES / 2 ** 20} MiB (rechunk it, e.g. to 1024 × 1024)`);
+  }
   const scales = ms.datasets.map((d) => scaleOf(d.coordinateTransformations));
   for (const [k, a] of arrays.entries()) {
     if (k === 0) continue;

@@ -1,3 +1,4 @@
+import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
 import type { ZarrReadable } from './object-store-readable';
 
 /** A decoded chunk: C-order samples of `shape` (edge chunks come full size, padded with the fill value). */
@@ -94,9 +95,13 @@ async function chooseBlosc(numcodecsBlosc: () => Promise<CodecEntry>): Promise<C
     kind: 'bytes_to_bytes',
     fromConfig(config, meta) {
       let encoder: Promise<Codec> | undefined;
+      // A chunk's Blosc header says how much it decodes to: never more than the chunk's own samples
+      // (plus a checksum's few bytes), so a corrupt or hostile header cannot make a worker allocate
+      // up to Blosc's 2 GB limit.
+      const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + 1024;
       return {
         kind: 'bytes_to_bytes',
-        decode: async (bytes: Uint8Array) => decoder.decode(bytes),
+        decode: async (bytes: Uint8Array) => decoder.decode(bytes, maxBytes),
         async encode(bytes: Uint8Array) {
           encoder ??= numcodecsBlosc().then((numcodecs) => numcodecs.fromConfig(config, meta));
           return (await encoder).encode(bytes);

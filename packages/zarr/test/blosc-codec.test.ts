@@ -1,5 +1,5 @@
 import { LocalObjectStore } from '@tilefarm/storage';
-import { ObjectStoreReadable, reportZarrCodecsTo, zarritaLibrary, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, zarritaLibrary, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
 import { openCBlosc } from '../src/blosc-codec';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -88,7 +88,7 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
     for (const dir of dirs) {
       for (const file of chunkFiles(dir)) {
         const bytes = new Uint8Array(readFileSync(file));
-        const ours = native.decode(bytes);
+        const ours = native.decode(bytes, MAX_CHUNK_BYTES);
         const theirs = await numcodecs.decode(bytes);
         if (Buffer.compare(ours, theirs) !== 0) throw new Error(`${relative(variants.dir, file)}: c-blosc and numcodecs differ`);
         expect(ours.byteLength).toBeGreaterThan(0);
@@ -115,13 +115,21 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
   it('a truncated, a non-Blosc and a corrupted chunk: a clear error, never zeros', () => {
     const file = chunkFiles(join(variants.dir, 'v2', 'zstd-shuffle-uint16'))[0]!;
     const good = new Uint8Array(readFileSync(file));
-    expect(() => native.decode(good.subarray(0, good.byteLength - 100))).toThrow(/header declares \d+ compressed bytes, the chunk has \d+ \(truncated/);
-    expect(() => native.decode(new Uint8Array(Buffer.from('not a blosc chunk at all')))).toThrow(/not a whole Blosc chunk/);
-    expect(() => native.decode(new Uint8Array(8))).toThrow(/not a Blosc chunk: 8 bytes/);
+    expect(() => native.decode(good.subarray(0, good.byteLength - 100), MAX_CHUNK_BYTES)).toThrow(/header declares \d+ compressed bytes, the chunk has \d+ \(truncated/);
+    expect(() => native.decode(new Uint8Array(Buffer.from('not a blosc chunk at all')), MAX_CHUNK_BYTES)).toThrow(/not a whole Blosc chunk/);
+    expect(() => native.decode(new Uint8Array(8), MAX_CHUNK_BYTES)).toThrow(/not a Blosc chunk: 8 bytes/);
     // The block offsets after the header pointing past the end: c-blosc refuses it.
     const broken = good.slice();
     broken.fill(0xff, 16, 24);
-    expect(() => native.decode(broken)).toThrow(/c-blosc could not decode the chunk \(error -?\d+\)/);
+    expect(() => native.decode(broken, MAX_CHUNK_BYTES)).toThrow(/c-blosc could not decode the chunk \(error -?\d+\)/);
+  });
+
+  it('a header declaring more decoded bytes than the chunk can hold is refused before anything is allocated', () => {
+    const file = chunkFiles(join(variants.dir, 'v2', 'zstd-shuffle-uint16'))[0]!;
+    const good = new Uint8Array(readFileSync(file));
+    const declared = Buffer.from(good.buffer, good.byteOffset, good.byteLength).readUInt32LE(4);
+    expect(native.decode(good, declared).byteLength).toBe(declared);
+    expect(() => native.decode(good, declared - 1)).toThrow(`the chunk's Blosc header declares ${declared} decoded bytes, more than its ${declared - 1}`);
   });
 
   it('a truncated chunk read through zarrita: the chunk is named as corrupt, with the reason', async () => {

@@ -2,7 +2,8 @@ import { LocalObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import type { DatasetManifest } from '@tilefarm/contracts';
 import { LinkedZarrReader, openZarrImage, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
-import { statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirname, basename } from 'node:path';
 import { fixtureValue, isFixtureFill, zarrFixtures } from '../../../test/support/zarr-fixtures';
@@ -94,6 +95,24 @@ describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
     await expect(openZarrImage(placeOf(`${fixtures.ngff04}/0`), zarritaLibrary, 'level0', 1e12)).rejects.toMatchObject({ code: 'source_unreadable' });
     await expect(openZarrImage(placeOf(fixtures.dir), zarritaLibrary, 'dir', 1e12)).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/not a Zarr group/) });
     await expect(openZarrImage(placeOf(fixtures.ngff04), zarritaLibrary, 'big', 1000)).rejects.toMatchObject({ code: 'source_unreadable', message: expect.stringMatching(/over this server's limit/) });
+  });
+
+  it('refuses chunks too large to decode within a worker\'s memory (one 16384² uint16 plane: 512 MiB), before reading any', async () => {
+    // Metadata only: a read of its chunk would allocate the whole plane.
+    const dir = mkdtempSync(join(tmpdir(), 'tilefarm-bigchunk-'));
+    try {
+      const zarr = join(dir, 'plane.zarr');
+      mkdirSync(join(zarr, '0'), { recursive: true });
+      writeFileSync(join(zarr, '.zgroup'), JSON.stringify({ zarr_format: 2 }));
+      writeFileSync(join(zarr, '.zattrs'), JSON.stringify({ multiscales: [{ version: '0.4', axes: [{ name: 'y', type: 'space' }, { name: 'x', type: 'space' }], datasets: [{ path: '0', coordinateTransformations: [{ type: 'scale', scale: [1, 1] }] }] }] }));
+      writeFileSync(join(zarr, '0', '.zarray'), JSON.stringify({ zarr_format: 2, shape: [16384, 16384], chunks: [16384, 16384], dtype: '<u2', compressor: null, fill_value: 0, order: 'C', filters: null }));
+      await expect(openZarrImage(placeOf(zarr), zarritaLibrary, 'plane', 1e12)).rejects.toMatchObject({
+        code: 'source_unreadable',
+        message: expect.stringMatching(/level 0 \("0"\) has chunks of \[16384,16384\] samples, 512 MiB decoded; this server reads chunks of at most 128 MiB/),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
