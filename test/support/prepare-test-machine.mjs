@@ -76,60 +76,56 @@ async function ensureRedis() {
   return false;
 }
 
-function ensureChromium() {
-  if (existsSync(CHROMIUM_PATH)) return;
-  const canInstall = CHROMIUM_PATH === DEBIAN_CHROMIUM && process.getuid?.() === 0 && onPath('apt-get');
-  if (canInstall) {
-    say('Chromium is missing; installing Debian\'s chromium with apt-get (once)...');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq chromium'], { env, encoding: 'utf8' });
-    if (run.status === 0 && existsSync(CHROMIUM_PATH)) return;
-    say(`apt-get could not install chromium: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
-  }
-  say(`Chromium is not at ${CHROMIUM_PATH}, so the browser tests will fail: install it as root with: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-}
+/**
+ * What the tests need from Debian besides Redis: each entry says how to see it is there, which
+ * package brings it, and what fails without it. Everything missing is installed in one apt-get run
+ * (as root), or named with the command to run.
+ */
+const DEBIAN_NEEDS = [
+  {
+    what: 'Chromium',
+    pkg: 'chromium',
+    present: () => existsSync(CHROMIUM_PATH),
+    // A CHROMIUM_PATH of the operator's own is theirs to install.
+    installable: CHROMIUM_PATH === DEBIAN_CHROMIUM,
+    without: `Chromium is not at ${CHROMIUM_PATH}, so the browser tests will fail (or set CHROMIUM_PATH)`,
+  },
+  {
+    what: 'Python zarr',
+    pkg: 'python3-zarr',
+    present: () => spawnSync('/usr/bin/python3', ['-c', 'import zarr, numcodecs'], { encoding: 'utf8' }).status === 0,
+    installable: true,
+    without: 'Python zarr is missing, so the OME-Zarr tests cannot write their fixtures',
+  },
+  {
+    what: 'the vips CLI',
+    pkg: 'libvips-tools',
+    present: () => existsSync('/usr/bin/vips') || onPath('vips') !== '',
+    installable: true,
+    without: "the vips CLI is missing, so the ingest codec tests skip their checks against libvips' own zstd/JPEG 2000 decode",
+  },
+  {
+    what: 'c-blosc',
+    pkg: 'libblosc1',
+    present: () => /libblosc\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? ''),
+    installable: true,
+    without: 'c-blosc (libblosc.so.1) is missing, so linked OME-Zarrs decode Blosc with numcodecs (slower) and the blosc codec tests fail',
+  },
+];
 
-function ensurePythonZarr() {
-  const probe = () => spawnSync('/usr/bin/python3', ['-c', 'import zarr, numcodecs'], { encoding: 'utf8' }).status === 0;
-  if (probe()) return;
-  if (process.getuid?.() === 0 && onPath('apt-get')) {
-    say('Python zarr is missing; installing Debian\'s python3-zarr with apt-get (once)...');
+function ensureDebianPackages() {
+  const missing = DEBIAN_NEEDS.filter((n) => !n.present());
+  const installable = missing.filter((n) => n.installable);
+  if (installable.length > 0 && process.getuid?.() === 0 && onPath('apt-get')) {
+    const pkgs = installable.map((n) => n.pkg).join(' ');
+    say(`missing: ${installable.map((n) => n.what).join(', ')}; installing Debian's ${pkgs} with apt-get (once)...`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq python3-zarr'], { env, encoding: 'utf8' });
-    if (run.status === 0 && probe()) return;
-    say(`apt-get could not install python3-zarr: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
+    const run = spawnSync('/bin/sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${pkgs}`], { env, encoding: 'utf8' });
+    if (run.status !== 0) say(`apt-get could not install ${pkgs}: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
   }
-  say('Python zarr is missing, so the OME-Zarr tests cannot write their fixtures: install it as root with: apt-get install -y python3-zarr');
-}
-
-function ensureVipsCli() {
-  if (existsSync('/usr/bin/vips') || onPath('vips')) return;
-  if (process.getuid?.() === 0 && onPath('apt-get')) {
-    say('the vips CLI is missing; installing Debian\'s libvips-tools with apt-get (once)...');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq libvips-tools'], { env, encoding: 'utf8' });
-    if (run.status === 0 && existsSync('/usr/bin/vips')) return;
-    say(`apt-get could not install libvips-tools: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
-  }
-  say('the vips CLI is missing, so the ingest codec tests skip their checks against libvips\' own zstd/JPEG 2000 decode: install it as root with: apt-get install -y libvips-tools');
-}
-
-function ensureLibblosc() {
-  const probe = () => /libblosc\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
-  if (probe()) return;
-  if (process.getuid?.() === 0 && onPath('apt-get')) {
-    say('c-blosc is missing; installing Debian\'s libblosc1 with apt-get (once)...');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const run = spawnSync('/bin/sh', ['-c', 'apt-get update -qq && apt-get install -y -qq libblosc1'], { env, encoding: 'utf8' });
-    if (run.status === 0 && probe()) return;
-    say(`apt-get could not install libblosc1: ${(run.stderr || '').trim().split('\n').pop() ?? ''}`);
-  }
-  say('c-blosc (libblosc.so.1) is missing, so linked OME-Zarrs decode Blosc with numcodecs (slower) and the blosc codec tests fail: install it as root with: apt-get install -y libblosc1');
+  for (const n of missing) if (!n.present()) say(`${n.without}: install it as root with: apt-get install -y ${n.pkg}`);
 }
 
 const redisOk = await ensureRedis();
-ensureChromium();
-ensurePythonZarr();
-ensureVipsCli();
-ensureLibblosc();
+ensureDebianPackages();
 process.exit(redisOk ? 0 : 1);
