@@ -102,7 +102,13 @@ describe('export and scale bar in the viewer', () => {
     await page.reload();
     // The server's picture of exactly this spec (not the view the first test left behind), complete, under a complete GPU layer.
     const layer = `demo/${specId}/0/0/png`;
-    await page.waitForFunction((key) => document.body.dataset.complete === 'true' && document.body.dataset.gpuComplete === 'true' && document.body.dataset.shown === key, layer, { timeout: 90_000, polling: 100 });
+    await page
+      .waitForFunction((key) => document.body.dataset.complete === 'true' && document.body.dataset.gpuComplete === 'true' && document.body.dataset.shown === key, layer, { timeout: 90_000, polling: 100 })
+      .catch(async (e: Error) => {
+        // Once failed in a clean-clone CI run and never alone: say what the viewer was showing.
+        const state = await page.evaluate(() => ({ ...document.body.dataset, hash: location.hash }));
+        throw new Error(`${e.message}\nexpected ${layer}; the viewer's state: ${JSON.stringify(state)}`);
+      });
     // The picture must hold still while it is exported: OpenSeadragon may still be springing to
     // its home view on a slow first load, and a file taken mid-animation matches no geometry.
     const geometry = async () => (await page.evaluate(() => (window as unknown as { tilefarm: { geometry(): Geometry } }).tilefarm.geometry())) as Geometry;

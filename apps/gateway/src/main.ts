@@ -10,8 +10,15 @@ import { IngestWatchers } from './ingest-watch';
 import { SocketGateway } from './socket-gateway';
 import { viewerCounters } from './viewer-session';
 import { authenticateHandshake } from './socket-auth';
+import { EventLoopPressure } from './event-loop-pressure';
 
 /** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
+/**
+ * Event-loop utilization above which the gateway counts as busy and spaces viewports further apart
+ * (ViewerTilesDeps.busy): a gateway serving viewers normally runs far below it.
+ */
+const BUSY_EVENT_LOOP = 0.8;
+
 async function start({ config, logger, registry, isStopping }: ProcessContext<GatewayConfig>): Promise<RunningProcess> {
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
@@ -30,6 +37,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ga
   const ingestTracker = new IngestTracker(config.REDIS_PREFIX, redis);
   const ingestBus = new IngestProgressBus(config.REDIS_PREFIX, subscriber);
 
+  const pressure = new EventLoopPressure();
   const http = createServer((req, res) => {
     // socket.io answers its own path on this server.
     if (req.url?.startsWith('/socket.io')) return;
@@ -51,6 +59,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ga
       counters: viewerCounters(metrics),
       limits: { prefetchZ: config.PREFETCH_Z, prefetchT: config.PREFETCH_T, maxPending: config.MAX_PENDING_PER_VIEWER, queuedNoticeDepth: config.QUEUED_NOTICE_DEPTH, viewportMaxTiles: config.VIEWPORT_MAX_TILES, viewportIntervalMs: config.VIEWPORT_INTERVAL_MS },
       tileUrl: (key) => signer.url(tileBase, key),
+      busy: () => pressure.current > BUSY_EVENT_LOOP,
     },
     ingest: new IngestWatchers(async (jobId) => {
       const status = await ingestTracker.get(jobId);
@@ -63,6 +72,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Ga
   return {
     async stop(deadlineMs) {
       await within(deadlineMs, gateway.close());
+      pressure.stop();
       service.stop();
       await adapters.close();
     },

@@ -79,7 +79,16 @@ export interface ViewerTilesDeps {
   emit: ViewerEmit;
   /** Milliseconds, monotonic; tests pass their own clock. */
   now?: () => number;
+  /**
+   * True while this process is near saturation: viewports (prefetch and re-ranking; explicit
+   * requests are not affected) are then applied at most one per BUSY_VIEWPORT_SPACING ×
+   * viewportIntervalMs, so a flood of them cannot hold up everyone else's requests and health checks.
+   */
+  busy?: () => boolean;
 }
+
+/** How much further apart viewports are applied while the process is busy (ViewerTilesDeps.busy). */
+export const BUSY_VIEWPORT_SPACING = 4;
 
 interface Want {
   dataset: string;
@@ -136,7 +145,8 @@ export class ViewerTiles {
     const latest = () => seq === this.viewportSeq && !this.closed;
     const run = this.viewportChain.then(async () => {
       if (!latest()) return;
-      const wait = this.lastViewportAt + this.deps.limits.viewportIntervalMs - this.now();
+      const spacing = this.deps.busy?.() ? BUSY_VIEWPORT_SPACING : 1;
+      const wait = this.lastViewportAt + spacing * this.deps.limits.viewportIntervalMs - this.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (!latest()) return;
       this.lastViewportAt = this.now();

@@ -1,12 +1,12 @@
 import { MAX_TILES_PER_REQUEST, type ServerToClientEvents } from '@tilefarm/contracts';
-import { TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, visibleRect, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
+import { BUSY_VIEWPORT_SPACING, TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, visibleRect, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
 import { DATASET, TIMELAPSE, WHOLE_SLIDE, buildCore, type Core } from './support/fakes';
 
 // One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.
 
 type Sent = Array<{ event: keyof ServerToClientEvents; payload: unknown }>;
 
-function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerTiles>[0]['limits']> = {}) {
+function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerTiles>[0]['limits']> = {}, extra: { busy?: () => boolean } = {}) {
   const sent: Sent = [];
   const counts = { requested: 0, stored: 0, coalesced: 0, withdrawn: 0, notified: 0 };
   const emit: ViewerEmit = (event, ...args) => sent.push({ event, payload: args[0] });
@@ -24,6 +24,7 @@ function viewer(core: Core, limits: Partial<ConstructorParameters<typeof ViewerT
     },
     tileUrl: (key) => `https://tiles.example/${key}`,
     emit,
+    ...extra,
   });
   return { tiles, sent, counts, clock, events: (name: keyof ServerToClientEvents) => sent.filter((s) => s.event === name).map((s) => s.payload) };
 }
@@ -294,6 +295,20 @@ describe('ViewerTiles', () => {
     v.clock.ms += 60;
     await v.tiles.viewport(on(3));
     expect(core.queue.added).toContain(screens[3]);
+  });
+
+  it('while the process is busy, viewports are applied BUSY_VIEWPORT_SPACING times further apart', async () => {
+    let busy = false;
+    const v = viewer(core, { prefetchZ: 0, viewportIntervalMs: 20 }, { busy: () => busy });
+    const on = (z: number) => ({ dataset: DATASET.id, spec: core.specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: 0, y1: 0 });
+    await v.tiles.viewport(on(0));
+    let t0 = performance.now();
+    await v.tiles.viewport(on(1));
+    expect(performance.now() - t0).toBeLessThan(20 * BUSY_VIEWPORT_SPACING - 20);
+    busy = true;
+    t0 = performance.now();
+    await v.tiles.viewport(on(2));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(20 * BUSY_VIEWPORT_SPACING - 5);
   });
 
   it('playback on a warm cache: the next time points are prefetched, stored ones announced at once, passed ones withdrawn', async () => {
