@@ -12,13 +12,13 @@ import { viewerCounters } from './viewer-session';
 import { authenticateHandshake } from './socket-auth';
 import { EventLoopPressure } from './event-loop-pressure';
 
-/** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
 /**
  * Event-loop utilization above which the gateway counts as busy and spaces viewports further apart
  * (ViewerTilesDeps.busy): a gateway serving viewers normally runs far below it.
  */
 const BUSY_EVENT_LOOP = 0.8;
 
+/** Composition root of a Socket.IO gateway; run several behind a load balancer with sticky sessions or WebSocket only. */
 async function start({ config, logger, registry, isStopping }: ProcessContext<GatewayConfig>): Promise<RunningProcess> {
   const metrics = createGatewayMetrics(registry);
   const store = openObjectStore(storageSettings(config));
