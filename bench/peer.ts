@@ -160,7 +160,16 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'tilefarm-peer-'));
   const redis = await PrivateRedis.start();
-  const system = await TestSystem.start({ workers: 2, redisUrl: redis.url, datasets: [DATASET], env: { LOG_LEVEL: 'warn' }, readyTimeoutMs: 120_000 });
+  // PEER_PROFILE_DIR=dir: every app process runs with --cpu-prof, its profile written there at exit.
+  const profileDir = process.env.PEER_PROFILE_DIR;
+  const system = await TestSystem.start({
+    workers: 2,
+    redisUrl: redis.url,
+    datasets: [DATASET],
+    env: { LOG_LEVEL: 'warn' },
+    readyTimeoutMs: 120_000,
+    nodeArgs: (name) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name)] : []),
+  });
   let iip: Awaited<ReturnType<typeof startIipImage>> | undefined;
   try {
     const peers: Peer[] = [

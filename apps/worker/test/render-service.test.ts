@@ -11,7 +11,7 @@ import { DATASET, FakeFailedTiles, FakeTileDemand, MemoryObjectStore } from '../
 
 const JOB: RenderJob = {
   v: 1,
-  key: 'tiles/aa/cells/v1/sabc/0/0/0/0_0.png',
+  key: 'tiles/aa/cells/v1/sabc/l0-z0-t0-x0-y0.png',
   dataset: DATASET.id,
   version: DATASET.version,
   specId: 's0123456789abcdef',
@@ -189,7 +189,7 @@ describe('RenderService', () => {
 
 describe('RenderService, batch jobs (several tiles, owned through render claims)', () => {
   const ID = 'b7-1700000000000';
-  const keyAt = (x: number) => `tiles/aa/cells/v1/sabc/0/0/0/${x}_0.png`;
+  const keyAt = (x: number) => `tiles/aa/cells/v1/sabc/l0-z0-t0-x${x}-y0.png`;
   const BATCH: RenderJob = { ...JOB, key: keyAt(0), batch: [1, 2, 3].map((x) => ({ key: keyAt(x), tile: { ...JOB.tile, x } })) };
   const claimAll = (s: ReturnType<typeof setup>) => {
     for (const x of [0, 1, 2, 3]) s.claims.set(keyAt(x), ID);

@@ -49,7 +49,7 @@ describe('readTileEvent', () => {
 
   it('reads the events workers publish', () => {
     const tileAt = { level: 0, z: 1, t: 0, x: 2, y: 3, format: 'jpeg' as const };
-    const ready = { type: 'ready' as const, key: 'tiles/ab/cells/v1/s0123456789abcdef/0/1/0/2_3.jpeg', dataset: 'cells', specId: 's0123456789abcdef', tile: tileAt, renderMs: 12.5 };
+    const ready = { type: 'ready' as const, key: 'tiles/ab/cells/v1/s0123456789abcdef/l0-z1-t0-x2-y3.jpeg', dataset: 'cells', specId: 's0123456789abcdef', tile: tileAt, renderMs: 12.5 };
     expect(readTileEvent(JSON.parse(JSON.stringify(ready)))).toStrictEqual(ready);
     const failed = { ...ready, type: 'failed' as const, code: 'render_timeout', message: 'too slow' };
     const { renderMs: _renderMs, ...failedEvent } = failed;

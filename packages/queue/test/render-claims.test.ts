@@ -6,7 +6,7 @@ import { REDIS_URL, dropPrefix, uniquePrefix } from '../../../test/support/redis
 // across enqueues, withdrawn one by one, checked and settled by the worker's scripts.
 
 const tile = (x: number) => ({ level: 0, z: 0, t: 0, x, y: 0, format: 'jpeg' as const });
-const keyAt = (x: number) => `tiles/aa/demo/v1/s0123456789abcdef/0/0/0/${x}_0.jpeg`;
+const keyAt = (x: number) => `tiles/aa/demo/v1/s0123456789abcdef/l0-z0-t0-x${x}-y0.jpeg`;
 function batch(xs: number[]): RenderJob {
   const [first, ...rest] = xs as [number, ...number[]];
   return { v: 1, key: keyAt(first), dataset: 'demo', version: 1, specId: 's0123456789abcdef', tile: tile(first), ...(rest.length > 0 && { batch: rest.map((x) => ({ key: keyAt(x), tile: tile(x) })) }) };

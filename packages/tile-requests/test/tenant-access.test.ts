@@ -24,7 +24,7 @@ describe('AccessTokens', () => {
 });
 
 describe('TileUrlSigner', () => {
-  const path = '/tiles/ab/cells/v1/s0123456789abcdef/0/0/0/1_2.png';
+  const path = '/tiles/ab/cells/v1/s0123456789abcdef/l0-z0-t0-x1-y2.png';
 
   it('signs with the first key and verifies with any (rotation)', () => {
     const old = new TileUrlSigner(['old-key-0123456789abcdef0123456789']);
@@ -41,7 +41,7 @@ describe('TileUrlSigner', () => {
   it('binds the signature to the exact path', () => {
     const s = new TileUrlSigner(['key-0123456789abcdef0123456789abcd']);
     const sig = s.signature(path);
-    expect(s.verify(path.replace('1_2', '1_3'), sig)).toBe(false);
+    expect(s.verify(path.replace('x1-y2', 'x1-y3'), sig)).toBe(false);
     expect(s.verify(path.toUpperCase(), sig)).toBe(false);
     for (const bad of [undefined, '', sig.slice(1), `${sig}A`, ['x'], sig.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))]) expect(s.verify(path, bad)).toBe(false);
     expect(s.url('https://cdn.example', path)).toBe(`https://cdn.example${path}?sig=${sig}`);
@@ -50,7 +50,7 @@ describe('TileUrlSigner', () => {
 });
 
 describe('TileUrlSigner: one spelling per signature, optional expiry (issue 11)', () => {
-  const path = '/tiles/ab/cells/v1/s0123456789abcdef/0/0/0/1_2.png';
+  const path = '/tiles/ab/cells/v1/s0123456789abcdef/l0-z0-t0-x1-y2.png';
   const key = 'key-0123456789abcdef0123456789abcd';
 
   it('accepts only the canonical base64url spelling of a signature', () => {
