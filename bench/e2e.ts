@@ -7,6 +7,8 @@
  * and fetches each one from its URL as it is announced (6 at a time, like a browser); the clock
  * stops at the last byte. Every round has new channel windows (new spec, new tile keys) and a
  * z range whose sources were last read at least two rounds earlier (evicted by then: cold reads).
+ * Before the measured rounds, one full uncounted round of each kind fills the workers' source
+ * caches and maps their memory, as in a service that has been running (see main()).
  *
  * Baseline in the same run, right after each e2e round: the delivered JPEGs decoded back to RGB
  * (untimed) and encoded again by the worker's own encoder (SharpTileEncoder, same quality and
@@ -279,7 +281,9 @@ async function profiledRound(system: TestSystem, redis: PrivateRedis, profileDir
   await system.waitFor(`${system.gatewayUrl(0)}/healthz`, 120_000);
   await system.waitFor(`${system.apiUrl}/readyz`, 120_000);
   await workersReady(system);
-  await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot), 1, 1)); // warm the new processes (level 1)
+  // Warm the new processes as main() does: a few level-1 tiles, then a full round of another z range.
+  await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot), 1, 1));
+  await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot + 1), Z_PER_ROUND));
   const t0 = process.hrtime.bigint();
   const round = await endToEndRound(system, redis, 'multi', tilesOfZ(zRangeFor(slot), Z_PER_ROUND));
   const t1 = process.hrtime.bigint();
@@ -327,6 +331,12 @@ async function main(): Promise<void> {
     await endToEndRound(system, redis, 'grey', tilesOfZ(2, 2, 1));
     const pairs: Record<Kind, Pair[]> = { multi: [], grey: [] };
     let slot = 0;
+    // Then one full round of each kind, not counted: the measured rounds meet workers as a running
+    // service has them, their source cache full and its memory already mapped. A freshly started
+    // worker pays for every page of that memory once (~15 µs per 4 KB page on this VM,
+    // docs/capacity.md), which a 256-tile round spends most of its time on. Still cold: new specs,
+    // and z ranges whose sources other rounds have evicted since (zRangeFor).
+    for (const kind of ['multi', 'grey'] as const) await endToEndRound(system, redis, kind, tilesOfZ(zRangeFor(slot++), Z_PER_ROUND));
     for (let r = 0; r < ROUNDS; r++) {
       const order: Kind[] = r % 2 === 0 ? ['multi', 'grey'] : ['grey', 'multi'];
       for (const kind of order) {
