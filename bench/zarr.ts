@@ -9,7 +9,10 @@
  * Each run is what a worker does for one viewer scrolling through z: a 3 × 3-tile viewport at level 0
  * over 16 consecutive z slices (144 tiles, 2-channel composites, JPEG), 4 renders in flight (the
  * worker's concurrency on 2 cores), through the worker's own read path (DatasetPixels + the
- * byte-bounded source cache, SOURCE_CACHE_MB default 64) and the real renderer (sharp).
+ * byte-bounded source cache, SOURCE_CACHE_MB default 64, and its pool of source-tile memory: the
+ * cache gives a tile's memory back when it drops it, each render holds a ticket while it reads) and
+ * the real renderer (sharp). The pool lives across runs as in a worker; the cache is emptied (its
+ * memory given back) at each run's end.
  * Cold means:
  *  - every run has a new spec (a window no run used before) and starts at a new z slice, so no
  *    rendered tile exists (there is no tile cache in this path at all);
@@ -25,7 +28,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RenderSpec, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
-import { DatasetCatalog, readSourceTile } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, readSourceTile } from '@tilefarm/datasets';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
@@ -73,6 +76,8 @@ async function main(): Promise<void> {
     console.log(`copied into source tiles (${manifests.copied.sourceEncoding}) in ${((performance.now() - c0) / 1000).toFixed(1)} s`);
 
     const pixels = new DatasetPixels(store, places, 2 ** 40);
+    // As apps/worker/src/main.ts builds them.
+    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: 4 * 1024 * 1024 });
     const renderer = createSharpTileRenderer();
     let runNo = 0;
 
@@ -82,7 +87,12 @@ async function main(): Promise<void> {
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
       const z0 = (runNo * 7) % (SIZE_Z - Z_PER_RUN);
-      const cache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: SOURCE_CACHE_MB * 1024 * 1024 });
+      const cache = new LruByteCache<string, SourceTile | DecodedChunk>({
+        maxBytes: SOURCE_CACHE_MB * 1024 * 1024,
+        dispose: (value) => {
+          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer);
+        },
+      });
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
@@ -91,22 +101,28 @@ async function main(): Promise<void> {
         Array.from({ length: IN_FLIGHT }, async () => {
           while (next < jobs.length) {
             const { z, x, y } = jobs[next++]!;
-            await renderer.render({
-              manifest,
-              stats: undefined,
-              spec,
-              tile: { level: 0, z, t: 0, x, y, format: 'jpeg' },
-              // The worker's two read paths (apps/worker/src/render-service.ts).
-              readSource: (c) =>
-                manifest.source
-                  ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache)
-                  : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y })) as Promise<SourceTile>),
-            });
+            const ticket = sourceBuffers.enter();
+            try {
+              await renderer.render({
+                manifest,
+                stats: undefined,
+                spec,
+                tile: { level: 0, z, t: 0, x, y, format: 'jpeg' },
+                // The worker's two read paths (apps/worker/src/render-service.ts).
+                readSource: (c) =>
+                  manifest.source
+                    ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache)
+                    : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)) as Promise<SourceTile>),
+              });
+            } finally {
+              sourceBuffers.leave(ticket);
+            }
           }
         }),
       );
       const rate = jobs.length / ((performance.now() - start) / 1000);
       const s = cache.stats();
+      cache.clear();
       return { rate, misses: s.misses, bytes: s.bytes };
     }
 
