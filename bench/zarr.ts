@@ -32,7 +32,7 @@ import { DatasetCatalog, SourceBufferPool, readSourceTile } from '@tilefarm/data
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { DatasetPixels, linkZarr, reportZarrCodecsTo, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
+import { DatasetPixels, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 
 const SIZE_C = 2;
 const SIZE_Z = 64;
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     const pixels = new DatasetPixels(store, places, 2 ** 40);
     // As apps/worker/src/main.ts builds them.
     const sourceBuffers = new SourceBufferPool({ maxFreeBytes: 4 * 1024 * 1024 });
+    takeChunkMemoryFrom(sourceBuffers);
     const renderer = createSharpTileRenderer();
     let runNo = 0;
 
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
                 // The worker's two read paths (apps/worker/src/render-service.ts).
                 readSource: (c) =>
                   manifest.source
-                    ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache)
+                    ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache, sourceBuffers)
                     : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)) as Promise<SourceTile>),
               });
             } finally {

@@ -5,7 +5,7 @@ import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } fr
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, UploadStore } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
-import { DatasetPixels, linkZarr, reportZarrCodecsTo, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
+import { DatasetPixels, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
@@ -50,6 +50,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
+  // Linked Zarrs' compressed and decoded chunks come from the same pool (the cache gives decoded ones back too).
+  takeChunkMemoryFrom(sourceBuffers);
   // Which Blosc decoder the linked Zarrs use (c-blosc, or numcodecs with a warning): one line at the first Blosc chunk.
   reportZarrCodecsTo(logger);
   const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });

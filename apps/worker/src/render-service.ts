@@ -174,7 +174,8 @@ export class RenderService {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
       const before = sourceCache.stats().misses;
       // Linked: the chunks it overlaps are what the cache holds (neighbouring tiles and z slices share them).
-      if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache);
+      // Every read is part of this render, which holds the pool's ticket until it settles (below).
+      if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache, this.deps.sourceBuffers);
       const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }, this.deps.sourceBuffers)) as Promise<SourceTile>;
       if (sourceCache.stats().misses > before) metrics.sourceCacheMisses.inc();
       else metrics.sourceCacheHits.inc();

@@ -39,8 +39,11 @@ export interface SourceBufferPoolStats {
 export class SourceBufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeBytes = 0;
-  /** Buffers this pool handed out: only these are taken back (other values share the cache). */
-  private readonly issued = new WeakSet<ArrayBufferLike>();
+  /**
+   * Buffers handed out and not yet given back: only these are taken back (other values share the
+   * cache), and each once (a buffer given back twice would later be handed to two owners).
+   */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
   /** Retired buffers in retirement order, each with the last render ticket issued at that moment. */
   private readonly waiting: { buffer: ArrayBuffer; lastTicket: number }[] = [];
   private waitingHead = 0;
@@ -59,11 +62,13 @@ export class SourceBufferPool {
     if (reuse) {
       this.freeBytes -= size;
       this.reused++;
+      this.lent.add(reuse);
       return Buffer.from(reuse);
     }
     this.allocated++;
-    const buffer = new ArrayBuffer(size);
-    this.issued.add(buffer);
+    // Not zero-filled (contents are undefined either way): zeroing is a pass over memory every reader overwrites.
+    const buffer = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+    this.lent.add(buffer);
     return Buffer.from(buffer);
   }
 
@@ -82,10 +87,18 @@ export class SourceBufferPool {
 
   /** The owner lets go of the memory behind a tile (ignored unless it came from this pool). */
   retire(buffer: ArrayBufferLike): void {
-    if (!this.issued.has(buffer)) return;
+    if (!this.lent.delete(buffer)) return;
     this.waiting.push({ buffer: buffer as ArrayBuffer, lastTicket: this.lastTicket });
     if (this.waiting.length - this.waitingHead > (this.options.maxWaiting ?? 1024)) this.waitingHead++;
     this.release();
+  }
+
+  /**
+   * Memory only its caller ever saw (a decode's scratch output, a compressed chunk once decoded),
+   * done with: reusable at once, no render can hold it. Ignored unless it came from this pool.
+   */
+  recycle(buffer: ArrayBufferLike): void {
+    if (this.lent.delete(buffer)) this.keep(buffer as ArrayBuffer);
   }
 
   stats(): SourceBufferPoolStats {
@@ -111,15 +124,29 @@ export class SourceBufferPool {
     }
   }
 
+  /**
+   * Keeps an idle buffer. Over maxFreeBytes, idle buffers of the sizes given back longest ago make
+   * room (the map's order; a size moves to its end whenever one is kept): a worker reads source
+   * tiles of one size, decodes Zarr chunks of another, and idle memory of the sizes it no longer
+   * asks for (a previous dataset's) must not keep out the ones it does.
+   */
   private keep(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (this.freeBytes + size > this.options.maxFreeBytes) return; // left to the collector
+    if (size > this.options.maxFreeBytes) return; // left to the collector
     let list = this.free.get(size);
-    if (!list) {
-      list = [];
-      this.free.set(size, list);
-    }
+    if (list) this.free.delete(size);
+    else list = [];
+    this.free.set(size, list);
     list.push(buffer);
     this.freeBytes += size;
+    for (const [other, idle] of this.free) {
+      if (this.freeBytes <= this.options.maxFreeBytes) break;
+      // Oldest sizes first, this one last (then its oldest buffers go).
+      while (idle.length > 0 && this.freeBytes > this.options.maxFreeBytes) {
+        idle.shift();
+        this.freeBytes -= other;
+      }
+      if (idle.length === 0) this.free.delete(other);
+    }
   }
 }

@@ -41,6 +41,44 @@ describe('SourceBufferPool', () => {
   });
 });
 
+describe('SourceBufferPool: memory given back at once, and what it keeps idle', () => {
+  it('recycle: reusable at once (no render can hold it), and a buffer given back twice is handed out once', () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    pool.enter(); // a render in flight does not delay a recycled buffer
+    const a = pool.allocate(4096).buffer;
+    pool.recycle(a);
+    pool.recycle(a);
+    pool.retire(a);
+    expect(pool.stats()).toMatchObject({ free: 1, waiting: 0 });
+    expect(pool.allocate(4096).buffer).toBe(a);
+    expect(pool.allocate(4096).buffer).not.toBe(a);
+    pool.recycle(new ArrayBuffer(4096)); // not the pool's
+    expect(pool.stats().free).toBe(0);
+  });
+
+  it('over maxFreeBytes, idle buffers of the sizes given back longest ago make room for the newest', () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 10_000 });
+    const old = [1, 2, 3, 4].map(() => pool.allocate(2000).buffer);
+    const fresh = [1, 2, 3].map(() => pool.allocate(3000).buffer);
+    for (const b of old) pool.recycle(b);
+    for (const b of fresh) pool.recycle(b); // 8,000 + 9,000 bytes: the 2,000-byte ones go first
+    expect(pool.stats()).toMatchObject({ free: 3, freeBytes: 9000 });
+    expect(fresh).toContain(pool.allocate(3000).buffer);
+    expect(old).not.toContain(pool.allocate(2000).buffer);
+    // A buffer larger than the whole budget is not kept at all.
+    pool.recycle(pool.allocate(20_000).buffer);
+    expect(pool.stats().freeBytes).toBeLessThanOrEqual(10_000);
+  });
+
+  it('hands out memory it does not zero (readers overwrite it): a reused buffer keeps what was in it', () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    const a = pool.allocate(1000);
+    a.fill(7);
+    pool.recycle(a.buffer);
+    expect(pool.allocate(1000)[999]).toBe(7);
+  });
+});
+
 describe('readSourceTile with a pool', () => {
   let dir: string;
   beforeEach(() => {

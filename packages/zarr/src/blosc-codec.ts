@@ -8,8 +8,9 @@ export interface BloscChunkDecoder {
   /**
    * The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk, or
    * one whose header declares more than `maxBytes` decoded (checked before anything is allocated).
+   * The output goes into `allocate(size)`'s memory when given (reused memory: no page faults).
    */
-  decode(chunk: Uint8Array, maxBytes: number): Uint8Array;
+  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
 }
 
 /** Blosc 1's fixed header: version, versionlz, flags, typesize, then nbytes, blocksize, cbytes (uint32 LE). */
@@ -34,7 +35,7 @@ export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
 
   return {
     description,
-    decode(chunk, maxBytes) {
+    decode(chunk, maxBytes, allocate) {
       if (chunk.byteLength < HEADER_BYTES) throw new Error(`not a Blosc chunk: ${chunk.byteLength} bytes, less than Blosc's ${HEADER_BYTES}-byte header`);
       const nbytes = [0];
       if (validate(chunk, chunk.byteLength, nbytes) !== 0) {
@@ -45,7 +46,7 @@ export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
       const size = Number(nbytes[0]);
       if (size > maxBytes) throw new Error(`the chunk's Blosc header declares ${size} decoded bytes, more than its ${maxBytes} (chunk shape × sample size)`);
       // Not zero-filled: c-blosc writes every byte or the chunk is refused (zero-filling doubled the cost of a 256² chunk).
-      const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+      const out = allocate ? allocate(size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
       if (size === 0) return out;
       const written = decompress(chunk, out, size, 1) as number;
       if (written !== size) throw new Error(written < 0 ? `c-blosc could not decode the chunk (error ${written}): its blocks are corrupt` : `c-blosc decoded ${written} bytes, the chunk's header declares ${size}`);

@@ -1,4 +1,5 @@
 import type { PixelArray, SourceTile } from '@tilefarm/contracts';
+import { chunkMemory, recycleBuffer, type ChunkMemory } from './chunk-memory';
 import type { NgffImage } from './ngff-image';
 import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
 
@@ -20,21 +21,43 @@ export interface ChunkCache {
  */
 export const PLANE_WINDOW = 8;
 
-/** Decodes of whole deep chunks under way, shared by the tiles (and z) that need one (per array). */
-const decoding = new WeakMap<ZarrArrayHandle, Map<string, Promise<DecodedChunk>>>();
+/** A decode of a whole deep chunk under way, and how many tiles (and z) wait to copy planes out of it. */
+interface SharedDecode {
+  chunk: Promise<DecodedChunk>;
+  users: number;
+}
 
-function decodeShared(array: ZarrArrayHandle, coords: number[]): Promise<DecodedChunk> {
+/** Decodes of whole deep chunks under way, shared by the tiles (and z) that need one (per array). */
+const decoding = new WeakMap<ZarrArrayHandle, Map<string, SharedDecode>>();
+
+/**
+ * Copies planes out of a deep chunk, decoding it once for every tile that asks meanwhile. The
+ * whole chunk never leaves this function (only copied planes are kept), so once the last of them
+ * has copied its planes its memory is recycled at once: a 64³ chunk is 512 KB decoded for 8 KB
+ * per plane kept, and fresh memory for each decode was most of its cost.
+ */
+async function withSharedDecode<T>(array: ZarrArrayHandle, coords: number[], use: (chunk: DecodedChunk) => T): Promise<T> {
   let pending = decoding.get(array);
   if (!pending) decoding.set(array, (pending = new Map()));
   const key = coords.join('.');
-  let p = pending.get(key);
-  if (!p) {
-    p = array.getChunk(coords);
-    pending.set(key, p);
+  let shared = pending.get(key);
+  if (!shared) {
+    const chunk = array.getChunk(coords);
+    const entry: SharedDecode = { chunk, users: 0 };
+    shared = entry;
+    pending.set(key, entry);
+    // Later tiles decode it again (their planes were not asked for while this one was under way).
     const forget = () => pending!.delete(key);
-    p.then(forget, forget);
+    chunk.then(forget, forget);
   }
-  return p;
+  shared.users++;
+  let chunk: DecodedChunk | undefined;
+  try {
+    chunk = await shared.chunk;
+    return use(chunk);
+  } finally {
+    if (--shared.users === 0 && chunk) recycleBuffer(chunkMemory(), chunk.data as PixelArray);
+  }
 }
 
 export interface TileRegion {
@@ -49,8 +72,13 @@ export interface TileRegion {
   height: number;
 }
 
-function allocate(dtype: NgffImage['dtype'], n: number): PixelArray {
-  return dtype === 'uint8' ? new Uint8Array(n) : dtype === 'uint16' ? new Uint16Array(n) : new Float32Array(n);
+const TYPED = { uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array } as const;
+
+/** A tile's samples: zero-filled fresh memory, or reused memory of any contents. */
+function allocate(dtype: NgffImage['dtype'], n: number, memory: ChunkMemory | undefined): PixelArray {
+  const Typed = TYPED[dtype];
+  if (!memory) return new Typed(n);
+  return new Typed(memory.allocate(n * Typed.BYTES_PER_ELEMENT).buffer as ArrayBuffer, 0, n);
 }
 
 function cStrides(shape: number[]): number[] {
@@ -90,72 +118,108 @@ function planeOf(chunk: DecodedChunk, iz: number, zi: number): DecodedChunk {
  * tiles share it, hence the cache), smaller (64³), or hold several z slices. Missing chunks are the
  * fill value (zarrita decodes them so); pixels past a level array's edge (a level rounded down
  * where our pyramid rounds up) are the fill value too.
+ *
+ * A tile that is exactly one chunk's plane (chunks of the tile's size on the tile grid) is a view of
+ * the chunk's samples, not a copy: it was read into memory, decoded into more and copied into a
+ * third, for one tile. Renderers only read their sources, and the chunk's memory is given back only
+ * by its owner (the cache, once it drops the chunk; reused only after the renders in flight then).
+ * With `memory` (only for callers whose read is part of a render holding that memory's ticket, as
+ * the worker's are), a tile assembled from several chunks lands in reused memory, retired as it is
+ * handed over: reused once that render and every older one are done.
  */
-export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string): Promise<SourceTile> {
+export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string, memory?: ChunkMemory): Promise<SourceTile> {
   const array = arrays[region.level];
   if (!array) throw new RangeError(`level ${region.level} is not in this image`);
   const { axes } = image;
-  const out = allocate(image.dtype, region.width * region.height);
-  if (image.fillValue !== 0) out.fill(image.fillValue);
+  const n = region.width * region.height;
+  const tileOf = (data: PixelArray): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data });
   const iy = axes.indexOf('y');
   const ix = axes.indexOf('x');
   const fixed: Partial<Record<'t' | 'c' | 'z', number>> = { t: region.t, c: region.c, z: region.z };
   const chunkShape = array.chunks;
   const yEnd = Math.min(region.y0 + region.height, array.shape[iy]!);
   const xEnd = Math.min(region.x0 + region.width, array.shape[ix]!);
-  if (yEnd <= region.y0 || xEnd <= region.x0) return { width: region.width, height: region.height, dtype: image.dtype, data: out };
+  if (yEnd <= region.y0 || xEnd <= region.x0) {
+    const out = allocate(image.dtype, n, undefined);
+    if (image.fillValue !== 0) out.fill(image.fillValue);
+    return tileOf(out);
+  }
+  // Every pixel of the tile lies in the array: the chunks overlapping it write all of them.
+  const covered = yEnd === region.y0 + region.height && xEnd === region.x0 + region.width;
   const cy0 = Math.floor(region.y0 / chunkShape[iy]!);
   const cy1 = Math.floor((yEnd - 1) / chunkShape[iy]!);
   const cx0 = Math.floor(region.x0 / chunkShape[ix]!);
   const cx1 = Math.floor((xEnd - 1) / chunkShape[ix]!);
   const iz = axes.indexOf('z');
   const deep = iz >= 0 && chunkShape[iz]! > 1 && cache.set !== undefined && cache.has !== undefined;
-  const jobs: Promise<void>[] = [];
+
+  /** Where the tile's pixels lie in a loaded chunk (or kept plane) at chunk-grid (cy, cx). */
+  const placeIn = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
+    // Offset of the fixed (t, c, z) position inside the chunk (a kept plane is z = 0 of its own).
+    let base = 0;
+    axes.forEach((a, i) => {
+      if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? 0 : fixed[a]! - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
+    });
+    const chunkY0 = cy * chunkShape[iy]!;
+    const chunkX0 = cx * chunkShape[ix]!;
+    return { base, sy: chunk.stride[iy]!, sx: chunk.stride[ix]!, chunkY0, chunkX0, data: chunk.data as PixelArray };
+  };
+
+  const loads: { coords: number[]; planeZ: number; cy: number; cx: number; chunk: Promise<DecodedChunk> }[] = [];
   for (let cy = cy0; cy <= cy1; cy++) {
     for (let cx = cx0; cx <= cx1; cx++) {
       const coords = axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a]! / chunkShape[i]!)));
       const key = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
-      let load: Promise<DecodedChunk>;
+      let chunk: Promise<DecodedChunk>;
       // z inside the chunk, for chunks kept as planes (then the cached entry is that plane alone).
       let planeZ = -1;
       if (deep) {
-        planeZ = region.z - coords[iz]! * chunkShape[iz]!;
+        const zi0 = (planeZ = region.z - coords[iz]! * chunkShape[iz]!);
         const planeKey = (zi: number) => `${key}@${zi}`;
-        load = cache.getOrLoad(planeKey(planeZ), async () => {
-          const chunk = await decodeShared(array, coords);
-          const depth = chunkShape[iz]!;
-          for (let zi = Math.max(0, planeZ - PLANE_WINDOW); zi <= Math.min(depth - 1, planeZ + PLANE_WINDOW); zi++) {
-            if (zi !== planeZ && !cache.has!(planeKey(zi))) cache.set!(planeKey(zi), planeOf(chunk, iz, zi));
-          }
-          return planeOf(chunk, iz, planeZ);
-        }) as Promise<DecodedChunk>;
-      } else load = cache.getOrLoad(key, () => array.getChunk(coords)) as Promise<DecodedChunk>;
-      jobs.push(
-        load.then((chunk) => {
-          // Offset of the fixed (t, c, z) position inside the chunk (a kept plane is z = 0 of its own).
-          let base = 0;
-          axes.forEach((a, i) => {
-            if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? 0 : fixed[a]! - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
-          });
-          const sy = chunk.stride[iy]!;
-          const sx = chunk.stride[ix]!;
-          const chunkY0 = cy * chunkShape[iy]!;
-          const chunkX0 = cx * chunkShape[ix]!;
-          const ya = Math.max(region.y0, chunkY0);
-          const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
-          const xa = Math.max(region.x0, chunkX0);
-          const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
-          const data = chunk.data as PixelArray;
-          for (let y = ya; y < yb; y++) {
-            const src = base + (y - chunkY0) * sy + (xa - chunkX0) * sx;
-            const dst = (y - region.y0) * region.width + (xa - region.x0);
-            if (sx === 1) out.set(data.subarray(src, src + (xb - xa)), dst);
-            else for (let x = 0; x < xb - xa; x++) out[dst + x] = data[src + x * sx]!;
-          }
-        }),
-      );
+        chunk = cache.getOrLoad(planeKey(zi0), () =>
+          withSharedDecode(array, coords, (whole) => {
+            const depth = chunkShape[iz]!;
+            for (let zi = Math.max(0, zi0 - PLANE_WINDOW); zi <= Math.min(depth - 1, zi0 + PLANE_WINDOW); zi++) {
+              if (zi !== zi0 && !cache.has!(planeKey(zi))) cache.set!(planeKey(zi), planeOf(whole, iz, zi));
+            }
+            return planeOf(whole, iz, zi0);
+          }),
+        ) as Promise<DecodedChunk>;
+      } else chunk = cache.getOrLoad(key, () => array.getChunk(coords)) as Promise<DecodedChunk>;
+      loads.push({ coords, planeZ, cy, cx, chunk });
     }
   }
-  await Promise.all(jobs);
-  return { width: region.width, height: region.height, dtype: image.dtype, data: out };
+
+  if (loads.length === 1 && covered) {
+    const only = loads[0]!;
+    const at = placeIn(await only.chunk, only.coords, only.planeZ, only.cy, only.cx);
+    // The chunk's plane is the tile, row for row, in the tile's sample type.
+    if (at.chunkY0 === region.y0 && at.chunkX0 === region.x0 && chunkShape[iy] === region.height && chunkShape[ix] === region.width && at.sx === 1 && at.sy === region.width && at.data instanceof TYPED[image.dtype]) {
+      return tileOf(at.data.subarray(at.base, at.base + n));
+    }
+  }
+
+  const out = allocate(image.dtype, n, memory);
+  // Fresh memory is zeros already; reused memory holds anything.
+  if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
+  await Promise.all(
+    loads.map(({ coords, planeZ, cy, cx, chunk: load }) =>
+      load.then((chunk) => {
+        const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
+        const ya = Math.max(region.y0, chunkY0);
+        const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
+        const xa = Math.max(region.x0, chunkX0);
+        const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
+        for (let y = ya; y < yb; y++) {
+          const src = base + (y - chunkY0) * sy + (xa - chunkX0) * sx;
+          const dst = (y - region.y0) * region.width + (xa - region.x0);
+          if (sx === 1) out.set(data.subarray(src, src + (xb - xa)), dst);
+          else for (let x = 0; x < xb - xa; x++) out[dst + x] = data[src + x * sx]!;
+        }
+      }),
+    ),
+  );
+  // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
+  memory?.retire(out.buffer);
+  return tileOf(out);
 }

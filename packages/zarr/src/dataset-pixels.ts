@@ -2,6 +2,7 @@ import { resolve, sep } from 'node:path';
 import { TilefarmError, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
 import { readSourceTile, type SourceTilePosition } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore, type ObjectStore, type S3ObjectStoreOptions } from '@tilefarm/storage';
+import type { ChunkMemory } from './chunk-memory';
 import type { ChunkCache } from './chunked-tile-reader';
 import { LinkedZarrReader, type ZarrPlace, type ZarrPlaceResolver } from './linked-zarr';
 import { zarritaLibrary } from './zarr-library';
@@ -59,8 +60,9 @@ export class DatasetPixels {
     this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels });
   }
 
-  read(manifest: DatasetManifest, position: SourceTilePosition, chunks: ChunkCache): Promise<SourceTile> {
-    if (manifest.source) return this.linked.readTile(manifest, position, chunks);
+  /** `memory`: the render this read is part of holds its ticket (the worker's renders; see readTileFromChunks). */
+  read(manifest: DatasetManifest, position: SourceTilePosition, chunks: ChunkCache, memory?: ChunkMemory): Promise<SourceTile> {
+    if (manifest.source) return this.linked.readTile(manifest, position, chunks, memory);
     return readSourceTile(this.store, manifest.id, manifest.version, position);
   }
 }

@@ -1,3 +1,4 @@
+export * from './chunk-memory';
 export * from './object-store-readable';
 export * from './zarr-library';
 export * from './ngff-image';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TilefarmError, type DatasetManifest, type LinkedZarrSource, type SourceTile, levelSize } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
+import type { ChunkMemory } from './chunk-memory';
 import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
 import { describeNgffImage, ngffAttributesOf, type NgffImage, type NgffLevelArray } from './ngff-image';
 import { ObjectStoreReadable } from './object-store-readable';
@@ -103,8 +104,11 @@ export class LinkedZarrReader {
     return zarr;
   }
 
-  /** Channel c of plane (z, t) at `level`, tile (x, y) of the manifest's grid, cut at the edge. */
-  async readTile(manifest: DatasetManifest, position: { level: number; t: number; z: number; c: number; x: number; y: number }, cache: ChunkCache): Promise<SourceTile> {
+  /**
+   * Channel c of plane (z, t) at `level`, tile (x, y) of the manifest's grid, cut at the edge.
+   * `memory`: only when this read is part of a render holding that memory's ticket (readTileFromChunks).
+   */
+  async readTile(manifest: DatasetManifest, position: { level: number; t: number; z: number; c: number; x: number; y: number }, cache: ChunkCache, memory?: ChunkMemory): Promise<SourceTile> {
     const source = manifest.source;
     if (!source) throw new Error(`${manifest.id} is not a linked dataset`);
     const zarr = await this.open(manifest, source);
@@ -114,7 +118,7 @@ export class LinkedZarrReader {
     if (x0 >= size.width || y0 >= size.height) throw new TilefarmError('out_of_range');
     const region = { level: position.level, t: position.t, c: position.c, z: position.z, x0, y0, width: Math.min(manifest.tileSize, size.width - x0), height: Math.min(manifest.tileSize, size.height - y0) };
     try {
-      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, `zarr:${manifest.id}/${manifest.version}`);
+      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, `zarr:${manifest.id}/${manifest.version}`, memory);
     } catch (e) {
       if (e instanceof TilefarmError) throw e;
       throw new TilefarmError('source_unreadable', `${source.url}: chunk of level ${position.level} unreadable: ${(e as Error).message.slice(0, 200)}`);

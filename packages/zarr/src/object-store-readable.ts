@@ -1,4 +1,5 @@
 import type { ByteRange, ObjectStore } from '@tilefarm/storage';
+import { chunkMemory, readBuffer } from './chunk-memory';
 
 /** zarrita's store shape (an AsyncReadable of @zarrita/storage), stated here so no module but zarr-library.ts loads zarrita. */
 export interface ZarrReadable {
@@ -27,7 +28,9 @@ export class ObjectStoreReadable implements ZarrReadable {
 
   async get(path: `/${string}`): Promise<Uint8Array | undefined> {
     this.reads++;
-    const body = await this.store.get(this.key(path));
+    // Chunks land in reused memory where the process has some (the codec gives it back once decoded).
+    const memory = chunkMemory();
+    const body = memory && this.store.getInto ? await this.store.getInto(this.key(path), (size) => readBuffer(memory, size)) : await this.store.get(this.key(path));
     this.bytesRead += body?.length ?? 0;
     return body;
   }

@@ -1,3 +1,4 @@
+import { chunkMemory, recycleBuffer } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
 import type { ZarrReadable } from './object-store-readable';
 
@@ -101,7 +102,13 @@ async function chooseBlosc(numcodecsBlosc: () => Promise<CodecEntry>): Promise<C
       const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + 1024;
       return {
         kind: 'bytes_to_bytes',
-        decode: async (bytes: Uint8Array) => decoder.decode(bytes, maxBytes),
+        decode: async (bytes: Uint8Array) => {
+          const memory = chunkMemory();
+          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)));
+          // The compressed bytes are read for this decode alone (zarrita keeps no reference).
+          recycleBuffer(memory, bytes);
+          return decoded;
+        },
         async encode(bytes: Uint8Array) {
           encoder ??= numcodecsBlosc().then((numcodecs) => numcodecs.fromConfig(config, meta));
           return (await encoder).encode(bytes);
@@ -163,7 +170,18 @@ export const zarritaLibrary: ZarrLibrary = {
         // none at all): refused here, never rendered as zeros.
         const expected = chunk.shape.reduce((a, b) => a * b, 1);
         if (chunk.data.length !== expected) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
-        return { data: chunk.data as DecodedChunk['data'], shape: chunk.shape, stride: chunk.stride };
+        let data = chunk.data as DecodedChunk['data'] & ArrayBufferView;
+        // A cache counts a chunk's byteLength: it must hold no more memory than that. An
+        // uncompressed chunk is a view of the read, whose buffer may be larger (readBuffer).
+        if (data.byteLength !== data.buffer.byteLength) {
+          const memory = chunkMemory();
+          const Typed = data.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => typeof data;
+          const exact = new Typed((memory ? memory.allocate(data.byteLength) : Buffer.allocUnsafeSlow(data.byteLength)).buffer as ArrayBuffer, 0, expected);
+          (exact as unknown as { set(a: ArrayLike<number>): void }).set(data);
+          recycleBuffer(memory, data);
+          data = exact;
+        }
+        return { data, shape: chunk.shape, stride: chunk.stride };
       },
     };
   },

@@ -1,5 +1,5 @@
 import { LocalObjectStore } from '@tilefarm/storage';
-import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, zarritaLibrary, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
 import { openCBlosc } from '../src/blosc-codec';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -105,6 +105,48 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
     const expected = readFileSync(join(variants.dir, v.kind, `${v.name}.raw`));
     const whole = await readWhole(zarritaLibrary, v);
     expect(Buffer.compare(whole, expected)).toBe(0);
+  });
+
+  it('with chunk memory (reads into reused buffers, decodes into reused memory of any contents, compressed bytes given back once decoded): every variant still holds the samples numpy wrote', async () => {
+    // Memory as dirty as reuse can leave it (0xCD), and memory given back overwritten at once
+    // (0xEE): a decode that skipped a byte, or anything still viewing a buffer given back, shows.
+    const lent = new Set<ArrayBufferLike>();
+    let recycled = 0;
+    const memory: ChunkMemory = {
+      allocate(size) {
+        const b = Buffer.allocUnsafeSlow(size).fill(0xcd);
+        lent.add(b.buffer);
+        return b;
+      },
+      retire() {},
+      recycle(buffer) {
+        if (!lent.delete(buffer)) return; // not lent (metadata-sized reads have memory of their own), as the pool ignores it
+        new Uint8Array(buffer).fill(0xee);
+        recycled++;
+      },
+    };
+    takeChunkMemoryFrom(memory);
+    try {
+      for (const v of variants.variants) {
+        const expected = readFileSync(join(variants.dir, v.kind, `${v.name}.raw`));
+        expect({ variant: `${v.kind} ${v.name}`, equal: Buffer.compare(await readWhole(zarritaLibrary, v), expected) === 0 }).toEqual({ variant: `${v.kind} ${v.name}`, equal: true });
+      }
+    } finally {
+      takeChunkMemoryFrom(undefined);
+    }
+    // Every chunk file that is not in a shard (shards are read by range, into memory of their own).
+    expect(recycled).toBeGreaterThan(100);
+  });
+
+  it('decodes into the memory it is given, exactly the declared size', () => {
+    const file = chunkFiles(cells.ngff04)[0]!;
+    const bytes = new Uint8Array(readFileSync(file));
+    const sizes: number[] = [];
+    const given = Buffer.alloc(1 << 20, 0xcd);
+    const out = native.decode(bytes, MAX_CHUNK_BYTES, (size) => (sizes.push(size), new Uint8Array(given.buffer, given.byteOffset, size)));
+    expect(out.buffer).toBe(given.buffer);
+    expect(sizes).toEqual([out.byteLength]);
+    expect(Buffer.compare(out, native.decode(bytes, MAX_CHUNK_BYTES))).toBe(0);
   });
 
   it('zarrita used c-blosc (one report line, codec "c-blosc"), not numcodecs', async () => {

@@ -1,0 +1,147 @@
+import { basename, dirname } from 'node:path';
+import type { DatasetManifest, SourceTile } from '@tilefarm/contracts';
+import { SourceBufferPool } from '@tilefarm/datasets';
+import { LruByteCache } from '@tilefarm/render';
+import { LocalObjectStore } from '@tilefarm/storage';
+import { LinkedZarrReader, openZarrImage, readTileFromChunks, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type DecodedChunk } from '@tilefarm/zarr';
+import { fixtureValue, isFixtureFill, zarrFixtures } from '../../../test/support/zarr-fixtures';
+
+const fixtures = zarrFixtures();
+const placeOf = (path: string) => ({ store: new LocalObjectStore(dirname(path)), prefix: `${basename(path)}/` });
+
+/**
+ * The worker's pool, made to show any misuse: every buffer it hands out (fresh or reused) is
+ * overwritten with 0xCD first, and every buffer recycled (reusable at once) with 0xEE. Whatever
+ * still viewed memory that was given back too early reads those bytes, not the image's samples.
+ */
+function poisoningPool(maxFreeBytes: number) {
+  const pool = new SourceBufferPool({ maxFreeBytes });
+  let recycled = 0;
+  const memory: ChunkMemory & { enter(): number; leave(t: number): void } = {
+    allocate(size) {
+      const b = pool.allocate(size);
+      b.fill(0xcd);
+      return b;
+    },
+    retire: (buffer) => pool.retire(buffer),
+    recycle(buffer) {
+      const before = pool.stats().free;
+      new Uint8Array(buffer).fill(0xee);
+      pool.recycle(buffer);
+      if (pool.stats().free > before) recycled++;
+    },
+    enter: () => pool.enter(),
+    leave: (t) => pool.leave(t),
+  };
+  return { pool, memory, recycled: () => recycled };
+}
+
+function manifestFor(opened: Awaited<ReturnType<typeof openZarrImage>>, url: string): DatasetManifest {
+  const im = opened.image;
+  return {
+    v: 1, id: 'linked', version: 1, tenant: 'public', width: im.width, height: im.height, sizeZ: im.sizeZ, sizeT: im.sizeT, tileSize: 256,
+    levels: im.levels.length, dtype: im.dtype, channels: im.channels, sourceEncoding: 'raw-v1', createdAt: new Date().toISOString(),
+    source: { kind: 'zarr', url, zarrFormat: opened.zarrFormat, ngffVersion: im.ngffVersion, fingerprint: opened.fingerprint },
+  };
+}
+
+afterEach(() => takeChunkMemoryFrom(undefined));
+
+describe('chunk memory reused the worker way (its source-buffer pool)', () => {
+  it.each([
+    ['04', fixtures.ngff04, true],
+    ['05', fixtures.ngff05, false],
+  ] as const)('NGFF %s: every tile read through reused memory holds the known values, with tiles of earlier reads still held', async (which, path, blosc) => {
+    const { pool, memory, recycled } = poisoningPool(4 << 20);
+    takeChunkMemoryFrom(memory);
+    const place = placeOf(path);
+    const opened = await openZarrImage(place, zarritaLibrary, basename(path), 1e12);
+    const manifest = manifestFor(opened, `file:${basename(path)}`);
+    const reader = new LinkedZarrReader({ resolve: () => place, library: zarritaLibrary, maxPixels: 1e12 });
+    // Small, so chunks and planes are dropped (and their memory retired) all along.
+    const cache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: 1 << 20, dispose: (v) => memory.retire((v.data as unknown as ArrayBufferView).buffer) });
+    const im = opened.image;
+    const check = (tile: SourceTile, level: number, t: number, c: number, z: number, tx: number, ty: number) => {
+      let wrong = 0;
+      for (let y = 0; y < tile.height; y++) {
+        for (let x = 0; x < tile.width; x++) {
+          const gy = (ty * 256 + y) * 2 ** level;
+          const gx = (tx * 256 + x) * 2 ** level;
+          const expected = isFixtureFill(which, level, t, c, z, gy, gx) ? 0 : fixtureValue(t, c, z, gy, gx);
+          if (tile.data[y * tile.width + x] !== expected) wrong++;
+        }
+      }
+      return wrong;
+    };
+    for (let level = 0; level < im.levels.length; level++) {
+      const cols = Math.ceil(Math.ceil(im.width / 2 ** level) / 256);
+      const rows = Math.ceil(Math.ceil(im.height / 2 ** level) / 256);
+      for (let z = 0; z < im.sizeZ; z++) {
+        for (let ty = 0; ty < rows; ty++) {
+          for (let tx = 0; tx < cols; tx++) {
+            // One render: all channels, read together, then checked while it still holds them.
+            const ticket = memory.enter();
+            const t = im.sizeT - 1;
+            const channels = Array.from({ length: im.sizeC }, (_, c) => c);
+            const tiles = await Promise.all(channels.map((c) => reader.readTile(manifest, { level, t, c, z, x: tx, y: ty }, cache, memory)));
+            // Other renders meanwhile: memory handed out now must be none of what this one holds.
+            const others = Array.from({ length: 6 }, () => memory.allocate(256 * 256 * 2));
+            for (const b of others) memory.retire(b.buffer);
+            const wrong = tiles.map((tile, c) => check(tile, level, t, c, z, tx, ty));
+            expect({ level, z, tx, ty, wrong }).toEqual({ level, z, tx, ty, wrong: channels.map(() => 0) });
+            memory.leave(ticket);
+          }
+        }
+      }
+    }
+    // Memory was reused; with Blosc (0.4: 2-deep chunks), some given back at once (compressed
+    // chunks once decoded, deep chunks once their planes are copied). 0.5's zstd chunks, read by
+    // range from shards, are decoded into zstd's own memory.
+    expect(pool.stats().reused).toBeGreaterThan(50);
+    if (blosc) expect(recycled()).toBeGreaterThan(20);
+  });
+});
+
+describe('tiles from chunks, without copies that are not needed', () => {
+  // A synthetic 1 × 512 × 768 uint16 image with a known value everywhere, chunks of `chunk`².
+  const value = (y: number, x: number) => (y * 131 + x * 7) % 65521;
+  function array(chunk: number, memory?: ChunkMemory) {
+    const handle = {
+      shape: [1, 512, 768], chunks: [1, chunk, chunk], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]): Promise<DecodedChunk> {
+        const n = chunk * chunk;
+        const data = memory ? new Uint16Array(memory.allocate(n * 2).buffer as ArrayBuffer, 0, n) : new Uint16Array(n);
+        for (let y = 0; y < chunk; y++) for (let x = 0; x < chunk; x++) data[y * chunk + x] = value(coords[1]! * chunk + y, coords[2]! * chunk + x);
+        return { data, shape: [1, chunk, chunk], stride: [chunk * chunk, chunk, 1] };
+      },
+    };
+    return handle;
+  }
+  const image = { axes: ['z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+
+  it('a tile that is exactly one chunk is that chunk\'s samples (a view of the cached chunk)', async () => {
+    const cache = new LruByteCache<string, DecodedChunk>({ maxBytes: 64 << 20 });
+    const tile = await readTileFromChunks(image, [array(256)], { level: 0, t: 0, c: 0, z: 0, x0: 256, y0: 256, width: 256, height: 256 }, cache as never, 'k');
+    const chunk = cache.get('k/0/0.1.1')!;
+    expect(tile.data.buffer).toBe((chunk.data as Uint16Array).buffer);
+    expect(tile.data.length).toBe(256 * 256);
+    expect([tile.data[0], tile.data[256 * 256 - 1]]).toEqual([value(256, 256), value(511, 511)]);
+  });
+
+  it('a tile assembled from several chunks lands in memory that stays its render\'s until the render is done', async () => {
+    const { pool, memory } = poisoningPool(4 << 20);
+    const cache = new LruByteCache<string, DecodedChunk>({ maxBytes: 64 << 20 });
+    const ticket = memory.enter();
+    // Chunks of 128²: 2 × 2 of them under the tile at (256, 0).
+    const tile = await readTileFromChunks(image, [array(128)], { level: 0, t: 0, c: 0, z: 0, x0: 256, y0: 0, width: 256, height: 256 }, cache as never, 'k', memory);
+    const mine = tile.data.buffer;
+    const meanwhile = Array.from({ length: 8 }, () => memory.allocate(256 * 256 * 2).buffer);
+    expect(meanwhile).not.toContain(mine);
+    let wrong = 0;
+    for (let y = 0; y < 256; y++) for (let x = 0; x < 256; x++) if (tile.data[y * 256 + x] !== value(y, 256 + x)) wrong++;
+    expect(wrong).toBe(0);
+    memory.leave(ticket);
+    // Done: its memory is the next of that size handed out.
+    expect(pool.allocate(256 * 256 * 2).buffer).toBe(mine);
+  });
+});
