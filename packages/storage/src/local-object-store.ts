@@ -59,7 +59,19 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
    */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private tempSerial = 0;
-  constructor(private readonly root: string) {}
+  private readonly syncReadMaxBytes: number;
+
+  /**
+   * `syncReadMaxBytes`: reads up to this size take the synchronous path (default SYNC_IO_MAX_BYTES),
+   * for a store whose objects are consumed on the calling thread as soon as they are read anyway
+   * (Zarr chunks, decoded at once: see zarrPlaceResolver).
+   */
+  constructor(
+    private readonly root: string,
+    options: { syncReadMaxBytes?: number } = {},
+  ) {
+    this.syncReadMaxBytes = options.syncReadMaxBytes ?? SYNC_IO_MAX_BYTES;
+  }
 
   private tempName(): string {
     return `${this.tempPrefix}${(this.tempSerial++).toString(36)}`;
@@ -119,7 +131,7 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
   }
 
   /**
-   * A regular file of at most SYNC_IO_MAX_BYTES read synchronously (open, fstat, read, close with
+   * A regular file of at most syncReadMaxBytes read synchronously (open, fstat, read, close with
    * no thread-pool trip); `undefined` when missing; 'large' for anything else (bigger, or not a
    * regular file), which get() reads as before. The file is read through one descriptor, so a
    * rename replacing it meanwhile is seen whole or not at all, as with readFile.
@@ -134,7 +146,7 @@ export class LocalObjectStore implements ObjectStore, MultipartWriter {
     }
     try {
       const s = fstatSync(fd);
-      if (!s.isFile() || s.size > SYNC_IO_MAX_BYTES) return 'large';
+      if (!s.isFile() || s.size > this.syncReadMaxBytes) return 'large';
       const body = allocate(s.size);
       if (body.length !== s.size) throw new RangeError(`allocate(${s.size}) gave ${body.length} bytes`);
       let done = 0;

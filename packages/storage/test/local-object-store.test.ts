@@ -32,4 +32,20 @@ describe('LocalObjectStore.getInto', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a store built to read larger objects synchronously reads them into the caller\'s memory too (the default leaves them to readFile)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tilefarm-local-'));
+    try {
+      const body = Buffer.alloc(1536 * 1024, 7);
+      await new LocalObjectStore(dir).put('chunk', body);
+      let allocated = 0;
+      const allocate = (size: number) => (allocated++, Buffer.alloc(size));
+      expect((await new LocalObjectStore(dir).getInto('chunk', allocate))?.equals(body)).toBe(true);
+      expect(allocated).toBe(0);
+      expect((await new LocalObjectStore(dir, { syncReadMaxBytes: 4 << 20 }).getInto('chunk', allocate))?.equals(body)).toBe(true);
+      expect(allocated).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
