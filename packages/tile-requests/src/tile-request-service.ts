@@ -242,15 +242,22 @@ export class TileRequestService {
     for (const t of ready) this.detach(t.key, listener);
     // 2b. A tile that failed for good recently fails again at once (it stays pending for the
     // caller: the listener hears tile:failed, after this answer, like any other failure).
+    // 3. Count this listener's demand for what is not stored, and enqueue what nobody asked for yet.
+    // The failure lookup and the demand go out together: one round trip before the enqueue instead
+    // of two in a row, on the path of every cold tile (a viewer's first tile waited on both in
+    // bench:push). A failure is rare: its demand is taken back before anything is enqueued.
     const failures = this.options.failures;
-    const failed = failures ? await inSlices(notStored, (slice) => failures.find(slice.map((t) => t.key)), this.redisGate) : [];
+    const [failed] = await Promise.all([
+      failures ? inSlices(notStored, (slice) => failures.find(slice.map((t) => t.key)), this.redisGate) : [],
+      inSlices(notStored, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate),
+    ]);
     const missing = notStored.filter((_, i) => !failed[i]);
+    const failedTiles = notStored.filter((_, i) => failed[i]);
+    if (failedTiles.length > 0) await this.options.demand.release(failedTiles.map((t) => t.key));
     notStored.forEach((t, i) => {
       const failure = failed[i];
       if (failure) setImmediate(() => this.failAt(t, plan, listener, failure));
     });
-    // 3. Count this listener's demand for what is missing, enqueue what nobody asked for yet.
-    await inSlices(missing, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
     const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
     const batches = renderBatches(toEnqueue, this.options.queue.batchTiles ?? 1);
     for (const b of batches) {

@@ -208,6 +208,25 @@ describe('TileRequestService', () => {
     expect(core.service.pendingCount).toBe(1);
   });
 
+  it('counts demand while it looks up remembered failures (one round trip before the enqueue), and takes a failed tile\'s back', async () => {
+    const p = await plan(core, [at(0, 0), at(1, 0)]);
+    await core.failures.remember(p.tiles[0]!.key, { code: 'render_timeout', message: 'stopped at its deadline' }, 60_000);
+    let answer: () => void = () => undefined;
+    const held = new Promise<void>((r) => (answer = r));
+    const find = core.failures.find.bind(core.failures);
+    core.failures.find = async (keys) => (await held, find(keys));
+    const request = core.service.request(p, p.tiles, TIER.visible, recorder().listener);
+    await new Promise((r) => setImmediate(r));
+    // The lookup has not answered, and both tiles' demand is counted already.
+    expect(p.tiles.map((t) => core.demand.counts.get(t.key))).toEqual([1, 1]);
+    expect(core.queue.added).toEqual([]);
+    answer();
+    await request;
+    expect(core.demand.counts.has(p.tiles[0]!.key)).toBe(false);
+    expect(core.demand.counts.get(p.tiles[1]!.key)).toBe(1);
+    expect(core.queue.added).toEqual([p.tiles[1]!.key]);
+  });
+
   it('renders a remembered failure again once its memory has expired', async () => {
     const p = await plan(core, [at(0, 0)]);
     await core.failures.remember(p.tiles[0]!.key, { code: 'render_timeout', message: 'x' }, 1);
