@@ -3,6 +3,13 @@
  * unprioritized BullMQ jobs would jump the line.
  */
 export const TIER = {
+  /**
+   * Tiles on the screen of a viewer that has been shown no tile of its view yet (it just opened a
+   * dataset or a spec): its screen is blank, while a viewer already showing its view still sees the
+   * slice it scrolled from until the new one arrives. So every such viewer's first tile comes
+   * before anyone's visible tiles of a later slice (round-robin among them, like every tier).
+   */
+  emptyScreen: 0,
   /** Tiles on a viewer's screen, and tiles a viewer asked for before it sent any viewport. */
   visible: 1,
   /** The ring one tile around the screen. */
@@ -42,7 +49,9 @@ const FAIR_SLOTS = 1000;
  * viewer's whole screen queueing ahead of the next viewer's (BullMQ is FIFO within a priority).
  */
 export function jobPriority(tier: number, ordinal: number): number {
-  return tier * FAIR_SLOTS + Math.min(ordinal, FAIR_SLOTS - 1);
+  // BullMQ reads priority 0 as none (such a job would jump every line): tier 0's places start at 1.
+  const first = tier === 0 ? 1 : 0;
+  return tier * FAIR_SLOTS + first + Math.min(ordinal, FAIR_SLOTS - 1 - first);
 }
 
 /**

@@ -38,6 +38,11 @@ const DELIVERED_MEMORY = 4096;
  */
 const CROSSED_ON_THE_WIRE_MS = 2000;
 
+/** A view's identity for TIER.emptyScreen: the dataset and the spec its tiles are rendered in. */
+function viewId(dataset: string, specId: string): string {
+  return `${dataset}\n${specId}`;
+}
+
 export type ViewerEmit = <E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>) => void;
 
 export interface ViewerLimits {
@@ -111,6 +116,11 @@ export class ViewerTiles {
   /** When the last viewport was applied (see ViewerLimits.viewportIntervalMs). */
   private lastViewportAt = -Infinity;
   private readonly listener = (event: TileEvent) => this.onTileEvent(event);
+  /**
+   * The view (dataset and spec) this viewer has been shown a tile of: until it has, its screen is
+   * empty and its visible tiles rank at TIER.emptyScreen.
+   */
+  private shown: string | undefined;
   /** Keys recently delivered to this viewer and when (insertion-ordered, bounded), so prefetch does not repeat them. */
   private readonly delivered = new Map<string, number>();
   private readonly now: () => number;
@@ -180,7 +190,7 @@ export class ViewerTiles {
     const gone: string[] = [];
     const regrouped = new Map<number, string[]>();
     for (const [key, want] of this.wants) {
-      const tier = tierFor(view, want.dataset, want.specId, want.tile, k);
+      const tier = this.tierOf(view, want.dataset, want.specId, want.tile);
       if (tier === undefined) gone.push(key);
       else if (tier !== want.tier) {
         want.tier = tier;
@@ -235,7 +245,7 @@ export class ViewerTiles {
         if (explicit) rejected.push({ key: t.key, tile: t.tile });
         continue;
       }
-      const tier = tierFor(this.view, plan.manifest.id, plan.specId, t.tile, this.reach) ?? TIER.outsideView;
+      const tier = this.tierOf(this.view, plan.manifest.id, plan.specId, t.tile) ?? TIER.outsideView;
       // Recorded before asking, so an event arriving during the storage check is not missed.
       this.wants.set(t.key, { dataset: plan.manifest.id, specId: plan.specId, tile: t.tile, tier });
       const group = accepted.get(tier);
@@ -262,6 +272,7 @@ export class ViewerTiles {
       for (const t of result.pending) pending.push({ key: t.key, tile: t.tile });
     }
     for (const r of ready) this.remember(r.key);
+    if (ready.length > 0) this.showing(plan.manifest.id, plan.specId);
     counters.stored(ready.length);
     const { depth, shedding } = service.load();
     if (rejected.length > 0) {
@@ -277,6 +288,16 @@ export class ViewerTiles {
 
   private get reach(): Reach {
     return { z: this.deps.limits.prefetchZ, t: this.deps.limits.prefetchT };
+  }
+
+  /** tierFor, with the visible tiles of a view this viewer has been shown nothing of yet ranked first. */
+  private tierOf(view: ViewState | undefined, dataset: string, specId: string, tile: TileAddress): number | undefined {
+    const tier = tierFor(view, dataset, specId, tile, this.reach);
+    return tier === TIER.visible && this.shown !== viewId(dataset, specId) ? TIER.emptyScreen : tier;
+  }
+
+  private showing(dataset: string, specId: string): void {
+    this.shown = viewId(dataset, specId);
   }
 
   private async drop(keys: string[]): Promise<void> {
@@ -300,6 +321,7 @@ export class ViewerTiles {
     if (!this.wants.delete(event.key)) return;
     if (event.type === 'ready') {
       this.remember(event.key);
+      this.showing(event.dataset, event.specId);
       this.deps.counters.notified('tile:ready');
       this.deps.emit('tile:ready', { key: event.key, dataset: event.dataset, spec: event.specId, tile: event.tile, url: this.deps.tileUrl(event.key), renderMs: event.renderMs });
     } else {

@@ -1,5 +1,5 @@
 import { MAX_TILES_PER_REQUEST, type ServerToClientEvents } from '@tilefarm/contracts';
-import { BUSY_VIEWPORT_SPACING, TIER, ViewerTiles, nearTimeTier, tierFor, tilesAround, visibleRect, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
+import { BUSY_VIEWPORT_SPACING, TIER, ViewerTiles, jobPriority, nearTimeTier, tierFor, tilesAround, visibleRect, type ViewState, type ViewerEmit } from '@tilefarm/tile-requests';
 import { DATASET, TIMELAPSE, WHOLE_SLIDE, buildCore, type Core } from './support/fakes';
 
 // One viewer's rules on in-memory fakes: budget, shedding, delivery once, and the viewport rules.
@@ -278,6 +278,42 @@ describe('ViewerTiles', () => {
     const ahead = (await core.service.planner.plan(DATASET.id, core.specId, [at(0, 0, 4)])).tiles[0]!.key;
     expect(core.queue.priorityOf(ahead)! < core.queue.priorityOf(visible!)!).toBe(true);
     expect(core.queue.priorityOf(visible!)! < core.queue.priorityOf(ring!)!).toBe(true);
+  });
+
+  it('a viewer shown nothing of its view yet comes first: every such viewer\'s first visible tile before anyone\'s later ones', async () => {
+    const screen = (z: number) => ({ dataset: DATASET.id, spec: core.specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: 2, y1: 1 });
+    const keys = async (z: number) => (await core.service.planner.plan(DATASET.id, core.specId, [0, 1, 2, 3, 4, 5].map((i) => at(i % 3, Math.floor(i / 3), z)))).tiles.map((t) => t.key);
+    // A has been shown a tile of its view and scrolls on to z 1: the slice it left stays on its screen meanwhile.
+    const a = viewer(core, { prefetchZ: 0 });
+    await a.tiles.viewport(screen(0));
+    const a0 = await keys(0);
+    await core.render(a0[0]!);
+    expect(a.events('tile:ready')).toHaveLength(1);
+    await a.tiles.viewport(screen(1));
+    // B and C open the same view on other slices: their screens are empty.
+    const b = viewer(core, { prefetchZ: 0 });
+    const c = viewer(core, { prefetchZ: 0 });
+    await b.tiles.viewport(screen(3));
+    await c.tiles.viewport(screen(4));
+    const [a1, b3, c4] = [await keys(1), await keys(3), await keys(4)];
+    const order = core.queue.order();
+    // B's and C's tiles, round-robin, then A's new slice (then A's old one, behind nothing else).
+    expect(order.slice(0, 12)).toEqual(b3.flatMap((k, i) => [k, c4[i]!]));
+    expect(order.slice(12, 18)).toEqual(a1);
+    expect(core.queue.priorityOf(b3[0]!)).toBe(jobPriority(TIER.emptyScreen, 0));
+    expect(core.queue.priorityOf(a1[0]!)).toBe(jobPriority(TIER.visible, 0));
+    // Once B has been shown a tile, its screen is ranked like anyone's at its next viewport.
+    await core.render(b3[0]!);
+    await b.tiles.viewport(screen(3));
+    expect(core.queue.priorityOf(b3[1]!)).toBe(jobPriority(TIER.visible, 1));
+    expect(core.queue.priorityOf(c4[1]!)).toBe(jobPriority(TIER.emptyScreen, 1));
+  });
+
+  it('BullMQ never sees priority 0 (no priority: such a job would jump every line)', () => {
+    expect(jobPriority(TIER.emptyScreen, 0)).toBe(1);
+    expect(jobPriority(TIER.emptyScreen, 998)).toBe(999);
+    expect(jobPriority(TIER.emptyScreen, 5000)).toBeLessThan(jobPriority(TIER.visible, 0));
+    expect(jobPriority(TIER.visible, 0)).toBe(1000);
   });
 
   it('applies at most one viewport per viewportIntervalMs: the latest waiting, the ones between skipped', async () => {
