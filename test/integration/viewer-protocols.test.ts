@@ -137,7 +137,7 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
     const before = await renders();
     const a = await get(api(`/iiif/3/${DATASET.id}/300,200,400,300/max/0/default.png`));
     expect([a.status, a.type]).toEqual([200, 'image/png']);
-    expect(a.key).toMatch(/\/r\/0\/0\/300_200_400_300\/0\/400x300\.png$/);
+    expect(a.key).toMatch(/\/r-z0-t0-l0-300_200_400_300-400x300\.png$/);
     expect(maxDiff(await decode(a.body), cut(full, 300, 200, 400, 300))).toBeLessThanOrEqual(1);
     expect(await renders()).toBe(before + 1);
     const again = await get(api(`/iiif/3/${DATASET.id}/300,200,400,300/max/0/default.png`));
@@ -211,7 +211,7 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
     const c = '1|' + defaultSpec.channels[0]!.window.join(':') + '$' + defaultSpec.channels[0]!.color.slice(1) + ',2|' + defaultSpec.channels[1]!.window.join(':') + '$' + defaultSpec.channels[1]!.color.slice(1) + ',3|' + defaultSpec.channels[2]!.window.join(':') + '$' + defaultSpec.channels[2]!.color.slice(1);
     const region = await get(api(`/webgateway/render_image_region/${DATASET.id}/0/0/?region=123,45,321,234&c=${encodeURIComponent(c)}&format=png`));
     expect([region.status, region.type]).toEqual([200, 'image/png']);
-    expect(region.key).toMatch(/\/r\/0\/0\/123_45_321_234\/0\/321x234\.png$/);
+    expect(region.key).toMatch(/\/r-z0-t0-l0-123_45_321_234-321x234\.png$/);
     expect(maxDiff(await decode(region.body), cut(full, 123, 45, 321, 234))).toBeLessThanOrEqual(1);
     const thumb = await decode((await get(api(`/webgateway/render_thumbnail/${DATASET.id}/`))).body);
     expect([thumb.width, thumb.height]).toEqual([96, 61]);
