@@ -21,6 +21,19 @@ export interface ChunkCache {
  */
 export const PLANE_WINDOW = 8;
 
+/**
+ * Which planes of a deep chunk to keep when plane `zi` must be decoded: PLANE_WINDOW either side,
+ * or, when the plane just below (above) is still held, the viewer is scrolling up (down) through the
+ * chunk and the same 2 × PLANE_WINDOW + 1 planes all lie ahead of it. A symmetric window spent half
+ * of each decode on planes already passed: a scroll through a 64³ chunk decoded it 8 times, now 5.
+ */
+export function planeWindow(zi: number, depth: number, held: (zi: number) => boolean): { from: number; to: number } {
+  const span = 2 * PLANE_WINDOW;
+  if (zi > 0 && held(zi - 1)) return { from: zi, to: Math.min(depth - 1, zi + span) };
+  if (zi < depth - 1 && held(zi + 1)) return { from: Math.max(0, zi - span), to: zi };
+  return { from: Math.max(0, zi - PLANE_WINDOW), to: Math.min(depth - 1, zi + PLANE_WINDOW) };
+}
+
 /** A decode of a whole deep chunk under way, and how many tiles (and z) wait to copy planes out of it. */
 interface SharedDecode {
   chunk: Promise<DecodedChunk>;
@@ -176,15 +189,15 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       if (deep) {
         const zi0 = (planeZ = region.z - coords[iz]! * chunkShape[iz]!);
         const planeKey = (zi: number) => `${key}@${zi}`;
-        chunk = cache.getOrLoad(planeKey(zi0), () =>
-          withSharedDecode(array, coords, (whole) => {
-            const depth = chunkShape[iz]!;
-            for (let zi = Math.max(0, zi0 - PLANE_WINDOW); zi <= Math.min(depth - 1, zi0 + PLANE_WINDOW); zi++) {
+        chunk = cache.getOrLoad(planeKey(zi0), () => {
+          const { from, to } = planeWindow(zi0, chunkShape[iz]!, (zi) => cache.has!(planeKey(zi)));
+          return withSharedDecode(array, coords, (whole) => {
+            for (let zi = from; zi <= to; zi++) {
               if (zi !== zi0 && !cache.has!(planeKey(zi))) cache.set!(planeKey(zi), planeOf(whole, iz, zi));
             }
             return planeOf(whole, iz, zi0);
-          }),
-        ) as Promise<DecodedChunk>;
+          });
+        }) as Promise<DecodedChunk>;
       } else chunk = cache.getOrLoad(key, () => array.getChunk(coords)) as Promise<DecodedChunk>;
       loads.push({ coords, planeZ, cy, cx, chunk });
     }

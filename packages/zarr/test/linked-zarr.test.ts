@@ -1,7 +1,7 @@
 import { LocalObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
 import type { DatasetManifest } from '@tilefarm/contracts';
-import { LinkedZarrReader, openZarrImage, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
+import { LinkedZarrReader, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,11 +152,33 @@ describe('chunks deeper than one z slice (64³)', () => {
       for (let y = 0; y < 200; y++) for (let x = 0; x < 150; x++) if (tile.data[y * 150 + x] !== value(z, y, x)) wrong++;
       expect({ z, wrong }).toEqual({ z, wrong: 0 });
     }
-    // 4 × 3 chunks under the tile; each decoded once per PLANE_WINDOW + 1 slices scrolled up (z 0, 9,
-    // 18, …, 63: 8 times, not 64), and not at all scrolling back down (the planes are still held).
-    expect(decodes.length).toBe(12 * 8);
+    // 4 × 3 chunks under the tile, each decoded at z 0 (planes 0-8), then, scrolling up, at 9, 26,
+    // 43 and 60 (17 planes ahead each time): 5 times, not 64; and not at all scrolling back down
+    // (the planes are still held).
+    expect(decodes.length).toBe(12 * 5);
     // What is held stays within the cache's byte budget: planes, not 512 KB chunks.
     expect(cache.stats().bytes).toBeLessThanOrEqual(64 << 20);
+  });
+
+  it('keeps the planes ahead of a scroll: either side of a first read, above one scrolling up, below one scrolling down', () => {
+    const held = (planes: number[]) => (zi: number) => planes.includes(zi);
+    expect(planeWindow(20, 64, held([]))).toEqual({ from: 12, to: 28 });
+    expect(planeWindow(29, 64, held([28]))).toEqual({ from: 29, to: 45 });
+    expect(planeWindow(11, 64, held([12]))).toEqual({ from: 0, to: 11 });
+    expect(planeWindow(55, 64, held([54]))).toEqual({ from: 55, to: 63 });
+    expect(planeWindow(0, 64, held([1]))).toEqual({ from: 0, to: 0 });
+    expect(planeWindow(3, 4, held([]))).toEqual({ from: 0, to: 3 });
+  });
+
+  it('scrolling down from the top decodes each chunk 5 times too, with the known values', async () => {
+    const { handle, decodes } = array('C');
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    for (let z = 63; z >= 0; z--) {
+      const tile = await readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 }, cache, 'k');
+      expect(tile.data[150 * 17 + 42]).toBe(value(z, 17, 42));
+    }
+    // At 63 (planes 55-63), then 54, 37, 20 and 3, each keeping the 17 planes below.
+    expect(decodes.length).toBe(12 * 5);
   });
 
   it('a cache that cannot be handed entries (registration) holds whole chunks: one decode per chunk', async () => {
