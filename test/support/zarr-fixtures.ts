@@ -71,6 +71,20 @@ export function isFixtureFill(which: '04' | '05', level: number, t: number, c: n
   return t === 1 && c === 1 && z < 2 && y < 128 && x < 160;
 }
 
+/** Samples of a 256² tile at (level, t, c, z, tx, ty) of fixture `which` that differ from the known values. */
+export function wrongFixtureSamples(which: '04' | '05', tile: { width: number; height: number; data: ArrayLike<number> }, level: number, t: number, c: number, z: number, tx: number, ty: number): number {
+  let wrong = 0;
+  for (let y = 0; y < tile.height; y++) {
+    for (let x = 0; x < tile.width; x++) {
+      const gy = (ty * 256 + y) * 2 ** level;
+      const gx = (tx * 256 + x) * 2 ** level;
+      const expected = isFixtureFill(which, level, t, c, z, gy, gx) ? 0 : fixtureValue(t, c, z, gy, gx);
+      if (tile.data[y * tile.width + x] !== expected) wrong++;
+    }
+  }
+  return wrong;
+}
+
 export const NUMERIC_DTYPES = ['int16', 'uint32', 'float32'] as const;
 export type NumericDtype = (typeof NUMERIC_DTYPES)[number];
 

@@ -1,13 +1,12 @@
-import { basename, dirname } from 'node:path';
-import type { DatasetManifest, SourceTile } from '@tilefarm/contracts';
+import { basename } from 'node:path';
+import type { SourceTile } from '@tilefarm/contracts';
 import { SourceBufferPool } from '@tilefarm/datasets';
 import { LruByteCache } from '@tilefarm/render';
-import { LocalObjectStore } from '@tilefarm/storage';
 import { LinkedZarrReader, openZarrImage, readTileFromChunks, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type DecodedChunk } from '@tilefarm/zarr';
-import { fixtureValue, isFixtureFill, zarrFixtures } from '../../../test/support/zarr-fixtures';
+import { wrongFixtureSamples, zarrFixtures } from '../../../test/support/zarr-fixtures';
+import { manifestFor, placeOf } from './linked-fixture';
 
 const fixtures = zarrFixtures();
-const placeOf = (path: string) => ({ store: new LocalObjectStore(dirname(path)), prefix: `${basename(path)}/` });
 
 /**
  * The worker's pool, made to show any misuse: every buffer it hands out (fresh or reused) is
@@ -36,14 +35,6 @@ function poisoningPool(maxFreeBytes: number) {
   return { pool, memory, recycled: () => recycled };
 }
 
-function manifestFor(opened: Awaited<ReturnType<typeof openZarrImage>>, url: string): DatasetManifest {
-  const im = opened.image;
-  return {
-    v: 1, id: 'linked', version: 1, tenant: 'public', width: im.width, height: im.height, sizeZ: im.sizeZ, sizeT: im.sizeT, tileSize: 256,
-    levels: im.levels.length, dtype: im.dtype, channels: im.channels, sourceEncoding: 'raw-v1', createdAt: new Date().toISOString(),
-    source: { kind: 'zarr', url, zarrFormat: opened.zarrFormat, ngffVersion: im.ngffVersion, fingerprint: opened.fingerprint },
-  };
-}
 
 afterEach(() => takeChunkMemoryFrom(undefined));
 
@@ -61,18 +52,7 @@ describe('chunk memory reused the worker way (its source-buffer pool)', () => {
     // Small, so chunks and planes are dropped (and their memory retired) all along.
     const cache = new LruByteCache<string, SourceTile | DecodedChunk>({ maxBytes: 1 << 20, dispose: (v) => memory.retire((v.data as unknown as ArrayBufferView).buffer) });
     const im = opened.image;
-    const check = (tile: SourceTile, level: number, t: number, c: number, z: number, tx: number, ty: number) => {
-      let wrong = 0;
-      for (let y = 0; y < tile.height; y++) {
-        for (let x = 0; x < tile.width; x++) {
-          const gy = (ty * 256 + y) * 2 ** level;
-          const gx = (tx * 256 + x) * 2 ** level;
-          const expected = isFixtureFill(which, level, t, c, z, gy, gx) ? 0 : fixtureValue(t, c, z, gy, gx);
-          if (tile.data[y * tile.width + x] !== expected) wrong++;
-        }
-      }
-      return wrong;
-    };
+    const check = (tile: SourceTile, level: number, t: number, c: number, z: number, tx: number, ty: number) => wrongFixtureSamples(which, tile, level, t, c, z, tx, ty);
     for (let level = 0; level < im.levels.length; level++) {
       const cols = Math.ceil(Math.ceil(im.width / 2 ** level) / 256);
       const rows = Math.ceil(Math.ceil(im.height / 2 ** level) / 256);

@@ -1,24 +1,14 @@
-import { LocalObjectStore } from '@tilefarm/storage';
 import { LruByteCache } from '@tilefarm/render';
-import type { DatasetManifest } from '@tilefarm/contracts';
 import { LinkedZarrReader, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dirname, basename } from 'node:path';
-import { fixtureValue, isFixtureFill, zarrFixtures } from '../../../test/support/zarr-fixtures';
+import { basename } from 'node:path';
+import { fixtureValue, wrongFixtureSamples, zarrFixtures } from '../../../test/support/zarr-fixtures';
+import { manifestFor, placeOf } from './linked-fixture';
 
 const fixtures = zarrFixtures();
-const placeOf = (path: string) => ({ store: new LocalObjectStore(dirname(path)), prefix: `${basename(path)}/` });
 
-function manifestFor(opened: Awaited<ReturnType<typeof openZarrImage>>, url: string): DatasetManifest {
-  const im = opened.image;
-  return {
-    v: 1, id: 'linked', version: 1, tenant: 'public', width: im.width, height: im.height, sizeZ: im.sizeZ, sizeT: im.sizeT, tileSize: 256,
-    levels: im.levels.length, dtype: im.dtype, channels: im.channels, sourceEncoding: 'raw-v1', createdAt: new Date().toISOString(),
-    source: { kind: 'zarr', url, zarrFormat: opened.zarrFormat, ngffVersion: im.ngffVersion, fingerprint: opened.fingerprint },
-  };
-}
 
 describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
   it('NGFF 0.4 (v2, blosc lz4/zstd, 200×300×2z chunks): metadata, omero defaults, physical size', async () => {
@@ -52,15 +42,7 @@ describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
         for (let ty = 0; ty < rows; ty++) {
           for (let tx = 0; tx < cols; tx++) {
             const tile = await reader.readTile(manifest, { level, t, c, z, x: tx, y: ty }, cache);
-            let wrong = 0;
-            for (let y = 0; y < tile.height; y++) {
-              for (let x = 0; x < tile.width; x++) {
-                const gy = (ty * 256 + y) * 2 ** level;
-                const gx = (tx * 256 + x) * 2 ** level;
-                const expected = isFixtureFill(which, level, t, c, z, gy, gx) ? 0 : fixtureValue(t, c, z, gy, gx);
-                if (tile.data[y * tile.width + x] !== expected) wrong++;
-              }
-            }
+            const wrong = wrongFixtureSamples(which, tile, level, t, c, z, tx, ty);
             expect({ level, t, c, z, tx, ty, wrong }).toEqual({ level, t, c, z, tx, ty, wrong: 0 });
           }
         }
