@@ -20,4 +20,4 @@ COPY --from=build --chown=node:node /app /app
 USER node
 EXPOSE 8080 8081
 # SIGTERM reaches node directly (exec form): every app drains and exits 0 within SHUTDOWN_TIMEOUT_MS.
-CMD ["node", "apps/api/dist/main.js"]
+CMD ["node", "--disallow-code-generation-from-strings", "apps/api/dist/main.js"]

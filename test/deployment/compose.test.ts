@@ -5,6 +5,7 @@ import { ApiConfig } from '../../apps/api/src/config';
 import { GatewayConfig } from '../../apps/gateway/src/config';
 import { LauncherConfig } from '../../apps/launcher/src/config';
 import { WorkerConfig } from '../../apps/worker/src/config';
+import { nodeFlagsFor } from '@tilefarm/config';
 
 // Issue 7: there is no Docker engine here, so the deployment files are checked by reading them:
 // the properties BullMQ and operations depend on, and that every variable is real and documented.
@@ -66,7 +67,8 @@ describe('docker-compose.yml', () => {
       const s = services[name]!;
       expect(s.build).toBe('.');
       expect(s.image).toBe('tilefarm:local');
-      expect(s.command).toEqual(['node', `apps/${name}/dist/main.js`]);
+      // The app's node flags (no code from strings for the API and the gateway), as the launcher and the test system run it.
+      expect(s.command).toEqual(['node', ...nodeFlagsFor(`apps/${name}/dist/main.js`), `apps/${name}/dist/main.js`]);
       expect(existsSync(resolve(ROOT, `apps/${name}/src/main.ts`))).toBe(true);
       const grace = Number(/^(\d+)s$/.exec(s.stop_grace_period ?? '')?.[1] ?? 0) * 1000;
       expect(grace).toBeGreaterThan(Number(s.environment?.SHUTDOWN_TIMEOUT_MS ?? 10_000));
@@ -91,7 +93,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^FROM node:20/m);
     expect(dockerfile).toMatch(/npm ci/);
     expect(dockerfile).toMatch(/npm run build/);
-    expect(dockerfile).toMatch(/^CMD \["node", "apps\/api\/dist\/main\.js"\]/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "--disallow-code-generation-from-strings", "apps\/api\/dist\/main\.js"\]/m);
     expect(dockerfile).toMatch(/^USER node/m);
   });
 });

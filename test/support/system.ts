@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { MALLOC_TUNABLES } from '@tilefarm/config';
+import { MALLOC_TUNABLES, nodeFlagsFor } from '@tilefarm/config';
 import { openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { DatasetCatalog, type SyntheticOptions } from '@tilefarm/datasets';
 import type { ObjectStoreSettings } from '@tilefarm/storage';
@@ -172,7 +172,7 @@ export class TestSystem {
   }
 
   spawnApp(name: string, script: string, extraEnv: Record<string, string> = {}): AppProcess {
-    const child = spawn(process.execPath, [...(this.options.nodeArgs?.(name) ?? []), resolve(ROOT, script)], {
+    const child = spawn(process.execPath, [...nodeFlagsFor(script), ...(this.options.nodeArgs?.(name) ?? []), resolve(ROOT, script)], { // as the launcher runs them
       env: { PATH: process.env.PATH ?? '', ...this.env, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

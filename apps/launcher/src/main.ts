@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createConnection } from 'node:net';
-import { ConfigError, MALLOC_TUNABLES, environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
+import { ConfigError, MALLOC_TUNABLES, environmentWithFile, nodeFlagsFor, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog, createSyntheticDataset } from '@tilefarm/datasets';
 import { openObjectStore } from '@tilefarm/storage';
 import { LauncherConfig } from './config';
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
 
   const apps: string[] = [];
   const run = (name: string, script: string) => {
-    scripts.set(name, { command: process.execPath, args: [resolve(root, script)], stdio: 'apps' });
+    scripts.set(name, { command: process.execPath, args: [...nodeFlagsFor(script), resolve(root, script)], stdio: 'apps' });
     apps.push(name);
     supervisor.start(name);
   };

@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { dirname } from 'node:path';
 import { Router, type Request, type RequestHandler } from 'express';
 import { createBullBoard } from '@bull-board/api';
-import { ExpressAdapter } from '@bull-board/express';
 import { TilefarmError } from '@tilefarm/contracts';
 import type { QueueDashboardAdapter } from '@tilefarm/queue/dashboard';
+import { DashboardServerAdapter } from '../dashboard-server-adapter';
 
 export const ADMIN_BASE_PATH = '/admin/queues';
 const COOKIE = 'tilefarm_admin';
@@ -60,9 +61,9 @@ export function requireAdminToken(token: string): RequestHandler {
 export function adminRoutes(options: { token: string | undefined; queues: QueueDashboardAdapter[] }): Router {
   const router = Router();
   if (options.token === undefined) return router;
-  const serverAdapter = new ExpressAdapter();
-  serverAdapter.setBasePath(ADMIN_BASE_PATH);
-  createBullBoard({ queues: options.queues, serverAdapter });
+  const serverAdapter = new DashboardServerAdapter(ADMIN_BASE_PATH);
+  // uiBasePath given: bull-board finds its UI with eval(require.resolve(...)) otherwise.
+  createBullBoard({ queues: options.queues, serverAdapter, options: { uiBasePath: dirname(require.resolve('@bull-board/ui/package.json')) } });
   router.use(ADMIN_BASE_PATH, requireAdminToken(options.token), serverAdapter.getRouter() as RequestHandler);
   return router;
 }
