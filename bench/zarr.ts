@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   try {
     configureSharp({ cache: false, concurrency: 1 });
     // Which Blosc decoder the linked runs use: part of the figures.
-    reportZarrCodecsTo({ info: (fields, message) => console.log(`${message}: ${JSON.stringify(fields)}`), warn: (fields, message) => console.log(`WARNING ${message}: ${JSON.stringify(fields)}`) });
+    reportZarrCodecsTo({ info: (fields, message) => console.log(`${message}: ${JSON.stringify(fields)}`), warn: (fields, message) => console.log(`WARNING ${message}: ${JSON.stringify(fields)}`), error: (fields, message) => console.log(`ERROR ${message}: ${JSON.stringify(fields)}`) });
     const t0 = performance.now();
     execFileSync('/usr/bin/python3', [join(__dirname, '../../../bench/support/zarr-bench-image.py'), dir, String(SIZE_C), String(SIZE_Z), String(SIDE), '1', ...LAYOUTS.map((l) => `${l.name}:${l.chunkZ}:${l.chunkYX}`)], { stdio: 'ignore' });
     console.log(`image written by python3-zarr in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${SIZE_C} c × ${SIZE_Z} z × ${SIDE}², uint16, Blosc lz4`);

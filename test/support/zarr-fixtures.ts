@@ -59,6 +59,26 @@ export function bloscVariantFixtures(): { dir: string; variants: BloscVariant[] 
   return { dir, variants: JSON.parse(readFileSync(join(dir, 'variants.json'), 'utf8')) as BloscVariant[] };
 }
 
+/** One array of codec-variants.py: where it lies (`${dir}/${kind}/${name}`) and how it was written. */
+export interface CodecVariant {
+  kind: 'v2' | 'v3';
+  name: string;
+  codec: 'zstd' | 'lz4' | 'gzip' | 'zlib';
+  dtype: 'uint8' | 'uint16' | 'float32';
+  shape: number[];
+  chunks: number[];
+}
+
+/**
+ * Small Zarr arrays compressed with zstd, lz4 (numcodecs' format), gzip and zlib, v2 by Python's
+ * zarr and v3 chunks by numcodecs, each with its samples as raw bytes beside it
+ * (test/fixtures/zarr/codec-variants.py).
+ */
+export function codecVariantFixtures(): { dir: string; variants: CodecVariant[] } {
+  const dir = generatedBy('codec-variants.py', 'codec-variants');
+  return { dir, variants: JSON.parse(readFileSync(join(dir, 'variants.json'), 'utf8')) as CodecVariant[] };
+}
+
 /** The fixtures' known value of every sample (see generate.py); reduced level k samples (y·2^k, x·2^k). */
 export function fixtureValue(t: number, c: number, z: number, y: number, x: number): number {
   return 100 + 3000 * c + 500 * z + 40 * t + ((7 * x + 13 * y) % 251) + 20 * ((Math.floor(x / 37) + Math.floor(y / 29)) % 2);

@@ -36,17 +36,19 @@ export interface ZarrLibrary {
 export interface CodecReport {
   info(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
 }
 
-/** Without a logger: the fallback's warning still reaches stderr; the normal case stays quiet. */
+/** Without a logger: warnings and errors still reach stderr; the normal case stays quiet. */
 let codecReport: CodecReport = {
   info() {},
   warn: (fields, message) => console.warn(`${message} ${JSON.stringify(fields)}`),
+  error: (fields, message) => console.error(`${message} ${JSON.stringify(fields)}`),
 };
 
 /**
- * Sends the codec choice (one line, at the process's first Blosc chunk) to this logger. zarrita's
- * codec registry is per process, so the report is too.
+ * Sends the codec choices (one line per compressor, at the process's first chunk of it) to this
+ * logger. zarrita's codec registry is per process, so the report is too.
  */
 export function reportZarrCodecsTo(report: CodecReport): void {
   codecReport = report;
@@ -60,46 +62,97 @@ let loading: Promise<Zarrita> | undefined;
 /** zarrita is ESM-only: loaded with a real dynamic import, once, by the processes that read Zarr. */
 function zarrita(): Promise<Zarrita> {
   loading ??= import('zarrita').then((zarr) => {
-    useCBloscFor(zarr.registry);
+    for (const decoder of OWN_DECODERS) useOwnDecoderFor(zarr.registry, decoder);
     return zarr;
   });
   return loading;
 }
 
-/**
- * Blosc chunks (v2 "numcodecs.blosc" and v3 "blosc") decoded by c-blosc through koffi: 2.5–7× the
- * speed of zarrita's default, numcodecs' wasm build, which copies every chunk into wasm memory
- * byte by byte (README, bench:zarr). Chosen at the first Blosc chunk; without libblosc (or
- * koffi's binary) numcodecs decodes as before, with one warning. Encoding (never done by tilefarm)
- * stays numcodecs'.
- */
-function useCBloscFor(registry: Zarrita['registry']): void {
-  const numcodecsBlosc = registry.get('blosc');
-  if (!numcodecsBlosc) return;
-  let chosen: Promise<CodecEntry> | undefined;
-  const entry = () => (chosen ??= chooseBlosc(numcodecsBlosc));
-  registry.set('blosc', entry).set('numcodecs.blosc', entry);
+/** What the decoders below have in common (BloscChunkDecoder, ZstdChunkDecoder, Lz4ChunkDecoder). */
+interface ChunkDecoder {
+  readonly description: string;
+  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
 }
 
-async function chooseBlosc(numcodecsBlosc: () => Promise<CodecEntry>): Promise<CodecEntry> {
-  let decoder: import('./blosc-codec').BloscChunkDecoder;
+interface OwnDecoder {
+  /** The compressor, as logs and errors name it. */
+  compressor: string;
+  /** zarrita's registry names for it (v3 codec, v2 numcodecs id). */
+  names: string[];
+  /** The library that decodes, and the Debian package that brings it. */
+  library: string;
+  debianPackage: string;
+  /** How much a decode may exceed the chunk's samples (Blosc: a checksum's few bytes). */
+  slackBytes: number;
+  open(): ChunkDecoder;
+}
+
+// Required inside open(), not imported above: koffi and each library load only in processes that
+// meet a chunk of that compressor.
+const OWN_DECODERS: OwnDecoder[] = [
+  // 2.5-7x the speed of numcodecs' wasm build, which copies every chunk into wasm memory byte by byte (README, bench:zarr).
+  { compressor: 'Blosc', names: ['blosc', 'numcodecs.blosc'], library: 'c-blosc', debianPackage: 'libblosc1', slackBytes: 1024, open: () => (require('./blosc-codec') as typeof import('./blosc-codec')).openCBlosc() },
+  // zstd ~3x, lz4 3-5x numcodecs' wasm on 256² and 1024² uint16 chunks (npm run bench:zarr-codecs).
+  { compressor: 'zstd', names: ['zstd', 'numcodecs.zstd'], library: 'libzstd', debianPackage: 'libzstd1', slackBytes: 0, open: () => (require('./zstd-codec') as typeof import('./zstd-codec')).openLibzstd() },
+  { compressor: 'lz4', names: ['lz4', 'numcodecs.lz4'], library: 'liblz4', debianPackage: 'liblz4-1', slackBytes: 0, open: () => (require('./lz4-codec') as typeof import('./lz4-codec')).openLiblz4() },
+];
+
+/**
+ * Whether this process can run numcodecs' wasm glue, which builds functions from strings when it
+ * loads: not under --disallow-code-generation-from-strings (every tilefarm app runs with it,
+ * NODE_FLAGS in @tilefarm/config). Asked of V8 itself, the one authority on it.
+ */
+function codeGenerationAllowed(): boolean {
   try {
-    // Required here, not imported above: koffi and libblosc load only in processes that meet a Blosc chunk.
-    const { openCBlosc } = require('./blosc-codec') as typeof import('./blosc-codec');
-    decoder = openCBlosc();
-  } catch (error) {
-    codecReport.warn({ codec: 'numcodecs', reason: (error as Error).message.split('\n')[0] }, 'c-blosc (Debian: apt-get install -y libblosc1) could not be loaded: Blosc chunks are decoded by numcodecs (wasm), 2.5-7x slower');
-    return numcodecsBlosc();
+    new Function('');
+    return true;
+  } catch {
+    return false;
   }
-  codecReport.info({ codec: 'c-blosc', implementation: decoder.description }, 'Blosc chunks are decoded by c-blosc');
+}
+
+/**
+ * Blosc, zstd and lz4 chunks are decoded by the reference C libraries through koffi instead of
+ * zarrita's default, numcodecs' wasm build: faster, and no code generated from strings, which
+ * numcodecs' glue needs and tilefarm's processes refuse. Chosen at the first chunk of each
+ * compressor. Where the library cannot be loaded, numcodecs decodes, with one warning, in a process
+ * that allows code generation (a script, a test); in one that does not, every chunk of that
+ * compressor fails with the package to install (one error line when it is first met). Encoding
+ * (never done by tilefarm) stays numcodecs'.
+ */
+function useOwnDecoderFor(registry: Zarrita['registry'], own: OwnDecoder): void {
+  const numcodecs = registry.get(own.names[0]!);
+  if (!numcodecs) return;
+  let chosen: Promise<CodecEntry> | undefined;
+  const entry = () => (chosen ??= chooseDecoder(own, numcodecs));
+  for (const name of own.names) registry.set(name, entry);
+}
+
+async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntry>): Promise<CodecEntry> {
+  let decoder: ChunkDecoder;
+  try {
+    decoder = own.open();
+  } catch (error) {
+    const reason = (error as Error).message.split('\n')[0];
+    const install = `Debian: apt-get install -y ${own.debianPackage}`;
+    if (codeGenerationAllowed()) {
+      codecReport.warn({ chunks: own.compressor, codec: 'numcodecs', reason }, `${own.library} (${install}) could not be loaded: ${own.compressor} chunks are decoded by numcodecs (wasm), slower`);
+      return numcodecs();
+    }
+    // What to do first: callers keep a chunk error's first 200 characters.
+    const message = `${own.compressor} chunks cannot be decoded here: install ${own.debianPackage} (${own.library}; ${install}). It could not be loaded (${reason}), and numcodecs' wasm build, the fallback, needs code generation from strings, which this process refuses (--disallow-code-generation-from-strings)`;
+    codecReport.error({ chunks: own.compressor, codec: null, reason }, message);
+    throw new Error(message);
+  }
+  codecReport.info({ chunks: own.compressor, codec: own.library, implementation: decoder.description }, `${own.compressor} chunks are decoded by ${own.library}`);
   return {
     kind: 'bytes_to_bytes',
     fromConfig(config, meta) {
       let encoder: Promise<Codec> | undefined;
-      // A chunk's Blosc header says how much it decodes to: never more than the chunk's own samples
-      // (plus a checksum's few bytes), so a corrupt or hostile header cannot make a worker allocate
-      // up to Blosc's 2 GB limit.
-      const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + 1024;
+      // A chunk's header says how much it decodes to: never more than the chunk's own samples, so
+      // a corrupt or hostile header cannot make a worker allocate up to the format's limit (Blosc
+      // 2 GB, lz4 4 GB, zstd without bound).
+      const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + own.slackBytes;
       return {
         kind: 'bytes_to_bytes',
         decode: async (bytes: Uint8Array) => {
@@ -110,7 +163,7 @@ async function chooseBlosc(numcodecsBlosc: () => Promise<CodecEntry>): Promise<C
           return decoded;
         },
         async encode(bytes: Uint8Array) {
-          encoder ??= numcodecsBlosc().then((numcodecs) => numcodecs.fromConfig(config, meta));
+          encoder ??= numcodecs().then((entry) => entry.fromConfig(config, meta));
           return (await encoder).encode(bytes);
         },
       };
@@ -130,7 +183,7 @@ function absolute(path: string): `/${string}` {
   return p === '' ? '/' : `/${p}`;
 }
 
-/** zarrita (npm), with its codecs (zlib, gzip, zstd, lz4 from numcodecs), Blosc by c-blosc (above), and sharding. */
+/** zarrita (npm), with its codecs (zlib and gzip its own), Blosc, zstd and lz4 by their C libraries (above), and sharding. */
 export const zarritaLibrary: ZarrLibrary = {
   async openGroup(store, path) {
     const zarr = await zarrita();

@@ -1,7 +1,8 @@
 import { LocalObjectStore } from '@tilefarm/storage';
-import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type CodecReport, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type CodecReport, type ZarrLibrary } from '@tilefarm/zarr';
+import { chunkFiles, readWhole as readWholeArray } from './whole-array';
 import { openCBlosc } from '../src/blosc-codec';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { bloscVariantFixtures, zarrFixtures, type BloscVariant } from '../../../test/support/zarr-fixtures';
 
@@ -9,16 +10,16 @@ import { bloscVariantFixtures, zarrFixtures, type BloscVariant } from '../../../
 // c-blosc through koffi and by numcodecs' wasm build (zarrita's default): byte for byte the same,
 // and equal to the samples numpy wrote beside them.
 
-const reported: { level: 'info' | 'warn'; fields: Record<string, unknown> }[] = [];
+const reported: { level: 'info' | 'warn' | 'error'; fields: Record<string, unknown> }[] = [];
 const capture: CodecReport = {
   info: (fields) => reported.push({ level: 'info', fields }),
   warn: (fields) => reported.push({ level: 'warn', fields }),
+  error: (fields) => reported.push({ level: 'error', fields }),
 };
 reportZarrCodecsTo(capture);
 
 const variants = bloscVariantFixtures();
 const cells = zarrFixtures();
-const METADATA = new Set(['.zarray', '.zattrs', '.zgroup', 'zarr.json', 'done']);
 
 interface NumcodecsBlosc {
   fromConfig(config: { id: string }): { decode(data: Uint8Array): Uint8Array | Promise<Uint8Array> };
@@ -30,45 +31,8 @@ async function numcodecsBlosc() {
   return Blosc.fromConfig({ id: 'blosc' });
 }
 
-function chunkFiles(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((f) => f.isFile() && !METADATA.has(f.name) && !f.name.endsWith('.raw'))
-    .map((f) => join(f.parentPath, f.name))
-    .sort();
-}
-
-const BYTES: Record<BloscVariant['dtype'], number> = { uint8: 1, uint16: 2, int16: 2, float32: 4 };
-
-/** Every chunk of a 3-d array read through `library`, placed into one C-order byte array. */
-async function readWhole(library: ZarrLibrary, v: BloscVariant): Promise<Buffer> {
-  const store = new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`);
-  const array = await library.openArray(store, '', v.kind === 'v2' ? 2 : 3);
-  expect({ shape: array.shape, chunks: array.chunks, dtype: array.dtype }).toEqual({ shape: v.shape, chunks: v.chunks, dtype: v.dtype });
-  const [Z, Y, X] = v.shape as [number, number, number];
-  const [cz, cy, cx] = v.chunks as [number, number, number];
-  const size = BYTES[v.dtype];
-  const out = Buffer.alloc(Z * Y * X * size);
-  for (let gz = 0; gz * cz < Z; gz++) {
-    for (let gy = 0; gy * cy < Y; gy++) {
-      for (let gx = 0; gx * cx < X; gx++) {
-        const chunk: DecodedChunk = await array.getChunk([gz, gy, gx]);
-        const data = chunk.data as unknown as ArrayBufferView;
-        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-        const [sz, sy, sx] = chunk.stride as [number, number, number];
-        expect(sx).toBe(1);
-        const width = Math.min(cx, X - gx * cx);
-        for (let z = 0; z < cz && gz * cz + z < Z; z++) {
-          for (let y = 0; y < cy && gy * cy + y < Y; y++) {
-            const from = (z * sz + y * sy) * size;
-            const to = (((gz * cz + z) * Y + gy * cy + y) * X + gx * cx) * size;
-            out.set(bytes.subarray(from, from + width * size), to);
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
+/** Every chunk of a variant read through `library`, as one C-order byte array. */
+const readWhole = (library: ZarrLibrary, v: BloscVariant) => readWholeArray(library, variants.dir, v);
 
 describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', () => {
   const native = openCBlosc();
@@ -151,7 +115,7 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
 
   it('zarrita used c-blosc (one report line, codec "c-blosc"), not numcodecs', async () => {
     await readWhole(zarritaLibrary, variants.variants[0]!);
-    expect(reported).toEqual([{ level: 'info', fields: { codec: 'c-blosc', implementation: native.description } }]);
+    expect(reported).toEqual([{ level: 'info', fields: { chunks: 'Blosc', codec: 'c-blosc', implementation: native.description } }]);
   });
 
   it('a truncated, a non-Blosc and a corrupted chunk: a clear error, never zeros', () => {
@@ -191,19 +155,19 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
 });
 
 describe('without libblosc or koffi', () => {
-  it('Blosc chunks are decoded by numcodecs, with one warning naming the reason', async () => {
+  it('in a process that allows code generation, Blosc chunks are decoded by numcodecs, with one warning naming the reason', async () => {
     const warned: Record<string, unknown>[] = [];
     await jest.isolateModulesAsync(async () => {
       jest.doMock('koffi', () => {
         throw new Error('koffi: no binary for this platform');
       });
       const zarr = await import('@tilefarm/zarr');
-      zarr.reportZarrCodecsTo({ info: () => {}, warn: (fields) => warned.push(fields) });
+      zarr.reportZarrCodecsTo({ info: () => {}, warn: (fields) => warned.push(fields), error: (fields) => warned.push(fields) });
       for (const name of ['lz4-shuffle-uint16', 'zstd-bitshuffle-uint16']) {
         const v = variants.variants.find((x) => x.kind === 'v2' && x.name === name)!;
         expect(Buffer.compare(await readWhole(zarr.zarritaLibrary, v), readFileSync(join(variants.dir, 'v2', `${v.name}.raw`)))).toBe(0);
       }
     });
-    expect(warned).toEqual([{ codec: 'numcodecs', reason: 'koffi: no binary for this platform' }]);
+    expect(warned).toEqual([{ chunks: 'Blosc', codec: 'numcodecs', reason: 'koffi: no binary for this platform' }]);
   });
 });

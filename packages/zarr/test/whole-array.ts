@@ -1,0 +1,56 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalObjectStore } from '@tilefarm/storage';
+import { ObjectStoreReadable, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+
+const METADATA = new Set(['.zarray', '.zattrs', '.zgroup', 'zarr.json', 'done']);
+
+/** The chunk files under a fixture array's folder (sorted; metadata and .raw files left out). */
+export function chunkFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((f) => f.isFile() && !METADATA.has(f.name) && !f.name.endsWith('.raw'))
+    .map((f) => join(f.parentPath, f.name))
+    .sort();
+}
+
+const BYTES: Record<string, number> = { uint8: 1, uint16: 2, int16: 2, float32: 4 };
+
+/** A 3-d fixture array (blosc-variants.py, codec-variants.py): where it lies and how it was written. */
+export interface FixtureArray {
+  kind: 'v2' | 'v3' | 'v3-sharded';
+  name: string;
+  dtype: string;
+  shape: number[];
+  chunks: number[];
+}
+
+/** Every chunk of a 3-d fixture array under `dir` read through `library`, placed into one C-order byte array. */
+export async function readWhole(library: ZarrLibrary, dir: string, v: FixtureArray): Promise<Buffer> {
+  const store = new ObjectStoreReadable(new LocalObjectStore(join(dir, v.kind)), `${v.name}/`);
+  const array = await library.openArray(store, '', v.kind === 'v2' ? 2 : 3);
+  expect({ shape: array.shape, chunks: array.chunks, dtype: array.dtype }).toEqual({ shape: v.shape, chunks: v.chunks, dtype: v.dtype });
+  const [Z, Y, X] = v.shape as [number, number, number];
+  const [cz, cy, cx] = v.chunks as [number, number, number];
+  const size = BYTES[v.dtype]!;
+  const out = Buffer.alloc(Z * Y * X * size);
+  for (let gz = 0; gz * cz < Z; gz++) {
+    for (let gy = 0; gy * cy < Y; gy++) {
+      for (let gx = 0; gx * cx < X; gx++) {
+        const chunk: DecodedChunk = await array.getChunk([gz, gy, gx]);
+        const data = chunk.data as unknown as ArrayBufferView;
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        const [sz, sy, sx] = chunk.stride as [number, number, number];
+        expect(sx).toBe(1);
+        const width = Math.min(cx, X - gx * cx);
+        for (let z = 0; z < cz && gz * cz + z < Z; z++) {
+          for (let y = 0; y < cy && gy * cy + y < Y; y++) {
+            const from = (z * sz + y * sy) * size;
+            const to = (((gz * cz + z) * Y + gy * cy + y) * X + gx * cx) * size;
+            out.set(bytes.subarray(from, from + width * size), to);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
