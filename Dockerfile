@@ -13,8 +13,9 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
     # Large allocations as transparent huge pages (MALLOC_TUNABLES in packages/config: 11 % less CPU per cold tile).
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-# c-blosc decodes linked OME-Zarrs' Blosc chunks (through koffi); without it numcodecs does, slower.
-RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 && rm -rf /var/lib/apt/lists/*
+# c-blosc, libzstd and liblz4 decode linked OME-Zarrs' Blosc, zstd and lz4 chunks (through koffi).
+# Required: the apps refuse code generation from strings, which numcodecs' wasm fallback needs.
+RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 libzstd1 liblz4-1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
 USER node

@@ -67,8 +67,9 @@ describe('docker-compose.yml', () => {
       const s = services[name]!;
       expect(s.build).toBe('.');
       expect(s.image).toBe('tilefarm:local');
-      // The app's node flags (no code from strings for the API and the gateway), as the launcher and the test system run it.
+      // The apps' node flags (no code from strings, in every app), as the launcher and the test system run them.
       expect(s.command).toEqual(['node', ...nodeFlagsFor(`apps/${name}/dist/main.js`), `apps/${name}/dist/main.js`]);
+      expect(s.command).toContain('--disallow-code-generation-from-strings');
       expect(existsSync(resolve(ROOT, `apps/${name}/src/main.ts`))).toBe(true);
       const grace = Number(/^(\d+)s$/.exec(s.stop_grace_period ?? '')?.[1] ?? 0) * 1000;
       expect(grace).toBeGreaterThan(Number(s.environment?.SHUTDOWN_TIMEOUT_MS ?? 10_000));
@@ -95,6 +96,9 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^CMD \["node", "--disallow-code-generation-from-strings", "apps\/api\/dist\/main\.js"\]/m);
     expect(dockerfile).toMatch(/^USER node/m);
+  });
+  it('installs the C libraries that decode linked Zarrs\' Blosc, zstd and lz4 chunks (the apps have no code-generating fallback)', () => {
+    expect(dockerfile).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 libzstd1 liblz4-1 /m);
   });
 });
 

@@ -10,9 +10,10 @@
 //  - libvips' CLI (Debian libvips-tools), libvips built with zstd and OpenJPEG (sharp's is not):
 //    the ingest codec tests compare our zstd/JPEG 2000 decode against its own; installed the same
 //    way, and those comparisons are skipped (not failed) without it.
-//  - c-blosc (Debian libblosc1), which decodes Blosc chunks of linked OME-Zarrs through koffi (the
-//    blosc codec tests compare it with numcodecs): installed the same way. Without it tilefarm still
-//    reads Blosc (numcodecs, slower), but those tests fail.
+//  - c-blosc (Debian libblosc1, which brings libzstd1 and liblz4-1), which with them decodes Blosc,
+//    zstd and lz4 chunks of linked OME-Zarrs through koffi: installed the same way. Without it the
+//    apps, which refuse code generation from strings, cannot read Blosc chunks at all (numcodecs'
+//    wasm fallback needs it), and the zarr tests fail.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -109,7 +110,7 @@ const DEBIAN_NEEDS = [
     pkg: 'libblosc1',
     present: () => /libblosc\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? ''),
     installable: true,
-    without: 'c-blosc (libblosc.so.1) is missing, so linked OME-Zarrs decode Blosc with numcodecs (slower) and the blosc codec tests fail',
+    without: "c-blosc (libblosc.so.1) is missing, so tilefarm's processes cannot read linked OME-Zarrs' Blosc chunks and the zarr tests fail",
   },
 ];
 

@@ -52,7 +52,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
   // Linked Zarrs' compressed and decoded chunks come from the same pool (the cache gives decoded ones back too).
   takeChunkMemoryFrom(sourceBuffers);
-  // Which Blosc decoder the linked Zarrs use (c-blosc, or numcodecs with a warning): one line at the first Blosc chunk.
+  // Which decoders the linked Zarrs use (c-blosc, libzstd, liblz4), or which cannot load: one line at the first chunk of each.
   reportZarrCodecsTo(logger);
   const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;

@@ -197,17 +197,21 @@ export function storageSettings(env: StorageEnvValues) {
 export const MALLOC_TUNABLES = 'glibc.malloc.hugetlb=1';
 
 /**
- * Node flags for the API and the gateway, the processes that take requests, given by whoever starts
- * them (the launcher, the image's commands, the test system). V8 then refuses to turn any string
- * into code (eval, new Function): user formulas are parsed and interpreted, never evaluated, and
- * with this no dependency can generate code either (zod's is off in @tilefarm/contracts;
- * bull-board's page is rendered without ejs, apps/api/src/dashboard-server-adapter.ts). Not yet the
- * workers: numcodecs' wasm glue (zarrita's zstd and lz4, and the Blosc fallback) builds functions
- * from strings when it loads, so linked Zarrs with those codecs need decoders that do not first.
+ * Node flags for every tilefarm process (the API, the gateways, the workers, and the ingest CLI
+ * through `npm run ingest`), given by whoever starts them (the launcher, the image's commands, the
+ * test system). V8 then refuses to turn any string into code (eval, new Function): user formulas
+ * are parsed and interpreted, never evaluated, and with this no dependency can generate code either
+ * (zod's is off in @tilefarm/contracts; bull-board's page is rendered without ejs,
+ * apps/api/src/dashboard-server-adapter.ts; linked Zarrs' Blosc, zstd and lz4 chunks are decoded by
+ * their C libraries, not numcodecs' wasm glue, which builds functions from strings:
+ * packages/zarr/src/zarr-library.ts).
  */
 export const NODE_FLAGS: readonly string[] = ['--disallow-code-generation-from-strings'];
 
-/** NODE_FLAGS for an app process by its script: every app but the workers (see NODE_FLAGS). */
-export function nodeFlagsFor(script: string): readonly string[] {
-  return /apps\/worker\//.test(script) ? [] : NODE_FLAGS;
+/**
+ * NODE_FLAGS for an app process by its script: every app the same since the workers' Zarr decoders
+ * stopped needing code generation (one place to differ per app, should one ever have to).
+ */
+export function nodeFlagsFor(_script: string): readonly string[] {
+  return NODE_FLAGS;
 }
