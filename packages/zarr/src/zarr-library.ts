@@ -68,7 +68,7 @@ function zarrita(): Promise<Zarrita> {
   return loading;
 }
 
-/** What the decoders below have in common (BloscChunkDecoder, ZstdChunkDecoder, Lz4ChunkDecoder). */
+/** What the decoders below have in common (BloscChunkDecoder, ZstdChunkDecoder, Lz4ChunkDecoder, DeflateChunkDecoder). */
 interface ChunkDecoder {
   readonly description: string;
   decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
@@ -79,9 +79,9 @@ interface OwnDecoder {
   compressor: string;
   /** zarrita's registry names for it (v3 codec, v2 numcodecs id). */
   names: string[];
-  /** The library that decodes, and the Debian package that brings it. */
+  /** The library that decodes, and the Debian package that brings it (none: part of node). */
   library: string;
-  debianPackage: string;
+  debianPackage?: string;
   /** How much a decode may exceed the chunk's samples (Blosc: a checksum's few bytes). */
   slackBytes: number;
   open(): ChunkDecoder;
@@ -95,6 +95,9 @@ const OWN_DECODERS: OwnDecoder[] = [
   // zstd ~3x, lz4 3-5x numcodecs' wasm on 256² and 1024² uint16 chunks (npm run bench:zarr-codecs).
   { compressor: 'zstd', names: ['zstd', 'numcodecs.zstd'], library: 'libzstd', debianPackage: 'libzstd1', slackBytes: 0, open: () => (require('./zstd-codec') as typeof import('./zstd-codec')).openLibzstd() },
   { compressor: 'lz4', names: ['lz4', 'numcodecs.lz4'], library: 'liblz4', debianPackage: 'liblz4-1', slackBytes: 0, open: () => (require('./lz4-codec') as typeof import('./lz4-codec')).openLiblz4() },
+  // Not for code generation (zarrita's own gzip and zlib codecs generate none) but for bounds and speed: deflate-codec.ts.
+  { compressor: 'gzip', names: ['gzip', 'numcodecs.gzip'], library: 'node:zlib', slackBytes: 0, open: () => (require('./deflate-codec') as typeof import('./deflate-codec')).openNodeZlib('gzip') },
+  { compressor: 'zlib', names: ['zlib', 'numcodecs.zlib'], library: 'node:zlib', slackBytes: 0, open: () => (require('./deflate-codec') as typeof import('./deflate-codec')).openNodeZlib('zlib') },
 ];
 
 /**
@@ -114,7 +117,8 @@ function codeGenerationAllowed(): boolean {
 /**
  * Blosc, zstd and lz4 chunks are decoded by the reference C libraries through koffi instead of
  * zarrita's default, numcodecs' wasm build: faster, and no code generated from strings, which
- * numcodecs' glue needs and tilefarm's processes refuse. Chosen at the first chunk of each
+ * numcodecs' glue needs and tilefarm's processes refuse. gzip and zlib chunks by node's zlib,
+ * bounded, instead of zarrita's DecompressionStream. Chosen at the first chunk of each
  * compressor. Where the library cannot be loaded, numcodecs decodes, with one warning, in a process
  * that allows code generation (a script, a test); in one that does not, every chunk of that
  * compressor fails with the package to install (one error line when it is first met). Encoding
@@ -134,13 +138,13 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
     decoder = own.open();
   } catch (error) {
     const reason = (error as Error).message.split('\n')[0];
-    const install = `Debian: apt-get install -y ${own.debianPackage}`;
+    const install = `Debian: apt-get install -y ${own.debianPackage ?? 'nodejs'}`;
     if (codeGenerationAllowed()) {
       codecReport.warn({ chunks: own.compressor, codec: 'numcodecs', reason }, `${own.library} (${install}) could not be loaded: ${own.compressor} chunks are decoded by numcodecs (wasm), slower`);
       return numcodecs();
     }
     // What to do first: callers keep a chunk error's first 200 characters.
-    const message = `${own.compressor} chunks cannot be decoded here: install ${own.debianPackage} (${own.library}; ${install}). It could not be loaded (${reason}), and numcodecs' wasm build, the fallback, needs code generation from strings, which this process refuses (--disallow-code-generation-from-strings)`;
+    const message = `${own.compressor} chunks cannot be decoded here: install ${own.debianPackage ?? 'nodejs'} (${own.library}; ${install}). It could not be loaded (${reason}), and numcodecs' wasm build, the fallback, needs code generation from strings, which this process refuses (--disallow-code-generation-from-strings)`;
     codecReport.error({ chunks: own.compressor, codec: null, reason }, message);
     throw new Error(message);
   }
@@ -151,7 +155,7 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
       let encoder: Promise<Codec> | undefined;
       // A chunk's header says how much it decodes to: never more than the chunk's own samples, so
       // a corrupt or hostile header cannot make a worker allocate up to the format's limit (Blosc
-      // 2 GB, lz4 4 GB, zstd without bound).
+      // 2 GB, lz4 4 GB, zstd and deflate without bound).
       const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + own.slackBytes;
       return {
         kind: 'bytes_to_bytes',
@@ -183,7 +187,7 @@ function absolute(path: string): `/${string}` {
   return p === '' ? '/' : `/${p}`;
 }
 
-/** zarrita (npm), with its codecs (zlib and gzip its own), Blosc, zstd and lz4 by their C libraries (above), and sharding. */
+/** zarrita (npm), with Blosc, zstd and lz4 by their C libraries, gzip and zlib by node's zlib (above), and sharding. */
 export const zarritaLibrary: ZarrLibrary = {
   async openGroup(store, path) {
     const zarr = await zarrita();

@@ -77,7 +77,7 @@ it('with the apps\' node flags: every zstd, lz4, gzip, zlib and Blosc array hold
   const { codeGeneration, results, report } = readInNode(NODE_FLAGS);
   expect(codeGeneration).toBe('EvalError');
   expect(results).toEqual(Object.fromEntries(arrays.map((a) => [key(a), 'equal'])));
-  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['info', 'zstd', 'libzstd'], ['info', 'lz4', 'liblz4'], ['info', 'Blosc', 'c-blosc']]);
+  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['info', 'zstd', 'libzstd'], ['info', 'lz4', 'liblz4'], ['info', 'gzip', 'node:zlib'], ['info', 'zlib', 'node:zlib'], ['info', 'Blosc', 'c-blosc']]);
 });
 
 it('without koffi, under the flags: Blosc, zstd and lz4 chunks fail saying what to install (one error line each); gzip and zlib still read', () => {
@@ -88,12 +88,12 @@ it('without koffi, under the flags: Blosc, zstd and lz4 chunks fail saying what 
     const pkg = { zstd: 'libzstd1', lz4: 'liblz4-1', Blosc: 'libblosc1', gzip: '', zlib: '' }[compressor];
     expect([key(a), results[key(a)]]).toEqual([key(a), library ? `${compressor} chunks cannot be decoded here: install ${pkg} (${library}; Debian: apt-get install -y ${pkg}). It could not be loaded (koffi: blocked by the test), and numcodecs' wasm build, the fallback, needs code generation from strings, which this process refuses (--disallow-code-generation-from-strings)` : 'equal']);
   }
-  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['error', 'zstd', null], ['error', 'lz4', null], ['error', 'Blosc', null]]);
+  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['error', 'zstd', null], ['error', 'lz4', null], ['info', 'gzip', 'node:zlib'], ['info', 'zlib', 'node:zlib'], ['error', 'Blosc', null]]);
 });
 
 it('without koffi, in a process that allows code generation (a script): numcodecs decodes, with one warning each', () => {
   const { codeGeneration, results, report } = readInNode([], { BLOCK_KOFFI: '1' });
   expect(codeGeneration).toBe('allowed');
   expect(results).toEqual(Object.fromEntries(arrays.map((a) => [key(a), 'equal'])));
-  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['warn', 'zstd', 'numcodecs'], ['warn', 'lz4', 'numcodecs'], ['warn', 'Blosc', 'numcodecs']]);
+  expect(report.map(([level, f]) => [level, f.chunks, f.codec])).toEqual([['warn', 'zstd', 'numcodecs'], ['warn', 'lz4', 'numcodecs'], ['info', 'gzip', 'node:zlib'], ['info', 'zlib', 'node:zlib'], ['warn', 'Blosc', 'numcodecs']]);
 });

@@ -5,7 +5,7 @@ import { readWhole } from './whole-array';
 import { codecVariantFixtures } from '../../../test/support/zarr-fixtures';
 
 // Zarr arrays compressed with zstd, lz4, gzip and zlib, written by Python's zarr / numcodecs, read
-// through zarritaLibrary (zstd by libzstd, lz4 by liblz4, gzip and zlib by zarrita itself): every
+// through zarritaLibrary (zstd by libzstd, lz4 by liblz4, gzip and zlib by node's zlib): every
 // sample equal to what numpy wrote beside them.
 
 const fixtures = codecVariantFixtures();
@@ -22,10 +22,12 @@ describe('zstd, lz4, gzip and zlib chunks through zarrita', () => {
     expect(Buffer.compare(await readWhole(zarritaLibrary, fixtures.dir, v), expected)).toBe(0);
   });
 
-  it('zstd and lz4 were decoded by libzstd and liblz4 (one report line each), not numcodecs', () => {
+  it('zstd, lz4, gzip and zlib were decoded by libzstd, liblz4 and node\'s zlib (one report line each), not numcodecs or zarrita', () => {
     expect(reported).toEqual([
       { level: 'info', fields: { chunks: 'zstd', codec: 'libzstd', implementation: expect.stringMatching(/^libzstd 1\./) } },
       { level: 'info', fields: { chunks: 'lz4', codec: 'liblz4', implementation: expect.stringMatching(/^liblz4 1\./) } },
+      { level: 'info', fields: { chunks: 'gzip', codec: 'node:zlib', implementation: `node:zlib ${process.versions.zlib} (gzip)` } },
+      { level: 'info', fields: { chunks: 'zlib', codec: 'node:zlib', implementation: `node:zlib ${process.versions.zlib} (zlib)` } },
     ]);
   });
 
@@ -61,6 +63,22 @@ describe('zstd, lz4, gzip and zlib chunks through zarrita', () => {
     // 10 arrays of 8 chunks, each decoded into lent memory; reads of 16 KB or more (readBuffer) given back once decoded.
     expect(decodes).toBe(80);
     expect(recycled).toBeGreaterThan(30);
+  });
+
+  it('a gzip bomb (64 MB of zeros) as a chunk: named as corrupt, with the reason, decoding stopped at the chunk\'s size', async () => {
+    const v = fixtures.variants.find((x) => x.kind === 'v2' && x.name === 'gzip-5-uint16')!;
+    const { ObjectStoreReadable } = await import('@tilefarm/zarr');
+    const { LocalObjectStore } = await import('@tilefarm/storage');
+    const { gzipSync } = await import('node:zlib');
+    const base = new ObjectStoreReadable(new LocalObjectStore(join(fixtures.dir, 'v2')), `${v.name}/`);
+    const bomb = gzipSync(Buffer.alloc(64 << 20), { level: 9 });
+    const bombing = {
+      get: async (key: `/${string}`) => (key === '/0/0/0' ? new Uint8Array(bomb.buffer, bomb.byteOffset, bomb.byteLength) : base.get(key)),
+      getRange: base.getRange.bind(base),
+    };
+    const array = await zarritaLibrary.openArray(bombing, '', 2);
+    await expect(array.getChunk([0, 0, 0])).rejects.toThrow(`chunk 0.0.0 of "" is corrupt: the chunk's gzip stream decodes to more than its ${2 * 256 * 192 * 2} bytes (chunk shape × sample size)`);
+    expect((await array.getChunk([0, 0, 1])).data.byteLength).toBe(2 * 256 * 192 * 2);
   });
 
   it('a zstd chunk whose frame declares more than the chunk\'s samples: the chunk is named as corrupt, with the reason', async () => {
