@@ -4,7 +4,8 @@
  * cancellation. Same render work as a tilefarm worker: the same renderer (createTileRenderer),
  * the same source reads (readSourceTile through the same byte-bounded cache), the same storage.
  *
- * Run by bench/push.ts as its own process: DATA_DIR=<local store> PORT=<port> node naive-server.js
+ * Run by bench/push.ts as its own process:
+ *   DATA_DIR=<local store> PORT=<port> SOURCE_CACHE_MB=<a worker's source cache> node naive-server.js
  */
 import express from 'express';
 import { TilefarmError, type SourceTile } from '@tilefarm/contracts';
@@ -23,7 +24,8 @@ function main(): void {
   const catalog = new DatasetCatalog(store);
   const specs = new SpecRegistry(store);
   const renderer = createSharpTileRenderer();
-  const sourceCache = new LruByteCache<string, SourceTile>({ maxBytes: 256 * 1024 * 1024 });
+  // The same bytes as one tilefarm worker's source cache (bench/push.ts passes its SOURCE_CACHE_MB).
+  const sourceCache = new LruByteCache<string, SourceTile>({ maxBytes: Number(process.env.SOURCE_CACHE_MB ?? 64) * 1024 * 1024 });
   let renders = 0;
   let inFlight = 0;
   let maxInFlight = 0;

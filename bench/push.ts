@@ -5,9 +5,19 @@
  *              real Redis, local storage); each viewer holds one WebSocket, states its viewport per
  *              slice and asks for the visible tiles it lacks; the gateway prefetches ±PREFETCH_Z.
  *   naive    - bench/naive-server.ts: one Express process rendering each tile inside its request
- *              (same renderer, same source reads, same cache size); each viewer fetches the visible
- *              tiles of each slice over HTTP, 6 connections at a time like a browser, and drops the
- *              requests it has not sent yet when it moves on (generous: browsers rarely do).
+ *              (same renderer, same source reads); each viewer fetches the visible tiles of each
+ *              slice over HTTP, 6 connections at a time like a browser, and drops the requests it has
+ *              not sent yet when it moves on (generous: browsers rarely do).
+ * What each side has cached when its measured viewers start:
+ *   - source tiles: each render process (each tilefarm worker, the naive server) has a decoded
+ *     source cache of SOURCE_CACHE_MB (default 64, a worker's default); tilefarm has two such
+ *     caches, one per worker, the naive server one. Neither holds a source tile of the measured
+ *     dataset: both are warmed by the same warm-up viewer on another dataset of the same shape
+ *     (WARM), which fills their caches with that dataset's tiles (JIT, sharp and the caches'
+ *     churn warm, nothing of the measured data). The naive server's cache was 256 MB and it was
+ *     warmed on the measured dataset (whose decoded source, ~118 MB, fit in it whole), before session 6.
+ *   - rendered tiles: none for the measured specs on either side (each side has its own specs).
+ *   - the OS page cache holds the source files for both (written by the dataset's creation).
  * Viewers behave like people scrolling Z-stacks: each starts at its own slice, scrolls SLICES slices
  * at DWELL_MS per slice, and stays on the last one until it is complete. Health-check latency is
  * measured by a separate process (a loop of sequential GETs) against the API (tilefarm) and the
@@ -30,7 +40,11 @@ const PREFETCH_Z = Number(process.env.PREFETCH_Z ?? 2);
 const IDLE_SOCKETS = Number(process.env.IDLE_SOCKETS ?? 500);
 /** Renders in flight per worker; 2 workers share the 2 cores. */
 const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 2);
+/** Source cache per render process, both sides (see the header). */
+const SOURCE_CACHE_MB = Number(process.env.SOURCE_CACHE_MB ?? 64);
 const DATASET = { id: 'deep', width: 768, height: 512, sizeZ: 50, tileSize: 256 as const };
+/** The warm-up viewers' dataset: DATASET's shape, other pixels, so nothing of DATASET gets cached. */
+const WARM = { ...DATASET, id: 'warm', seed: 7 };
 const COLS = 3;
 const ROWS = 2;
 
@@ -84,11 +98,11 @@ function plan(i: number) {
   return { spec: i % SPECS, zs: Array.from({ length: SLICES }, (_, s) => start + dir * s) };
 }
 
-async function pushViewer(url: string, specId: string, i: number, t0: number): Promise<ViewerLog> {
+async function pushViewer(url: string, specId: string, i: number, t0: number, dataset = DATASET.id): Promise<ViewerLog> {
   const { zs } = plan(i);
   const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { transports: ['websocket'], forceNew: true, auth: { protocol: SOCKET_PROTOCOL } });
   await new Promise((r) => socket.once('connect', () => r(undefined)));
-  const keyOf = (t: Tile) => tileKey(DATASET.id, 1, specId, { ...t, format: 'jpeg' });
+  const keyOf = (t: Tile) => tileKey(dataset, 1, specId, { ...t, format: 'jpeg' });
   const zOfKey = new Map<string, number>();
   for (let z = 0; z < DATASET.sizeZ; z++) for (const t of sliceTiles(z)) zOfKey.set(keyOf(t), z);
   const askedAt = new Map<string, number>();
@@ -120,12 +134,12 @@ async function pushViewer(url: string, specId: string, i: number, t0: number): P
       if (z + dz < 0 || z + dz >= DATASET.sizeZ) continue;
       for (const t of sliceTiles(z + dz)) if (!coveredAt.has(keyOf(t))) coveredAt.set(keyOf(t), now);
     }
-    socket.emit('viewport', { dataset: DATASET.id, spec: specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: COLS - 1, y1: ROWS - 1 });
+    socket.emit('viewport', { dataset, spec: specId, level: 0, z, t: 0, x0: 0, y0: 0, x1: COLS - 1, y1: ROWS - 1 });
     const missing = sliceTiles(z).filter((t) => !deliveredAt.has(keyOf(t)) && !askedAt.has(keyOf(t)));
     for (const t of missing) askedAt.set(keyOf(t), now);
     log.requested += missing.length;
     if (missing.length > 0) {
-      void (socket.timeout(60_000).emitWithAck('tiles:request', { dataset: DATASET.id, spec: specId, tiles: missing }) as Promise<TilesRequestAck>).then(
+      void (socket.timeout(60_000).emitWithAck('tiles:request', { dataset, spec: specId, tiles: missing }) as Promise<TilesRequestAck>).then(
         (ack) => ack.ok && ack.ready.forEach((r) => deliver(r.key)),
         () => undefined,
       );
@@ -140,7 +154,7 @@ async function pushViewer(url: string, specId: string, i: number, t0: number): P
   return log;
 }
 
-async function naiveViewer(base: string, specId: string, i: number, t0: number): Promise<ViewerLog> {
+async function naiveViewer(base: string, specId: string, i: number, t0: number, dataset = DATASET.id): Promise<ViewerLog> {
   const { zs } = plan(i);
   const log: ViewerLog = { firstVisibleMs: NaN, visible: [], prefetch: [], delivered: 0, requested: 0, stale: 0, lastSliceMs: NaN };
   const queue: Array<{ tile: Tile; at: number }> = [];
@@ -155,7 +169,7 @@ async function naiveViewer(base: string, specId: string, i: number, t0: number):
     while (active < 6 && queue.length > 0) {
       const { tile, at } = queue.shift()!;
       active++;
-      void fetch(`${base}/tiles/${DATASET.id}/${specId}/${tile.level}/${tile.z}/${tile.t}/${tile.x}/${tile.y}.jpeg`)
+      void fetch(`${base}/tiles/${dataset}/${specId}/${tile.level}/${tile.z}/${tile.t}/${tile.x}/${tile.y}.jpeg`)
         .then(async (res) => {
           await res.arrayBuffer();
           const now = performance.now();
@@ -211,8 +225,8 @@ async function postSpec(apiUrl: string, variant: number): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch; tilefarm: 1 gateway, 2 workers x ${WORKER_CONCURRENCY} in flight`);
-  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET], env: { PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) } });
+  console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch; tilefarm: 1 gateway, 2 workers x ${WORKER_CONCURRENCY} in flight; source cache ${SOURCE_CACHE_MB} MB per render process (each worker, the naive server), both warmed on another dataset`);
+  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET, WARM], env: { SOURCE_CACHE_MB: String(SOURCE_CACHE_MB), PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) } });
   let naive: ReturnType<typeof spawn> | undefined;
   try {
     const gateway = system.processes.find((p) => p.name === 'gateway-0')!.child.pid!;
@@ -220,8 +234,8 @@ async function main(): Promise<void> {
     const pushSpecs = await Promise.all(Array.from({ length: SPECS }, (_, s) => postSpec(system.apiUrl, s)));
     const naiveSpecs = await Promise.all(Array.from({ length: SPECS }, (_, s) => postSpec(system.apiUrl, 100 + s)));
 
-    // Warm both designs (JIT, sharp) on a spec neither scenario uses.
-    await pushViewer(system.gatewayUrl(0), warmSpec, 0, performance.now()).catch(() => undefined);
+    // Warm both designs (JIT, sharp, the source caches' churn) the same way: one viewer on WARM.
+    await pushViewer(system.gatewayUrl(0), warmSpec, 0, performance.now(), WARM.id).catch(() => undefined);
 
     // RSS per idle connection on the gateway.
     await sleep(500);
@@ -262,10 +276,10 @@ async function main(): Promise<void> {
     };
 
     // naive, on the same storage and data, while the tilefarm processes sit idle.
-    naive = spawn(process.execPath, [resolve(__dirname, 'naive-server.cjs')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    naive = spawn(process.execPath, [resolve(__dirname, 'naive-server.cjs')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0', SOURCE_CACHE_MB: String(SOURCE_CACHE_MB) }, stdio: ['ignore', 'pipe', 'inherit'] });
     const naivePort = await new Promise<number>((r) => naive!.stdout!.once('data', (d: Buffer) => r((JSON.parse(d.toString()) as { port: number }).port)));
     const naiveUrl = `http://127.0.0.1:${naivePort}`;
-    await naiveViewer(naiveUrl, warmSpec, 0, performance.now());
+    await naiveViewer(naiveUrl, warmSpec, 0, performance.now(), WARM.id);
     const naiveStats = async () => (await (await fetch(`${naiveUrl}/stats`)).json()) as { renders: number; maxInFlight: number };
     const naiveBefore = await naiveStats();
     const naiveBase = rssKb(naive.pid!);
