@@ -41,6 +41,7 @@ function main(): void {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     try {
+      const started = performance.now();
       const p = req.params;
       const [level, z, t, x, y] = [p.level, p.z, p.t, p.x, p.y].map(Number) as [number, number, number, number, number];
       const manifest = await catalog.get(p.dataset);
@@ -50,6 +51,8 @@ function main(): void {
         sourceCache.getOrLoad(`${manifest.id}/${manifest.version}/${level}/${tt}/${zz}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level, t: tt, z: zz, c, x, y }));
       const rendered = await renderer.render({ manifest, stats, spec, tile: { level, z, t, x, y, format: 'jpeg' }, readSource });
       renders++;
+      // What the bench splits a first tile's time by (the worker reports the same in tile:ready).
+      res.set('x-render-ms', (performance.now() - started).toFixed(1));
       res.type(rendered.contentType).send(rendered.body);
     } catch (e) {
       const error = e instanceof TilefarmError ? e : new TilefarmError('render_failed', String(e));

@@ -73,6 +73,8 @@ function rssKb(pid: number): number {
 /** What one viewer saw, in both designs. */
 interface ViewerLog {
   firstVisibleMs: number;
+  /** Of firstVisibleMs, the render itself: a worker's read + composite + encode + store (its tile:ready's renderMs), or the naive server's read + render inside the request (x-render-ms). */
+  firstRenderMs: number;
   visible: number[]; // request → delivery, explicitly requested visible tiles
   prefetch: number[]; // first viewport covering it → delivery, tiles the viewer never asked for
   delivered: number;
@@ -108,10 +110,10 @@ async function pushViewer(url: string, specId: string, i: number, t0: number, da
   const askedAt = new Map<string, number>();
   const coveredAt = new Map<string, number>();
   const deliveredAt = new Map<string, number>();
-  const log: ViewerLog = { firstVisibleMs: NaN, visible: [], prefetch: [], delivered: 0, requested: 0, stale: 0, lastSliceMs: NaN };
+  const log: ViewerLog = { firstVisibleMs: NaN, firstRenderMs: NaN, visible: [], prefetch: [], delivered: 0, requested: 0, stale: 0, lastSliceMs: NaN };
   let currentZ = zs[0]!;
   let started = 0;
-  const deliver = (key: string) => {
+  const deliver = (key: string, renderMs?: number) => {
     if (deliveredAt.has(key)) return;
     const now = performance.now();
     deliveredAt.set(key, now);
@@ -121,10 +123,13 @@ async function pushViewer(url: string, specId: string, i: number, t0: number, da
     const asked = askedAt.get(key);
     if (asked !== undefined) {
       log.visible.push(now - asked);
-      if (Number.isNaN(log.firstVisibleMs)) log.firstVisibleMs = now - started;
+      if (Number.isNaN(log.firstVisibleMs)) {
+        log.firstVisibleMs = now - started;
+        log.firstRenderMs = renderMs ?? NaN;
+      }
     } else if (coveredAt.has(key)) log.prefetch.push(now - coveredAt.get(key)!);
   };
-  socket.on('tile:ready', (e) => deliver(e.key));
+  socket.on('tile:ready', (e) => deliver(e.key, e.renderMs));
   await sleep(Math.max(0, t0 + i * 50 - performance.now()));
   started = performance.now();
   for (const z of zs) {
@@ -156,7 +161,7 @@ async function pushViewer(url: string, specId: string, i: number, t0: number, da
 
 async function naiveViewer(base: string, specId: string, i: number, t0: number, dataset = DATASET.id): Promise<ViewerLog> {
   const { zs } = plan(i);
-  const log: ViewerLog = { firstVisibleMs: NaN, visible: [], prefetch: [], delivered: 0, requested: 0, stale: 0, lastSliceMs: NaN };
+  const log: ViewerLog = { firstVisibleMs: NaN, firstRenderMs: NaN, visible: [], prefetch: [], delivered: 0, requested: 0, stale: 0, lastSliceMs: NaN };
   const queue: Array<{ tile: Tile; at: number }> = [];
   const done = new Set<string>();
   const id = (t: Tile) => `${t.z}/${t.x}/${t.y}`;
@@ -176,7 +181,10 @@ async function naiveViewer(base: string, specId: string, i: number, t0: number, 
           done.add(id(tile));
           log.delivered++;
           log.visible.push(now - at);
-          if (Number.isNaN(log.firstVisibleMs)) log.firstVisibleMs = now - started;
+          if (Number.isNaN(log.firstVisibleMs)) {
+            log.firstVisibleMs = now - started;
+            log.firstRenderMs = Number(res.headers.get('x-render-ms') ?? NaN);
+          }
           if (Math.abs(tile.z - currentZ) > PREFETCH_Z) log.stale++;
         })
         .catch(() => undefined)
@@ -313,6 +321,10 @@ async function main(): Promise<void> {
       row('tiles delivered', (s) => `${sum(s, (l) => l.delivered)} (${sum(s, (l) => l.requested)} visible asked for)`),
       row('tiles/s delivered', (s) => `${Math.round((sum(s, (l) => l.delivered) / s.wallMs) * 1000)}`),
       row("time to a viewer's first visible tile p50 / p99", (s) => `${ms(pct(s.logs.map((l) => l.firstVisibleMs), 50))} / ${ms(pct(s.logs.map((l) => l.firstVisibleMs), 99))}`),
+      row("first visible tile: its render / the rest, p50 over viewers", (s) => {
+        const rendered = s.logs.filter((l) => Number.isFinite(l.firstRenderMs));
+        return `${ms(pct(rendered.map((l) => l.firstRenderMs), 50))} / ${ms(pct(rendered.map((l) => l.firstVisibleMs - l.firstRenderMs), 50))} (${rendered.length} rendered for it)`;
+      }),
       row('request → tile, visible p50 / p95 / p99', (s) => { const v = all(s, (l) => l.visible); return `${ms(pct(v, 50))} / ${ms(pct(v, 95))} / ${ms(pct(v, 99))}`; }),
       row('viewport → tile, prefetch p50 / p95 / p99', (s) => { const v = all(s, (l) => l.prefetch); return v.length === 0 ? 'no prefetch' : `${ms(pct(v, 50))} / ${ms(pct(v, 95))} / ${ms(pct(v, 99))}`; }),
       row("last slice complete after the viewer's first request, p50 / max", (s) => `${ms(pct(s.logs.map((l) => l.lastSliceMs), 50))} / ${ms(Math.max(...s.logs.map((l) => l.lastSliceMs)))}`),
@@ -326,6 +338,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log(lines.join('\n'));
     console.log('');
+    console.log("first visible tile's render: tilefarm's is the worker's read + composite + encode + store (tile:ready's renderMs), the naive server's its read + render inside the request; the rest is everything else between the viewer's first request and the tile (tilefarm: gateway, queue, pick-up, announce, push; naive: HTTP and waiting for the server).");
     console.log(`wasted: tilefarm counts renders that finished when no viewer wanted the tile (worker metric tilefarm_renders_unwanted_at_finish_total); naive counts responses that arrived after the viewer had moved more than ${PREFETCH_Z} slices away. Naive in-flight peak: ${naiveAfter.maxInFlight} renders.`);
   } finally {
     naive?.kill('SIGTERM');
