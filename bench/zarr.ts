@@ -16,12 +16,20 @@
  * Cold means:
  *  - every run has a new spec (a window no run used before) and starts at a new z slice, so no
  *    rendered tile exists (there is no tile cache in this path at all);
- *  - every run starts with an EMPTY source cache (decoded chunks / source tiles), so all reads
- *    within the run come from the store; within a run, a decoded chunk serves every tile and z it
- *    covers while it stays in the cache — that re-use is the point of chunk caching and is counted;
+ *  - no source tile or chunk the run reads is in the source cache when it starts, so all of them
+ *    come from the store; within a run, a decoded chunk serves every tile and z it covers while it
+ *    stays in the cache — that re-use is the point of chunk caching and is counted.
+ * What the cache holds instead (START_CACHE): "full" (default) — filled, untimed, with chunks or
+ * source tiles the run never reads, as in a worker that has been serving the image, so the run's
+ * reads evict them and land in their memory; "empty" — as in a worker just started, every chunk
+ * lands in fresh memory (until session 6 the only mode; it cost the 1024² chunks most).
  * What stays warm: the OS page cache (files just written, local disk), the opened Zarr's metadata
  * (a worker keeps it 10 s), sharp/JIT (a warm-up run is not counted).
- * Figures: median of BENCH_ROUNDS (3) interleaved rounds. It is a report, not a test.
+ * Figures: median of BENCH_ROUNDS (3) interleaved rounds; CPU per tile is the process's (every
+ * thread). After each run, the same source tiles or chunks are read and decoded once more, alone (no
+ * render, no cache): the least any reader must spend on them. From it, a ceiling per layout: the
+ * ratio a CPU-bound run would reach if everything but those reads cost what the copied run's does.
+ * It is a report, not a test.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +40,7 @@ import { DatasetCatalog, SourceBufferPool, readSourceTile } from '@tilefarm/data
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { DatasetPixels, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
+import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
 
 const SIZE_C = 2;
 const SIZE_Z = 64;
@@ -42,6 +50,9 @@ const Z_PER_RUN = 16;
 const IN_FLIGHT = 4;
 const SOURCE_CACHE_MB = Number(process.env.SOURCE_CACHE_MB ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** What the source cache holds when a run starts: "full" of other chunks (a running worker) or "empty" (a new one). */
+const START_CACHE = process.env.START_CACHE ?? 'full';
+if (START_CACHE !== 'full' && START_CACHE !== 'empty') throw new Error(`START_CACHE must be "full" or "empty", not ${START_CACHE}`);
 const LAYOUTS = [
   { name: 'c256', label: '256² (1×1×256×256)', chunkZ: 1, chunkYX: 256 },
   { name: 'c1024', label: '1024² (1×1×1024×1024)', chunkZ: 1, chunkYX: 1024 },
@@ -82,8 +93,14 @@ async function main(): Promise<void> {
     const renderer = createSharpTileRenderer();
     let runNo = 0;
 
-    /** One cold run: a new spec, a new z start, an empty source cache. Returns tiles/s and cache counts. */
-    async function run(which: string): Promise<{ rate: number; misses: number; bytes: number }> {
+    /**
+     * One cold run: a new spec, a new z start, a source cache holding nothing the run reads. With
+     * START_CACHE "full" the cache is first filled (untimed) with chunks / source tiles the run never
+     * reads, as in a worker that has been serving the image: the run's reads then evict them and
+     * reuse their memory. With "empty" it starts empty, as a worker just started: every chunk lands in
+     * fresh memory. Returns tiles/s, the process's CPU per tile (all threads) and the run's reads.
+     */
+    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; z0: number }> {
       const manifest = manifests[which]!;
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
@@ -94,27 +111,25 @@ async function main(): Promise<void> {
           if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer);
         },
       });
+      // The worker's two read paths (apps/worker/src/render-service.ts).
+      const readSource = (c: number, z: number, x: number, y: number) =>
+        manifest.source
+          ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache, sourceBuffers)
+          : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)) as Promise<SourceTile>);
+      if (START_CACHE === 'full') await fill(which, z0, cache, readSource);
+      const before = cache.stats().misses;
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
       const start = performance.now();
+      const cpu = process.cpuUsage();
       await Promise.all(
         Array.from({ length: IN_FLIGHT }, async () => {
           while (next < jobs.length) {
             const { z, x, y } = jobs[next++]!;
             const ticket = sourceBuffers.enter();
             try {
-              await renderer.render({
-                manifest,
-                stats: undefined,
-                spec,
-                tile: { level: 0, z, t: 0, x, y, format: 'jpeg' },
-                // The worker's two read paths (apps/worker/src/render-service.ts).
-                readSource: (c) =>
-                  manifest.source
-                    ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache, sourceBuffers)
-                    : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)) as Promise<SourceTile>),
-              });
+              await renderer.render({ manifest, stats: undefined, spec, tile: { level: 0, z, t: 0, x, y, format: 'jpeg' }, readSource: (c) => readSource(c, z, x, y) });
             } finally {
               sourceBuffers.leave(ticket);
             }
@@ -122,9 +137,62 @@ async function main(): Promise<void> {
         }),
       );
       const rate = jobs.length / ((performance.now() - start) / 1000);
-      const s = cache.stats();
+      const used = process.cpuUsage(cpu);
+      const misses = cache.stats().misses - before;
       cache.clear();
-      return { rate, misses: s.misses, bytes: s.bytes };
+      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, z0 };
+    }
+
+    /**
+     * Fills the cache, untimed, with reads that share no chunk with the run's: for chunks one z deep
+     * (and the copied source) the viewport at z outside the run's; for 64³ chunks, which hold every z
+     * of the image, the tiles outside the viewport (at the run's z: the plane windows they keep lie
+     * in chunks the run never reads).
+     */
+    async function fill(which: string, z0: number, cache: LruByteCache<string, SourceTile | DecodedChunk>, readSource: (c: number, z: number, x: number, y: number) => Promise<unknown>): Promise<void> {
+      const deep = (LAYOUTS.find((l) => l.name === which)?.chunkZ ?? 1) > 1;
+      const inView = (x: number, y: number) => x >= VIEW.x0 && x < VIEW.x0 + VIEW.cols && y >= VIEW.y0 && y < VIEW.y0 + VIEW.rows;
+      const reads: { z: number; x: number; y: number }[] = [];
+      for (let dz = Z_PER_RUN; dz < SIZE_Z; dz++) {
+        const z = (z0 + dz) % SIZE_Z;
+        for (let y = 0; y < SIDE / 256; y++) for (let x = 0; x < SIDE / 256; x++) if (deep ? !inView(x, y) : inView(x, y)) reads.push({ z, x, y });
+      }
+      const full = () => cache.stats().bytes >= 0.9 * cache.stats().maxBytes;
+      for (const { z, x, y } of reads) {
+        if (full()) return;
+        const ticket = sourceBuffers.enter();
+        try {
+          for (let c = 0; c < SIZE_C; c++) await readSource(c, z, x, y);
+        } finally {
+          sourceBuffers.leave(ticket);
+        }
+      }
+    }
+
+    /**
+     * The least a run's reads can cost: every source tile (copied) or chunk (linked) the run needs,
+     * read and decoded once, no render, no cache, one after another. CPU ms per rendered tile.
+     */
+    const opened: Record<string, OpenedZarr> = {};
+    async function leastReadCost(which: string, z0: number): Promise<number> {
+      const cpu = process.cpuUsage();
+      const layout = LAYOUTS.find((l) => l.name === which);
+      if (!layout) {
+        for (let z = z0; z < z0 + Z_PER_RUN; z++)
+          for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++)
+            for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++)
+              for (let c = 0; c < SIZE_C; c++) sourceBuffers.recycle((await readSourceTile(store, manifests.copied!.id, manifests.copied!.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)).data.buffer);
+      } else {
+        const url = `${which}.zarr`;
+        const { image, arrays } = (opened[which] ??= await openZarrImage(places(url), zarritaLibrary, url, 2 ** 40));
+        const step = { z: layout.chunkZ, y: layout.chunkYX, x: layout.chunkYX };
+        const span = { z: [z0, z0 + Z_PER_RUN - 1], y: [VIEW.y0 * 256, (VIEW.y0 + VIEW.rows) * 256 - 1], x: [VIEW.x0 * 256, (VIEW.x0 + VIEW.cols) * 256 - 1] } as const;
+        const ranges = image.axes.map((a) => (a === 't' ? [0] : a === 'c' ? Array.from({ length: SIZE_C }, (_, i) => i) : Array.from({ length: Math.floor(span[a][1] / step[a]) - Math.floor(span[a][0] / step[a]) + 1 }, (_, i) => Math.floor(span[a][0] / step[a]) + i)));
+        const coords: number[][] = ranges.reduce<number[][]>((acc, r) => acc.flatMap((prefix) => r.map((v) => [...prefix, v])), [[]]);
+        for (const at of coords) sourceBuffers.recycle(((await arrays[0]!.getChunk(at)).data as unknown as ArrayBufferView).buffer);
+      }
+      const used = process.cpuUsage(cpu);
+      return (used.user + used.system) / 1000 / (Z_PER_RUN * VIEW.cols * VIEW.rows);
     }
 
     // Linked = copied, one tile per layout (a bench of wrong pixels would be worthless).
@@ -135,29 +203,38 @@ async function main(): Promise<void> {
 
     for (const which of ['copied', ...LAYOUTS.map((l) => l.name)]) await run(which); // warm-up, not counted
     const rates: Record<string, number[]> = {};
-    const last: Record<string, { misses: number; bytes: number }> = {};
+    const cpuMs: Record<string, number[]> = {};
+    const leastMs: Record<string, number[]> = {};
+    const last: Record<string, { misses: number }> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['copied', ...LAYOUTS.map((l) => l.name)]) {
         const r = await run(which);
         (rates[which] ??= []).push(r.rate);
+        (cpuMs[which] ??= []).push(r.cpuMs);
+        (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
         last[which] = r;
       }
     }
     const copied = median(rates.copied!);
     const tiles = Z_PER_RUN * VIEW.cols * VIEW.rows;
+    const startsWith = START_CACHE === 'full' ? 'full of chunks the run never reads' : 'empty';
     console.log(
-      `zarr bench: ${tiles} cold tiles per run (${VIEW.cols}×${VIEW.rows} viewport × ${Z_PER_RUN} z, 2-channel JPEG q85), ${IN_FLIGHT} in flight, source cache ${SOURCE_CACHE_MB} MB empty at each run's start, median of ${ROUNDS} interleaved rounds, node ${process.version}`,
+      `zarr bench: ${tiles} cold tiles per run (${VIEW.cols}×${VIEW.rows} viewport × ${Z_PER_RUN} z, 2-channel JPEG q85), ${IN_FLIGHT} in flight, source cache ${SOURCE_CACHE_MB} MB ${startsWith} at each run's start (START_CACHE=${START_CACHE}), median of ${ROUNDS} interleaved rounds, node ${process.version}`,
     );
     const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
-    console.log(`copied source (256² source tiles, ${manifests.copied.sourceEncoding}): ${copied.toFixed(1)} tiles/s (range ${range(rates.copied!)})`);
+    const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)})`;
+    console.log(`copied source (256² source tiles, ${manifests.copied.sourceEncoding}): ${copied.toFixed(1)} tiles/s (range ${range(rates.copied!)}), ${cpu('copied')}`);
     for (const l of LAYOUTS) {
       const linked = median(rates[l.name]!);
-      const r = last[l.name]!;
       // Ratio per round (linked ÷ the copied run of the same round), whose range shows the spread.
       const ratios = rates[l.name]!.map((v, i) => v / rates.copied![i]!);
       console.log(
-        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); chunk reads per run ${r.misses}`,
+        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); ${cpu(l.name)}; source cache misses per run ${last[l.name]!.misses}`,
       );
+      // Were everything but the reads as cheap as the copied source's, CPU-bound runs would reach this.
+      const copiedCpu = median(cpuMs.copied!);
+      const ceiling = copiedCpu / (copiedCpu - median(leastMs.copied!) + median(leastMs[l.name]!));
+      console.log(`  ceiling set by reading and decoding each chunk once (copied CPU per tile with its reads swapped for these): ${ceiling.toFixed(2)}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
