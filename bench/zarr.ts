@@ -32,11 +32,12 @@
  * It is a report, not a test.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RenderSpec, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
-import { DatasetCatalog, SourceBufferPool, readSourceTile } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, poolIdleBytesFor, readSourceTile } from '@tilefarm/datasets';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
@@ -58,6 +59,19 @@ const LAYOUTS = [
   { name: 'c1024', label: '1024² (1×1×1024×1024)', chunkZ: 1, chunkYX: 1024 },
   { name: 'c64', label: '64³ (1×64×64×64)', chunkZ: 64, chunkYX: 64 },
 ];
+
+/** ZARR_PROFILE_DIR=dir: a CPU profile of the main thread for each timed run, nothing else, written there. */
+const PROFILE_DIR = process.env.ZARR_PROFILE_DIR;
+const session = PROFILE_DIR ? new Session() : undefined;
+const post = (method: string) => new Promise<unknown>((resolve, reject) => session!.post(method, (e, r) => (e ? reject(e) : resolve(r))));
+if (session) {
+  mkdirSync(PROFILE_DIR!, { recursive: true });
+  session.connect();
+  session.post('Profiler.enable');
+}
+
+/** The chunkings measured (ZARR_LAYOUTS=c1024,c64: some of them, e.g. under a profiler); all are written and checked. */
+const MEASURED = LAYOUTS.filter((l) => !process.env.ZARR_LAYOUTS || process.env.ZARR_LAYOUTS.split(',').includes(l.name));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -88,7 +102,7 @@ async function main(): Promise<void> {
 
     const pixels = new DatasetPixels(store, places, 2 ** 40);
     // As apps/worker/src/main.ts builds them.
-    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: 4 * 1024 * 1024 });
+    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(SOURCE_CACHE_MB * 1024 * 1024) });
     takeChunkMemoryFrom(sourceBuffers);
     const renderer = createSharpTileRenderer();
     let runNo = 0;
@@ -121,6 +135,7 @@ async function main(): Promise<void> {
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
+      if (PROFILE_DIR) await post('Profiler.start');
       const start = performance.now();
       const cpu = process.cpuUsage();
       await Promise.all(
@@ -138,6 +153,10 @@ async function main(): Promise<void> {
       );
       const rate = jobs.length / ((performance.now() - start) / 1000);
       const used = process.cpuUsage(cpu);
+      if (PROFILE_DIR) {
+        const { profile } = (await post('Profiler.stop')) as { profile: object };
+        writeFileSync(join(PROFILE_DIR, `${which}-${runNo}.cpuprofile`), JSON.stringify(profile));
+      }
       const misses = cache.stats().misses - before;
       cache.clear();
       return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, z0 };
@@ -201,13 +220,13 @@ async function main(): Promise<void> {
     const reference = await tileOf(manifests.copied);
     for (const l of LAYOUTS) if (!(await tileOf(manifests[l.name]!)).equals(reference)) throw new Error(`${l.name}: linked tile differs from the copied one`);
 
-    for (const which of ['copied', ...LAYOUTS.map((l) => l.name)]) await run(which); // warm-up, not counted
+    for (const which of ['copied', ...MEASURED.map((l) => l.name)]) await run(which); // warm-up, not counted
     const rates: Record<string, number[]> = {};
     const cpuMs: Record<string, number[]> = {};
     const leastMs: Record<string, number[]> = {};
     const last: Record<string, { misses: number }> = {};
     for (let round = 0; round < ROUNDS; round++) {
-      for (const which of ['copied', ...LAYOUTS.map((l) => l.name)]) {
+      for (const which of ['copied', ...MEASURED.map((l) => l.name)]) {
         const r = await run(which);
         (rates[which] ??= []).push(r.rate);
         (cpuMs[which] ??= []).push(r.cpuMs);
@@ -224,7 +243,7 @@ async function main(): Promise<void> {
     const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
     const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)})`;
     console.log(`copied source (256² source tiles, ${manifests.copied.sourceEncoding}): ${copied.toFixed(1)} tiles/s (range ${range(rates.copied!)}), ${cpu('copied')}`);
-    for (const l of LAYOUTS) {
+    for (const l of MEASURED) {
       const linked = median(rates[l.name]!);
       // Ratio per round (linked ÷ the copied run of the same round), whose range shows the spread.
       const ratios = rates[l.name]!.map((v, i) => v / rates.copied![i]!);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
-import { DatasetCatalog, SourceBufferPool, UploadStore } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, UploadStore, poolIdleBytesFor } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
@@ -30,7 +30,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   let jobsInFlight = () => 0;
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
   // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
-  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: 4 * 1024 * 1024 });
+  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(config.SOURCE_CACHE_MB * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
     dispose: (value) => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { SourceBufferPool, encodeSourceTile, encodeSourceTileAs, readSourceTile, sourceTileKey } from '@tilefarm/datasets';
+import { SourceBufferPool, poolIdleBytesFor, encodeSourceTile, encodeSourceTileAs, readSourceTile, sourceTileKey } from '@tilefarm/datasets';
 
 describe('SourceBufferPool', () => {
   it('reuses a retired buffer of the same size once no render that could hold it is in flight', () => {
@@ -76,6 +76,43 @@ describe('SourceBufferPool: memory given back at once, and what it keeps idle', 
     a.fill(7);
     pool.recycle(a.buffer);
     expect(pool.allocate(1000)[999]).toBe(7);
+  });
+});
+
+describe('poolIdleBytesFor: what a worker keeps idle beside its source cache', () => {
+  const MB = 1024 * 1024;
+
+  /** Four renders in flight each decode a 2 MB chunk (read into 1.5 MB) while the cache lets go of the four before. */
+  function fourRendersOfNewChunks(pool: SourceBufferPool, cached: ArrayBuffer[]): ArrayBuffer[] {
+    const tickets = [0, 1, 2, 3].map(() => pool.enter());
+    const decoded: ArrayBuffer[] = [];
+    for (let i = 0; i < 4; i++) {
+      const read = pool.allocate(1.5 * MB);
+      decoded.push(pool.allocate(2 * MB).buffer as ArrayBuffer);
+      pool.recycle(read.buffer);
+    }
+    for (const b of cached) pool.retire(b);
+    for (const t of tickets) pool.leave(t);
+    return decoded;
+  }
+
+  function freshAllocationsInSteadyState(maxFreeBytes: number): number {
+    const pool = new SourceBufferPool({ maxFreeBytes });
+    let cached = fourRendersOfNewChunks(pool, []);
+    cached = fourRendersOfNewChunks(pool, cached);
+    const before = pool.stats().allocated;
+    for (let i = 0; i < 4; i++) cached = fourRendersOfNewChunks(pool, cached);
+    return pool.stats().allocated - before;
+  }
+
+  it('a quarter of the cache, at least 4 MB', () => {
+    expect(poolIdleBytesFor(64 * MB)).toBe(16 * MB);
+    expect(poolIdleBytesFor(8 * MB)).toBe(4 * MB);
+  });
+
+  it('beside a 64 MB cache of 1024² Zarr chunks, every decode and read reuses memory the cache let go (a fixed 4 MB did not)', () => {
+    expect(freshAllocationsInSteadyState(poolIdleBytesFor(64 * MB))).toBe(0);
+    expect(freshAllocationsInSteadyState(4 * MB)).toBeGreaterThan(4);
   });
 });
 
