@@ -56,18 +56,36 @@ describe('SourceBufferPool: memory given back at once, and what it keeps idle', 
     expect(pool.stats().free).toBe(0);
   });
 
-  it('over maxFreeBytes, idle buffers of the sizes given back longest ago make room for the newest', () => {
-    const pool = new SourceBufferPool({ maxFreeBytes: 10_000 });
-    const old = [1, 2, 3, 4].map(() => pool.allocate(2000).buffer);
-    const fresh = [1, 2, 3].map(() => pool.allocate(3000).buffer);
-    for (const b of old) pool.recycle(b);
-    for (const b of fresh) pool.recycle(b); // 8,000 + 9,000 bytes: the 2,000-byte ones go first
-    expect(pool.stats()).toMatchObject({ free: 3, freeBytes: 9000 });
-    expect(fresh).toContain(pool.allocate(3000).buffer);
-    expect(old).not.toContain(pool.allocate(2000).buffer);
+  it('over maxFreeBytes, the size holding the most idle bytes gives way: tile buffers coming back do not push chunk buffers out', () => {
+    const KB = 1024;
+    const pool = new SourceBufferPool({ maxFreeBytes: 16 * 1024 * KB });
+    // A hundred idle tile buffers (128 KB) from earlier renders fill the budget.
+    const tiles = Array.from({ length: 128 }, () => pool.allocate(128 * KB).buffer);
+    for (const b of tiles) pool.recycle(b);
+    // Four renders hold a tile buffer each while four 2 MB chunks are let go, then give the tiles back.
+    const held = [1, 2, 3, 4].map(() => pool.allocate(128 * KB).buffer);
+    const chunks = [1, 2, 3, 4].map(() => pool.allocate(2048 * KB).buffer);
+    for (const b of chunks) pool.recycle(b);
+    for (const b of held) pool.recycle(b);
+    expect(pool.stats().freeBytes).toBeLessThanOrEqual(16 * 1024 * KB);
+    // Every chunk buffer is still there for the next four decodes (trimming by age dropped them).
+    const next = [1, 2, 3, 4].map(() => pool.allocate(2048 * KB).buffer);
+    expect(next.filter((b) => chunks.includes(b))).toHaveLength(4);
     // A buffer larger than the whole budget is not kept at all.
-    pool.recycle(pool.allocate(20_000).buffer);
-    expect(pool.stats().freeBytes).toBeLessThanOrEqual(10_000);
+    pool.recycle(pool.allocate(32 * 1024 * KB).buffer);
+    expect(pool.stats().freeBytes).toBeLessThanOrEqual(16 * 1024 * KB);
+  });
+
+  it('a size nobody has asked for in the last 1024 allocations gives way first, however little it holds', () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 10_000 });
+    const stale = [1, 2].map(() => pool.allocate(2000).buffer);
+    for (const b of stale) pool.recycle(b); // 4,000 bytes of a size then no longer asked for
+    const inUse = Array.from({ length: 2000 }, () => pool.allocate(3000).buffer);
+    for (const b of inUse.slice(0, 2)) pool.recycle(b); // 10,000: within the budget
+    expect(pool.stats()).toMatchObject({ free: 4, freeBytes: 10_000 });
+    pool.recycle(inUse[2]!); // over: the stale size goes, though the 3,000-byte size holds more
+    expect(pool.stats()).toMatchObject({ free: 3, freeBytes: 9000 });
+    expect(pool.allocate(2000).buffer).not.toBe(stale[0]);
   });
 
   it('hands out memory it does not zero (readers overwrite it): a reused buffer keeps what was in it', () => {
