@@ -1,27 +1,17 @@
+import type { ChunkDecoder } from './chunk-decoder';
 // koffi ships types for its ES entry; this CommonJS package requires its CommonJS one (same API).
 type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
-
-/** Decodes whole Blosc chunks (the Blosc 1 container Zarr's blosc codec writes). */
-export interface BloscChunkDecoder {
-  /** What decodes, for logs: "c-blosc 1.21.3 (libblosc.so.1)". */
-  readonly description: string;
-  /**
-   * The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk, or
-   * one whose header declares more than `maxBytes` decoded (checked before anything is allocated).
-   * The output goes into `allocate(size)`'s memory when given (reused memory: no page faults).
-   */
-  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
-}
 
 /** Blosc 1's fixed header: version, versionlz, flags, typesize, then nbytes, blocksize, cbytes (uint32 LE). */
 const HEADER_BYTES = 16;
 
 /**
+ * Decodes whole Blosc chunks (the Blosc 1 container Zarr's blosc codec writes) with
  * c-blosc, the reference implementation (Debian's libblosc1), called through koffi. Loaded by this
  * module only, which only processes that decode Zarr chunks import. Throws, saying why, when the
  * library cannot be loaded.
  */
-export function openCBlosc(library = 'libblosc.so.1'): BloscChunkDecoder {
+export function openCBlosc(library = 'libblosc.so.1'): ChunkDecoder {
   const koffi = require('koffi') as Koffi;
   const lib = koffi.load(library);
   const version = lib.func('const char *blosc_get_version_string(void)');

@@ -1,29 +1,17 @@
+import type { ChunkDecoder } from './chunk-decoder';
 // koffi ships types for its ES entry; this CommonJS package requires its CommonJS one (same API).
 type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
-
-/**
- * Decodes whole lz4 chunks as numcodecs' LZ4 codec writes them (Zarr v2's "lz4" compressor, v3's
- * "numcodecs.lz4"): the decoded size as a 4-byte little-endian number, then one LZ4 block.
- */
-export interface Lz4ChunkDecoder {
-  /** What decodes, for logs: "liblz4 1.9.4 (liblz4.so.1)". */
-  readonly description: string;
-  /**
-   * The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk, or
-   * one whose header declares more than `maxBytes` decoded (checked before anything is allocated).
-   * The output goes into `allocate(size)`'s memory when given.
-   */
-  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
-}
 
 const HEADER_BYTES = 4;
 
 /**
+ * Decodes whole lz4 chunks as numcodecs' LZ4 codec writes them (Zarr v2's "lz4" compressor, v3's
+ * "numcodecs.lz4"): the decoded size as a 4-byte little-endian number, then one LZ4 block. With
  * liblz4, the reference implementation (Debian's liblz4-1, which libblosc1 depends on), called
  * through koffi: no code is generated from strings (numcodecs' wasm glue, zarrita's default, builds
  * functions with `new Function`). Throws, saying why, when the library cannot be loaded.
  */
-export function openLiblz4(library = 'liblz4.so.1'): Lz4ChunkDecoder {
+export function openLiblz4(library = 'liblz4.so.1'): ChunkDecoder {
   const koffi = require('koffi') as Koffi;
   const lib = koffi.load(library);
   const version = lib.func('const char *LZ4_versionString(void)');

@@ -1,3 +1,4 @@
+import type { ChunkDecoder } from './chunk-decoder';
 import { chunkMemory, recycleBuffer } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
 import type { ZarrReadable } from './object-store-readable';
@@ -66,12 +67,6 @@ function zarrita(): Promise<Zarrita> {
     return zarr;
   });
   return loading;
-}
-
-/** What the decoders below have in common (BloscChunkDecoder, ZstdChunkDecoder, Lz4ChunkDecoder, DeflateChunkDecoder). */
-interface ChunkDecoder {
-  readonly description: string;
-  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
 }
 
 interface OwnDecoder {

@@ -1,18 +1,6 @@
+import type { ChunkDecoder } from './chunk-decoder';
 // koffi ships types for its ES entry; this CommonJS package requires its CommonJS one (same API).
 type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
-
-/** Decodes whole zstd chunks (Zarr v3's zstd codec and v2's numcodecs.zstd compressor: zstd frames). */
-export interface ZstdChunkDecoder {
-  /** What decodes, for logs: "libzstd 1.5.4 (libzstd.so.1)". */
-  readonly description: string;
-  /**
-   * The chunk's bytes; throws a message saying what is wrong with a corrupt or truncated chunk, or
-   * one whose frame declares more than `maxBytes` decoded (checked before anything is allocated; a
-   * frame that declares no size is decoded into at most `maxBytes`). The output goes into
-   * `allocate(size)`'s memory when given.
-   */
-  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
-}
 
 /** ZSTD_getFrameContentSize's answers that are not a size: (unsigned long long)-1 and -2. */
 const CONTENT_SIZE_UNKNOWN = 2n ** 64n - 1n;
@@ -21,12 +9,13 @@ const CONTENT_SIZE_ERROR = 2n ** 64n - 2n;
 const MIN_FRAME_BYTES = 5;
 
 /**
- * libzstd, the reference implementation (Debian's libzstd1), called through koffi: no code is
+ * Decodes whole zstd chunks (Zarr v3's zstd codec and v2's numcodecs.zstd compressor: zstd frames)
+ * with libzstd, the reference implementation (Debian's libzstd1), called through koffi: no code is
  * generated from strings (numcodecs' wasm glue, zarrita's default, builds functions with `new
  * Function`, refused by a process run with --disallow-code-generation-from-strings). Throws, saying
  * why, when the library cannot be loaded.
  */
-export function openLibzstd(library = 'libzstd.so.1'): ZstdChunkDecoder {
+export function openLibzstd(library = 'libzstd.so.1'): ChunkDecoder {
   const koffi = require('koffi') as Koffi;
   const lib = koffi.load(library);
   const version = lib.func('const char *ZSTD_versionString(void)');
