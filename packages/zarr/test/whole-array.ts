@@ -1,7 +1,8 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { ObjectStoreReadable, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import type { ChunkDecoder } from '../src/chunk-decoder';
 
 const METADATA = new Set(['.zarray', '.zattrs', '.zgroup', 'zarr.json', 'done']);
 
@@ -53,4 +54,35 @@ export async function readWhole(library: ZarrLibrary, dir: string, v: FixtureArr
     }
   }
   return out;
+}
+
+/** A codec of numcodecs (zarrita's default, its wasm build): the independent decoder ours are compared with. */
+export interface NumcodecsCodec {
+  decode(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
+}
+
+export async function numcodecsCodec(name: 'blosc' | 'zstd' | 'lz4', config: object): Promise<NumcodecsCodec> {
+  // numcodecs ships ES modules only, with types behind "exports"; jest maps the path to its file.
+  const specifier = `numcodecs/${name}`;
+  const { default: Codec } = (await import(specifier)) as { default: { fromConfig(c: object): NumcodecsCodec } };
+  return Codec.fromConfig(config);
+}
+
+/**
+ * Every chunk file under `dirs` decoded by `ours` and by numcodecs: byte for byte the same (the first
+ * difference throws, naming the file under `root`); `each` also sees every chunk and what it decoded
+ * to. Returns how many chunks were compared.
+ */
+export async function decodeLikeNumcodecs(ours: ChunkDecoder, numcodecs: NumcodecsCodec, dirs: string[], root: string, each: (decoded: Uint8Array, chunk: Uint8Array) => void): Promise<number> {
+  let chunks = 0;
+  for (const dir of dirs) {
+    for (const file of chunkFiles(dir)) {
+      const bytes = new Uint8Array(readFileSync(file));
+      const decoded = ours.decode(bytes, MAX_CHUNK_BYTES);
+      if (Buffer.compare(decoded, await numcodecs.decode(bytes)) !== 0) throw new Error(`${relative(root, file)}: ${ours.description} and numcodecs differ`);
+      each(decoded, bytes);
+      chunks++;
+    }
+  }
+  return chunks;
 }

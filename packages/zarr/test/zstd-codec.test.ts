@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { MAX_CHUNK_BYTES } from '@tilefarm/zarr';
 import { openLibzstd } from '../src/zstd-codec';
-import { chunkFiles } from './whole-array';
+import { chunkFiles, decodeLikeNumcodecs, numcodecsCodec } from './whole-array';
 import { codecVariantFixtures } from '../../../test/support/zarr-fixtures';
 
 // zstd chunks written by Python's zarr / numcodecs (independent of us and of zarrita), decoded by
@@ -11,13 +11,6 @@ import { codecVariantFixtures } from '../../../test/support/zarr-fixtures';
 
 const fixtures = codecVariantFixtures();
 const zstdDirs = fixtures.variants.filter((v) => v.codec === 'zstd').map((v) => join(fixtures.dir, v.kind, v.name));
-
-async function numcodecsZstd() {
-  // numcodecs ships ES modules only, with types behind "exports"; jest maps the path to its file.
-  const specifier: string = 'numcodecs/zstd';
-  const { default: Zstd } = (await import(specifier)) as { default: { fromConfig(c: object): { decode(d: Uint8Array): Promise<Uint8Array> } } };
-  return Zstd.fromConfig({ level: 3 });
-}
 
 const firstChunk = () => new Uint8Array(readFileSync(chunkFiles(join(fixtures.dir, 'v2', 'zstd-3-uint16'))[0]!));
 
@@ -38,18 +31,7 @@ describe('zstd by libzstd (koffi)', () => {
   });
 
   it('every chunk file of every zstd variant: libzstd and numcodecs decode the same bytes', async () => {
-    const numcodecs = await numcodecsZstd();
-    let chunks = 0;
-    for (const dir of zstdDirs) {
-      for (const file of chunkFiles(dir)) {
-        const bytes = new Uint8Array(readFileSync(file));
-        const ours = zstd.decode(bytes, MAX_CHUNK_BYTES);
-        const theirs = await numcodecs.decode(bytes);
-        if (Buffer.compare(ours, theirs) !== 0) throw new Error(`${relative(fixtures.dir, file)}: libzstd and numcodecs differ`);
-        expect(ours.byteLength).toBeGreaterThan(100_000);
-        chunks++;
-      }
-    }
+    const chunks = await decodeLikeNumcodecs(zstd, await numcodecsCodec('zstd', { level: 3 }), zstdDirs, fixtures.dir, (decoded) => expect(decoded.byteLength).toBeGreaterThan(100_000));
     // 4 v2 and 2 v3 arrays of 8 chunks: levels 1, 3, 19; uint16, float32; noise (raw blocks).
     expect(chunks).toBe(48);
   });
