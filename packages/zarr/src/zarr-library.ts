@@ -97,16 +97,13 @@ const OWN_DECODERS: OwnDecoder[] = [
 
 /**
  * Whether this process can run numcodecs' wasm glue, which builds functions from strings when it
- * loads: not under --disallow-code-generation-from-strings (every tilefarm app runs with it,
- * NODE_FLAGS in @tilefarm/config). Asked of V8 itself, the one authority on it.
+ * loads: not when node was started with --disallow-code-generation-from-strings, as every tilefarm
+ * app is (NODE_FLAGS in @tilefarm/config, given on the command line by the launcher, the image and
+ * the test system). Read from the command line rather than probed with `new Function`, so that no
+ * tilefarm source turns a string into code even to ask.
  */
 function codeGenerationAllowed(): boolean {
-  try {
-    new Function('');
-    return true;
-  } catch {
-    return false;
-  }
+  return !process.execArgv.includes('--disallow-code-generation-from-strings');
 }
 
 /**
