@@ -21,10 +21,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
-import { Agent, get } from 'node:http';
+import { Agent, createServer, get } from 'node:http';
 import { cpus } from 'node:os';
 import { Queue, Worker } from 'bullmq';
+import { connectionFor } from '@tilefarm/queue';
 import express from 'express';
 import { Server } from 'socket.io';
 import { io } from 'socket.io-client';
@@ -67,7 +67,7 @@ async function child(role: string, arg: string | undefined): Promise<void> {
     return;
   }
   if (role === 'bullmq-worker') {
-    const worker = new Worker('floor', async () => undefined, { connection: { url: arg! } as never, concurrency: BATCH, prefix: 'floor' });
+    const worker = new Worker('floor', async () => undefined, { connection: connectionFor(arg!, 'worker'), concurrency: BATCH, prefix: 'floor' });
     await worker.waitUntilReady();
     console.log('ready');
     return;
@@ -77,7 +77,9 @@ async function child(role: string, arg: string | undefined): Promise<void> {
 
 async function startChild(role: string, arg?: string): Promise<{ proc: ChildProcess; line: string }> {
   const proc = spawn(process.execPath, [__filename, role, ...(arg ? [arg] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [data] = (await once(proc.stdout!, 'data')) as [Buffer];
+  // A child that dies before it is ready must fail the bench, not leave it waiting.
+  const data = await Promise.race([once(proc.stdout!, 'data').then(([d]) => d as Buffer), once(proc, 'exit').then(() => undefined)]);
+  if (!data) throw new Error(`bench:floor: the ${role} process exited before it was ready`);
   return { proc, line: data.toString().trim() };
 }
 
@@ -138,7 +140,7 @@ async function measureSocket(): Promise<{ server: number; client: number }> {
 async function measureBullmq(): Promise<{ worker: number; producer: number; redis: number; commands: number }> {
   const redis = await PrivateRedis.start();
   const { proc } = await startChild('bullmq-worker', redis.url);
-  const queue = new Queue('floor', { connection: { url: redis.url } as never, prefix: 'floor' });
+  const queue = new Queue('floor', { connection: connectionFor(redis.url, 'producer'), prefix: 'floor' });
   // As the render queue: removed on completion, a small job of 4 tile keys and a spec id.
   const jobs = (from: number, n: number) =>
     Array.from({ length: n }, (_, i) => ({

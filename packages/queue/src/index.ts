@@ -8,7 +8,7 @@ export * from './render-claims';
 export * from './failed-tiles';
 export * from './tenant-quota';
 export type { QueueConnection } from './bullmq-connection';
-export { isFinalFailure } from './bullmq-connection';
+export { connectionFor, isFinalFailure } from './bullmq-connection';
 export * from './bullmq-render-queue';
 export * from './bullmq-render-consumer';
 export * from './bullmq-ingest-queue';
