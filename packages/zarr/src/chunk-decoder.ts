@@ -1,3 +1,5 @@
+import type { DecodedSpan } from './object-store-readable';
+
 /**
  * Decodes whole compressed Zarr chunks of one compressor (blosc-codec.ts, zstd-codec.ts,
  * lz4-codec.ts, deflate-codec.ts; zarr-library.ts puts them in zarrita's codec registry).
@@ -10,7 +12,8 @@ export interface ChunkDecoder {
    * chunk, or one that would decode to more than `maxBytes` (refused before anything is allocated
    * where the format declares its size; otherwise decoding stops there). The output goes into
    * `allocate(size)`'s memory when given and the decoder can write into memory it is given (reused
-   * memory: no page faults).
+   * memory: no page faults). With `wanted`, only those decoded bytes will be read: a decoder that
+   * can decode part of a chunk (Blosc, block by block) may leave the rest unwritten.
    */
-  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array): Uint8Array;
+  decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array, wanted?: DecodedSpan): Uint8Array;
 }

@@ -1,9 +1,30 @@
 import type { ByteRange, ObjectStore } from '@tilefarm/storage';
 import { chunkMemory, readBuffer } from './chunk-memory';
 
+/** Bytes `start`..`end` (end excluded) of a chunk once decoded. */
+export interface DecodedSpan {
+  start: number;
+  end: number;
+}
+
+/** What zarrita hands a store's get for a chunk (its getChunk's options, passed through untouched). */
+export interface ChunkReadOptions {
+  /** zarrita's own option (unused here: reads are not cancelled). */
+  signal?: AbortSignal;
+  /** Only this span of the chunk, decoded, will be read (zarr-library.ts asks so for windows of planes). */
+  wanted?: DecodedSpan;
+}
+
+/**
+ * Chunks read with `wanted`, to the span of their decoded bytes that will be read: how the ask
+ * reaches the chunk's decoder, which zarrita hands the bytes the store returned and nothing else.
+ * Keyed by those very bytes, so concurrent reads cannot mix their asks up.
+ */
+export const wantedSpans = new WeakMap<Uint8Array, DecodedSpan>();
+
 /** zarrita's store shape (an AsyncReadable of @zarrita/storage), stated here so no module but zarr-library.ts loads zarrita. */
 export interface ZarrReadable {
-  get(key: `/${string}`): Promise<Uint8Array | undefined>;
+  get(key: `/${string}`, options?: ChunkReadOptions): Promise<Uint8Array | undefined>;
   getRange(key: `/${string}`, range: ByteRange): Promise<Uint8Array | undefined>;
 }
 
@@ -26,12 +47,13 @@ export class ObjectStoreReadable implements ZarrReadable {
     return `${this.prefix}${path.slice(1)}`;
   }
 
-  async get(path: `/${string}`): Promise<Uint8Array | undefined> {
+  async get(path: `/${string}`, options?: ChunkReadOptions): Promise<Uint8Array | undefined> {
     this.reads++;
     // Chunks land in reused memory where the process has some (the codec gives it back once decoded).
     const memory = chunkMemory();
     const body = memory && this.store.getInto ? await this.store.getInto(this.key(path), (size) => readBuffer(memory, size)) : await this.store.get(this.key(path));
     this.bytesRead += body?.length ?? 0;
+    if (body && options?.wanted) wantedSpans.set(body, options.wanted);
     return body;
   }
 

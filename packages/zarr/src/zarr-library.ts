@@ -1,7 +1,7 @@
 import type { ChunkDecoder } from './chunk-decoder';
 import { chunkMemory, recycleBuffer } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
-import type { ZarrReadable } from './object-store-readable';
+import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type ZarrReadable } from './object-store-readable';
 
 /** A decoded chunk: C-order samples of `shape` (edge chunks come full size, padded with the fill value). */
 export interface DecodedChunk {
@@ -11,6 +11,13 @@ export interface DecodedChunk {
   stride: number[];
 }
 
+/** Planes of a chunk along one axis (z), both ends included, in the chunk's own indices. */
+export interface ChunkPlanes {
+  axis: number;
+  from: number;
+  to: number;
+}
+
 /** One Zarr array as the tile reader needs it. */
 export interface ZarrArrayHandle {
   shape: number[];
@@ -18,8 +25,12 @@ export interface ZarrArrayHandle {
   chunks: number[];
   dtype: string;
   fillValue: number | null;
-  /** The chunk at chunk-grid coordinates; a missing chunk decodes to the fill value. */
-  getChunk(coords: number[]): Promise<DecodedChunk>;
+  /**
+   * The chunk at chunk-grid coordinates; a missing chunk decodes to the fill value. With `planes`,
+   * only planes `from`..`to` of axis `axis` will be read from the result, and the samples outside
+   * them may be left undefined (a decoder may skip what holds none of them).
+   */
+  getChunk(coords: number[], planes?: ChunkPlanes): Promise<DecodedChunk>;
 }
 
 export interface ZarrGroupHandle {
@@ -149,11 +160,15 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
       // a corrupt or hostile header cannot make a worker allocate up to the format's limit (Blosc
       // 2 GB, lz4 4 GB, zstd and deflate without bound).
       const maxBytes = (chunkBytes(meta.shape, String(meta.dataType)) ?? MAX_CHUNK_BYTES) + own.slackBytes;
+      // A span of this codec's output is that span of the array's samples only when nothing else
+      // transforms them (no filter, no transpose, no second compressor; bytes only sets endianness).
+      const chain = (meta as { codecs?: { name: string }[] }).codecs;
+      const spansAreSamples = chain !== undefined && chain.filter((c) => c.name !== 'bytes').length === 1;
       return {
         kind: 'bytes_to_bytes',
         decode: async (bytes: Uint8Array) => {
           const memory = chunkMemory();
-          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)));
+          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), spansAreSamples ? wantedSpans.get(bytes) : undefined);
           // The compressed bytes are read for this decode alone (zarrita keeps no reference).
           recycleBuffer(memory, bytes);
           return decoded;
@@ -179,6 +194,17 @@ function absolute(path: string): `/${string}` {
   return p === '' ? '/' : `/${p}`;
 }
 
+/**
+ * The decoded bytes of planes `from`..`to` along `axis` of a chunk of shape `chunks` in C order, when
+ * they are one run (every axis before `axis` one deep, as NGFF chunks t and c); else undefined. In
+ * F order (a transpose codec) the span means nothing, but then no decoder is given it (spansAreSamples).
+ */
+function spanOf(chunks: number[], sampleBytes: number | undefined, planes: ChunkPlanes): DecodedSpan | undefined {
+  if (sampleBytes === undefined || chunks.some((n, i) => i < planes.axis && n !== 1)) return undefined;
+  const plane = chunks.slice(planes.axis + 1).reduce((a, b) => a * b, sampleBytes);
+  return { start: planes.from * plane, end: (planes.to + 1) * plane };
+}
+
 /** zarrita (npm), with Blosc, zstd and lz4 by their C libraries, gzip and zlib by node's zlib (above), and sharding. */
 export const zarritaLibrary: ZarrLibrary = {
   async openGroup(store, path) {
@@ -202,15 +228,18 @@ export const zarritaLibrary: ZarrLibrary = {
     const location = zarr.root(store).resolve(absolute(path));
     const array = zarrFormat === 3 ? await zarr.open.v3(location, { kind: 'array' }) : await zarr.open.v2(location, { kind: 'array' });
     const fill = array.fillValue;
+    const sampleBytes = chunkBytes([1], String(array.dtype));
     return {
       shape: array.shape,
       chunks: array.chunks,
       dtype: String(array.dtype),
       fillValue: typeof fill === 'number' ? fill : null,
-      async getChunk(coords) {
+      async getChunk(coords, planes) {
         let chunk: Awaited<ReturnType<typeof array.getChunk>>;
         try {
-          chunk = await array.getChunk(coords);
+          // zarrita hands these options to our store's get untouched (ObjectStoreReadable).
+          const options: ChunkReadOptions | undefined = planes && { wanted: spanOf(array.chunks, sampleBytes, planes) };
+          chunk = await array.getChunk(coords, options);
         } catch (error) {
           if (zarr.isZarritaError(error, 'CodecPipelineError')) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: ${rootMessage(error)}`, { cause: error });
           throw error;

@@ -94,6 +94,61 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
     expect(Buffer.compare(out, native.decode(bytes, MAX_CHUNK_BYTES))).toBe(0);
   });
 
+  it('asked for a span, decodes the Blosc blocks holding it (the same bytes as a whole decode there) and leaves the other blocks unwritten', () => {
+    let partial = 0;
+    for (const v of variants.variants.filter((x) => x.kind === 'v2')) {
+      for (const file of chunkFiles(join(variants.dir, 'v2', v.name))) {
+        const bytes = new Uint8Array(readFileSync(file));
+        const whole = native.decode(bytes, MAX_CHUNK_BYTES);
+        const typesize = bytes[3]!;
+        const blocksize = Buffer.from(bytes.buffer, bytes.byteOffset, 16).readUInt32LE(8);
+        // Plane 1 of a chunk 2 planes deep, and a run of samples across a block's end.
+        const plane = whole.byteLength / 2;
+        const across = Math.min(blocksize, whole.byteLength / 2) - 2 * typesize;
+        for (const wanted of [{ start: plane, end: whole.byteLength }, { start: across, end: across + 4 * typesize }]) {
+          const given = Buffer.alloc(whole.byteLength, 0xcd);
+          const out = native.decode(bytes, MAX_CHUNK_BYTES, (size) => new Uint8Array(given.buffer, given.byteOffset, size), wanted);
+          expect({ file, wanted, equal: Buffer.compare(out.subarray(wanted.start, wanted.end), whole.subarray(wanted.start, wanted.end)) === 0 }).toEqual({ file, wanted, equal: true });
+          // Blocks wholly before the span: never decoded (c-blosc's getitem copies out the span alone).
+          if (bytes[2]! & 0x02) continue; // stored as is (memcpyed): no blocks
+          const before = Math.floor(wanted.start / blocksize) * blocksize;
+          if (before > 0 && out.subarray(0, before).every((b) => b === 0xcd)) partial++;
+        }
+      }
+    }
+    // The small-block and two-block chunks among them.
+    expect(partial).toBeGreaterThan(10);
+  });
+
+  it('a span of a corrupt chunk: the same clear error as a whole decode', () => {
+    const file = chunkFiles(join(variants.dir, 'v2', 'zstd-shuffle-uint16-blocks4k'))[0]!;
+    const broken = new Uint8Array(readFileSync(file));
+    const nbytes = Buffer.from(broken.buffer, broken.byteOffset, 16).readUInt32LE(4);
+    broken.fill(0xff, 16, 16 + 4 * 40);
+    expect(() => native.decode(broken, MAX_CHUNK_BYTES, undefined, { start: nbytes / 2, end: nbytes })).toThrow(/c-blosc could not decode the chunk \(error -?\d+\)/);
+  });
+
+  it('through zarrita: a chunk asked for some planes has them as a whole decode has them, and skips the rest, in Zarr v2 and v3 alike', async () => {
+    const kinds: string[] = [];
+    for (const v of variants.variants.filter((x) => x.kind !== 'v3-sharded' && x.name === 'zstd-shuffle-uint16-blocks4k')) {
+      kinds.push(v.kind);
+      const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
+      const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
+      takeChunkMemoryFrom(memory);
+      try {
+        const whole = await array.getChunk([0, 0, 0]);
+        const plane1 = await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 });
+        const n = 256 * 192;
+        expect(Array.from(plane1.data as Uint16Array).slice(n)).toEqual(Array.from(whole.data as Uint16Array).slice(n));
+        // Plane 0 (several 4 KB blocks) was not decoded.
+        expect((plane1.data as Uint16Array)[0]).toBe(0xcdcd);
+      } finally {
+        takeChunkMemoryFrom(undefined);
+      }
+    }
+    expect(kinds).toEqual(['v2', 'v3']);
+  });
+
   it('zarrita used c-blosc (one report line, codec "c-blosc"), not numcodecs', async () => {
     await readWhole(zarritaLibrary, variants.variants[0]!);
     expect(reported).toEqual([{ level: 'info', fields: { chunks: 'Blosc', codec: 'c-blosc', implementation: native.description } }]);
