@@ -6,71 +6,33 @@ import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
 /** Where decoded chunks are kept between tiles (the worker's byte-bounded source cache). */
 export interface ChunkCache {
   getOrLoad(key: string, load: () => Promise<DecodedChunk>): Promise<unknown>;
-  /** A cache that can also be handed entries (the worker's) keeps deep chunks as a window of planes. */
+  /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes. */
   set?(key: string, value: DecodedChunk): void;
   has?(key: string): boolean;
 }
 
 /**
- * Planes of a chunk deeper than one z slice kept around the z that was asked for: a viewer scrolls
- * through z a few slices at a time, and a 64³ chunk holds 64 of them. Keeping the whole chunk does
- * not fit a byte-bounded cache (a 3×3-tile viewport of 64³ chunks is 144 chunks per channel,
- * 72 MB each at uint16 for two channels) and the LRU then drops every chunk before the next z
- * needs it, so each z decoded all of them again. A window of planes either side of z is a quarter of
- * that, and one decode then serves the next PLANE_WINDOW slices up or down.
+ * Planes of a chunk deeper than one z slice are kept in windows of this many, aligned to it (planes
+ * 0-15, 16-31, ...), one cache entry per window: a viewer scrolls through z a few slices at a
+ * time, and a 64³ chunk holds 64 of them. Keeping the whole chunk does not fit a byte-bounded cache
+ * (a 3×3-tile viewport of 64³ chunks is 144 chunks per channel, 72 MB each at uint16 for two
+ * channels) and the LRU then drops every chunk before the next z needs it, so each z decoded all of
+ * them again. A window is a quarter of that (36 MB for that viewport), and one decode serves every
+ * slice of it.
+ *
+ * Why aligned windows, not planes around the z asked for (until session 7: the 17 planes within 8
+ * of it, each its own cache entry): a scroll of 16 slices decoded each chunk twice either way, but
+ * a whole scroll through a 64³ chunk took 5 decodes (now 4); each decode copied 17 planes into 17
+ * allocations and made 17 cache entries (now one copy into one pooled buffer, one entry); and an
+ * aligned window lies in whole Blosc blocks of the usual chunks, which a decoder can decode alone
+ * (ZarrArrayHandle.getChunk's `planes`).
  */
-export const PLANE_WINDOW = 8;
+export const PLANE_WINDOW = 16;
 
-/**
- * Which planes of a deep chunk to keep when plane `zi` must be decoded: PLANE_WINDOW either side,
- * or, when the plane just below (above) is still held, the viewer is scrolling up (down) through the
- * chunk and the same 2 × PLANE_WINDOW + 1 planes all lie ahead of it. A symmetric window spent half
- * of each decode on planes already passed: a scroll through a 64³ chunk decoded it 8 times, now 5.
- */
-export function planeWindow(zi: number, depth: number, held: (zi: number) => boolean): { from: number; to: number } {
-  const span = 2 * PLANE_WINDOW;
-  if (zi > 0 && held(zi - 1)) return { from: zi, to: Math.min(depth - 1, zi + span) };
-  if (zi < depth - 1 && held(zi + 1)) return { from: Math.max(0, zi - span), to: zi };
-  return { from: Math.max(0, zi - PLANE_WINDOW), to: Math.min(depth - 1, zi + PLANE_WINDOW) };
-}
-
-/** A decode of a whole deep chunk under way, and how many tiles (and z) wait to copy planes out of it. */
-interface SharedDecode {
-  chunk: Promise<DecodedChunk>;
-  users: number;
-}
-
-/** Decodes of whole deep chunks under way, shared by the tiles (and z) that need one (per array). */
-const decoding = new WeakMap<ZarrArrayHandle, Map<string, SharedDecode>>();
-
-/**
- * Copies planes out of a deep chunk, decoding it once for every tile that asks meanwhile. The
- * whole chunk never leaves this function (only copied planes are kept), so once the last of them
- * has copied its planes its memory is recycled at once: a 64³ chunk is 512 KB decoded for 8 KB
- * per plane kept, and fresh memory for each decode was most of its cost.
- */
-async function withSharedDecode<T>(array: ZarrArrayHandle, coords: number[], use: (chunk: DecodedChunk) => T): Promise<T> {
-  let pending = decoding.get(array);
-  if (!pending) decoding.set(array, (pending = new Map()));
-  const key = coords.join('.');
-  let shared = pending.get(key);
-  if (!shared) {
-    const chunk = array.getChunk(coords);
-    const entry: SharedDecode = { chunk, users: 0 };
-    shared = entry;
-    pending.set(key, entry);
-    // Later tiles decode it again (their planes were not asked for while this one was under way).
-    const forget = () => pending!.delete(key);
-    chunk.then(forget, forget);
-  }
-  shared.users++;
-  let chunk: DecodedChunk | undefined;
-  try {
-    chunk = await shared.chunk;
-    return use(chunk);
-  } finally {
-    if (--shared.users === 0 && chunk) recycleBuffer(chunkMemory(), chunk.data as PixelArray);
-  }
+/** The window of planes (inside the chunk, both ends included) that holds plane `zi` of a chunk `depth` deep. */
+export function planeWindow(zi: number, depth: number): { from: number; to: number } {
+  const from = zi - (zi % PLANE_WINDOW);
+  return { from, to: Math.min(depth, from + PLANE_WINDOW) - 1 };
 }
 
 export interface TileRegion {
@@ -98,24 +60,29 @@ function cStrides(shape: number[]): number[] {
   return shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
 }
 
-/** Plane `zi` (index inside the chunk) of a decoded chunk, as a chunk of depth 1 with its own buffer. */
-function planeOf(chunk: DecodedChunk, iz: number, zi: number): DecodedChunk {
+/**
+ * Planes `from`..`to` of axis `iz` of a decoded chunk, as a chunk of their own (C order), in
+ * `memory` where given: a window the cache keeps, given back by the cache when it drops it.
+ */
+function windowOf(chunk: DecodedChunk, iz: number, from: number, to: number, memory: ChunkMemory | undefined): DecodedChunk {
   const data = chunk.data as PixelArray;
-  const shape = chunk.shape.map((n, i) => (i === iz ? 1 : n));
+  const shape = chunk.shape.map((n, i) => (i === iz ? to - from + 1 : n));
   const stride = cStrides(shape);
   const n = shape.reduce((a, b) => a * b, 1);
+  const Typed = data.constructor as { new (n: number): PixelArray; new (buffer: ArrayBuffer, offset: number, length: number): PixelArray; BYTES_PER_ELEMENT: number };
+  const out = memory ? new Typed(memory.allocate(n * Typed.BYTES_PER_ELEMENT).buffer as ArrayBuffer, 0, n) : new Typed(n);
   // C order with nothing but size-1 axes outside z (NGFF's t, c, z, y, x chunked per channel): the
-  // plane is one contiguous run, copied so the chunk's buffer can go.
+  // planes are one contiguous run.
   const cOrder = cStrides(chunk.shape).every((s, i) => s === chunk.stride[i] || chunk.shape[i] === 1);
   if (cOrder && chunk.shape.every((s, i) => i >= iz || s === 1)) {
-    const start = zi * chunk.stride[iz]!;
-    return { data: data.slice(start, start + n), shape, stride };
+    const start = from * chunk.stride[iz]!;
+    out.set(data.subarray(start, start + n));
+    return { data: out, shape, stride };
   }
   // Any other order or layout: gathered element by element into C order.
-  const out = new (data.constructor as new (n: number) => PixelArray)(n);
   for (let k = 0; k < n; k++) {
     let rem = k;
-    let src = zi * chunk.stride[iz]!;
+    let src = from * chunk.stride[iz]!;
     for (let i = 0; i < shape.length; i++) {
       const at = Math.floor(rem / stride[i]!);
       rem -= at * stride[i]!;
@@ -168,10 +135,10 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
 
   /** Where the tile's pixels lie in a loaded chunk (or kept plane) at chunk-grid (cy, cx). */
   const placeIn = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
-    // Offset of the fixed (t, c, z) position inside the chunk (a kept plane is z = 0 of its own).
+    // Offset of the fixed (t, c, z) position inside the chunk (or the window of planes kept).
     let base = 0;
     axes.forEach((a, i) => {
-      if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? 0 : fixed[a]! - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
+      if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? planeZ : fixed[a]! - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
     });
     const chunkY0 = cy * chunkShape[iy]!;
     const chunkX0 = cx * chunkShape[ix]!;
@@ -184,19 +151,20 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       const coords = axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a]! / chunkShape[i]!)));
       const key = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
       let chunk: Promise<DecodedChunk>;
-      // z inside the chunk, for chunks kept as planes (then the cached entry is that plane alone).
+      // z inside the cached entry, for chunks kept as windows of planes (-1: the entry is the whole chunk).
       let planeZ = -1;
       if (deep) {
-        const zi0 = (planeZ = region.z - coords[iz]! * chunkShape[iz]!);
-        const planeKey = (zi: number) => `${key}@${zi}`;
-        chunk = cache.getOrLoad(planeKey(zi0), () => {
-          const { from, to } = planeWindow(zi0, chunkShape[iz]!, (zi) => cache.has!(planeKey(zi)));
-          return withSharedDecode(array, coords, (whole) => {
-            for (let zi = from; zi <= to; zi++) {
-              if (zi !== zi0 && !cache.has!(planeKey(zi))) cache.set!(planeKey(zi), planeOf(whole, iz, zi));
-            }
-            return planeOf(whole, iz, zi0);
-          });
+        const { from, to } = planeWindow(region.z - coords[iz]! * chunkShape[iz]!, chunkShape[iz]!);
+        planeZ = region.z - coords[iz]! * chunkShape[iz]! - from;
+        chunk = cache.getOrLoad(`${key}@${from}`, async () => {
+          const memory = chunkMemory();
+          const whole = await array.getChunk(coords, { axis: iz, from, to });
+          // Only this load ever sees the whole chunk: its memory goes back once the window is copied out.
+          try {
+            return windowOf(whole, iz, from, to, memory);
+          } finally {
+            recycleBuffer(memory, whole.data as PixelArray);
+          }
         }) as Promise<DecodedChunk>;
       } else chunk = cache.getOrLoad(key, () => array.getChunk(coords)) as Promise<DecodedChunk>;
       loads.push({ coords, planeZ, cy, cx, chunk });
