@@ -9,6 +9,8 @@ export interface ChunkCache {
   /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes. */
   set?(key: string, value: DecodedChunk): void;
   has?(key: string): boolean;
+  /** The entry, if held (then counted as getOrLoad counts a hit): read without a promise per chunk. */
+  get?(key: string): unknown;
 }
 
 /**
@@ -145,18 +147,28 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
     return { base, sy: chunk.stride[iy]!, sx: chunk.stride[ix]!, chunkY0, chunkX0, data: chunk.data as PixelArray };
   };
 
-  const loads: { coords: number[]; planeZ: number; cy: number; cx: number; chunk: Promise<DecodedChunk> }[] = [];
+  /**
+   * The cached entry itself when the cache holds it, else its load: a 256² tile over 64³ chunks
+   * reads 16 chunks per channel, nearly always held, and a promise and a callback for each was
+   * work for nothing.
+   */
+  const held = (key: string, load: () => Promise<DecodedChunk>): DecodedChunk | Promise<DecodedChunk> => {
+    if (cache.get && cache.has?.(key)) return cache.get(key) as DecodedChunk;
+    return cache.getOrLoad(key, load) as Promise<DecodedChunk>;
+  };
+
+  const loads: { coords: number[]; planeZ: number; cy: number; cx: number; chunk: DecodedChunk | Promise<DecodedChunk> }[] = [];
   for (let cy = cy0; cy <= cy1; cy++) {
     for (let cx = cx0; cx <= cx1; cx++) {
       const coords = axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a]! / chunkShape[i]!)));
       const key = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
-      let chunk: Promise<DecodedChunk>;
+      let chunk: DecodedChunk | Promise<DecodedChunk>;
       // z inside the cached entry, for chunks kept as windows of planes (-1: the entry is the whole chunk).
       let planeZ = -1;
       if (deep) {
         const { from, to } = planeWindow(region.z - coords[iz]! * chunkShape[iz]!, chunkShape[iz]!);
         planeZ = region.z - coords[iz]! * chunkShape[iz]! - from;
-        chunk = cache.getOrLoad(`${key}@${from}`, async () => {
+        chunk = held(`${key}@${from}`, async () => {
           const memory = chunkMemory();
           const whole = await array.getChunk(coords, { axis: iz, from, to });
           // Only this load ever sees the whole chunk: its memory goes back once the window is copied out.
@@ -165,8 +177,8 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
           } finally {
             recycleBuffer(memory, whole.data as PixelArray);
           }
-        }) as Promise<DecodedChunk>;
-      } else chunk = cache.getOrLoad(key, () => array.getChunk(coords)) as Promise<DecodedChunk>;
+        });
+      } else chunk = held(key, () => array.getChunk(coords));
       loads.push({ coords, planeZ, cy, cx, chunk });
     }
   }
@@ -183,23 +195,25 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   const out = allocate(image.dtype, n, memory);
   // Fresh memory is zeros already; reused memory holds anything.
   if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
-  await Promise.all(
-    loads.map(({ coords, planeZ, cy, cx, chunk: load }) =>
-      load.then((chunk) => {
-        const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
-        const ya = Math.max(region.y0, chunkY0);
-        const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
-        const xa = Math.max(region.x0, chunkX0);
-        const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
-        for (let y = ya; y < yb; y++) {
-          const src = base + (y - chunkY0) * sy + (xa - chunkX0) * sx;
-          const dst = (y - region.y0) * region.width + (xa - region.x0);
-          if (sx === 1) out.set(data.subarray(src, src + (xb - xa)), dst);
-          else for (let x = 0; x < xb - xa; x++) out[dst + x] = data[src + x * sx]!;
-        }
-      }),
-    ),
-  );
+  const copy = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
+    const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
+    const ya = Math.max(region.y0, chunkY0);
+    const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
+    const xa = Math.max(region.x0, chunkX0);
+    const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
+    for (let y = ya; y < yb; y++) {
+      const src = base + (y - chunkY0) * sy + (xa - chunkX0) * sx;
+      const dst = (y - region.y0) * region.width + (xa - region.x0);
+      if (sx === 1) out.set(data.subarray(src, src + (xb - xa)), dst);
+      else for (let x = 0; x < xb - xa; x++) out[dst + x] = data[src + x * sx]!;
+    }
+  };
+  const pending: Promise<void>[] = [];
+  for (const { coords, planeZ, cy, cx, chunk } of loads) {
+    if (chunk instanceof Promise) pending.push(chunk.then((loaded) => copy(loaded, coords, planeZ, cy, cx)));
+    else copy(chunk, coords, planeZ, cy, cx);
+  }
+  if (pending.length > 0) await Promise.all(pending);
   // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
   memory?.retire(out.buffer);
   return tileOf(out);

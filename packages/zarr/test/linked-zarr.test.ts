@@ -174,6 +174,19 @@ describe('chunks deeper than one z slice (64³)', () => {
     expect(asked).toEqual([{ axis: 1, from: 32, to: 47 }]);
   });
 
+  it('a tile whose chunks the cache holds is read from them directly, not through a load per chunk', async () => {
+    const { handle, decodes } = array('C');
+    const lru = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    let loads = 0;
+    const cache = { getOrLoad: (key: string, load: () => Promise<unknown>) => (loads++, lru.getOrLoad(key, load)), set: lru.set.bind(lru), has: lru.has.bind(lru), get: lru.get.bind(lru) };
+    const region = (z: number) => ({ level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 });
+    await readTileFromChunks(image, [handle], region(20), cache as never, 'k');
+    expect(loads).toBe(12);
+    const tile = await readTileFromChunks(image, [handle], region(21), cache as never, 'k');
+    expect(tile.data[150 * 17 + 42]).toBe(value(21, 17, 42));
+    expect({ loads, decodes: decodes.length, hits: lru.stats().hits }).toEqual({ loads: 12, decodes: 12, hits: 12 });
+  });
+
   it('scrolling down from the top decodes each chunk 4 times too, with the known values', async () => {
     const { handle, decodes } = array('C');
     const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
