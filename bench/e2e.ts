@@ -21,7 +21,7 @@
  * workers, the gateway and the API, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
  * E2E_PROFILE_DIR (keep the profiles there),
  * WORKERS (2), WORKER_CONCURRENCY (2), RENDER_BATCH_TILES (the system's default; 1 = a job per tile),
- * E2E_PROFILE=0 to skip the profiled round, E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
+ * E2E_PROFILE=0 to skip the profiled round, E2E_NODE_ARGS ('--max-semi-space-size=32'), E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
@@ -45,6 +45,8 @@ const DATASET = { id: 'cells', width: 2048, height: 2048, sizeZ: 16, tileSize: 2
 const Z_PER_ROUND = 4;
 const QUALITY = 85;
 const FETCHES_IN_FLIGHT = 6;
+/** E2E_NODE_ARGS: more node flags for every process of the system (V8 or libuv settings to try). */
+const EXTRA_NODE_ARGS = (process.env.E2E_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 type Kind = 'multi' | 'grey';
 interface Tile {
@@ -342,7 +344,7 @@ async function main(): Promise<void> {
     datasets: [DATASET],
     env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) },
     readyTimeoutMs: 120_000,
-    nodeArgs: (name) => (profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : []),
+    nodeArgs: (name) => [...EXTRA_NODE_ARGS, ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : [])],
   });
   try {
     console.log(
