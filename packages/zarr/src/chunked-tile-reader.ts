@@ -37,6 +37,34 @@ export function planeWindow(zi: number, depth: number): { from: number; to: numb
   return { from, to: Math.min(depth, from + PLANE_WINDOW) - 1 };
 }
 
+/**
+ * Loads of deep-chunk windows in flight in this process at once; the others wait their turn. Why:
+ * a chunk's load reads it (a 64³ uint16 chunk with Blosc lz4: ~320 KB), decodes it (512 KB) and
+ * copies the window out (128 KB), and from local disk the read is synchronous, so a tile's 16
+ * loads per channel all read before the first decodes: with 4 renders in flight, dozens of read
+ * and decode buffers were alive at once, more than the worker's pool keeps idle, and half of a
+ * bench:zarr 64³ run's 2,000 buffers were fresh memory (page faults as c-blosc wrote them, and the
+ * collector's work). A few at a time keep a handful alive, reused from the pool. A few, not one:
+ * from S3 each load is a GET whose latency the others overlap.
+ */
+export const WINDOW_LOADS_IN_FLIGHT = 4;
+
+let windowLoadsInFlight = 0;
+const waitingForWindowLoad: (() => void)[] = [];
+
+async function limitedWindowLoad<T>(load: () => Promise<T>): Promise<T> {
+  if (windowLoadsInFlight >= WINDOW_LOADS_IN_FLIGHT) await new Promise<void>((resolve) => waitingForWindowLoad.push(resolve));
+  else windowLoadsInFlight++;
+  try {
+    return await load();
+  } finally {
+    // The slot passes to the next waiter as it is (the count stays), or is given up.
+    const next = waitingForWindowLoad.shift();
+    if (next) next();
+    else windowLoadsInFlight--;
+  }
+}
+
 export interface TileRegion {
   level: number;
   t: number;
@@ -168,7 +196,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       if (deep) {
         const { from, to } = planeWindow(region.z - coords[iz]! * chunkShape[iz]!, chunkShape[iz]!);
         planeZ = region.z - coords[iz]! * chunkShape[iz]! - from;
-        chunk = held(`${key}@${from}`, async () => {
+        chunk = held(`${key}@${from}`, () => limitedWindowLoad(async () => {
           const memory = chunkMemory();
           const whole = await array.getChunk(coords, { axis: iz, from, to });
           // Only this load ever sees the whole chunk: its memory goes back once the window is copied out.
@@ -177,7 +205,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
           } finally {
             recycleBuffer(memory, whole.data as PixelArray);
           }
-        });
+        }));
       } else chunk = held(key, () => array.getChunk(coords));
       loads.push({ coords, planeZ, cy, cx, chunk });
     }

@@ -1,5 +1,5 @@
 import { LruByteCache } from '@tilefarm/render';
-import { LinkedZarrReader, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
+import { LinkedZarrReader, WINDOW_LOADS_IN_FLIGHT, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,6 +185,23 @@ describe('chunks deeper than one z slice (64³)', () => {
     const tile = await readTileFromChunks(image, [handle], region(21), cache as never, 'k');
     expect(tile.data[150 * 17 + 42]).toBe(value(21, 17, 42));
     expect({ loads, decodes: decodes.length, hits: lru.stats().hits }).toEqual({ loads: 12, decodes: 12, hits: 12 });
+  });
+
+  it(`loads at most ${WINDOW_LOADS_IN_FLIGHT} windows at once (read, decoded and copied before the next starts), with the known values`, async () => {
+    const { handle } = array('C');
+    let inFlight = 0;
+    let most = 0;
+    const slow = { ...handle, getChunk: async (coords: number[]) => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      inFlight--;
+      return handle.getChunk(coords);
+    } };
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    // Two tiles of 12 chunks each at once: 24 loads asked for together.
+    const [a, b] = await Promise.all([20, 40].map((z) => readTileFromChunks(image, [slow], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 }, cache, 'k')));
+    expect(most).toBe(WINDOW_LOADS_IN_FLIGHT);
+    expect([a!.data[150 * 17 + 42], b!.data[150 * 199 + 149]]).toEqual([value(20, 17, 42), value(40, 199, 149)]);
   });
 
   it('scrolling down from the top decodes each chunk 4 times too, with the known values', async () => {
