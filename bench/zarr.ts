@@ -26,7 +26,7 @@
  * What stays warm: the OS page cache (files just written, local disk), the opened Zarr's metadata
  * (a worker keeps it 10 s), sharp/JIT (a warm-up run is not counted).
  * Figures: median of BENCH_ROUNDS (3) interleaved rounds; CPU per tile is the process's (every
- * thread). After each run, the same source tiles or chunks are read and decoded once more, alone (no
+ * thread), with the fresh buffers the worker's pool had to allocate per run. After each run, the same source tiles or chunks are read and decoded once more, alone (no
  * render, no cache): the least any reader must spend on them. From it, a ceiling per layout: the
  * ratio a CPU-bound run would reach if everything but those reads cost what the copied run's does.
  * It is a report, not a test.
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
      * reuse their memory. With "empty" it starts empty, as a worker just started: every chunk lands in
      * fresh memory. Returns tiles/s, the process's CPU per tile (all threads) and the run's reads.
      */
-    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; z0: number }> {
+    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; fresh: number; z0: number }> {
       const manifest = manifests[which]!;
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
+      const allocated = sourceBuffers.stats().allocated;
       if (PROFILE_DIR) await post('Profiler.start');
       const start = performance.now();
       const cpu = process.cpuUsage();
@@ -158,8 +159,10 @@ async function main(): Promise<void> {
         writeFileSync(join(PROFILE_DIR, `${which}-${runNo}.cpuprofile`), JSON.stringify(profile));
       }
       const misses = cache.stats().misses - before;
+      // Buffers the pool could not hand out from its idle ones (fresh memory: page faults, and the collector's work).
+      const fresh = sourceBuffers.stats().allocated - allocated;
       cache.clear();
-      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, z0 };
+      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, fresh, z0 };
     }
 
     /**
@@ -225,11 +228,13 @@ async function main(): Promise<void> {
     const cpuMs: Record<string, number[]> = {};
     const leastMs: Record<string, number[]> = {};
     const last: Record<string, { misses: number }> = {};
+    const fresh: Record<string, number[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['copied', ...MEASURED.map((l) => l.name)]) {
         const r = await run(which);
         (rates[which] ??= []).push(r.rate);
         (cpuMs[which] ??= []).push(r.cpuMs);
+        (fresh[which] ??= []).push(r.fresh);
         (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
         last[which] = r;
       }
@@ -241,7 +246,7 @@ async function main(): Promise<void> {
       `zarr bench: ${tiles} cold tiles per run (${VIEW.cols}×${VIEW.rows} viewport × ${Z_PER_RUN} z, 2-channel JPEG q85), ${IN_FLIGHT} in flight, source cache ${SOURCE_CACHE_MB} MB ${startsWith} at each run's start (START_CACHE=${START_CACHE}), median of ${ROUNDS} interleaved rounds, node ${process.version}`,
     );
     const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
-    const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)})`;
+    const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)}), ${median(fresh[which]!)} fresh pool buffers per run`;
     console.log(`copied source (256² source tiles, ${manifests.copied.sourceEncoding}): ${copied.toFixed(1)} tiles/s (range ${range(rates.copied!)}), ${cpu('copied')}`);
     for (const l of MEASURED) {
       const linked = median(rates[l.name]!);
