@@ -13,10 +13,13 @@
  *   one websocket client; CPU of the server and the client per event.
  * - Express: a server process answers GET /tiles/:key with a 2,760-byte body from memory (the
  *   e2e tile's size), kept-alive, 6 connections; CPU of the server and of the client per GET.
- * - The encoder: sharp encoding 256² RGB tiles from the e2e bench's viewer-like pixels, 4 in flight.
+ * - The encoder: sharp encoding 256² RGB tiles of fluorescence-like pixels made here (blobs on a
+ *   dark background with a little noise: ~3 KB at q85, like bench:e2e's tiles), 4 in flight.
  * From these: the least CPU a cold tile can cost with these parts, and so the highest e2e ÷ encode
  * any code built on them could reach on this machine (with the viewer on the same cores, as in
- * bench:e2e, and without it). Nothing is cached: every event, job and GET is new.
+ * bench:e2e, and without it). Nothing is cached: every event, job and GET is new. Each part runs
+ * alone here; sharing the cores with the others (bench:e2e) costs each of them more, so this floor,
+ * and the ceiling from it, are optimistic.
  * Knob: FLOOR_TILES (8000).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
