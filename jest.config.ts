@@ -9,9 +9,10 @@ const transform: Config['transform'] = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
 };
 const moduleNameMapper = {
-  // Second entries of a package (see packages/*/<entry>/package.json): the one that brings sharp, the one that brings bull-board.
+  // Second entries of a package (see packages/*/<entry>/package.json): the one that brings sharp, the one that brings bull-board, the apps' first import.
   '^@tilefarm/render/encoder$': '<rootDir>/packages/render/src/encoder',
   '^@tilefarm/queue/dashboard$': '<rootDir>/packages/queue/src/queue-dashboard',
+  '^@tilefarm/telemetry/early-signals$': '<rootDir>/packages/telemetry/src/early-signals',
   '^@tilefarm/(contracts|config|telemetry|render|storage|queue|datasets|ingest|tile-requests|zarr)$': '<rootDir>/packages/$1/src',
   '^zarrita$': '<rootDir>/node_modules/zarrita/dist/src/index.js',
   '^@zarrita/storage$': '<rootDir>/node_modules/@zarrita/storage/dist/src/index.js',

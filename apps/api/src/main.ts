@@ -1,3 +1,5 @@
+// First, before any other module loads: a SIGTERM while they load is kept for runProcess, not fatal.
+import '@tilefarm/telemetry/early-signals';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';

@@ -1,3 +1,5 @@
+// First, before any other module loads: a SIGTERM while they load is kept for runProcess, not fatal.
+import '@tilefarm/telemetry/early-signals';
 import { createServer } from 'node:http';
 import { environmentWithFile, loadConfig, storageSettings, tileBaseUrl } from '@tilefarm/config';
 import { DatasetCatalog } from '@tilefarm/datasets';

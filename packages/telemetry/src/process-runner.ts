@@ -2,6 +2,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from './logger';
 import { createRegistry } from './metrics';
+import { takeOverSignals } from './early-signals';
 
 /** What every long-running tilefarm process reads from its configuration to be run. */
 export interface RunnableConfig {
@@ -64,11 +65,14 @@ export function runProcess<C extends RunnableConfig>(app: string, configure: () 
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Signals that came while the app's modules loaded (early-signals.ts), answered once started.
+  const early = takeOverSignals();
   running = start(context);
   running.catch((e: unknown) => {
     logger.fatal({ err: e }, 'start failed');
     process.exit(1);
   });
+  if (early.length > 0) void stop(early[0]!);
 }
 
 /** Resolves when `work` does or after `ms`, whichever is first: a drain that must not hold a stop forever. */

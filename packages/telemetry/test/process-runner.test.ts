@@ -10,9 +10,9 @@ interface Outcome {
   ms: number;
 }
 
-function run(mode: string, signalAfterStart?: NodeJS.Signals): Promise<Outcome> {
+function run(mode: string, signalAfterStart?: NodeJS.Signals, script = 'runner-child.js', env: Record<string, string> = {}): Promise<Outcome> {
   const started = performance.now();
-  const child = spawn(process.execPath, [join(__dirname, 'support/runner-child.js')], { env: { ...process.env, MODE: mode } });
+  const child = spawn(process.execPath, [join(__dirname, 'support', script)], { env: { ...process.env, MODE: mode, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -47,6 +47,20 @@ describe('runProcess', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toContain(`"signal":"${signal}"`);
     expect(out.stdout).toContain('{"stopCalled":true,"deadlineMs":200,"stopping":true}');
+  });
+
+  it('a SIGTERM while the modules still load stops the process once started, exit 0 (the apps import early-signals first)', async () => {
+    const out = await run('normal', undefined, 'early-signal-child.js');
+    expect({ code: out.code, stderr: out.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(out.stdout).toContain('"msg":"started"');
+    expect(out.stdout).toContain('"signal":"SIGTERM"');
+    expect(out.stdout).toContain('{"stopCalled":true,"deadlineMs":200,"stopping":true}');
+  });
+
+  it('without that first import, the same signal kills the process as it loads: nothing drained, no exit code', async () => {
+    const out = await run('normal', undefined, 'early-signal-child.js', { EARLY: '0' });
+    expect(out.code).toBeNull();
+    expect(out.stdout).not.toContain('started');
   });
 
   it('a stop that never ends is abandoned after its deadline plus 5 s, exit 1', async () => {
