@@ -13,7 +13,7 @@
  *   one websocket client; CPU of the server and the client per event.
  * - Express: a server process answers GET /tiles/:key with a 2,760-byte body from memory (the
  *   e2e tile's size), kept-alive, 6 connections; CPU of the server and of the client per GET.
- * - The encoder: sharp encoding 256² RGB tiles of fluorescence-like pixels made here (blobs on a
+ * - The encoder: the worker's own (SharpTileEncoder, sharp set up as in the worker) encoding 256² RGB tiles of fluorescence-like pixels made here (blobs on a
  *   dark background with a little noise: ~3 KB at q85, like bench:e2e's tiles), 4 in flight.
  * From these: the least CPU a cold tile can cost with these parts, and so the highest e2e ÷ encode
  * any code built on them could reach on this machine (with the viewer on the same cores, as in
@@ -28,10 +28,10 @@ import { Agent, createServer, get } from 'node:http';
 import { cpus } from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import { connectionFor } from '@tilefarm/queue';
+import { configureSharp, SharpTileEncoder } from '@tilefarm/render/encoder';
 import express from 'express';
 import { Server } from 'socket.io';
 import { io } from 'socket.io-client';
-import sharp from 'sharp';
 import { PrivateRedis } from '../test/support/private-redis';
 import { processCpu } from './support/process-cpu';
 import { redisSnapshot, diffRedis } from './support/redis-stats';
@@ -93,6 +93,15 @@ const selfCpu = () => {
 };
 const msPer = (seconds: number) => (seconds * 1000) / TILES;
 
+/** A warm-up round, then the measured one: CPU ms per tile of the child server and of this process (its client). */
+async function serverAndClientCpu(proc: ChildProcess, run: (n: number) => Promise<void>): Promise<{ server: number; client: number }> {
+  await run(500); // warm-up: connections, JIT
+  const s0 = cpuOf(proc);
+  const c0 = selfCpu();
+  await run(TILES);
+  return { server: msPer(cpuOf(proc) - s0), client: msPer(selfCpu() - c0) };
+}
+
 async function measureHttp(): Promise<{ server: number; client: number }> {
   const { proc, line } = await startChild('http-server');
   const agent = new Agent({ keepAlive: true, maxSockets: 6 });
@@ -109,11 +118,7 @@ async function measureHttp(): Promise<{ server: number; client: number }> {
       while (next < n) await getOne(next++);
     }));
   };
-  await run(500); // warm-up: connections, JIT
-  const s0 = cpuOf(proc);
-  const c0 = selfCpu();
-  await run(TILES);
-  const out = { server: msPer(cpuOf(proc) - s0), client: msPer(selfCpu() - c0) };
+  const out = await serverAndClientCpu(proc, run);
   agent.destroy();
   proc.kill();
   return out;
@@ -130,11 +135,7 @@ async function measureSocket(): Promise<{ server: number; client: number }> {
     await socket.timeout(120_000).emitWithAck('go', n);
     while (received < target) await new Promise((r) => setTimeout(r, 1));
   };
-  await run(500);
-  const s0 = cpuOf(proc);
-  const c0 = selfCpu();
-  await run(TILES);
-  const out = { server: msPer(cpuOf(proc) - s0), client: msPer(selfCpu() - c0) };
+  const out = await serverAndClientCpu(proc, run);
   socket.close();
   proc.kill();
   return out;
@@ -171,8 +172,8 @@ async function measureBullmq(): Promise<{ worker: number; producer: number; redi
 }
 
 async function measureEncode(): Promise<{ cpu: number; bytes: number }> {
-  sharp.cache(false);
-  sharp.concurrency(1);
+  configureSharp({ cache: false, concurrency: 1 }); // as the worker does
+  const encoder = new SharpTileEncoder();
   // Fluorescence-like pixels: smooth blobs over a dark background with a little noise (the e2e
   // tiles come out at 2-3 KB at q85; so do these).
   const rgb = Buffer.alloc(256 * 256 * 3);
@@ -187,7 +188,7 @@ async function measureEncode(): Promise<{ cpu: number; bytes: number }> {
       rgb[i + 2] = Math.max(0, Math.min(255, 12 + noise()));
     }
   }
-  const encodeOne = () => sharp(rgb, { raw: { width: 256, height: 256, channels: 3 } }).jpeg({ quality: 85, chromaSubsampling: '4:2:0' }).toBuffer();
+  const encodeOne = () => encoder.encode(rgb, 256, 256, 'jpeg', 85);
   const run = async (n: number) => {
     let next = 0;
     let bytes = 0;
