@@ -21,7 +21,7 @@
  * workers, the gateway and the API, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
  * E2E_PROFILE_DIR (keep the profiles there),
  * WORKERS (2), WORKER_CONCURRENCY (2), RENDER_BATCH_TILES (the system's default; 1 = a job per tile),
- * E2E_PROFILE=0 to skip the profiled round, E2E_NODE_ARGS ('--max-semi-space-size=32'), E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
+ * E2E_PROFILE=0 to skip the profiled round, E2E_NODE_ARGS (e.g. '--max-semi-space-size=64'), E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
