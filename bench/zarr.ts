@@ -26,7 +26,8 @@
  * What stays warm: the OS page cache (files just written, local disk), the opened Zarr's metadata
  * (a worker keeps it 10 s), sharp/JIT (a warm-up run is not counted).
  * Figures: median of BENCH_ROUNDS (3) interleaved rounds; CPU per tile is the process's (every
- * thread), with the fresh buffers the worker's pool had to allocate per run. After each run, the
+ * thread), with the fresh buffers the worker's pool had to allocate per run and the process's minor
+ * page faults per tile (memory touched for the first time: on this VM ~15 µs per 4 KB page). After each run, the
  * same source tiles or chunks are read and decoded once more, alone (no render, no cache; of a
  * chunk deeper than one z only the planes the run shows, as Blosc can): the least any reader must
  * spend on them. From it, a ceiling per layout: the
@@ -34,7 +35,7 @@
  * It is a report, not a test.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,12 @@ import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
 import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
+
+/** This process's minor page faults so far (/proc/self/stat field 10). */
+function minorFaults(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+}
 
 const SIZE_C = 2;
 const SIZE_Z = 64;
@@ -116,16 +123,17 @@ async function main(): Promise<void> {
      * reuse their memory. With "empty" it starts empty, as a worker just started: every chunk lands in
      * fresh memory. Returns tiles/s, the process's CPU per tile (all threads) and the run's reads.
      */
-    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; fresh: number; z0: number }> {
+    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; fresh: number; faults: number; z0: number }> {
       const manifest = manifests[which]!;
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
       const z0 = (runNo * 7) % (SIZE_Z - Z_PER_RUN);
       const cache = new LruByteCache<string, SourceTile | DecodedChunk>({
         maxBytes: SOURCE_CACHE_MB * 1024 * 1024,
-        dispose: (value) => {
-          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer);
+        dispose: (value, lastRead) => {
+          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
         },
+        readClock: () => sourceBuffers.latestTicket(),
       });
       // The worker's two read paths (apps/worker/src/render-service.ts).
       const readSource = (c: number, z: number, x: number, y: number) =>
@@ -140,6 +148,7 @@ async function main(): Promise<void> {
       const allocated = sourceBuffers.stats().allocated;
       if (PROFILE_DIR) await post('Profiler.start');
       const start = performance.now();
+      const faults = minorFaults();
       const cpu = process.cpuUsage();
       await Promise.all(
         Array.from({ length: IN_FLIGHT }, async () => {
@@ -156,6 +165,7 @@ async function main(): Promise<void> {
       );
       const rate = jobs.length / ((performance.now() - start) / 1000);
       const used = process.cpuUsage(cpu);
+      const faultsPerTile = (minorFaults() - faults) / jobs.length;
       if (PROFILE_DIR) {
         const { profile } = (await post('Profiler.stop')) as { profile: object };
         writeFileSync(join(PROFILE_DIR, `${which}-${runNo}.cpuprofile`), JSON.stringify(profile));
@@ -164,7 +174,7 @@ async function main(): Promise<void> {
       // Buffers the pool could not hand out from its idle ones (fresh memory: page faults, and the collector's work).
       const fresh = sourceBuffers.stats().allocated - allocated;
       cache.clear();
-      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, fresh, z0 };
+      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, fresh, faults: faultsPerTile, z0 };
     }
 
     /**
@@ -240,12 +250,14 @@ async function main(): Promise<void> {
     const leastMs: Record<string, number[]> = {};
     const last: Record<string, { misses: number }> = {};
     const fresh: Record<string, number[]> = {};
+    const faults: Record<string, number[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['copied', ...MEASURED.map((l) => l.name)]) {
         const r = await run(which);
         (rates[which] ??= []).push(r.rate);
         (cpuMs[which] ??= []).push(r.cpuMs);
         (fresh[which] ??= []).push(r.fresh);
+        (faults[which] ??= []).push(r.faults);
         (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
         last[which] = r;
       }
@@ -257,7 +269,7 @@ async function main(): Promise<void> {
       `zarr bench: ${tiles} cold tiles per run (${VIEW.cols}×${VIEW.rows} viewport × ${Z_PER_RUN} z, 2-channel JPEG q85), ${IN_FLIGHT} in flight, source cache ${SOURCE_CACHE_MB} MB ${startsWith} at each run's start (START_CACHE=${START_CACHE}), median of ${ROUNDS} interleaved rounds, node ${process.version}`,
     );
     const range = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
-    const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)}), ${median(fresh[which]!)} fresh pool buffers per run`;
+    const cpu = (which: string) => `${median(cpuMs[which]!).toFixed(2)} ms CPU per tile (reading each source ${which === 'copied' ? 'tile' : 'chunk'} once alone: ${median(leastMs[which]!).toFixed(2)}), ${median(fresh[which]!)} fresh pool buffers per run, ${median(faults[which]!).toFixed(0)} minor page faults per tile`;
     console.log(`copied source (256² source tiles, ${manifests.copied.sourceEncoding}): ${copied.toFixed(1)} tiles/s (range ${range(rates.copied!)}), ${cpu('copied')}`);
     for (const l of MEASURED) {
       const linked = median(rates[l.name]!);

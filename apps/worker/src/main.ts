@@ -35,9 +35,10 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(config.SOURCE_CACHE_MB * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
-    dispose: (value) => {
-      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer);
+    dispose: (value, lastRead) => {
+      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
     },
+    readClock: () => sourceBuffers.latestTicket(),
   });
   const redis = createRedis(config.REDIS_URL, 'worker');
   const settlement = new TileSettlement(config.REDIS_PREFIX, redis);

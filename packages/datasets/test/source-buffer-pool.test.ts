@@ -25,6 +25,25 @@ describe('SourceBufferPool', () => {
     expect(pool.stats()).toMatchObject({ reused: 1, free: 0 });
   });
 
+  it('retire with lastReadAt: memory no render in flight read is reused at once; memory one read waits for it', () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    const early = pool.enter();
+    const cold = pool.allocate(1000).buffer;
+    const readByEarly = pool.latestTicket(); // handed to a reader while `early` was the latest render
+    pool.leave(early);
+    const running = pool.enter(); // a render in flight that never read `cold`
+    pool.retire(cold, readByEarly);
+    expect(pool.stats()).toMatchObject({ waiting: 0, free: 1 });
+    expect(pool.allocate(1000).buffer).toBe(cold);
+    // Read by the render in flight: waits for it, as a retirement without lastReadAt does.
+    const hot = pool.allocate(2000).buffer;
+    pool.retire(hot, pool.latestTicket());
+    expect(pool.stats().waiting).toBe(1);
+    expect(pool.allocate(2000).buffer).not.toBe(hot);
+    pool.leave(running);
+    expect(pool.allocate(2000).buffer).toBe(hot);
+  });
+
   it('ignores memory it did not hand out, keeps at most maxFreeBytes idle and gives up waiting buffers past maxWaiting', () => {
     const pool = new SourceBufferPool({ maxFreeBytes: 2500, maxWaiting: 2 });
     pool.retire(new ArrayBuffer(1000));

@@ -18,14 +18,21 @@ export interface LruByteCacheOptions<V> {
   sizeOf?: (value: V) => number;
   /**
    * Called once a value has left the cache (evicted, replaced, deleted, cleared, or too large to
-   * keep): the worker gives pooled source-tile memory back this way.
+   * keep): the worker gives pooled source-tile memory back this way. `lastRead` is `readClock`'s
+   * reading at the value's last hit or store (undefined without a clock).
    */
-  dispose?: (value: V) => void;
+  dispose?: (value: V, lastRead: number | undefined) => void;
+  /**
+   * Read at every hit and store; each entry keeps its latest reading for `dispose`. The worker
+   * passes its pool's render tickets: memory no render in flight read can be reused at once.
+   */
+  readClock?: () => number;
 }
 
 interface Entry<V> {
   value: V;
   bytes: number;
+  lastRead: number | undefined;
 }
 
 function defaultSizeOf(value: unknown): number {
@@ -37,7 +44,8 @@ export class LruByteCache<K, V> {
   private readonly map = new Map<K, Entry<V>>();
   private readonly inflight = new Map<K, Promise<V>>();
   private readonly sizeOf: (value: V) => number;
-  private readonly dispose: ((value: V) => void) | undefined;
+  private readonly dispose: ((value: V, lastRead: number | undefined) => void) | undefined;
+  private readonly readClock: (() => number) | undefined;
   private bytes = 0;
   private hits = 0;
   private misses = 0;
@@ -49,6 +57,7 @@ export class LruByteCache<K, V> {
     this.maxBytes = options.maxBytes;
     this.sizeOf = options.sizeOf ?? defaultSizeOf;
     this.dispose = options.dispose;
+    this.readClock = options.readClock;
   }
 
   /** The value, marked most recently used; counts a hit or a miss. */
@@ -59,6 +68,7 @@ export class LruByteCache<K, V> {
       return undefined;
     }
     this.hits++;
+    e.lastRead = this.readClock?.();
     // Map keeps insertion order: re-inserting moves the key to the most-recent end.
     this.map.delete(key);
     this.map.set(key, e);
@@ -75,13 +85,14 @@ export class LruByteCache<K, V> {
     if (old) {
       this.map.delete(key);
       this.bytes -= old.bytes;
-      if (old.value !== value) this.dispose?.(old.value);
+      if (old.value !== value) this.dispose?.(old.value, old.lastRead);
     }
+    const lastRead = this.readClock?.();
     if (bytes > this.maxBytes) {
-      this.dispose?.(value);
+      this.dispose?.(value, lastRead);
       return;
     }
-    this.map.set(key, { value, bytes });
+    this.map.set(key, { value, bytes, lastRead });
     this.bytes += bytes;
     while (this.bytes > this.maxBytes) {
       const oldest = this.map.keys().next();
@@ -90,7 +101,7 @@ export class LruByteCache<K, V> {
       this.map.delete(oldest.value);
       this.bytes -= e.bytes;
       this.evictions++;
-      this.dispose?.(e.value);
+      this.dispose?.(e.value, e.lastRead);
     }
   }
 
@@ -99,15 +110,15 @@ export class LruByteCache<K, V> {
     if (!e) return false;
     this.map.delete(key);
     this.bytes -= e.bytes;
-    this.dispose?.(e.value);
+    this.dispose?.(e.value, e.lastRead);
     return true;
   }
 
   clear(): void {
-    const values = this.dispose ? [...this.map.values()] : [];
+    const entries = this.dispose ? [...this.map.values()] : [];
     this.map.clear();
     this.bytes = 0;
-    for (const e of values) this.dispose?.(e.value);
+    for (const e of entries) this.dispose?.(e.value, e.lastRead);
   }
 
   /**

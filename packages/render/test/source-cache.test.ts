@@ -69,3 +69,25 @@ describe('LruByteCache dispose', () => {
     expect(gone).toEqual(['a1', 'b1', 'huge', 'c1', 'b2']);
   });
 });
+
+describe('LruByteCache readClock', () => {
+  it('hands dispose the clock reading at the last hit or store, not at eviction', async () => {
+    let now = 1;
+    const gone: [string, number | undefined][] = [];
+    const c = new LruByteCache<string, { name: string; byteLength: number }>({ maxBytes: 100, readClock: () => now, dispose: (v, lastRead) => gone.push([v.name, lastRead]) });
+    c.set('a', { name: 'a', byteLength: 40 }); // stored at 1
+    now = 2;
+    await c.getOrLoad('b', async () => ({ name: 'b', byteLength: 40 })); // stored at 2
+    now = 3;
+    c.get('a'); // read at 3
+    c.has('b'); // not a read
+    now = 7;
+    c.set('c', { name: 'c', byteLength: 40 }); // evicts b, last read at 2
+    c.clear();
+    expect(gone).toEqual([
+      ['b', 2],
+      ['a', 3],
+      ['c', 7],
+    ]);
+  });
+});
