@@ -137,7 +137,7 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
     const before = await renders();
     const a = await get(api(`/iiif/3/${DATASET.id}/300,200,400,300/max/0/default.png`));
     expect([a.status, a.type]).toEqual([200, 'image/png']);
-    expect(a.key).toMatch(/\/r-z0-t0-l0-300_200_400_300-400x300\.png$/);
+    expect(a.key).toMatch(/\/s[0-9a-f]{16}-r-z0-t0-l0-300_200_400_300-400x300\.png$/);
     expect(maxDiff(await decode(a.body), cut(full, 300, 200, 400, 300))).toBeLessThanOrEqual(1);
     expect(await renders()).toBe(before + 1);
     const again = await get(api(`/iiif/3/${DATASET.id}/300,200,400,300/max/0/default.png`));

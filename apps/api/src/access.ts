@@ -85,8 +85,11 @@ function datasetInPath(path: string): string | undefined {
   }
 }
 
-/** The only shape a stored tile's path can have (see tileKey); anything else is not a tile. */
-export const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}\/l[0-9]{1,2}-z[0-9]{1,7}-t[0-9]{1,7}-x[0-9]{1,7}-y[0-9]{1,7}\.(?:jpeg|png|webp)$/;
+/**
+ * The only shapes a stored tile's path can have (see tileKey: the spec and the address one name
+ * since session 8, `{specId}/l...` before it, still served); anything else is not a tile.
+ */
+export const TILE_PATH = /^\/tiles\/[0-9a-f]{2}\/[a-z0-9][a-z0-9_-]{0,63}\/v[1-9][0-9]{0,8}\/s[0-9a-f]{16}[-/]l[0-9]{1,2}-z[0-9]{1,7}-t[0-9]{1,7}-x[0-9]{1,7}-y[0-9]{1,7}\.(?:jpeg|png|webp)$/;
 
 /** Image protocols for other viewers (IIIF, Deep Zoom, CATMAID, OMERO.web): token-checked like /v1. */
 const PROTOCOL_PREFIXES = ['/webgateway/', '/iiif/', '/dzi/', '/catmaid/', '/zarr/'];

@@ -94,7 +94,7 @@ describe('tile keys', () => {
     const base = { level: 0, z: 1, t: 0, x: 2, y: 3, format: 'jpeg' as const };
     const key = tileKey('demo', 1, 's0123456789abcdef', base);
     expect(key).not.toContain(':');
-    expect(key).toMatch(/^tiles\/[0-9a-f]{2}\/demo\/v1\/s0123456789abcdef\/l0-z1-t0-x2-y3\.jpeg$/);
+    expect(key).toMatch(/^tiles\/[0-9a-f]{2}\/demo\/v1\/s0123456789abcdef-l0-z1-t0-x2-y3\.jpeg$/);
     const variants = [{ ...base, level: 1 }, { ...base, z: 2 }, { ...base, t: 1 }, { ...base, x: 3 }, { ...base, y: 4 }, { ...base, format: 'png' as const }];
     for (const v of variants) expect(tileKey('demo', 1, 's0123456789abcdef', v)).not.toBe(key);
     expect(tileKey('demo', 2, 's0123456789abcdef', base)).not.toBe(key);
