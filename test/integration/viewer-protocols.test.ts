@@ -211,7 +211,7 @@ describe('IIIF, Deep Zoom and CATMAID routes', () => {
     const c = '1|' + defaultSpec.channels[0]!.window.join(':') + '$' + defaultSpec.channels[0]!.color.slice(1) + ',2|' + defaultSpec.channels[1]!.window.join(':') + '$' + defaultSpec.channels[1]!.color.slice(1) + ',3|' + defaultSpec.channels[2]!.window.join(':') + '$' + defaultSpec.channels[2]!.color.slice(1);
     const region = await get(api(`/webgateway/render_image_region/${DATASET.id}/0/0/?region=123,45,321,234&c=${encodeURIComponent(c)}&format=png`));
     expect([region.status, region.type]).toEqual([200, 'image/png']);
-    expect(region.key).toMatch(/\/r-z0-t0-l0-123_45_321_234-321x234\.png$/);
+    expect(region.key).toMatch(/\/s[0-9a-f]{16}-r-z0-t0-l0-123_45_321_234-321x234\.png$/);
     expect(maxDiff(await decode(region.body), cut(full, 123, 45, 321, 234))).toBeLessThanOrEqual(1);
     const thumb = await decode((await get(api(`/webgateway/render_thumbnail/${DATASET.id}/`))).body);
     expect([thumb.width, thumb.height]).toEqual([96, 61]);
