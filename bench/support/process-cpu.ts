@@ -6,11 +6,21 @@ export interface ProcessCpu {
   main: number;
 }
 
-function statSeconds(path: string): number {
+/** The fields of a /proc stat file after the command name (field 3 of proc(5) is index 0). */
+function statFields(path: string): string[] {
   // The command name may contain spaces and parentheses: fields start after the last ") ".
   const text = readFileSync(path, 'utf8');
-  const fields = text.slice(text.lastIndexOf(') ') + 2).split(' ');
+  return text.slice(text.lastIndexOf(') ') + 2).split(' ');
+}
+
+function statSeconds(path: string): number {
+  const fields = statFields(path);
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Minor page faults of one process so far (memory touched for the first time); Linux only. */
+export function minorFaults(pid: number | 'self' = 'self'): number {
+  return Number(statFields(`/proc/${pid}/stat`)[7]);
 }
 
 /** Linux only (/proc). The process total includes threads that have already exited. */

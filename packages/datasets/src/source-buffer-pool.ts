@@ -121,8 +121,7 @@ export class SourceBufferPool {
    */
   retire(buffer: ArrayBufferLike, lastReadAt: number = this.lastTicket): void {
     if (!this.lent.delete(buffer)) return;
-    const oldest = this.active.values().next();
-    if (oldest.done || lastReadAt < oldest.value) {
+    if (lastReadAt < this.oldestActiveTicket()) {
       this.keep(buffer as ArrayBuffer);
       return;
     }
@@ -146,9 +145,14 @@ export class SourceBufferPool {
   }
 
   /** Moves retired buffers that no render in flight can hold to the free lists. */
-  private release(): void {
+  /** The ticket of the oldest render in flight (Infinity when none is). */
+  private oldestActiveTicket(): number {
     const oldest = this.active.values().next();
-    const oldestActive = oldest.done ? Infinity : oldest.value;
+    return oldest.done ? Infinity : oldest.value;
+  }
+
+  private release(): void {
+    const oldestActive = this.oldestActiveTicket();
     while (this.waitingHead < this.waiting.length) {
       const w = this.waiting[this.waitingHead] as { buffer: ArrayBuffer; lastTicket: number };
       // Every render that could have seen it has a ticket <= lastTicket.
