@@ -60,6 +60,8 @@ const segment = fc.oneof(
 const tilePath = fc.oneof(
   fc.tuple(segment, segment, segment, segment, segment, segment, segment, fc.constantFrom('.jpeg', '.png', '.webp', '.gif', '', '.', '.JPG')).map(([d, s, l, z, t, x, y, ext]) => `/v1/tiles/${d}/${s}/${l}/${z}/${t}/${x}/${y}${ext}?wait=0`),
   fc.array(segment, { maxLength: 8 }).map((segs) => `/tiles/${segs.join('/')}.png`),
+  // Stored-tile keys of both shapes (the spec a directory, or part of the name since session 8) with any part bent.
+  fc.tuple(segment, segment, segment, fc.constantFrom('/', '-', '--', '-/'), segment).map(([shard, d, v, join, name]) => `/tiles/${shard}/${d}/v${v}/s0123456789abcdef${join}${name}.png`),
   fc.array(segment, { maxLength: 3 }).map((segs) => `/v1/datasets/${segs.join('/')}`),
   // The raw-pixel Zarr view: keys, chunk coordinates and dataset names of every shape.
   fc.tuple(segment, segment, fc.array(segment, { maxLength: 5 })).map(([d, l, c]) => `/zarr/${d}.zarr/${l}/${c.join('.')}`),
