@@ -54,6 +54,8 @@ const VIEW = { x0: 1, y0: 1, cols: 3, rows: 3 };
 const Z_PER_RUN = 16;
 const IN_FLIGHT = 4;
 const SOURCE_CACHE_MB = Number(process.env.SOURCE_CACHE_MB ?? 64);
+/** The worker's read-ahead beside it (SOURCE_READAHEAD_MB, default 32): Blosc blocks' other halves. */
+const SOURCE_READAHEAD_MB = Number(process.env.SOURCE_READAHEAD_MB ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** What the source cache holds when a run starts: "full" of other chunks (a running worker) or "empty" (a new one). */
 const START_CACHE = process.env.START_CACHE ?? 'full';
@@ -118,13 +120,14 @@ async function main(): Promise<void> {
      * reuse their memory. With "empty" it starts empty, as a worker just started: every chunk lands in
      * fresh memory. Returns tiles/s, the process's CPU per tile (all threads) and the run's reads.
      */
-    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; fresh: number; faults: number; z0: number }> {
+    async function run(which: string): Promise<{ rate: number; cpuMs: number; misses: number; readAhead: { kept: number; read: number }; fresh: number; faults: number; z0: number }> {
       const manifest = manifests[which]!;
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
       const z0 = (runNo * 7) % (SIZE_Z - Z_PER_RUN);
       const cache = new LruByteCache<string, SourceTile | DecodedChunk>({
         maxBytes: SOURCE_CACHE_MB * 1024 * 1024,
+        maxOfferBytes: SOURCE_READAHEAD_MB * 1024 * 1024,
         dispose: (value, lastRead) => {
           if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
         },
@@ -136,7 +139,7 @@ async function main(): Promise<void> {
           ? pixels.read(manifest, { level: 0, t: 0, z, c, x, y }, cache, sourceBuffers)
           : (cache.getOrLoad(`${which}/${z}/${c}/${x}/${y}`, () => readSourceTile(store, manifest.id, manifest.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)) as Promise<SourceTile>);
       if (START_CACHE === 'full') await fill(which, z0, cache, readSource);
-      const before = cache.stats().misses;
+      const before = cache.stats();
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
@@ -165,11 +168,13 @@ async function main(): Promise<void> {
         const { profile } = (await post('Profiler.stop')) as { profile: object };
         writeFileSync(join(PROFILE_DIR, `${which}-${runNo}.cpuprofile`), JSON.stringify(profile));
       }
-      const misses = cache.stats().misses - before;
+      const after = cache.stats();
+      const misses = after.misses - before.misses;
+      const readAhead = { kept: after.offersKept - before.offersKept, read: after.offersRead - before.offersRead };
       // Buffers the pool could not hand out from its idle ones (fresh memory: page faults, and the collector's work).
       const fresh = sourceBuffers.stats().allocated - allocated;
       cache.clear();
-      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, fresh, faults: faultsPerTile, z0 };
+      return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, readAhead, fresh, faults: faultsPerTile, z0 };
     }
 
     /**
@@ -243,7 +248,7 @@ async function main(): Promise<void> {
     const rates: Record<string, number[]> = {};
     const cpuMs: Record<string, number[]> = {};
     const leastMs: Record<string, number[]> = {};
-    const last: Record<string, { misses: number }> = {};
+    const reads: Record<string, string[]> = {};
     const fresh: Record<string, number[]> = {};
     const faults: Record<string, number[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
@@ -254,7 +259,7 @@ async function main(): Promise<void> {
         (fresh[which] ??= []).push(r.fresh);
         (faults[which] ??= []).push(r.faults);
         (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
-        last[which] = r;
+        (reads[which] ??= []).push(`${r.misses}${r.readAhead.kept > 0 ? ` + ${r.readAhead.read}/${r.readAhead.kept}` : ''} from z ${r.z0}${which === 'copied' ? '' : ` (${(r.rate / rates.copied![round]!).toFixed(2)})`}`);
       }
     }
     const copied = median(rates.copied!);
@@ -271,7 +276,7 @@ async function main(): Promise<void> {
       // Ratio per round (linked ÷ the copied run of the same round), whose range shows the spread.
       const ratios = rates[l.name]!.map((v, i) => v / rates.copied![i]!);
       console.log(
-        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); ${cpu(l.name)}; source cache misses per run ${last[l.name]!.misses}`,
+        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); ${cpu(l.name)}; source cache misses per round ${reads[l.name]!.join(', ')}${l.chunkZ > 1 ? ` (+ read-ahead windows read/kept, SOURCE_READAHEAD_MB=${SOURCE_READAHEAD_MB})` : ''}`,
       );
       // Were everything but the reads as cheap as the copied source's, CPU-bound runs would reach this.
       const copiedCpu = median(cpuMs.copied!);

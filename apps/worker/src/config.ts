@@ -14,6 +14,12 @@ export const WorkerConfig = z
     WORKER_HEAVY_CONCURRENCY: int(1, 64).default(1),
     /** Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415). */
     SOURCE_CACHE_MB: int(0, 65536).default(64),
+    /**
+     * Beside it, decoded source read ahead: the other half of a Blosc block a linked Zarr's deep
+     * chunk (64³) decoded for one half, which a z scroll reads next (bench:zarr). Never pushes out
+     * what was asked for; 0 keeps none.
+     */
+    SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */
     WORKER_METRICS_PORT: int(0, 65535).default(0),
     RENDER_TIMEOUT_MS: int(100, 600_000).default(30_000),

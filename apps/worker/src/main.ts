@@ -35,6 +35,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(config.SOURCE_CACHE_MB * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
+    maxOfferBytes: config.SOURCE_READAHEAD_MB * 1024 * 1024,
     dispose: (value, lastRead) => {
       if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
     },

@@ -10,6 +10,10 @@ export interface LruByteCacheStats {
   entries: number;
   bytes: number;
   maxBytes: number;
+  /** Values offered and kept; of those, read later (each also counted as a hit); bytes of offers held now. */
+  offersKept: number;
+  offersRead: number;
+  offeredBytes: number;
 }
 
 export interface LruByteCacheOptions<V> {
@@ -27,6 +31,12 @@ export interface LruByteCacheOptions<V> {
    * passes its pool's render tickets: memory no render in flight read can be reused at once.
    */
   readClock?: () => number;
+  /**
+   * Bytes kept apart for values offered, not asked for (`offer`): read-ahead. Offers never evict
+   * what was asked for; the oldest offer goes first; an offer read becomes an ordinary entry.
+   * Default 0: offers are not kept.
+   */
+  maxOfferBytes?: number;
 }
 
 interface Entry<V> {
@@ -42,6 +52,12 @@ function defaultSizeOf(value: unknown): number {
 
 export class LruByteCache<K, V> {
   private readonly map = new Map<K, Entry<V>>();
+  /** Offered values not read yet, oldest first, outside `bytes`/`maxBytes`. */
+  private readonly offered = new Map<K, Entry<V>>();
+  private offeredBytes = 0;
+  private offersKept = 0;
+  private offersRead = 0;
+  readonly maxOfferBytes: number;
   private readonly inflight = new Map<K, Promise<V>>();
   private readonly sizeOf: (value: V) => number;
   private readonly dispose: ((value: V, lastRead: number | undefined) => void) | undefined;
@@ -58,12 +74,22 @@ export class LruByteCache<K, V> {
     this.sizeOf = options.sizeOf ?? defaultSizeOf;
     this.dispose = options.dispose;
     this.readClock = options.readClock;
+    this.maxOfferBytes = options.maxOfferBytes ?? 0;
   }
 
   /** The value, marked most recently used; counts a hit or a miss. */
   get(key: K): V | undefined {
     const e = this.map.get(key);
     if (!e) {
+      const offer = this.offered.get(key);
+      if (offer) {
+        this.offered.delete(key);
+        this.offeredBytes -= offer.bytes;
+        this.hits++;
+        this.offersRead++;
+        this.set(key, offer.value, offer.bytes);
+        return offer.value;
+      }
       this.misses++;
       return undefined;
     }
@@ -76,11 +102,39 @@ export class LruByteCache<K, V> {
   }
 
   has(key: K): boolean {
-    return this.map.has(key);
+    return this.map.has(key) || this.offered.has(key);
+  }
+
+  /**
+   * Keep a value nobody asked for yet (the other half of a block decoded for one half), in the
+   * bytes kept apart for offers, so that it can never push out a value that was asked for. Ignored
+   * when the key is held or the value is larger than those bytes; else the oldest offers make room.
+   */
+  offer(key: K, value: V, bytes: number = this.sizeOf(value)): void {
+    if (this.map.has(key) || this.offered.has(key) || bytes > this.maxOfferBytes) {
+      this.dispose?.(value, this.readClock?.());
+      return;
+    }
+    this.offered.set(key, { value, bytes, lastRead: this.readClock?.() });
+    this.offeredBytes += bytes;
+    this.offersKept++;
+    while (this.offeredBytes > this.maxOfferBytes) {
+      const oldest = this.offered.keys().next();
+      if (oldest.done) break;
+      this.dropOffer(oldest.value);
+    }
+  }
+
+  private dropOffer(key: K): void {
+    const e = this.offered.get(key) as Entry<V>;
+    this.offered.delete(key);
+    this.offeredBytes -= e.bytes;
+    this.dispose?.(e.value, e.lastRead);
   }
 
   /** Store a value; one larger than the whole cache is not stored (it would evict everything). */
   set(key: K, value: V, bytes: number = this.sizeOf(value)): void {
+    if (this.offered.has(key)) this.dropOffer(key);
     const old = this.map.get(key);
     if (old) {
       this.map.delete(key);
@@ -106,6 +160,10 @@ export class LruByteCache<K, V> {
   }
 
   delete(key: K): boolean {
+    if (this.offered.has(key)) {
+      this.dropOffer(key);
+      return true;
+    }
     const e = this.map.get(key);
     if (!e) return false;
     this.map.delete(key);
@@ -115,9 +173,11 @@ export class LruByteCache<K, V> {
   }
 
   clear(): void {
-    const entries = this.dispose ? [...this.map.values()] : [];
+    const entries = this.dispose ? [...this.map.values(), ...this.offered.values()] : [];
     this.map.clear();
+    this.offered.clear();
     this.bytes = 0;
+    this.offeredBytes = 0;
     for (const e of entries) this.dispose?.(e.value, e.lastRead);
   }
 
@@ -145,11 +205,22 @@ export class LruByteCache<K, V> {
     return p;
   }
 
+  /** Entries held, offers included. */
   get size(): number {
-    return this.map.size;
+    return this.map.size + this.offered.size;
   }
 
   stats(): LruByteCacheStats {
-    return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.map.size, bytes: this.bytes, maxBytes: this.maxBytes };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      entries: this.map.size,
+      bytes: this.bytes,
+      maxBytes: this.maxBytes,
+      offersKept: this.offersKept,
+      offersRead: this.offersRead,
+      offeredBytes: this.offeredBytes,
+    };
   }
 }

@@ -91,3 +91,50 @@ describe('LruByteCache readClock', () => {
     ]);
   });
 });
+
+describe('LruByteCache offers (read-ahead)', () => {
+  const bytes = (n: number) => new Uint8Array(n);
+
+  it('never push out what was asked for; the oldest offer makes room for a newer one', () => {
+    const cache = new LruByteCache<string, Uint8Array>({ maxBytes: 8, maxOfferBytes: 4 });
+    cache.set('a', bytes(4));
+    cache.set('b', bytes(4));
+    cache.offer('x', bytes(2));
+    cache.offer('y', bytes(2));
+    cache.offer('z', bytes(2));
+    expect(['a', 'b', 'x', 'y', 'z'].map((k) => cache.has(k))).toEqual([true, true, false, true, true]);
+    expect(cache.stats()).toMatchObject({ bytes: 8, entries: 2, evictions: 0, offersKept: 3, offersRead: 0, offeredBytes: 4 });
+  });
+
+  it('an offer read is a hit and becomes an ordinary entry, which evicts by recency like any store', () => {
+    const cache = new LruByteCache<string, Uint8Array>({ maxBytes: 8, maxOfferBytes: 4 });
+    cache.set('a', bytes(4));
+    cache.set('b', bytes(4));
+    const y = bytes(2);
+    cache.offer('y', y);
+    expect(cache.get('y')).toBe(y);
+    expect(['a', 'b', 'y'].map((k) => cache.has(k))).toEqual([false, true, true]);
+    expect(cache.stats()).toMatchObject({ hits: 1, misses: 0, bytes: 6, entries: 2, evictions: 1, offersRead: 1, offeredBytes: 0 });
+  });
+
+  it('an offer of a key held, larger than the offer bytes, or with none kept apart is given back at once; every offer that leaves is given back once', () => {
+    const disposed: string[] = [];
+    const named = (name: string, n: number) => Object.assign(bytes(n), { name });
+    const dispose = (v: Uint8Array & { name?: string }) => disposed.push(v.name!);
+    const none = new LruByteCache<string, Uint8Array & { name?: string }>({ maxBytes: 8, dispose });
+    none.offer('x', named('x0', 1));
+    expect(none.has('x')).toBe(false);
+    const cache = new LruByteCache<string, Uint8Array & { name?: string }>({ maxBytes: 8, maxOfferBytes: 4, dispose });
+    cache.set('a', named('a', 2));
+    cache.offer('a', named('a-offered', 2));
+    cache.offer('big', named('big', 5));
+    cache.offer('x', named('x1', 1));
+    cache.set('x', named('x2', 1)); // asked for and stored: the offer is replaced
+    cache.offer('y', named('y', 1));
+    cache.offer('z', named('z', 1));
+    cache.delete('y');
+    cache.clear();
+    expect(disposed.sort()).toEqual(['a', 'a-offered', 'big', 'x0', 'x1', 'x2', 'y', 'z'].sort());
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, offeredBytes: 0 });
+  });
+});

@@ -1,4 +1,5 @@
 import type { ChunkDecoder } from './chunk-decoder';
+import type { DecodedSpan } from './object-store-readable';
 // koffi ships types for its ES entry; this CommonJS package requires its CommonJS one (same API).
 type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } });
 
@@ -27,9 +28,20 @@ export function openCBlosc(library = 'libblosc.so.1'): ChunkDecoder {
   const getitem = lib.func('int blosc_getitem(const void *src, int start, int nitems, _Out_ void *dest)');
   const description = `c-blosc ${String(version())} (${library})`;
 
+  /** `wanted` widened to the Blosc blocks holding it (the header's blocksize, bytes 8-11); undefined for a chunk too short to have one. */
+  const blocksOf = (chunk: Uint8Array, wanted: DecodedSpan): DecodedSpan | undefined => {
+    if (chunk.byteLength < HEADER_BYTES) return undefined;
+    const header = new DataView(chunk.buffer, chunk.byteOffset, HEADER_BYTES);
+    const size = header.getUint32(4, true);
+    const block = header.getUint32(8, true);
+    if (block === 0 || wanted.start < 0 || wanted.end > size || wanted.start >= wanted.end) return undefined;
+    return { start: wanted.start - (wanted.start % block), end: Math.min(size, Math.ceil(wanted.end / block) * block) };
+  };
+
   return {
     description,
-    decode(chunk, maxBytes, allocate, wanted) {
+    decodedSpan: blocksOf,
+    decode(chunk, maxBytes, allocate, asked) {
       if (chunk.byteLength < HEADER_BYTES) throw new Error(`not a Blosc chunk: ${chunk.byteLength} bytes, less than Blosc's ${HEADER_BYTES}-byte header`);
       const nbytes = [0];
       if (validate(chunk, chunk.byteLength, nbytes) !== 0) {
@@ -43,7 +55,9 @@ export function openCBlosc(library = 'libblosc.so.1'): ChunkDecoder {
       const out = allocate ? allocate(size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
       if (size === 0) return out;
       const typesize = chunk[3]!;
-      if (wanted && wanted.start >= 0 && wanted.start < wanted.end && wanted.end <= size && wanted.start % typesize === 0 && wanted.end % typesize === 0) {
+      // Whole blocks: getitem decodes each block it touches in full anyway.
+      const wanted = asked && blocksOf(chunk, asked);
+      if (wanted && wanted.start % typesize === 0 && wanted.end % typesize === 0) {
         const span = wanted.end - wanted.start;
         const got = getitem(chunk, wanted.start / typesize, span / typesize, out.subarray(wanted.start, wanted.end)) as number;
         if (got !== span) throw new Error(got < 0 ? `c-blosc could not decode the chunk (error ${got}): its blocks are corrupt` : `c-blosc decoded ${got} bytes of the ${span} asked for`);

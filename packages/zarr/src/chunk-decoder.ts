@@ -16,4 +16,11 @@ export interface ChunkDecoder {
    * can decode part of a chunk (Blosc, block by block) may leave the rest unwritten.
    */
   decode(chunk: Uint8Array, maxBytes: number, allocate?: (size: number) => Uint8Array, wanted?: DecodedSpan): Uint8Array;
+  /**
+   * The bytes a decode of `wanted` writes, where that is more than asked: Blosc decodes whole
+   * blocks, and copying all of each costs next to nothing beside its decode (a window of 16 planes
+   * of a 64³ uint16 chunk lies in a 32-plane block, whose other half a scroll reads next).
+   * Undefined: exactly `wanted`.
+   */
+  decodedSpan?(chunk: Uint8Array, wanted: DecodedSpan): DecodedSpan | undefined;
 }

@@ -11,6 +11,9 @@ export interface ChunkCache {
   has?(key: string): boolean;
   /** The entry, if held (then counted as getOrLoad counts a hit): read without a promise per chunk. */
   get?(key: string): unknown;
+  /** Keeps a window nobody asked for yet, apart from what was asked for (LruByteCache.offer), up to `maxOfferBytes`. */
+  offer?(key: string, value: DecodedChunk): void;
+  readonly maxOfferBytes?: number;
 }
 
 /**
@@ -62,6 +65,23 @@ async function limitedWindowLoad<T>(load: () => Promise<T>): Promise<T> {
     const next = waitingForWindowLoad.shift();
     if (next) next();
     else windowLoadsInFlight--;
+  }
+}
+
+/**
+ * Offers the cache the other windows a load decoded whole beside the one asked for: a 16-slice
+ * scroll that starts inside a 32-plane Blosc block reads the block's other half next, and decoding
+ * it again was a third of a 64³ run's decodes. Offered, not stored: they are kept in bytes of their
+ * own and never push out a window that was asked for (with both halves in the LRU, a 3×3 viewport
+ * of 64³ chunks needs 72 MB, and a 64 MB cache then dropped each window before its next slice).
+ */
+function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined): void {
+  const { from, to } = whole.decodedPlanes!;
+  for (let start = from + ((PLANE_WINDOW - (from % PLANE_WINDOW)) % PLANE_WINDOW); start < depth; start += PLANE_WINDOW) {
+    const window = planeWindow(start, depth);
+    if (window.to > to) break;
+    const mateKey = `${key}@${window.from}`;
+    if (window.from !== asked && !cache.has?.(mateKey)) cache.offer!(mateKey, windowOf(whole, iz, window.from, window.to, memory));
   }
 }
 
@@ -199,8 +219,9 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
         chunk = held(`${key}@${from}`, () => limitedWindowLoad(async () => {
           const memory = chunkMemory();
           const whole = await array.getChunk(coords, { axis: iz, from, to });
-          // Only this load ever sees the whole chunk: its memory goes back once the window is copied out.
+          // Only this load ever sees the whole chunk: its memory goes back once the windows are copied out.
           try {
+            if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, key, whole, iz, chunkShape[iz]!, from, memory);
             return windowOf(whole, iz, from, to, memory);
           } finally {
             recycleBuffer(memory, whole.data as PixelArray);

@@ -7,12 +7,18 @@ export interface DecodedSpan {
   end: number;
 }
 
+/** A span asked for, on its way to the decoder and back. */
+export interface WantedSpan extends DecodedSpan {
+  /** Written by the decode: what it decoded, where that is more than the span (whole Blosc blocks). */
+  decoded?: DecodedSpan;
+}
+
 /** What zarrita hands a store's get for a chunk (its getChunk's options, passed through untouched). */
 export interface ChunkReadOptions {
   /** zarrita's own option (unused here: reads are not cancelled). */
   signal?: AbortSignal;
   /** Only this span of the chunk, decoded, will be read (zarr-library.ts asks so for windows of planes). */
-  wanted?: DecodedSpan;
+  wanted?: WantedSpan;
 }
 
 /**
@@ -20,7 +26,7 @@ export interface ChunkReadOptions {
  * reaches the chunk's decoder, which zarrita hands the bytes the store returned and nothing else.
  * Keyed by those very bytes, so concurrent reads cannot mix their asks up.
  */
-export const wantedSpans = new WeakMap<Uint8Array, DecodedSpan>();
+export const wantedSpans = new WeakMap<Uint8Array, WantedSpan>();
 
 /** zarrita's store shape (an AsyncReadable of @zarrita/storage), stated here so no module but zarr-library.ts loads zarrita. */
 export interface ZarrReadable {

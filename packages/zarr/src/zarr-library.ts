@@ -1,7 +1,7 @@
 import type { ChunkDecoder } from './chunk-decoder';
 import { chunkMemory, recycleBuffer } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
-import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type ZarrReadable } from './object-store-readable';
+import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type WantedSpan, type ZarrReadable } from './object-store-readable';
 
 /** A decoded chunk: C-order samples of `shape` (edge chunks come full size, padded with the fill value). */
 export interface DecodedChunk {
@@ -9,6 +9,11 @@ export interface DecodedChunk {
   shape: number[];
   /** Element strides (zarrita gives C or F order as the array declares). */
   stride: number[];
+  /**
+   * Read with `planes`: the planes along that axis whose samples were decoded, when more than
+   * asked (the whole Blosc blocks holding them); undefined: only those asked.
+   */
+  decodedPlanes?: { from: number; to: number };
 }
 
 /** Planes of a chunk along one axis (z), both ends included, in the chunk's own indices. */
@@ -168,7 +173,9 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
         kind: 'bytes_to_bytes',
         decode: async (bytes: Uint8Array) => {
           const memory = chunkMemory();
-          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), spansAreSamples ? wantedSpans.get(bytes) : undefined);
+          const wanted = spansAreSamples ? wantedSpans.get(bytes) : undefined;
+          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), wanted);
+          if (wanted) wanted.decoded = decoder.decodedSpan?.(bytes, wanted);
           // The compressed bytes are read for this decode alone (zarrita keeps no reference).
           recycleBuffer(memory, bytes);
           return decoded;
@@ -199,10 +206,20 @@ function absolute(path: string): `/${string}` {
  * they are one run (every axis before `axis` one deep, as NGFF chunks t and c); else undefined. In
  * F order (a transpose codec) the span means nothing, but then no decoder is given it (spansAreSamples).
  */
-function spanOf(chunks: number[], sampleBytes: number | undefined, planes: ChunkPlanes): DecodedSpan | undefined {
+function spanOf(chunks: number[], sampleBytes: number | undefined, planes: ChunkPlanes): WantedSpan | undefined {
   if (sampleBytes === undefined || chunks.some((n, i) => i < planes.axis && n !== 1)) return undefined;
-  const plane = chunks.slice(planes.axis + 1).reduce((a, b) => a * b, sampleBytes);
+  const plane = planeBytes(chunks, sampleBytes, planes.axis);
   return { start: planes.from * plane, end: (planes.to + 1) * plane };
+}
+
+function planeBytes(chunks: number[], sampleBytes: number, axis: number): number {
+  return chunks.slice(axis + 1).reduce((a, b) => a * b, sampleBytes);
+}
+
+/** The whole planes inside a decoded span (spanOf's inverse, rounded inwards). */
+function planesIn(chunks: number[], sampleBytes: number, axis: number, span: DecodedSpan): { from: number; to: number } {
+  const plane = planeBytes(chunks, sampleBytes, axis);
+  return { from: Math.ceil(span.start / plane), to: Math.floor(span.end / plane) - 1 };
 }
 
 /** zarrita (npm), with Blosc, zstd and lz4 by their C libraries, gzip and zlib by node's zlib (above), and sharding. */
@@ -236,9 +253,10 @@ export const zarritaLibrary: ZarrLibrary = {
       fillValue: typeof fill === 'number' ? fill : null,
       async getChunk(coords, planes) {
         let chunk: Awaited<ReturnType<typeof array.getChunk>>;
+        let options: ChunkReadOptions | undefined;
         try {
           // zarrita hands these options to our store's get untouched (ObjectStoreReadable).
-          const options: ChunkReadOptions | undefined = planes && { wanted: spanOf(array.chunks, sampleBytes, planes) };
+          options = planes && { wanted: spanOf(array.chunks, sampleBytes, planes) };
           chunk = await array.getChunk(coords, options);
         } catch (error) {
           if (zarr.isZarritaError(error, 'CodecPipelineError')) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: ${rootMessage(error)}`, { cause: error });
@@ -259,7 +277,9 @@ export const zarritaLibrary: ZarrLibrary = {
           recycleBuffer(memory, data);
           data = exact;
         }
-        return { data, shape: chunk.shape, stride: chunk.stride };
+        const decoded = options?.wanted?.decoded;
+        const decodedPlanes = planes && decoded && sampleBytes !== undefined ? planesIn(array.chunks, sampleBytes, planes.axis, decoded) : undefined;
+        return decodedPlanes ? { data, shape: chunk.shape, stride: chunk.stride, decodedPlanes } : { data, shape: chunk.shape, stride: chunk.stride };
       },
     };
   },

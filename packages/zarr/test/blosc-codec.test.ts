@@ -149,6 +149,30 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
     expect(kinds).toEqual(['v2', 'v3']);
   });
 
+  it('through zarrita: a chunk asked for some planes says which planes its decode wrote (whole Blosc blocks), and holds them as a whole decode does', async () => {
+    const seen: string[] = [];
+    for (const v of variants.variants.filter((x) => x.kind !== 'v3-sharded')) {
+      const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
+      const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
+      takeChunkMemoryFrom(memory);
+      try {
+        const whole = await array.getChunk([0, 0, 0]);
+        const plane1 = await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 });
+        const decoded = plane1.decodedPlanes!;
+        expect({ v: v.name, from: decoded.from <= 1, to: decoded.to }).toEqual({ v: v.name, from: true, to: 1 });
+        const n = 256 * 192 * (whole.data as Uint16Array).BYTES_PER_ELEMENT;
+        const bytes = (c: typeof whole) => Buffer.from((c.data as Uint8Array).buffer, (c.data as Uint8Array).byteOffset, c.data.byteLength);
+        expect(Buffer.compare(bytes(plane1).subarray(decoded.from * n, 2 * n), bytes(whole).subarray(decoded.from * n, 2 * n))).toBe(0);
+        seen.push(`${v.name}: ${decoded.from}-${decoded.to}`);
+      } finally {
+        takeChunkMemoryFrom(undefined);
+      }
+    }
+    // 4 KB blocks: plane 1 alone; the default blocks of a 2-plane chunk: both planes, for one decode.
+    expect(seen).toContain('zstd-shuffle-uint16-blocks4k: 1-1');
+    expect(seen).toContain('lz4-shuffle-uint16: 0-1');
+  });
+
   it('zarrita used c-blosc (one report line, codec "c-blosc"), not numcodecs', async () => {
     await readWhole(zarritaLibrary, variants.variants[0]!);
     expect(reported).toEqual([{ level: 'info', fields: { chunks: 'Blosc', codec: 'c-blosc', implementation: native.description } }]);

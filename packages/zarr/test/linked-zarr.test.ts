@@ -164,6 +164,29 @@ describe('chunks deeper than one z slice (64³)', () => {
     expect(decodes.length).toBe(12);
   });
 
+  it('a scroll of 16 slices from the middle of a 32-plane Blosc block decodes each chunk once: the block\'s other half is offered, and read from there', async () => {
+    // As c-blosc does: a window asked for is decoded with the rest of its 32-plane block.
+    const blocks = (handle: ReturnType<typeof array>['handle']) => ({ ...handle, getChunk: async (coords: number[], planes?: { from: number; to: number }) => {
+      const chunk = await handle.getChunk(coords);
+      return planes ? { ...chunk, decodedPlanes: { from: planes.from - (planes.from % 32), to: planes.from - (planes.from % 32) + 31 } } : chunk;
+    } });
+    const scroll = async (cache: LruByteCache<string, unknown>) => {
+      const { handle, decodes } = array('C');
+      for (let z = 8; z < 24; z++) {
+        const tile = await readTileFromChunks(image, [blocks(handle)], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 }, cache, 'k');
+        let wrong = 0;
+        for (let y = 0; y < 200; y++) for (let x = 0; x < 150; x++) if (tile.data[y * 150 + x] !== value(z, y, x)) wrong++;
+        expect({ z, wrong }).toEqual({ z, wrong: 0 });
+      }
+      return decodes.length;
+    };
+    const withReadAhead = new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 32 << 20 });
+    expect(await scroll(withReadAhead)).toBe(12);
+    expect(withReadAhead.stats()).toMatchObject({ offersKept: 12, offersRead: 12 });
+    // Without bytes for offers: each chunk's block decoded again at z 16.
+    expect(await scroll(new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }))).toBe(24);
+  });
+
   it('asks the array for the window\'s planes only (a decoder may skip the rest)', async () => {
     const { handle } = array('C');
     const asked: unknown[] = [];
