@@ -108,7 +108,7 @@ async function main(): Promise<void> {
 
     const pixels = new DatasetPixels(store, places, 2 ** 40);
     // As apps/worker/src/main.ts builds them.
-    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(SOURCE_CACHE_MB * 1024 * 1024) });
+    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });
     takeChunkMemoryFrom(sourceBuffers);
     const renderer = createSharpTileRenderer();
     let runNo = 0;

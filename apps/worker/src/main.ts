@@ -32,7 +32,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   let jobsInFlight = () => 0;
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
   // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
-  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor(config.SOURCE_CACHE_MB * 1024 * 1024) });
+  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((config.SOURCE_CACHE_MB + config.SOURCE_READAHEAD_MB) * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
     maxOfferBytes: config.SOURCE_READAHEAD_MB * 1024 * 1024,
