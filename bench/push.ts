@@ -284,7 +284,7 @@ async function main(): Promise<void> {
     };
 
     // naive, on the same storage and data, while the tilefarm processes sit idle.
-    naive = spawn(process.execPath, [resolve(__dirname, 'naive-server.cjs')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0', SOURCE_CACHE_MB: String(SOURCE_CACHE_MB) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    naive = spawn(process.execPath, [resolve(__dirname, 'naive-server.cjs')], { env: { PATH: process.env.PATH ?? '', DATA_DIR: system.env.DATA_DIR!, PORT: '0', SOURCE_CACHE_MB: String(SOURCE_CACHE_MB), ...(process.env.GLIBC_TUNABLES && { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES }) }, stdio: ['ignore', 'pipe', 'inherit'] });
     const naivePort = await new Promise<number>((r) => naive!.stdout!.once('data', (d: Buffer) => r((JSON.parse(d.toString()) as { port: number }).port)));
     const naiveUrl = `http://127.0.0.1:${naivePort}`;
     await naiveViewer(naiveUrl, warmSpec, 0, performance.now(), WARM.id);
