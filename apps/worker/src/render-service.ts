@@ -140,7 +140,8 @@ export class RenderService {
       await announce({ type: 'ready', key: job.key, dataset: job.dataset, specId: job.specId, tile: job.tile });
     }
     const cache = this.deps.sourceCache.stats();
-    metrics.sourceCacheBytes.set(cache.bytes);
+    // Read-ahead included: it is memory the worker holds all the same.
+    metrics.sourceCacheBytes.set(cache.bytes + cache.offeredBytes);
   }
 
   /**

@@ -24,7 +24,7 @@ export function createWorkerMetrics(registry: Registry) {
     skippedUnwanted: new Counter({ name: 'tilefarm_renders_skipped_unwanted_total', help: 'Jobs dropped at start because no viewer wanted the tile any more', registers: [registry] }),
     wastedRenders: new Counter({ name: 'tilefarm_renders_unwanted_at_finish_total', help: 'Renders that finished when no viewer or request wanted the tile any more (demand count 0 at completion)', registers: [registry] }),
     queueWaitSeconds: new Histogram({ name: 'tilefarm_queue_wait_seconds', help: 'Time a render job waited in the queue', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: [registry] }),
-    sourceCacheBytes: new Gauge({ name: 'tilefarm_source_cache_bytes', help: 'Bytes of decoded source tiles held in memory', registers: [registry] }),
+    sourceCacheBytes: new Gauge({ name: 'tilefarm_source_cache_bytes', help: 'Bytes of decoded source tiles and chunk windows held in memory, read-ahead included', registers: [registry] }),
     sourceCacheHits: new Counter({ name: 'tilefarm_source_cache_hits_total', help: 'Source tile reads served from memory', registers: [registry] }),
     sourceCacheMisses: new Counter({ name: 'tilefarm_source_cache_misses_total', help: 'Source tile reads that went to storage', registers: [registry] }),
   };
