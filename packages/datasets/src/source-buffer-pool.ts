@@ -38,8 +38,9 @@ export interface SourceBufferPoolStats {
 
 /**
  * Idle memory a worker's pool keeps beside a source cache of `cacheBytes` (its read-ahead bytes
- * included: their memory comes and goes through the pool too): a quarter of that, at least 4 MB. Why that much: when the cache holds 1024² Zarr chunks, every decode needs a 2 MB
- * buffer and its read a 1.5 MB one, and the renders in flight let go of several chunks at once; a
+ * included: their memory comes and goes through the pool too): a quarter of that, at least 4 MB.
+ * Why that much: when the cache holds 1024² Zarr chunks, every decode needs a 2 MB buffer and its
+ * read a 1.5 MB one, and the renders in flight let go of several chunks at once; a
  * fixed 4 MB kept two of them and left the rest to the collector, so most decodes landed in fresh
  * memory (bench:zarr, 1024² chunks: 1.5-1.8 ms of CPU per tile with 8-16 MB idle, 2.2-2.4 with 4 MB;
  * linked ÷ copied 0.83-0.98 against 0.52-0.63). Idle memory is bounded all the same.

@@ -24,6 +24,21 @@ const cells = zarrFixtures();
 /** Every chunk of a variant read through `library`, as one C-order byte array. */
 const readWhole = (library: ZarrLibrary, v: BloscVariant) => readWholeArray(library, variants.dir, v);
 
+/**
+ * Chunk 0.0.0 of a variant through zarrita, whole and asked for plane 1 only, decoded into memory
+ * as dirty as reuse leaves it (0xCD): what a decode skipped shows.
+ */
+async function wholeAndPlane1(v: BloscVariant) {
+  const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
+  const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
+  takeChunkMemoryFrom(memory);
+  try {
+    return { whole: await array.getChunk([0, 0, 0]), plane1: await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 }) };
+  } finally {
+    takeChunkMemoryFrom(undefined);
+  }
+}
+
 describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', () => {
   const native = openCBlosc();
 
@@ -132,19 +147,11 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
     const kinds: string[] = [];
     for (const v of variants.variants.filter((x) => x.kind !== 'v3-sharded' && x.name === 'zstd-shuffle-uint16-blocks4k')) {
       kinds.push(v.kind);
-      const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
-      const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
-      takeChunkMemoryFrom(memory);
-      try {
-        const whole = await array.getChunk([0, 0, 0]);
-        const plane1 = await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 });
-        const n = 256 * 192;
-        expect(Array.from(plane1.data as Uint16Array).slice(n)).toEqual(Array.from(whole.data as Uint16Array).slice(n));
-        // Plane 0 (several 4 KB blocks) was not decoded.
-        expect((plane1.data as Uint16Array)[0]).toBe(0xcdcd);
-      } finally {
-        takeChunkMemoryFrom(undefined);
-      }
+      const { whole, plane1 } = await wholeAndPlane1(v);
+      const n = 256 * 192;
+      expect(Array.from(plane1.data as Uint16Array).slice(n)).toEqual(Array.from(whole.data as Uint16Array).slice(n));
+      // Plane 0 (several 4 KB blocks) was not decoded.
+      expect((plane1.data as Uint16Array)[0]).toBe(0xcdcd);
     }
     expect(kinds).toEqual(['v2', 'v3']);
   });
@@ -152,21 +159,13 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
   it('through zarrita: a chunk asked for some planes says which planes its decode wrote (whole Blosc blocks), and holds them as a whole decode does', async () => {
     const seen: string[] = [];
     for (const v of variants.variants.filter((x) => x.kind !== 'v3-sharded')) {
-      const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
-      const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
-      takeChunkMemoryFrom(memory);
-      try {
-        const whole = await array.getChunk([0, 0, 0]);
-        const plane1 = await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 });
-        const decoded = plane1.decodedPlanes!;
-        expect({ v: v.name, from: decoded.from <= 1, to: decoded.to }).toEqual({ v: v.name, from: true, to: 1 });
-        const n = 256 * 192 * (whole.data as Uint16Array).BYTES_PER_ELEMENT;
-        const bytes = (c: typeof whole) => Buffer.from((c.data as Uint8Array).buffer, (c.data as Uint8Array).byteOffset, c.data.byteLength);
-        expect(Buffer.compare(bytes(plane1).subarray(decoded.from * n, 2 * n), bytes(whole).subarray(decoded.from * n, 2 * n))).toBe(0);
-        seen.push(`${v.name}: ${decoded.from}-${decoded.to}`);
-      } finally {
-        takeChunkMemoryFrom(undefined);
-      }
+      const { whole, plane1 } = await wholeAndPlane1(v);
+      const decoded = plane1.decodedPlanes!;
+      expect({ v: v.name, from: decoded.from <= 1, to: decoded.to }).toEqual({ v: v.name, from: true, to: 1 });
+      const n = 256 * 192 * (whole.data as Uint16Array).BYTES_PER_ELEMENT;
+      const bytes = (c: typeof whole) => Buffer.from((c.data as Uint8Array).buffer, (c.data as Uint8Array).byteOffset, c.data.byteLength);
+      expect(Buffer.compare(bytes(plane1).subarray(decoded.from * n, 2 * n), bytes(whole).subarray(decoded.from * n, 2 * n))).toBe(0);
+      seen.push(`${v.name}: ${decoded.from}-${decoded.to}`);
     }
     // 4 KB blocks: plane 1 alone; the default blocks of a 2-plane chunk: both planes, for one decode.
     expect(seen).toContain('zstd-shuffle-uint16-blocks4k: 1-1');
