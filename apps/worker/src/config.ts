@@ -20,6 +20,13 @@ export const WorkerConfig = z
      * what was asked for; 0 keeps none.
      */
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
+    /**
+     * The worker's CPU priority (nice, 0-19): renders and ingests are batch work, so on a machine
+     * they share with an API, a gateway or Redis (the embedded default) those answer first. Under a
+     * full-slide viewport flood on 2 cores this halved the gateway's /healthz p99
+     * (test/faults/viewport-flood). Alone on its machine a worker runs as fast at any value.
+     */
+    WORKER_NICE: int(0, 19).default(10),
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */
     WORKER_METRICS_PORT: int(0, 65535).default(0),
     RENDER_TIMEOUT_MS: int(100, 600_000).default(30_000),

@@ -15,12 +15,16 @@ import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
 import { SpecRegistry } from '@tilefarm/tile-requests';
 import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetrics, listen, runProcess, type ProcessContext, type RunningProcess } from '@tilefarm/telemetry';
 import { WorkerConfig } from './config';
+import { lowerCpuPriority } from './cpu-priority';
 import { IngestService } from './ingest-service';
 import { RenderService } from './render-service';
 import { VersionPruner } from './version-pruner';
 
 /** Composition root of a render worker: reads config once and builds everything explicitly. */
 async function start({ config, logger, registry, isStopping }: ProcessContext<WorkerConfig>): Promise<RunningProcess> {
+  // First, so that every thread started from here on (sharp's, libuv's pool) inherits it.
+  const priority = lowerCpuPriority(config.WORKER_NICE);
+  if ('error' in priority) logger.warn({ nice: config.WORKER_NICE, err: priority.error }, 'could not lower the worker CPU priority');
   const metrics = createWorkerMetrics(registry);
 
   // libvips' own cache is for repeated file reads; tiles come from our byte-bounded source cache.
@@ -134,7 +138,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     if (!answerOpsRequest(req, res, registry, () => ({ ok: !isStopping() }))) answerNotFound(res);
   });
   const metricsPort = await listen(server, config.WORKER_METRICS_PORT);
-  logger.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, storage: store.kind }, 'worker ready');
+  logger.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, nice: config.WORKER_NICE, storage: store.kind }, 'worker ready');
 
   return {
     async stop(deadlineMs) {
