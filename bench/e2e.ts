@@ -342,7 +342,7 @@ async function main(): Promise<void> {
     workers: WORKERS,
     redisUrl: redis.url,
     datasets: [DATASET],
-    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) },
+    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }), ...(process.env.WORKER_NICE && { WORKER_NICE: process.env.WORKER_NICE }) },
     readyTimeoutMs: 120_000,
     nodeArgs: (name) => [...EXTRA_NODE_ARGS, ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : [])],
   });

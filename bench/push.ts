@@ -234,7 +234,7 @@ async function postSpec(apiUrl: string, variant: number): Promise<string> {
 
 async function main(): Promise<void> {
   console.log(`bench:push: ${VIEWERS} viewers, each scrolling ${SLICES} slices at ${DWELL_MS} ms/slice over ${SPECS} specs; ${DATASET.width}x${DATASET.height}x${DATASET.sizeZ} uint16 x 3 channels, 256 px JPEG tiles, ±${PREFETCH_Z} prefetch; tilefarm: 1 gateway, 2 workers x ${WORKER_CONCURRENCY} in flight; source cache ${SOURCE_CACHE_MB} MB per render process (each worker, the naive server), both warmed on another dataset`);
-  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET, WARM], env: { SOURCE_CACHE_MB: String(SOURCE_CACHE_MB), PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }) } });
+  const system = await TestSystem.start({ gateways: 1, workers: 2, datasets: [DATASET, WARM], env: { SOURCE_CACHE_MB: String(SOURCE_CACHE_MB), PREFETCH_Z: String(PREFETCH_Z), WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }), ...(process.env.WORKER_NICE && { WORKER_NICE: process.env.WORKER_NICE }) } });
   let naive: ReturnType<typeof spawn> | undefined;
   try {
     const gateway = system.processes.find((p) => p.name === 'gateway-0')!.child.pid!;

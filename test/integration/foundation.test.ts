@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { readSourceTile } from '@tilefarm/datasets';
 import { TestSystem } from '../support/system';
@@ -174,19 +173,6 @@ describe.each(['local', 's3'] as const)('foundation end to end (%s storage)', (s
     expect(((await used.json()) as { error: { message: string } }).error.message).toContain('channels.0.index');
     expect((await fetch(`${system.apiUrl}/healthz`)).status).toBe(200);
     for (const p of system.processes) expect(p.child.exitCode).toBeNull();
-  });
-
-  it('runs every thread of its workers at a lower CPU priority than the API and the gateway (WORKER_NICE)', () => {
-    // Field 19 of /proc/<pid>/task/<tid>/stat, counted after the command name's closing parenthesis.
-    const niceOf = (pid: number) =>
-      readdirSync(`/proc/${pid}/task`).map((tid) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
-    const byName = (prefix: string) => system.processes.filter((p) => p.name.startsWith(prefix) && p.child.exitCode === null);
-    for (const worker of byName('worker')) {
-      const threads = niceOf(worker.child.pid!);
-      expect(threads.length).toBeGreaterThan(4); // V8's, libuv's and sharp's threads, not only the main one
-      expect(new Set(threads)).toEqual(new Set([10]));
-    }
-    for (const web of [...byName('api'), ...byName('gateway')]) expect(new Set(niceOf(web.child.pid!))).toEqual(new Set([0]));
   });
 
   it('answers malformed socket events with an error acknowledgement, never a dropped socket', async () => {

@@ -21,12 +21,13 @@ export const WorkerConfig = z
      */
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /**
-     * The worker's CPU priority (nice, 0-19): renders and ingests are batch work, so on a machine
-     * they share with an API, a gateway or Redis (the embedded default) those answer first. Under a
-     * full-slide viewport flood on 2 cores this halved the gateway's /healthz p99
-     * (test/faults/viewport-flood). Alone on its machine a worker runs as fast at any value.
+     * The worker's CPU priority (nice, 0-19, every thread). Renders and ingests are batch work: on a
+     * machine shared with an API, a gateway or Redis, a higher value lets those answer first, and
+     * renders wait for them. On 2 cores at 10 (docs/operations.md, "Limits"): the gateway's /healthz
+     * p99 under a viewport flood 22-29 ms instead of 37-43, bench:push's first visible tile p50
+     * 112-310 ms instead of 81-114. Alone on its machine a worker runs as fast at any value.
      */
-    WORKER_NICE: int(0, 19).default(10),
+    WORKER_NICE: int(0, 19).default(0),
     /** Port for /metrics and /healthz; 0 picks a free one (several workers per machine). */
     WORKER_METRICS_PORT: int(0, 65535).default(0),
     RENDER_TIMEOUT_MS: int(100, 600_000).default(30_000),
