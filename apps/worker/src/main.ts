@@ -17,6 +17,7 @@ import { answerNotFound, answerOpsRequest, createIngestMetrics, createWorkerMetr
 import { WorkerConfig } from './config';
 import { lowerCpuPriority } from './cpu-priority';
 import { IngestService } from './ingest-service';
+import { RenderFailureLog } from './render-failure-log';
 import { RenderService } from './render-service';
 import { VersionPruner } from './version-pruner';
 
@@ -62,7 +63,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   takeChunkMemoryFrom(sourceBuffers);
   // Which decoders the linked Zarrs use (c-blosc, libzstd, liblz4), or which cannot load: one line at the first chunk of each.
   reportZarrCodecsTo(logger);
-  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const failureLog = new RenderFailureLog(logger);
+  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, failureLog, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
@@ -144,6 +146,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     async stop(deadlineMs) {
       logger.info('finishing running renders');
       await Promise.all([consumer.close(deadlineMs), heavyConsumer.close(deadlineMs), ingestConsumer?.close(deadlineMs)]);
+      failureLog.flush();
       await pruner.stop();
       await ingestQueue.close();
       await ingestSources.close();

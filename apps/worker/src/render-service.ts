@@ -6,6 +6,7 @@ import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
 import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
+import type { RenderFailureLog } from './render-failure-log';
 
 export interface RenderServiceDeps {
   store: ObjectStore;
@@ -33,6 +34,8 @@ export interface RenderServiceDeps {
   claims?: Pick<RenderClaims, 'take'> & { announce: TileSettlement['announceClaimed'] };
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'debug' | 'warn'>;
+  /** Where final failures are logged: the first of each kind in full, the rest counted (render-failure-log.ts). */
+  failureLog: Pick<RenderFailureLog, 'failed'>;
   renderTimeoutMs: number;
   /** Final failures that would happen again (render_timeout), remembered for failureMemoryMs so nobody pays for them twice. */
   failures: Pick<FailedTiles, 'remember'>;
@@ -150,7 +153,7 @@ export class RenderService {
    */
   giveUp = async (job: RenderJob | undefined, error: TilefarmError, cause?: unknown, jobId?: string): Promise<void> => {
     this.deps.metrics.renderFailures.inc({ code: error.code });
-    this.deps.logger.warn({ key: job?.key, jobId, code: error.code, err: cause ?? error.message }, 'render failed');
+    this.deps.failureLog.failed({ dataset: job?.dataset, key: job?.key, jobId, code: error.code, err: cause ?? error.message });
     if (!job) return;
     const claims = jobId !== undefined && jobId !== job.key ? this.deps.claims : undefined;
     const { batch: _batch, ...single } = job;

@@ -4,6 +4,7 @@ import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/ren
 import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { SpecRegistry } from '@tilefarm/tile-requests';
 import { IMMUTABLE, RenderService } from '../src/render-service';
+import type { RenderFailure } from '../src/render-failure-log';
 import { DATASET, FakeFailedTiles, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
 
 // The worker's job handler on in-memory fakes: skip unwanted work, store before announcing,
@@ -24,6 +25,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
   const published: TileEvent[] = [];
+  const loggedFailures: RenderFailure[] = [];
   const renders: RenderInput[] = [];
   const renderer: TileRenderer = {
     async render(input) {
@@ -83,12 +85,13 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
     },
     metrics,
     logger: { debug: () => undefined, warn: () => undefined } as never,
+    failureLog: { failed: (f) => loggedFailures.push(f) },
     renderTimeoutMs: 200,
     failures,
     failureMemoryMs: 60_000,
   });
   const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
-  return { store, specs, demand, failures, published, renders, puts, service, counter, claims };
+  return { store, specs, demand, failures, published, renders, puts, service, counter, claims, loggedFailures };
 }
 
 describe('RenderService', () => {
@@ -221,6 +224,7 @@ describe('RenderService, batch jobs (several tiles, owned through render claims)
     await s.demand.add([0, 1, 2, 3].map(keyAt));
     expect(await s.service.handle(BATCH, { jobId: ID, attempt: 1, waitedMs: 0 })).toBe('rendered');
     expect(s.published.map((e) => [e.type, e.key])).toEqual([['ready', keyAt(0)], ['failed', keyAt(1)], ['ready', keyAt(2)], ['ready', keyAt(3)]]);
+    expect(s.loggedFailures).toEqual([{ dataset: BATCH.dataset, key: keyAt(1), jobId: ID, code: 'spec_too_expensive', err: expect.objectContaining({ message: 'too much' }) }]);
 
     const t = setup({ failAt: { x: 2, error: new Error('EIO') } });
     claimAll(t);
