@@ -16,7 +16,7 @@ const CHEAP = { id: 'cheap', width: 512, height: 512, sizeZ: 1, tileSize: 256 as
 const FLOODERS = 3;
 const EVENTS_PER_SECOND = 40;
 const FLOOD_MS = 8000;
-
+/** The CPU priority the test's worker runs at (see beforeAll). */
 const WORKER_NICE = 10;
 
 /** Resident set size of a process, in MB (Linux). */

@@ -5,7 +5,7 @@ import { getPriority, setPriority } from 'node:os';
  * Lowers this process's CPU priority to `nice` (0-19; never raises it). On Linux a nice value
  * belongs to each thread, so every thread that exists now is lowered (V8's and libuv's included);
  * threads started later (sharp's, libuv's pool) inherit it from the thread that starts them.
- * Returns the threads lowered, or the reason it could not.
+ * Returns how many threads it saw, or the reason it could not.
  */
 export function lowerCpuPriority(nice: number): { threads: number } | { error: string } {
   try {
