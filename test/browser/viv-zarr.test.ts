@@ -2,7 +2,6 @@ import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import { ingestFile } from '@tilefarm/ingest';
-import type { IngestStatusBody } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
 import { fixtureValue, isFixtureFill, zarrFixtures } from '../support/zarr-fixtures';
 import { launchChromium, servePageFromAnotherOrigin, type PageFiles, type PageServer, type RunningBrowser } from './browser';
@@ -85,15 +84,7 @@ describe("Viv's loadOmeZarr in Chromium reads the /zarr/ view", () => {
     system = await TestSystem.start({ workers: 1, gateways: 1, env: { INGEST_ROOT: fixtures.dir } });
     // Two sources: an ingested OME-TIFF (tilefarm's own tiles) and a linked OME-Zarr (read where it lies).
     await ingestFile({ path: join(SHARED, 'pyramid-4c-3z.ome.tif'), id: 'viv-tiff', catalog: system.catalog });
-    const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'viv-zarr', source: 'cells-ngff04.zarr', mode: 'link' }) });
-    expect(res.status).toBe(202);
-    const { jobId } = (await res.json()) as { jobId: string };
-    let status: IngestStatusBody | undefined;
-    for (let i = 0; i < 1200 && status?.state !== 'completed' && status?.state !== 'failed'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`)).json()) as IngestStatusBody;
-    }
-    expect(status).toMatchObject({ state: 'completed' });
+    expect(await system.registerDataset({ id: 'viv-zarr', source: 'cells-ngff04.zarr', mode: 'link' })).toMatchObject({ state: 'completed' });
 
     // Viv's loaders are ES modules: bundled for the page with esbuild, as an app would.
     const bundle = await build({ stdin: { contents: "export { loadOmeZarr } from '@vivjs/loaders';", resolveDir: ROOT }, bundle: true, format: 'iife', globalName: 'viv', write: false, logLevel: 'silent' });

@@ -401,14 +401,7 @@ describe('dataset ownership and ingest jobs across tenants (issue 11 items 3, 5,
     const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { ...json, ...(token ? bearer(token) : {}) }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as { jobId?: string; error?: { code: string; message: string } } };
   };
-  const finished = async (jobId: string, token: string) => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const s = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`, { headers: bearer(token) })).json()) as { state: string; version?: number; error?: unknown };
-      if (s.state === 'completed' || s.state === 'failed' || Date.now() > deadline) return s;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const finished = (jobId: string, token: string) => system.ingestEnded(jobId, { token, timeoutMs: 60_000 });
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'tilefarm-ownership-'));

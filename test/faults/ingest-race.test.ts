@@ -64,14 +64,7 @@ describe('CLI ingest racing a queued ingest of the same id', () => {
     if (res.status !== 202) return { writing: Promise.resolve(), finished: Promise.resolve({ state: 'refused', version: undefined as number | undefined }) };
     const { jobId } = (await res.json()) as { jobId: string };
     const writing = Promise.resolve();
-    const finished = (async () => {
-      const deadline = Date.now() + 180_000;
-      for (;;) {
-        const s = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`)).json()) as { state: string; version?: number; done: number };
-        if (s.state === 'completed' || s.state === 'failed' || Date.now() > deadline) return s;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const finished = system.ingestEnded(jobId, { timeoutMs: 180_000 });
     return { writing, finished };
   };
 

@@ -16,17 +16,7 @@ describe('old versions, deletion and the tenant quota', () => {
   let system: TestSystem;
   let root: string;
 
-  const ingest = async (id: string, source: string) => {
-    const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: { ...json, ...bearer }, body: JSON.stringify({ id, source }) });
-    expect(res.status).toBe(202);
-    const { jobId } = (await res.json()) as { jobId: string };
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const s = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`, { headers: bearer })).json()) as { state: string; version?: number; error?: { code: string; message: string } };
-      if (s.state === 'completed' || s.state === 'failed' || Date.now() > deadline) return s;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const ingest = (id: string, source: string) => system.registerDataset({ id, source }, { token: TOKEN_A, timeoutMs: 60_000 });
   /** Versions that still have any object: sources under datasets/{id}/, rendered tiles in every shard. */
   const storedVersions = async (id: string) => {
     const versions = new Set<string>();

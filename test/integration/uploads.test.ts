@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readSourceTile } from '@tilefarm/datasets';
-import type { IngestStatusBody, UploadStatusBody } from '@tilefarm/contracts';
+import type { UploadStatusBody } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
 
 // Issue 14, upload: a file sent to /v1/uploads in parts (S3 multipart on s3rver), resumed after a
@@ -26,14 +26,7 @@ describe('browser uploads over HTTP, S3 storage', () => {
   };
   const part = async (u: UploadStatusBody, n: number, file: Buffer, token = TOKEN_A) =>
     fetch(`${system.apiUrl}/v1/uploads/${u.uploadId}/parts/${n}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', ...auth(token) }, body: new Uint8Array(file.subarray((n - 1) * u.partSize, n * u.partSize)) });
-  const ingested = async (jobId: string): Promise<IngestStatusBody> => {
-    const deadline = Date.now() + 240_000;
-    for (;;) {
-      const s = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`, { headers: auth() })).json()) as IngestStatusBody;
-      if (s.state === 'completed' || s.state === 'failed' || Date.now() > deadline) return s;
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  };
+  const ingested = (jobId: string) => system.ingestEnded(jobId, { token: TOKEN_A, timeoutMs: 240_000 });
 
   beforeAll(async () => {
     system = await TestSystem.start({

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import type { DatasetSummary, IngestStatusBody } from '@tilefarm/contracts';
+import type { DatasetSummary } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
 import { NUMERIC_DTYPES, numericFixtureValue, zarrFixtures, type NumericDtype } from '../support/zarr-fixtures';
 
@@ -13,25 +13,13 @@ const json = { 'content-type': 'application/json' };
 /** Windows in the source's own units: negative for int16, past 65535 for uint32, fractional for float32. */
 const WINDOWS: Record<NumericDtype, [number, number]> = { int16: [-300, 600], uint32: [1_300_000, 2_000_000], float32: [40.5, 160.25] };
 
-async function register(system: TestSystem, body: Record<string, unknown>): Promise<IngestStatusBody> {
-  const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify(body) });
-  expect(res.status).toBe(202);
-  const { jobId } = (await res.json()) as { jobId: string };
-  for (let i = 0; i < 1200; i++) {
-    const status = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`)).json()) as IngestStatusBody;
-    if (status.state === 'completed' || status.state === 'failed') return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`ingest ${jobId} did not end`);
-}
-
 describe('int16, uint32 and float32 OME-Zarr sources render with windows in raw units', () => {
   let system: TestSystem;
   beforeAll(async () => {
     system = await TestSystem.start({ workers: 1, env: { INGEST_ROOT: fixtures.dir } });
     for (const dtype of NUMERIC_DTYPES) {
       for (const mode of ['link', 'copy'] as const) {
-        const status = await register(system, { id: `${mode}-${dtype}`, source: `numeric-${dtype}.zarr`, mode });
+        const status = await system.registerDataset({ id: `${mode}-${dtype}`, source: `numeric-${dtype}.zarr`, mode });
         expect({ dtype, mode, state: status.state, error: status.error }).toMatchObject({ dtype, mode, state: 'completed' });
       }
     }

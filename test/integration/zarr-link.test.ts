@@ -1,7 +1,7 @@
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
-import type { DatasetSummary, IngestStatusBody } from '@tilefarm/contracts';
+import type { DatasetSummary } from '@tilefarm/contracts';
 import { TestSystem } from '../support/system';
 import { zarrFixtures } from '../support/zarr-fixtures';
 
@@ -10,18 +10,6 @@ import { zarrFixtures } from '../support/zarr-fixtures';
 
 const fixtures = zarrFixtures();
 const json = { 'content-type': 'application/json' };
-
-async function register(system: TestSystem, body: Record<string, unknown>): Promise<IngestStatusBody> {
-  const res = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify(body) });
-  expect(res.status).toBe(202);
-  const { jobId } = (await res.json()) as { jobId: string };
-  for (let i = 0; i < 1200; i++) {
-    const status = (await (await fetch(`${system.apiUrl}/v1/ingests/${jobId}`)).json()) as IngestStatusBody;
-    if (status.state === 'completed' || status.state === 'failed') return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`ingest ${jobId} did not end`);
-}
 
 async function spec(system: TestSystem, body: unknown): Promise<string> {
   const res = await fetch(`${system.apiUrl}/v1/specs`, { method: 'POST', headers: json, body: JSON.stringify(body) });
@@ -58,7 +46,7 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
 
   it('registers NGFF 0.4 and 0.5 (sharded) by link and by copy; omero defaults and physical size come along', async () => {
     for (const [id, source_, mode] of [['l04', 'cells-ngff04.zarr', undefined], ['c04', 'cells-ngff04.zarr', 'copy'], ['l05', 'cells-ngff05.zarr', 'link'], ['c05', 'cells-ngff05.zarr', 'copy']] as const) {
-      const status = await register(system, { id, source: source(source_), ...(mode ? { mode } : {}) });
+      const status = await system.registerDataset({ id, source: source(source_), ...(mode ? { mode } : {}) });
       expect({ id, state: status.state, error: status.error }).toMatchObject({ id, state: 'completed' });
     }
     const l04 = (await (await fetch(`${system.apiUrl}/v1/datasets/l04`)).json()) as DatasetSummary;
@@ -111,7 +99,7 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     const bad = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify({ id: 'bad1', source: 'cells-ngff04.zarr/0/.zarray', mode: 'link' }) });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/link.*OME-Zarr/);
-    const missing = await register(system, { id: 'bad2', source: source('nothing-here.zarr') });
+    const missing = await system.registerDataset({ id: 'bad2', source: source('nothing-here.zarr') });
     expect(missing).toMatchObject({ state: 'failed', error: { code: 'source_unreadable' } });
     expect(missing.error?.message).toMatch(/not a Zarr group/);
   }, 60_000);
@@ -128,12 +116,12 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
           if (file.isFile()) await system.store.put(`zarr-src/${name}/${relative(local, join(file.parentPath, file.name))}`, readFileSync(join(file.parentPath, file.name)));
         }
       }
-      expect(await register(system, { id: 'broken-link', source: source(name) })).toMatchObject({ state: 'completed' });
+      expect(await system.registerDataset({ id: 'broken-link', source: source(name) })).toMatchObject({ state: 'completed' });
       const specId = await spec(system, { channels: [{ index: 0, window: [100, 600] }], format: 'png' });
       await expect(pixels(system, 'broken-link', specId, 3, 0, 0, 0)).rejects.toThrow(/corrupt/);
       expect((await pixels(system, 'broken-link', specId, 2, 0, 0, 0)).length).toBeGreaterThan(0); // the rest still renders
 
-      const copy = await register(system, { id: 'broken-copy', source: source(name), mode: 'copy' });
+      const copy = await system.registerDataset({ id: 'broken-copy', source: source(name), mode: 'copy' });
       expect(copy).toMatchObject({ state: 'failed', error: { code: 'source_unreadable' } });
       expect(copy.error?.message).toMatch(/level 3 .*corrupt/);
       const left: string[] = [];

@@ -7,6 +7,7 @@ import { MALLOC_TUNABLES, nodeFlagsFor } from '@tilefarm/config';
 import { openObjectStore, type ObjectStore } from '@tilefarm/storage';
 import { DatasetCatalog, type SyntheticOptions } from '@tilefarm/datasets';
 import type { ObjectStoreSettings } from '@tilefarm/storage';
+import type { IngestStatusBody } from '@tilefarm/contracts';
 import { REDIS_URL, dropPrefix, uniquePrefix } from './redis';
 import { filesInBucket, startS3Server, type RunningS3 } from './s3-server';
 
@@ -64,6 +65,14 @@ export interface SystemOptions {
  * own storage (a temp dir, or an s3rver the test starts). `stop()` ends every process and removes
  * every trace.
  */
+/** How registerDataset and ingestEnded wait: as which tenant (a bearer token), and how long at most. */
+export interface IngestWait {
+  token?: string;
+  timeoutMs?: number;
+}
+
+const bearer = (token: string | undefined): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+
 export class TestSystem {
   readonly prefix = uniquePrefix('sys');
   readonly apiPort: number;
@@ -208,6 +217,29 @@ export class TestSystem {
    * the system's processes has exited without being stopped (a start that failed is not waited out), and each poll
    * gives up after a few seconds so a server that accepts but never answers cannot hang the boot.
    */
+  /**
+   * POST /v1/datasets with `body` (as `token`'s tenant, if given), then its ingest's status once it
+   * has ended (see ingestEnded). Throws, with the answer, unless the API accepted it (202).
+   */
+  async registerDataset(body: Record<string, unknown>, options: IngestWait = {}): Promise<IngestStatusBody> {
+    const res = await fetch(`${this.apiUrl}/v1/datasets`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(options.token) }, body: JSON.stringify(body) });
+    if (res.status !== 202) throw new Error(`POST /v1/datasets answered ${res.status}: ${await res.text()}`);
+    return this.ingestEnded(((await res.json()) as { jobId: string }).jobId, options);
+  }
+
+  /**
+   * GET /v1/ingests/{jobId} (as `token`'s tenant, if given) until the ingest has completed or
+   * failed; the last status seen if `timeoutMs` (default 120 s) passes first, for the caller to judge.
+   */
+  async ingestEnded(jobId: string, options: IngestWait = {}): Promise<IngestStatusBody> {
+    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+    for (;;) {
+      const status = (await (await fetch(`${this.apiUrl}/v1/ingests/${jobId}`, { headers: bearer(options.token) })).json()) as IngestStatusBody;
+      if (status.state === 'completed' || status.state === 'failed' || Date.now() > deadline) return status;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   async waitFor(url: string, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const logs = () => this.processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-2000)}`).join('\n');
