@@ -10,7 +10,9 @@ export interface RenderFailure {
 }
 
 interface Window {
-  first: RenderFailure;
+  /** What the summary names (the first failure itself, with its error, is not kept for the window). */
+  dataset: string | undefined;
+  code: string;
   more: number;
   timer: NodeJS.Timeout;
 }
@@ -42,7 +44,7 @@ export class RenderFailureLog {
     this.logger.warn({ dataset, key, jobId, code, err }, 'render failed');
     const timer = setTimeout(() => this.close(kind), this.windowMs);
     timer.unref();
-    this.windows.set(kind, { first: failure, more: 0, timer });
+    this.windows.set(kind, { dataset, code, more: 0, timer });
   }
 
   /** Says now what is still only counted (a worker stopping). */
@@ -56,7 +58,7 @@ export class RenderFailureLog {
     clearTimeout(window.timer);
     this.windows.delete(kind);
     if (window.more === 0) return;
-    const { dataset, code } = window.first;
+    const { dataset, code } = window;
     this.logger.warn({ dataset, code, more: window.more, windowS: this.windowMs / 1000 }, `render failed ${window.more} more times with this code, not logged one by one`);
   }
 }
