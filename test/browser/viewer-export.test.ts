@@ -25,10 +25,13 @@ async function decoded(download: Download): Promise<{ data: Buffer; width: numbe
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
-// Known intermittent, not understood yet (failed in 2 of many clean-clone CI runs, never alone): the
-// viewer came back from the PNG test's link + reload showing its default spec instead of the link's,
-// and the next test's fetch to the API then met a closed keep-alive socket ("other side closed").
-// A failed test is tried again, with the same assertions; a real regression fails every attempt.
+// Failed in 2 of many clean-clone CI runs, never alone: the viewer came back from the PNG test's link +
+// reload showing its default spec instead of the link's, and the next test's fetch to the API then
+// met a closed socket ("other side closed"). The first half is explained and fixed: a link whose spec
+// registration failed once (a dropped connection, a 503) fell back to the defaults silently; the
+// viewer now asks again (the last two tests make it happen). The test side's closed socket is not
+// explained, so a failed test is still tried again, with the same assertions; a real regression
+// fails every attempt.
 jest.retryTimes(2, { logErrorsBeforeRetry: true });
 
 describe('export and scale bar in the viewer', () => {
@@ -193,4 +196,45 @@ describe('export and scale bar in the viewer', () => {
     expect(worst).toBeLessThanOrEqual(1);
     expect(pageErrors).toEqual([]);
   }, 240_000);
+  // The cause of the failure noted at the top, made to happen: a link's spec registration met a
+  // dropped connection or a 503 and the viewer gave up on the link. It now asks again; only a real
+  // refusal falls back to the dataset's defaults, and then it says so.
+  it('a link opens with its own spec even when registering it first meets a dropped connection and a 503', async () => {
+    const p = await chromium.browser.newPage({ viewport: { width: 900, height: 700 } });
+    try {
+      const hiccups = ['connectionreset', 503];
+      let posts = 0;
+      await p.route('**/v1/specs', async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        posts++;
+        const next = hiccups.shift();
+        if (next === undefined) return route.continue();
+        if (typeof next === 'string') return route.abort(next);
+        return route.fulfill({ status: next, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'A backing service is unavailable; try again shortly.' } }) });
+      });
+      await p.goto(`${system.apiUrl}/${linkTo('demo', SPEC)}`);
+      await p.waitForFunction((key) => document.body.dataset.complete === 'true' && document.body.dataset.shown === key, `demo/${specId}/0/0/png`, { timeout: 60_000, polling: 100 });
+      expect(posts).toBe(3);
+      expect((await p.locator('#panel').textContent()) ?? '').not.toMatch(/could not|unavailable/);
+    } finally {
+      await p.close();
+    }
+  }, 90_000);
+
+  it('a link whose spec the server refuses shows the dataset\'s defaults and says why', async () => {
+    const p = await chromium.browser.newPage({ viewport: { width: 900, height: 700 } });
+    try {
+      await p.route('**/v1/specs', async (route) => {
+        const body = route.request().postData() ?? '';
+        // Only the link's spec is refused (its window 100–2500 on channel 0); the defaults register.
+        if (route.request().method() !== 'POST' || !body.includes('2500')) return route.continue();
+        return route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: { code: 'invalid_spec', message: 'channels.0.window: refused here' } }) });
+      });
+      await p.goto(`${system.apiUrl}/${linkTo('demo', SPEC)}`);
+      await p.waitForFunction(() => document.body.dataset.complete === 'true' && /^demo\/[^/]+\/0\/0\/jpeg$/.test(document.body.dataset.shown ?? ''), null, { timeout: 60_000, polling: 100 });
+      expect(await p.locator('.spec-error').textContent()).toMatch(/link's render settings could not be used \(channels\.0\.window: refused here\)/);
+    } finally {
+      await p.close();
+    }
+  }, 90_000);
 });

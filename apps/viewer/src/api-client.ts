@@ -19,6 +19,11 @@ async function answer<T>(res: Response): Promise<T> {
   return body as T;
 }
 
+/** Answers that say "not now" rather than "no": the same request may well succeed a moment later. */
+const TRANSIENT_STATUS = new Set([502, 503, 504]);
+/** Pauses before each further attempt of a request that is safe to repeat. */
+const RETRY_DELAYS_MS = [250, 750, 2000];
+
 /** The HTTP API as the viewer uses it. */
 export class ApiClient {
   private readonly specIds = new Map<string, string>();
@@ -33,6 +38,27 @@ export class ApiClient {
     return fetch(url, { ...init, headers: this.token.headers(init.headers as Record<string, string> | undefined) });
   }
 
+  /**
+   * `fetch` for requests that are safe to repeat (reads, and registrations keyed by their content):
+   * asked again, a few times, after a network error (a keep-alive connection the server had just
+   * closed) or a transient answer (502/503/504). Without this one hiccup while a link opens made the
+   * viewer give up on the link's spec and show the dataset's default look.
+   */
+  async fetchRepeatable(url: string, init: RequestInit = {}): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= RETRY_DELAYS_MS.length;
+      try {
+        const res = await this.fetch(url, init);
+        if (last || !TRANSIENT_STATUS.has(res.status)) return res;
+        await res.body?.cancel();
+      } catch (e) {
+        // fetch rejects with a TypeError when no answer came at all; an abort is not retried.
+        if (last || !(e instanceof TypeError)) throw e;
+      }
+      await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+    }
+  }
+
   /** The gateway's URL: configured on the server, else this page's host at the gateway port the server names. */
   async gatewayUrl(page: { protocol: string; hostname: string }): Promise<string> {
     let body: { gatewayUrl?: string; gatewayPort?: number } = {};
@@ -45,11 +71,11 @@ export class ApiClient {
   }
 
   async datasets(): Promise<DatasetSummary[]> {
-    return (await answer<{ datasets: DatasetSummary[] }>(await this.fetch(`${this.base}/v1/datasets`))).datasets;
+    return (await answer<{ datasets: DatasetSummary[] }>(await this.fetchRepeatable(`${this.base}/v1/datasets`))).datasets;
   }
 
   async stats(dataset: string): Promise<DatasetStats> {
-    return answer<DatasetStats>(await this.fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/stats`));
+    return answer<DatasetStats>(await this.fetchRepeatable(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/stats`));
   }
 
   /** Root URL of the dataset's raw-pixel OME-Zarr view (`GET /zarr/{id}.zarr/...`, the API's). */
@@ -94,7 +120,7 @@ export class ApiClient {
 
   /** Render settings saved on the server for a dataset ("default" first, if the dataset has one). */
   async settings(dataset: string): Promise<SavedSettings[]> {
-    return (await answer<{ settings: SavedSettings[] }>(await this.fetch(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/settings`))).settings;
+    return (await answer<{ settings: SavedSettings[] }>(await this.fetchRepeatable(`${this.base}/v1/datasets/${encodeURIComponent(dataset)}/settings`))).settings;
   }
 
   async saveSettings(dataset: string, name: string, spec: RenderSpecInput): Promise<SavedSettings> {
@@ -106,12 +132,12 @@ export class ApiClient {
     return answer<SavedSettings>(res);
   }
 
-  /** Registers a spec (POST /v1/specs) and returns its id; equal specs are asked once. */
+  /** Registers a spec (POST /v1/specs, keyed by its content: safe to repeat) and returns its id; equal specs are asked once. */
   async specId(spec: RenderSpecInput): Promise<string> {
     const text = JSON.stringify(spec);
     const known = this.specIds.get(text);
     if (known) return known;
-    const res = await this.fetch(`${this.base}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    const res = await this.fetchRepeatable(`${this.base}/v1/specs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
     const { id } = await answer<{ id: string }>(res);
     this.specIds.set(text, id);
     return id;

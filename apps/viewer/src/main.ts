@@ -116,20 +116,27 @@ async function main(): Promise<void> {
     writeUrl();
   };
 
-  /** Registers the spec; on success it becomes the picture, on error the old picture stays and the error shows. */
-  const applySpec = async (next: RenderSpecInput, channel: number | undefined, position?: ViewState['position']) => {
+  /**
+   * Registers the spec; on success it becomes the picture, on error the old picture stays and the
+   * error shows. Says which happened: "superseded" when a newer spec was asked for meanwhile (it
+   * neither applied nor failed: the newer one decides).
+   */
+  const applySpec = async (next: RenderSpecInput, channel: number | undefined, position?: ViewState['position']): Promise<{ outcome: 'applied' | 'superseded' } | { outcome: 'failed'; message: string }> => {
     const mine = ++specRequest;
     try {
       const id = await api.specId(next);
-      if (mine !== specRequest) return;
+      if (mine !== specRequest) return { outcome: 'superseded' };
       panel.showError(undefined, undefined);
       spec = next;
       specId = id;
       hybrid.setSpec(next);
       show(position);
+      return { outcome: 'applied' };
     } catch (e) {
-      if (mine !== specRequest) return;
-      panel.showError(channel, e instanceof ApiError ? e.message : String(e));
+      if (mine !== specRequest) return { outcome: 'superseded' };
+      const message = e instanceof ApiError ? e.message : String(e);
+      panel.showError(channel, message);
+      return { outcome: 'failed', message };
     }
   };
   let specTimer: ReturnType<typeof setTimeout> | undefined;
@@ -209,12 +216,15 @@ async function main(): Promise<void> {
     const start = link?.spec ?? saved.find((x) => x.name === 'default')?.spec ?? defaultSpec(ds);
     panel.load(ds, start, stats);
     specId = undefined;
-    await applySpec(start, undefined, link?.position);
+    const applied = await applySpec(start, undefined, link?.position);
     if (mine !== openSeq) return;
-    if (!specId && link?.spec) {
-      // A link with a spec this dataset refuses: fall back to the dataset's own colours.
+    if (applied.outcome === 'failed' && link?.spec) {
+      // A link with a spec the server refuses (or could not register, asked several times): the
+      // dataset's own colours, and the reason stays on screen. A spec superseded meanwhile (the
+      // user already changed it) is not a failure: nothing is put back.
       panel.load(ds, defaultSpec(ds), stats);
-      await applySpec(defaultSpec(ds), undefined, link.position);
+      const fallback = await applySpec(defaultSpec(ds), undefined, link.position);
+      if (fallback.outcome === 'applied') panel.showError(undefined, `the link's render settings could not be used (${applied.message}); showing the dataset's defaults`);
     }
   };
 
