@@ -24,14 +24,14 @@
  * E2E_PROFILE=0 to skip the profiled round, E2E_NODE_ARGS (e.g. '--max-semi-space-size=64'), E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, get } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configureSharp, SharpTileEncoder } from '@tilefarm/render/encoder';
 import { decodeImage } from './support/sharp-images';
 import { TestSystem } from '../test/support/system';
 import { PrivateRedis } from '../test/support/private-redis';
-import { TestViewer } from '../test/support/socket-client';
+import type { RenderSpecInput } from '@tilefarm/contracts';
+import { connectedViewer, type RoundTile } from './support/viewer-round';
 import { processCpu, threadCpuByName, type ProcessCpu } from './support/process-cpu';
 import { diffRedis, redisSnapshot, type RedisDelta } from './support/redis-stats';
 import { API_STAGES, GATEWAY_STAGES, WORKER_STAGES, stageTimes, type StageRule } from './support/cpu-profile';
@@ -44,23 +44,15 @@ const IN_FLIGHT = WORKERS * CONCURRENCY;
 const DATASET = { id: 'cells', width: 2048, height: 2048, sizeZ: 16, tileSize: 256 as const };
 const Z_PER_ROUND = 4;
 const QUALITY = 85;
-const FETCHES_IN_FLIGHT = 6;
 /** E2E_NODE_ARGS: more node flags for every process of the system (V8 or libuv settings to try). */
 const EXTRA_NODE_ARGS = (process.env.E2E_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 type Kind = 'multi' | 'grey';
-interface Tile {
-  level: number;
-  z: number;
-  t: number;
-  x: number;
-  y: number;
-  format: 'jpeg';
-}
+type Tile = RoundTile;
 
 let windowSerial = Math.floor(Math.random() * 500);
 /** A spec never used before in this system: new windows, so new keys and nothing from the tile store. */
-function freshSpec(kind: Kind) {
+function freshSpec(kind: Kind): RenderSpecInput {
   const w = windowSerial++;
   if (kind === 'grey') return { channels: [{ index: 0, color: '#ffffff', window: [90 + w, 2400 + 3 * w] }], format: 'jpeg' as const, quality: QUALITY };
   return {
@@ -134,91 +126,12 @@ interface RoundResult {
   worker: { reads: number; misses: number; renders: number };
 }
 
-/**
- * The viewer's tile GETs: node's HTTP client on kept-alive connections, as many as it fetches at
- * once (a browser keeps 6 per host). Until session 7 this was fetch() (undici), which spent
- * ~0.7 ms of this process's CPU per 2-3 KB tile, on the same 2 cores as the system it measured
- * (README, bench:e2e): a browser's network stack is native and costs the page little.
- */
-const tileAgent = new Agent({ keepAlive: true, maxSockets: FETCHES_IN_FLIGHT });
-/** E2E_CLIENT=fetch: the old client, for comparing with earlier runs. */
-const FETCH_CLIENT = process.env.E2E_CLIENT === 'fetch';
-function getTile(url: string): Promise<Buffer> {
-  if (FETCH_CLIENT) {
-    return fetch(url).then(async (r) => {
-      if (!r.ok) throw new Error(`GET ${url}: ${r.status}`);
-      return Buffer.from(await r.arrayBuffer());
-    });
-  }
-  return new Promise((resolve, reject) => {
-    get(url, { agent: tileAgent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
-
-/** One viewer asks for every tile, fetches each announced URL (6 at a time), and stops at the last byte. */
+/** One viewer's round (bench/support/viewer-round.ts), with every process's counters read around it. */
 async function endToEndRound(system: TestSystem, redis: PrivateRedis, kind: Kind, tiles: Tile[]): Promise<RoundResult> {
-  const viewer = new TestViewer(system.gatewayUrl());
-  await viewer.connected();
-  let socketIn = 0;
-  let socketOut = 0;
-  const engine = viewer.socket.io.engine as unknown as { on(e: string, f: (p: { data?: unknown }) => void): void };
-  const size = (d: unknown) => (typeof d === 'string' ? Buffer.byteLength(d) : ((d as { byteLength?: number } | undefined)?.byteLength ?? 0));
-  engine.on('packet', (p) => (socketIn += size(p.data)));
-  engine.on('packetCreate', (p) => (socketOut += size(p.data)));
-  const bodies = new Map<string, Buffer>();
-  const queue: string[] = [];
-  let fetching = 0;
-  let failure: unknown;
-  const pump = () => {
-    while (fetching < FETCHES_IN_FLIGHT && queue.length > 0) {
-      const key = queue.shift()!;
-      fetching++;
-      getTile(viewer.delivered.get(key)!)
-        .then((body) => bodies.set(key, body))
-        .catch((e) => (failure = e))
-        .finally(() => {
-          fetching--;
-          pump();
-        });
-    }
-  };
-  const seen = new Set<string>();
-  viewer.socket.on('tile:ready', (e) => {
-    if (!seen.has(e.key)) {
-      seen.add(e.key);
-      queue.push(e.key);
-      pump();
-    }
-  });
+  const viewer = await connectedViewer(system.gatewayUrl());
   const spec = freshSpec(kind);
   const before = await snapshot(system, redis);
-  const started = performance.now();
-  const keys: string[] = [];
-  for (let i = 0; i < tiles.length; i += 256) {
-    const ack = await viewer.request({ dataset: DATASET.id, spec, tiles: tiles.slice(i, i + 256) });
-    if (!ack.ok) throw new Error(ack.error.message);
-    for (const r of ack.ready) {
-      if (!seen.has(r.key)) {
-        seen.add(r.key);
-        queue.push(r.key);
-        pump();
-      }
-    }
-    keys.push(...ack.pending.map((p) => p.key), ...ack.ready.map((r) => r.key));
-  }
-  if (keys.length !== tiles.length) throw new Error(`asked for ${tiles.length} tiles, ${keys.length} acknowledged`);
-  while (bodies.size < keys.length) {
-    if (failure) throw failure;
-    if (viewer.failed.size > 0) throw new Error(`tile failed: ${JSON.stringify([...viewer.failed.values()][0])}`);
-    if (performance.now() - started > 600_000) throw new Error(`${keys.length - bodies.size} tiles never arrived`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  const seconds = (performance.now() - started) / 1000;
+  const delivered = await viewer.run(DATASET.id, spec, tiles);
   const after = await snapshot(system, redis);
   viewer.close();
   const cpu = new Map<string, { total: number; main: number }>();
@@ -227,7 +140,7 @@ async function endToEndRound(system: TestSystem, redis: PrivateRedis, kind: Kind
     if (a) cpu.set(name, { total: b.total - a.total, main: b.main - a.main });
   }
   const worker = { reads: after.worker.reads - before.worker.reads, misses: after.worker.misses - before.worker.misses, renders: after.worker.renders - before.worker.renders };
-  return { kind, tiles: keys.length, seconds, bodies: keys.map((k) => bodies.get(k)!), socketIn, socketOut, cpu, redis: diffRedis(before.redis, after.redis), worker };
+  return { kind, ...delivered, cpu, redis: diffRedis(before.redis, after.redis), worker };
 }
 
 interface EncodeResult {

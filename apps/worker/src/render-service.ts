@@ -53,6 +53,9 @@ export class RenderService {
   /** Jobs in any stage in this process (the renderer lets an expensive render give way while there are others). */
   inFlight = 0;
 
+  /** The source cache's hits and misses already added to the metrics. */
+  private countedCache = { hits: 0, misses: 0 };
+
   constructor(private readonly deps: RenderServiceDeps) {}
 
   handle = async (job: RenderJob, context: RenderJobContext): Promise<RenderOutcome> => {
@@ -145,6 +148,11 @@ export class RenderService {
     const cache = this.deps.sourceCache.stats();
     // Read-ahead included: it is memory the worker holds all the same.
     metrics.sourceCacheBytes.set(cache.bytes + cache.offeredBytes);
+    // From the cache's own counts: a linked Zarr's reads (windows of its chunks) are counted too,
+    // which a count kept beside each source-tile read missed.
+    metrics.sourceCacheHits.inc(cache.hits - this.countedCache.hits);
+    metrics.sourceCacheMisses.inc(cache.misses - this.countedCache.misses);
+    this.countedCache = { hits: cache.hits, misses: cache.misses };
   }
 
   /**
@@ -176,14 +184,10 @@ export class RenderService {
     const spec = job.spec ?? (await this.deps.specs.get(job.specId));
     const stored = (level: number, c: number, z: number, t: number, x: number, y: number): Promise<SourceTile> => {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
-      const before = sourceCache.stats().misses;
       // Linked: the chunks it overlaps are what the cache holds (neighbouring tiles and z slices share them).
       // Every read is part of this render, which holds the pool's ticket until it settles (below).
       if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache, this.deps.sourceBuffers);
-      const p = sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }, this.deps.sourceBuffers)) as Promise<SourceTile>;
-      if (sourceCache.stats().misses > before) metrics.sourceCacheMisses.inc();
-      else metrics.sourceCacheHits.inc();
-      return p;
+      return sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }, this.deps.sourceBuffers)) as Promise<SourceTile>;
     };
     const { region } = job;
     let readSource: (c: number, z: number, t: number) => Promise<SourceTile>;

@@ -3,7 +3,7 @@ import { SourceBufferPool } from '@tilefarm/datasets';
 import { LruByteCache, type RenderInput, type TileRenderer } from '@tilefarm/render';
 import { createRegistry, createWorkerMetrics } from '@tilefarm/telemetry';
 import { SpecRegistry } from '@tilefarm/tile-requests';
-import { IMMUTABLE, RenderService } from '../src/render-service';
+import { IMMUTABLE, RenderService, type RenderServiceDeps } from '../src/render-service';
 import type { RenderFailure } from '../src/render-failure-log';
 import { DATASET, FakeFailedTiles, FakeTileDemand, MemoryObjectStore } from '../../../packages/tile-requests/test/support/fakes';
 
@@ -20,7 +20,7 @@ const JOB: RenderJob = {
   tile: { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' },
 };
 
-function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /** Tile x whose render throws this. */ failAt?: { x: number; error: Error } } = {}) {
+function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /** Tile x whose render throws this. */ failAt?: { x: number; error: Error }; /** The renderer reads channel 0 of its plane, as a real one does. */ readsSource?: boolean; manifest?: typeof DATASET; pixels?: RenderServiceDeps['pixels'] } = {}) {
   const store = new MemoryObjectStore();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
@@ -30,6 +30,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
   const renderer: TileRenderer = {
     async render(input) {
       renders.push(input);
+      if (options.readsSource) await input.readSource(0, input.tile.z, input.tile.t);
       if (options.failAt && input.tile.x === options.failAt.x) throw options.failAt.error;
       if (options.renderMs) await new Promise((r) => setTimeout(r, options.renderMs));
       return { body: Buffer.from('png'), contentType: 'image/png', width: 256, height: 256, timings: { readMs: 1, compositeMs: 1, encodeMs: 1 } };
@@ -49,11 +50,11 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
   const service = new RenderService({
     store,
     specs,
-    catalog: { getVersion: async () => DATASET, getStats: async () => undefined },
+    catalog: { getVersion: async () => options.manifest ?? DATASET, getStats: async () => undefined },
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
     ...(options.sourceBuffers && { sourceBuffers: options.sourceBuffers }),
-    pixels: { read: async () => Promise.reject(new Error('stored datasets only here')) },
+    pixels: options.pixels ?? { read: async () => Promise.reject(new Error('stored datasets only here')) },
     demand,
     // Like the announce script: publish, then clear the demand and tell how many still wanted it.
     settlement: {
@@ -90,11 +91,31 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
     failures,
     failureMemoryMs: 60_000,
   });
-  const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders') => (await metrics[name].get()).values[0]?.value ?? 0;
+  const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders' | 'sourceCacheHits' | 'sourceCacheMisses') => (await metrics[name].get()).values[0]?.value ?? 0;
   return { store, specs, demand, failures, published, renders, puts, service, counter, claims, loggedFailures };
 }
 
 describe('RenderService', () => {
+  it('counts a linked Zarr\'s chunk windows as source reads, served from memory or from storage (as source tiles are)', async () => {
+    // A linked Zarr: its reader asks the cache for chunk windows (here 3 per tile, one of them shared).
+    const linked = setup({
+      readsSource: true,
+      manifest: { ...DATASET, source: { kind: 'zarr', url: 'x.zarr', zarrFormat: 2, ngffVersion: '0.4', fingerprint: 'f' } },
+      pixels: {
+        read: async (_m, p, chunks) => {
+          for (const w of ['shared', `own-${p.x}-a`, `own-${p.x}-b`]) await chunks.getOrLoad(w, async () => ({ data: new Uint16Array(16), shape: [4, 4], stride: [4, 1] }));
+          return { width: 4, height: 4, dtype: 'uint16', data: new Uint16Array(16) };
+        },
+      },
+    });
+    for (const x of [0, 1]) {
+      const job = { ...JOB, key: JOB.key.replace('x0', `x${x}`), tile: { ...JOB.tile, x } };
+      await linked.demand.add([job.key]);
+      await linked.service.handle(job, { attempt: 1, waitedMs: 0 });
+    }
+    expect([await linked.counter('sourceCacheMisses'), await linked.counter('sourceCacheHits')]).toEqual([5, 1]);
+  });
+
   it('holds a source-buffer ticket until the renderer itself has settled, also past a timeout', async () => {
     const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
     const s = setup({ renderMs: 400, sourceBuffers: pool });

@@ -25,8 +25,8 @@ export function createWorkerMetrics(registry: Registry) {
     wastedRenders: new Counter({ name: 'tilefarm_renders_unwanted_at_finish_total', help: 'Renders that finished when no viewer or request wanted the tile any more (demand count 0 at completion)', registers: [registry] }),
     queueWaitSeconds: new Histogram({ name: 'tilefarm_queue_wait_seconds', help: 'Time a render job waited in the queue', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: [registry] }),
     sourceCacheBytes: new Gauge({ name: 'tilefarm_source_cache_bytes', help: 'Bytes of decoded source tiles and chunk windows held in memory, read-ahead included', registers: [registry] }),
-    sourceCacheHits: new Counter({ name: 'tilefarm_source_cache_hits_total', help: 'Source tile reads served from memory', registers: [registry] }),
-    sourceCacheMisses: new Counter({ name: 'tilefarm_source_cache_misses_total', help: 'Source tile reads that went to storage', registers: [registry] }),
+    sourceCacheHits: new Counter({ name: 'tilefarm_source_cache_hits_total', help: 'Source reads served from memory: source tiles, or windows of planes of a linked Zarr\'s chunks', registers: [registry] }),
+    sourceCacheMisses: new Counter({ name: 'tilefarm_source_cache_misses_total', help: 'Source reads that went to storage: source tiles, or windows of a linked Zarr\'s chunks (read and decoded)', registers: [registry] }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
