@@ -56,7 +56,8 @@ export const RenderJob = z.object({
   tile: TileAddress,
   region: RenderRegion.optional(),
   /**
-   * Further tiles of the same dataset version, spec, level, z and t, rendered one after the other
+   * Further tiles of the same dataset version, spec, level and t, and z (or z slices of one source
+   * chunk of a linked Zarr, packages/tile-requests/src/render-batches.ts), rendered one after the other
    * after `key` (in this order: the first is the one wanted soonest). A job with a batch is queued
    * under its own id and owns its tiles through the render-claims hash in Redis, not through its
    * id (packages/queue/src/render-claims.ts); a job without one may be either kind. Never with `region`.

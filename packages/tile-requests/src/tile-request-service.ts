@@ -1,7 +1,7 @@
 import { TilefarmError, asErrorCode, type TileEvent } from '@tilefarm/contracts';
 import type { FailedTilesPort, QueuedRender, RenderQueuePort, TileDemandPort, TileEventsPort, TileStorePort } from './ports';
 import { TIER, jobPriority, laneOf, shareWeight, type RenderLane } from './priorities';
-import { batchJob, renderBatches } from './render-batches';
+import { batchJob, chunkGroupOf, renderBatches, type ChunkGroup } from './render-batches';
 import { renderJobOf, type PlannedTile, type RequestedPosition, type ResolvedSpec, type TilePlan, type TilePlanner, type DatasetAccess } from './tile-planner';
 
 /**
@@ -77,6 +77,8 @@ interface PendingEntry {
   checkedAt: number;
   /** The tiles queued in one job with it (render-batches.ts), this one included; the job ranks by its best. */
   batch?: string[];
+  /** The source chunk it shares with other tiles of its plane, if any (render-batches.ts). */
+  chunk?: ChunkGroup | undefined;
 }
 
 export interface TileRequestServiceOptions {
@@ -225,7 +227,7 @@ export class TileRequestService {
         // Fair share: after the extra weight its owners already have pending, and its own.
         const extra = shareWeight(t.cost) - 1;
         const place = ordinal + Math.max(...owners.map((o) => this.backlog.get(o) ?? 0)) + extra;
-        entry = { job: renderJobOf(plan, t), lane: laneOf(t.cost), listeners: new Map(), priority: jobPriority(tier, place), ordinal: place, charged: { owners, extra }, checkedAt: now };
+        entry = { job: renderJobOf(plan, t), lane: laneOf(t.cost), listeners: new Map(), priority: jobPriority(tier, place), ordinal: place, charged: { owners, extra }, checkedAt: now, chunk: chunkGroupOf(plan.manifest, t.tile) };
         this.charge(entry, 1);
         this.pending.set(t.key, entry);
         fresh.add(t.key);

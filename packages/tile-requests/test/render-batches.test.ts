@@ -1,4 +1,5 @@
-import { MIN_JOBS_PER_REQUEST, TIER, TileRequestService, jobPriority, renderBatches, type TilePlan } from '@tilefarm/tile-requests';
+import { DatasetCatalog } from '@tilefarm/datasets';
+import { MAX_CHUNK_BATCH, MIN_JOBS_PER_REQUEST, TIER, TileRequestService, chunkGroupOf, jobPriority, renderBatches, type TilePlan } from '@tilefarm/tile-requests';
 import { WHOLE_SLIDE, buildCore, recorder, type Core } from './support/fakes';
 
 // Render jobs carrying several tiles (RENDER_BATCH_TILES = 4 here), on the in-memory fakes: the
@@ -50,6 +51,71 @@ describe('TileRequestService with batch jobs (batchTiles 4)', () => {
     // The grouping alone: heavy renders (and regions) stand alone too.
     const jobs = p.tiles.slice(0, 2).map((t, i) => ({ job: { v: 1 as const, key: t.key, dataset: WHOLE_SLIDE.id, version: 1, specId: core.specId, tile: t.tile }, lane: i === 0 ? 'render' : 'heavy' }));
     expect(renderBatches([...jobs, ...jobs, ...jobs, ...jobs], 4).every((b) => b.length === 1)).toBe(true);
+  });
+
+  it('a linked Zarr with chunks of 4 × 4 tiles: a large request is one job per chunk (each chunk read by one worker), a small one still spreads over the render slots', async () => {
+    const chunks = Array.from({ length: WHOLE_SLIDE.levels }, () => ({ z: 1, y: 1024, x: 1024 }));
+    const linked = { ...WHOLE_SLIDE, id: 'linked', source: { kind: 'zarr' as const, url: 'file:l.zarr', zarrFormat: 2 as const, ngffVersion: '0.4', fingerprint: 'f', chunks } };
+    await new DatasetCatalog(core.store, 0).publish(linked, { v: 1, dataset: linked.id, version: linked.version, planes: [] });
+    // 8 × 8 tiles from (2, 2): parts of 9 chunks, listed row by row.
+    const p = await core.service.planner.plan(linked.id, core.specId, screen(2, 2, 8, 8));
+    await core.service.request(p, p.tiles, TIER.visible, recorder().listener);
+    const chunkOf = (key: string) => {
+      const t = p.tiles.find((x) => x.key === key)!.tile;
+      return `${Math.floor(t.x / 4)},${Math.floor(t.y / 4)}`;
+    };
+    const batches = [...core.queue.batches];
+    expect(batches.map((b) => new Set(b.map(chunkOf)).size)).toEqual(batches.map(() => 1));
+    expect(batches.map((b) => chunkOf(b[0]!))).toEqual(['0,0', '1,0', '2,0', '0,1', '1,1', '2,1', '0,2', '1,2', '2,2']);
+    expect(batches.map((b) => b.length)).toEqual([4, 8, 4, 8, 16, 8, 4, 8, 4]);
+    // Each job at its best tile's priority; every tile queued once.
+    expect(new Set(batches.flat()).size).toBe(64);
+    expect(batches.map((b) => core.queue.priorityOf(b[0]!))).toEqual(batches.map((b) => Math.min(...b.map((k) => jobPriority(TIER.visible, p.tiles.findIndex((t) => t.key === k))))));
+    // A screen of 8 tiles in one chunk: still 4 jobs of 2.
+    const q = await core.service.planner.plan(linked.id, core.specId, screen(40, 40, 4, 2));
+    await core.service.request(q, q.tiles, TIER.visible, recorder().listener);
+    expect(core.queue.batches.slice(batches.length).map((b) => b.length)).toEqual([2, 2, 2, 2]);
+  });
+
+  it('the chunk a tile lies in: only for chunks spanning more than one tile (in the plane or through z), at that level', () => {
+    const source = { kind: 'zarr' as const, url: 'file:l.zarr', zarrFormat: 2 as const, ngffVersion: '0.4', fingerprint: 'f' };
+    const tile = { level: 0, x: 5, y: 6, z: 70 };
+    const group = (chunk: { z: number; y: number; x: number } | undefined, at = tile) => chunkGroupOf({ tileSize: 256, source: { ...source, ...(chunk && { chunks: [chunk] }) } }, at);
+    expect(group({ z: 1, y: 1024, x: 1024 })).toEqual({ key: '1,1,70', tiles: 16 });
+    // Chunks off the tile grid: the chunk of the tile's first pixel (1280 / 1000, 1536 / 1000).
+    expect(group({ z: 1, y: 1000, x: 1000 })).toEqual({ key: '1,1,70', tiles: 16 });
+    expect(group({ z: 1, y: 512, x: 2048 })).toEqual({ key: '0,3,70', tiles: 16 });
+    // 64³: one tile's place (4 × 4 chunks, keyed by the first) through the chunk's 64 slices.
+    expect(group({ z: 64, y: 64, x: 64 })).toEqual({ key: '20,24,1', tiles: 64 });
+    expect(group({ z: 1, y: 256, x: 256 })).toBeUndefined();
+    expect(group({ z: 1, y: 128, x: 128 })).toBeUndefined();
+    expect(group({ z: 1, y: 1024, x: 1024 }, { ...tile, level: 1 })).toBeUndefined();
+    expect(group(undefined)).toBeUndefined();
+    expect(chunkGroupOf({ tileSize: 256 }, tile)).toBeUndefined();
+    expect(MAX_CHUNK_BATCH).toBe(16);
+  });
+
+  it('64³ chunks: a request through z slices is one job per tile place and chunk, its slices in order; a request of one plane stays in jobs of neighbours', async () => {
+    const chunks = Array.from({ length: WHOLE_SLIDE.levels }, () => ({ z: 64, y: 64, x: 64 }));
+    const linked = { ...WHOLE_SLIDE, id: 'deep', sizeZ: 128, source: { kind: 'zarr' as const, url: 'file:d.zarr', zarrFormat: 2 as const, ngffVersion: '0.4', fingerprint: 'f', chunks } };
+    await new DatasetCatalog(core.store, 0).publish(linked, { v: 1, dataset: linked.id, version: linked.version, planes: [] });
+    // 2 × 2 tiles over z 60-67 (two chunks deep), plane by plane, as a prefetch request lists them.
+    const positions = [60, 61, 62, 63, 64, 65, 66, 67].flatMap((z) => screen(0, 0, 2, 2, z));
+    const p = await core.service.planner.plan(linked.id, core.specId, positions);
+    await core.service.request(p, p.tiles, TIER.ring, recorder().listener);
+    const batches = [...core.queue.batches];
+    const where = (key: string) => p.tiles.find((t) => t.key === key)!.tile;
+    expect(batches).toHaveLength(8);
+    for (const b of batches) {
+      const tiles = b.map(where);
+      expect(new Set(tiles.map((t) => `${t.x},${t.y},${Math.floor(t.z / 64)}`)).size).toBe(1);
+      expect(tiles.map((t) => t.z)).toEqual(tiles[0]!.z < 64 ? [60, 61, 62, 63] : [64, 65, 66, 67]);
+    }
+    expect(batches.map((b) => where(b[0]!)).map((t) => [t.x, t.y, t.z])).toEqual([[0, 0, 60], [1, 0, 60], [0, 1, 60], [1, 1, 60], [0, 0, 64], [1, 0, 64], [0, 1, 64], [1, 1, 64]]);
+    // One plane of 16 tiles: 4 jobs of 4 (each tile its own chunks in the plane).
+    const q = await core.service.planner.plan(linked.id, core.specId, screen(10, 10, 4, 4, 5));
+    await core.service.request(q, q.tiles, TIER.visible, recorder().listener);
+    expect(core.queue.batches.slice(batches.length).map((b) => b.length)).toEqual([4, 4, 4, 4]);
   });
 
   it('coalescing stays exact across processes: another service enqueues only the tiles no live job owns, and each listener hears each tile once', async () => {

@@ -45,6 +45,15 @@ export function statisticsLevel(image: Pick<NgffImage, 'levels' | 'axes'>): numb
   return 0;
 }
 
+/** Each level's chunk extent in z, y and x, for the manifest (1 along an axis the image lacks). */
+export function chunkExtents(image: Pick<NgffImage, 'levels' | 'axes'>): { z: number; y: number; x: number }[] {
+  const along = (chunks: number[], axis: 'z' | 'y' | 'x') => {
+    const i = image.axes.indexOf(axis);
+    return i < 0 ? 1 : chunks[i]!;
+  };
+  return image.levels.map((l) => ({ z: along(l.chunks, 'z'), y: along(l.chunks, 'y'), x: along(l.chunks, 'x') }));
+}
+
 /** A FIFO of decoded chunks bounded by bytes: planes are read in order, so recency is enough. */
 function boundedChunks(maxBytes: number): ChunkCache {
   const held = new Map<string, Promise<DecodedChunk>>();
@@ -205,7 +214,7 @@ async function publishVersion(
     channels,
     ...(image.physicalSize ? { physicalSize: image.physicalSize } : {}),
     sourceEncoding: opts.copy ? opts.catalog.sourceEncoding : 'raw-v1',
-    ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint, ...(image.sourceDtype !== image.dtype ? { dtype: image.sourceDtype } : {}) } }),
+    ...(opts.copy ? {} : { source: { kind: 'zarr', url: opts.url, zarrFormat: opened.zarrFormat, ngffVersion: image.ngffVersion, fingerprint: opened.fingerprint, ...(image.sourceDtype !== image.dtype ? { dtype: image.sourceDtype } : {}), chunks: chunkExtents(image) } }),
     storedBytes: written.total,
     createdAt: new Date().toISOString(),
   });
