@@ -9,20 +9,26 @@
  * everything else a tile costs (the queue, the store write, the announcement, the GET), as in
  * production.
  *
- * The image: 2 channels × 64 z × 1024², uint16, microscopy-like, written by Python's zarr (Blosc lz4
- * + shuffle) in chunks of 256², 1024² and 64³, with 2 levels; registered by the API (POST
+ * The image: 2 channels × 128 z × 1024², uint16, microscopy-like, written by Python's zarr (Blosc
+ * lz4 + shuffle) in chunks of 256², 1024² and 64³, with 2 levels; registered by the API (POST
  * /v1/datasets, `link`), and the 256² one once more with `copy`.
  * A round, per dataset: the whole level-0 plane (4 × 4 tiles) over 16 consecutive z slices (256
- * tiles, 2-channel JPEG q85). Cold means:
+ * tiles, 2-channel JPEG q85), asked two ways, each on z slices of its own:
+ *  - "z stack": in one request (a viewer prefetching slices, a projection's reads): the tiles of
+ *    one chunk are one render job (render-batches.ts);
+ *  - "plane by plane": 16 requests of one plane, each asked once the last plane has all arrived
+ *    (a user stepping through z; no prefetch): jobs of neighbouring tiles of one plane, so the
+ *    slices of a 64³ chunk go to whichever worker is free.
+ * Cold means:
  *  - every round has a new spec (windows no round used), so no tile is in the tile store;
- *  - each dataset's rounds read z ranges no earlier round of it read, ordered 0-15, 32-47, 16-31,
- *    48-63 so that a round never starts in the half of a 32-plane Blosc block an earlier round
- *    decoded (and offered to the worker's read-ahead) two rounds before; between two rounds of one
- *    dataset the other three read ~200 MB of source through the workers' 64 MB caches.
+ *  - each dataset's rounds read z ranges no earlier round of it read, ordered so that a round
+ *    never reads the other half of a 32-plane Blosc block that an earlier round decoded (and
+ *    offered to the worker's read-ahead) unless ≥ 3 rounds (~600 MB of reads) came between.
  * What stays warm: the OS page cache, the opened Zarrs' metadata, JIT and sharp (one uncounted
  * round per dataset at level 1 first, which also checks the four give the same bytes).
- * Figures: per layout, median tiles/s over E2E_ZARR_ROUNDS (3, at most 4) rounds, datasets in a
- * rotating order within each round; linked ÷ copied.
+ * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS (3, at most 4) rounds,
+ * datasets in a rotating order within each round; linked ÷ copied; system CPU (every process of
+ * tilefarm, all threads) and source reads that missed the workers' caches, per tile and per round.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,12 +40,14 @@ import { connectedViewer, type RoundTile } from './support/viewer-round';
 import { processCpu } from './support/process-cpu';
 
 const SIZE_C = 2;
-const SIZE_Z = 64;
+const SIZE_Z = 128;
 const SIDE = 1024;
 const Z_PER_ROUND = 16;
-/** z starts per dataset, in round order: never the other half of a Blosc block read two rounds before. */
-const Z_STARTS = [0, 32, 16, 48];
-const ROUNDS = Math.min(Z_STARTS.length, Number(process.env.E2E_ZARR_ROUNDS ?? 3));
+/** z starts per dataset, in the order used (round 1 stack, round 1 plane by plane, round 2...): a 32-plane block's halves ≥ 3 uses apart. */
+const Z_STARTS = [0, 32, 64, 96, 16, 48, 80, 112];
+const WAYS = ['z stack', 'plane by plane'] as const;
+type Way = (typeof WAYS)[number];
+const ROUNDS = Math.min(Z_STARTS.length / WAYS.length, Number(process.env.E2E_ZARR_ROUNDS ?? 3));
 const LAYOUTS = [
   { name: 'c256', label: '256² (1×1×256×256)', chunkZ: 1, chunkYX: 256 },
   { name: 'c1024', label: '1024² (1×1×1024×1024)', chunkZ: 1, chunkYX: 1024 },
@@ -95,40 +103,56 @@ async function main(): Promise<void> {
 
     const codec = system.workers[0]!.output.join('').match(/"chunks":"Blosc"[^\n]*/)?.[0];
     console.log(`the workers' Blosc decoder: ${codec ?? 'not reported'}`);
-    console.log(`zarr bench, end to end: ${plane(0, 0).length} cold tiles per round (level 0, 4×4 tiles × ${Z_PER_ROUND} z, 2-channel JPEG q85) per dataset, ${WORKERS} workers, one viewer fetching 6 at a time, median of ${ROUNDS} rounds, node ${process.version}`);
-    const rates = new Map<string, number[]>(DATASETS.map((id) => [id, []]));
+    console.log(`zarr bench, end to end: ${plane(0, 0).length} cold tiles per round and way (level 0, 4×4 tiles × ${Z_PER_ROUND} z, 2-channel JPEG q85) per dataset, ${WORKERS} workers, one viewer fetching 6 at a time, median of ${ROUNDS} rounds, node ${process.version}`);
     /** CPU seconds of every process of the system (workers, API, gateway), all threads. */
     const systemCpu = () => system!.processes.reduce((sum, p) => sum + (p.child.pid && p.child.exitCode === null ? processCpu(p.child.pid).total : 0), 0);
-    const cpuMs = new Map<string, number[]>(DATASETS.map((id) => [id, []]));
-    /** Source reads that missed the workers' caches (a source tile, or a chunk's window of planes, read and decoded). */
-    const misses = new Map<string, number[]>(DATASETS.map((id) => [id, []]));
-    const spans: { dataset: string; round: number; fromUs: number; toUs: number }[] = [];
+    const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
+    interface Measured {
+      rate: number;
+      cpuMs: number;
+      /** Source reads that missed the workers' caches (a source tile, or a chunk's window of planes, read and decoded). */
+      misses: number;
+    }
+    const results = new Map<string, Measured[]>();
+    const spans: { dataset: string; way: Way; round: number; fromUs: number; toUs: number }[] = [];
+    let use = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      // A rotating order: no dataset always follows the same one.
-      const order = DATASETS.map((_, i) => DATASETS[(i + round) % DATASETS.length]!);
-      for (const id of order) {
-        const from = process.hrtime.bigint() / 1000n;
-        const cpu0 = systemCpu();
-        const misses0 = await system.workerCounter('tilefarm_source_cache_misses_total');
-        const r = await viewer.run(id, freshSpec(), plane(0, Z_STARTS[round]!));
-        cpuMs.get(id)!.push(((systemCpu() - cpu0) * 1000) / r.tiles);
-        rates.get(id)!.push(r.tiles / r.seconds);
-        // The profiles' clock (V8's, CLOCK_MONOTONIC µs) is this one: each round's span, to cut them.
-        spans.push({ dataset: id, round, fromUs: Number(from), toUs: Number(process.hrtime.bigint() / 1000n) });
-        misses.get(id)!.push((await system.workerCounter('tilefarm_source_cache_misses_total')) - misses0);
+      for (const way of WAYS) {
+        const z0 = Z_STARTS[use++]!;
+        // A rotating order: no dataset always follows the same one.
+        const order = DATASETS.map((_, i) => DATASETS[(i + round) % DATASETS.length]!);
+        for (const id of order) {
+          const spec = freshSpec();
+          const tiles = plane(0, z0);
+          const from = process.hrtime.bigint() / 1000n;
+          const cpu0 = systemCpu();
+          const misses0 = await misses();
+          let seconds = 0;
+          if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
+          else for (let z = z0; z < z0 + Z_PER_ROUND; z++) seconds += (await viewer.run(id, spec, tiles.filter((t) => t.z === z))).seconds;
+          const cpuMs = ((systemCpu() - cpu0) * 1000) / tiles.length;
+          // The profiles' clock (V8's, CLOCK_MONOTONIC µs) is this one: each round's span, to cut them.
+          spans.push({ dataset: id, way, round, fromUs: Number(from), toUs: Number(process.hrtime.bigint() / 1000n) });
+          const key = `${way}/${id}`;
+          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, misses: (await misses()) - misses0 }]);
+        }
       }
     }
     viewer.close();
     if (PROFILE_DIR) writeFileSync(join(PROFILE_DIR, 'rounds.json'), JSON.stringify(spans));
 
     const range = (v: number[]) => `${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)}`;
-    const copied = median(rates.get('copied')!);
-    const cpu = (id: string) => `${median(cpuMs.get(id)!).toFixed(2)} ms system CPU per tile, source cache misses per round ${misses.get(id)!.join(', ')}`;
-    console.log(`copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates.get('copied')!)}), ${cpu('copied')}`);
-    for (const l of MEASURED) {
-      const linked = rates.get(l.name)!;
-      const perRound = linked.map((v, i) => v / rates.get('copied')![i]!);
-      console.log(`linked Zarr, chunks ${l.label}: ${median(linked).toFixed(1)} tiles/s end to end (range ${range(linked)}), linked/copied ${(median(linked) / copied).toFixed(2)} (per round ${perRound.map((v) => v.toFixed(2)).join(', ')}; goal >= 0.8); ${cpu(l.name)}`);
+    for (const way of WAYS) {
+      const of = (id: string) => results.get(`${way}/${id}`)!;
+      const rates = (id: string) => of(id).map((m) => m.rate);
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile, source reads from storage per round ${of(id).map((m) => m.misses).join(', ')}`;
+      const copied = median(rates('copied'));
+      console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
+      for (const l of MEASURED) {
+        const linked = rates(l.name);
+        const perRound = linked.map((v, i) => v / rates('copied')[i]!);
+        console.log(`${way}: linked Zarr, chunks ${l.label}: ${median(linked).toFixed(1)} tiles/s end to end (range ${range(linked)}), linked/copied ${(median(linked) / copied).toFixed(2)} (per round ${perRound.map((v) => v.toFixed(2)).join(', ')}; goal >= 0.8); ${detail(l.name)}`);
+      }
     }
   } finally {
     await system?.stop();

@@ -4,7 +4,9 @@
  * can keep its own derived tables in one too.
  */
 export interface LruByteCacheStats {
+  /** Reads served from memory, a load already in flight included. */
   hits: number;
+  /** Reads that were not (getOrLoad then loads). */
   misses: number;
   evictions: number;
   entries: number;
@@ -186,10 +188,14 @@ export class LruByteCache<K, V> {
    * (several tiles in flight often need the same source tile). A failed load is not cached.
    */
   async getOrLoad(key: K, load: () => Promise<V>): Promise<V> {
+    // Joining a load in flight is a hit: only the load itself goes to storage (a miss).
+    const pending = this.inflight.get(key);
+    if (pending) {
+      this.hits++;
+      return pending;
+    }
     const hit = this.get(key);
     if (hit !== undefined) return hit;
-    const pending = this.inflight.get(key);
-    if (pending) return pending;
     const p = load().then(
       (v) => {
         this.inflight.delete(key);

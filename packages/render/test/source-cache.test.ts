@@ -27,6 +27,8 @@ describe('LruByteCache', () => {
     const [x, y] = await Promise.all([c.getOrLoad('k', load), c.getOrLoad('k', load)]);
     expect(x).toBe(y);
     expect(loads).toBe(1);
+    // One load (a miss); the caller that joined it is served from memory (a hit).
+    expect(c.stats()).toMatchObject({ hits: 1, misses: 1 });
     expect(c.stats().bytes).toBe(10); // sized by .data.byteLength (SourceTile shape)
     await expect(c.getOrLoad('bad', async () => Promise.reject(new Error('nope')))).rejects.toThrow('nope');
     expect(c.has('bad')).toBe(false);
