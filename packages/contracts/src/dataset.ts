@@ -40,9 +40,10 @@ export const LinkedZarrSource = z.object({
   /** The Zarr's own sample type where it differs from the dataset's dtype (int16, uint32 are held as float32). */
   dtype: z.string().max(16).optional(),
   /**
-   * Each level's chunk extent in z, y and x (1 along an axis the arrays lack): the tiles of a plane
-   * that lie in one chunk are queued as one render job, so one worker reads and decodes that chunk,
-   * not every worker (tile-requests, render-batches.ts). Absent from manifests written before it.
+   * Each level's chunk extent in z, y and x (1 along an axis the arrays lack): the tiles a request
+   * asks for that lie in one chunk (in a plane, or through its z slices) are queued as one render
+   * job, so one worker reads and decodes that chunk, not every worker (tile-requests,
+   * render-batches.ts). Absent from manifests written before it.
    */
   chunks: z.array(z.object({ z: z.number().int().min(1), y: z.number().int().min(1), x: z.number().int().min(1) })).max(30).optional(),
 });
