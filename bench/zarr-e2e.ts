@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import type { RenderSpecInput } from '@tilefarm/contracts';
 import { TestSystem } from '../test/support/system';
 import { connectedViewer, type RoundTile } from './support/viewer-round';
-import { processCpu } from './support/process-cpu';
+import { minorFaults, processCpu } from './support/process-cpu';
 
 const SIZE_C = 2;
 const SIZE_Z = 128;
@@ -105,13 +105,19 @@ async function main(): Promise<void> {
     console.log(`the workers' Blosc decoder: ${codec ?? 'not reported'}`);
     console.log(`zarr bench, end to end: ${plane(0, 0).length} cold tiles per round and way (level 0, 4×4 tiles × ${Z_PER_ROUND} z, 2-channel JPEG q85) per dataset, ${WORKERS} workers, one viewer fetching 6 at a time, median of ${ROUNDS} rounds, node ${process.version}`);
     /** CPU seconds of every process of the system (workers, API, gateway), all threads. */
-    const systemCpu = () => system!.processes.reduce((sum, p) => sum + (p.child.pid && p.child.exitCode === null ? processCpu(p.child.pid).total : 0), 0);
+    const cpuOf = (processes: TestSystem['processes']) => processes.reduce((sum, p) => sum + (p.child.pid && p.child.exitCode === null ? processCpu(p.child.pid).total : 0), 0);
+    const systemCpu = () => cpuOf(system!.processes);
+    const workersCpu = () => cpuOf(system!.workers);
     const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
+    /** Memory the workers touched for the first time (~15 µs a 4 KB page on this VM). */
+    const workerFaults = () => system!.workers.reduce((sum, w) => sum + (w.child.pid && w.child.exitCode === null ? minorFaults(w.child.pid) : 0), 0);
     interface Measured {
       rate: number;
       cpuMs: number;
+      workerCpuMs: number;
       /** Source reads that missed the workers' caches (a source tile, or a chunk's window of planes, read and decoded). */
       misses: number;
+      faultsPerTile: number;
     }
     const results = new Map<string, Measured[]>();
     const spans: { dataset: string; way: Way; round: number; fromUs: number; toUs: number }[] = [];
@@ -126,15 +132,18 @@ async function main(): Promise<void> {
           const tiles = plane(0, z0);
           const from = process.hrtime.bigint() / 1000n;
           const cpu0 = systemCpu();
+          const workerCpu0 = workersCpu();
           const misses0 = await misses();
+          const faults0 = workerFaults();
           let seconds = 0;
           if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
           else for (let z = z0; z < z0 + Z_PER_ROUND; z++) seconds += (await viewer.run(id, spec, tiles.filter((t) => t.z === z))).seconds;
           const cpuMs = ((systemCpu() - cpu0) * 1000) / tiles.length;
+          const workerCpuMs = ((workersCpu() - workerCpu0) * 1000) / tiles.length;
           // The profiles' clock (V8's, CLOCK_MONOTONIC µs) is this one: each round's span, to cut them.
           spans.push({ dataset: id, way, round, fromUs: Number(from), toUs: Number(process.hrtime.bigint() / 1000n) });
           const key = `${way}/${id}`;
-          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, misses: (await misses()) - misses0 }]);
+          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: (await misses()) - misses0, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
         }
       }
     }
@@ -145,7 +154,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile, source reads from storage per round ${of(id).map((m) => m.misses).join(', ')}`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {
