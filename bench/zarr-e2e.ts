@@ -9,24 +9,28 @@
  * everything else a tile costs (the queue, the store write, the announcement, the GET), as in
  * production.
  *
- * The image: 2 channels × 128 z × 1024², uint16, microscopy-like, written by Python's zarr (Blosc
+ * The image: 2 channels × 288 z × 1024², uint16, microscopy-like, written by Python's zarr (Blosc
  * lz4 + shuffle) in chunks of 256², 1024² and 64³, with 2 levels; registered by the API (POST
  * /v1/datasets, `link`), and the 256² one once more with `copy`.
  * A round, per dataset: the whole level-0 plane (4 × 4 tiles) over 16 consecutive z slices (256
- * tiles, 2-channel JPEG q85), asked two ways, each on z slices of its own:
+ * tiles, 2-channel JPEG q85), asked three ways, each on z slices of its own:
  *  - "z stack": in one request (a viewer prefetching slices, a projection's reads): the tiles of
  *    one chunk are one render job (render-batches.ts);
  *  - "plane by plane": 16 requests of one plane, each asked once the last plane has all arrived
- *    (a user stepping through z; no prefetch): jobs of neighbouring tiles of one plane, so the
- *    slices of a 64³ chunk go to whichever worker is free.
+ *    (a user stepping through z, with no prefetch): jobs of neighbouring tiles of one plane, so the
+ *    slices of a 64³ chunk go to whichever worker is free;
+ *  - "scroll": the same, each plane's viewport reported first as the viewer does, so the gateway
+ *    prefetches ±2 slices (PREFETCH_Z) in one request each, and a plane asked for may be there
+ *    already (a prefetched tile is fetched once asked for, as the viewer does). The prefetches past
+ *    the last slice finish untimed before the next round.
  * Cold means:
  *  - every round has a new spec (windows no round used), so no tile is in the tile store;
- *  - each dataset's rounds read z ranges no earlier round of it read, ordered so that a round
- *    never reads the other half of a 32-plane Blosc block that an earlier round decoded (and
- *    offered to the worker's read-ahead) unless ≥ 3 rounds (~600 MB of reads) came between.
+ *  - each dataset's rounds read z ranges no other round of it read: each in a 32-slice Blosc block
+ *    of its own (the 64³ chunks'), prefetches included, since a block's other half decoded by one
+ *    round stays in the workers' read-ahead (session 11's first runs of three ways found one so).
  * What stays warm: the OS page cache, the opened Zarrs' metadata, JIT and sharp (one uncounted
  * round per dataset at level 1 first, which also checks the four give the same bytes).
- * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS (3, at most 4) rounds,
+ * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS (3, at most 3) rounds,
  * datasets in a rotating order within each round; linked ÷ copied; system CPU (every process of
  * tilefarm, all threads) and source reads that missed the workers' caches, per tile and per round.
  */
@@ -40,14 +44,18 @@ import { connectedViewer, type RoundTile } from './support/viewer-round';
 import { minorFaults, processCpu } from './support/process-cpu';
 
 const SIZE_C = 2;
-const SIZE_Z = 128;
+const SIZE_Z = 288;
 const SIDE = 1024;
 const Z_PER_ROUND = 16;
-/** z starts per dataset, in the order used (round 1 stack, round 1 plane by plane, round 2...): a 32-plane block's halves ≥ 3 uses apart. */
-const Z_STARTS = [0, 32, 64, 96, 16, 48, 80, 112];
-const WAYS = ['z stack', 'plane by plane'] as const;
+/**
+ * z starts per dataset, one per way and round: 16 slices in the middle of a 32-slice Blosc block of
+ * the 64³ chunks (8-23 of it), a scroll's ±2 prefetch included, so no use reads or decodes a block
+ * another use did (a block's other half is offered to the workers' read-ahead, which keeps it).
+ */
+const Z_STARTS = Array.from({ length: 9 }, (_, i) => 32 * i + 8);
+const WAYS = ['z stack', 'plane by plane', 'scroll'] as const;
 type Way = (typeof WAYS)[number];
-const ROUNDS = Math.min(Z_STARTS.length / WAYS.length, Number(process.env.E2E_ZARR_ROUNDS ?? 3));
+const ROUNDS = Math.min(Math.floor(Z_STARTS.length / WAYS.length), Number(process.env.E2E_ZARR_ROUNDS ?? 3));
 const LAYOUTS = [
   { name: 'c256', label: '256² (1×1×256×256)', chunkZ: 1, chunkYX: 256 },
   { name: 'c1024', label: '1024² (1×1×1024×1024)', chunkZ: 1, chunkYX: 1024 },
@@ -120,6 +128,9 @@ async function main(): Promise<void> {
       faultsPerTile: number;
     }
     const results = new Map<string, Measured[]>();
+    const renderingStopped = async () => {
+      for (let last = -1, now = await system!.workerCounter('tilefarm_renders_total'); now !== last; last = now, now = await system!.workerCounter('tilefarm_renders_total')) await new Promise((r) => setTimeout(r, 300));
+    };
     const spans: { dataset: string; way: Way; round: number; fromUs: number; toUs: number }[] = [];
     let use = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -137,11 +148,19 @@ async function main(): Promise<void> {
           const faults0 = workerFaults();
           let seconds = 0;
           if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
-          else for (let z = z0; z < z0 + Z_PER_ROUND; z++) seconds += (await viewer.run(id, spec, tiles.filter((t) => t.z === z))).seconds;
+          else {
+            for (let z = z0; z < z0 + Z_PER_ROUND; z++) {
+              // A scroll says where it looks first, as the viewer does: the gateway prefetches ±PREFETCH_Z slices.
+              if (way === 'scroll') viewer.viewport({ dataset: id, spec, level: 0, z, t: 0, x0: 0, y0: 0, x1: 3, y1: 3, format: 'jpeg' });
+              seconds += (await viewer.run(id, spec, tiles.filter((t) => t.z === z))).seconds;
+            }
+          }
           const cpuMs = ((systemCpu() - cpu0) * 1000) / tiles.length;
           const workerCpuMs = ((workersCpu() - workerCpu0) * 1000) / tiles.length;
           // The profiles' clock (V8's, CLOCK_MONOTONIC µs) is this one: each round's span, to cut them.
           spans.push({ dataset: id, way, round, fromUs: Number(from), toUs: Number(process.hrtime.bigint() / 1000n) });
+          // A scroll's last prefetches (2 slices past it) finish before the next round, untimed.
+          if (way === 'scroll') await renderingStopped();
           const key = `${way}/${id}`;
           results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: (await misses()) - misses0, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
         }

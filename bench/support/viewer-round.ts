@@ -4,7 +4,7 @@
  * browser); the clock stops at the last byte.
  */
 import { Agent, get } from 'node:http';
-import type { RenderSpecInput } from '@tilefarm/contracts';
+import type { RenderSpecInput, Viewport } from '@tilefarm/contracts';
 import { TestViewer } from '../../test/support/socket-client';
 
 /** Tile GETs in flight per viewer: a browser keeps 6 connections per host. */
@@ -54,7 +54,7 @@ function getTile(url: string): Promise<Buffer> {
 }
 
 /** A viewer connected to the gateway; `run` is one round (the caller reads its counters around it). */
-export async function connectedViewer(gatewayUrl: string): Promise<{ run(dataset: string, spec: RenderSpecInput, tiles: RoundTile[]): Promise<DeliveredRound>; close(): void }> {
+export async function connectedViewer(gatewayUrl: string): Promise<{ run(dataset: string, spec: RenderSpecInput, tiles: RoundTile[]): Promise<DeliveredRound>; viewport(view: Omit<Viewport, 'spec'> & { spec: string | RenderSpecInput }): void; close(): void }> {
   const viewer = new TestViewer(gatewayUrl);
   await viewer.connected();
   let socketIn = 0;
@@ -87,7 +87,11 @@ export async function connectedViewer(gatewayUrl: string): Promise<{ run(dataset
     queue.push(key);
     pump();
   };
-  viewer.socket.on('tile:ready', (e) => fetchOnce(e.key));
+  /** The tiles this round asked for: only those are fetched (a tile prefetched for a viewport is fetched once asked for, as the viewer does). */
+  const wanted = new Set<string>();
+  viewer.socket.on('tile:ready', (e) => {
+    if (wanted.has(e.key)) fetchOnce(e.key);
+  });
 
   return {
     async run(dataset, spec, tiles) {
@@ -95,12 +99,17 @@ export async function connectedViewer(gatewayUrl: string): Promise<{ run(dataset
       socketOut = 0;
       bodies.clear();
       seen.clear();
+      wanted.clear();
       const started = performance.now();
       const keys: string[] = [];
       for (let i = 0; i < tiles.length; i += 256) {
         const ack = await viewer.request({ dataset, spec, tiles: tiles.slice(i, i + 256) });
         if (!ack.ok) throw new Error(ack.error.message);
-        for (const r of ack.ready) fetchOnce(r.key);
+        for (const t of [...ack.ready, ...ack.pending]) {
+          wanted.add(t.key);
+          // Announced already (before this answer, or prefetched earlier): fetched now.
+          if (viewer.delivered.has(t.key)) fetchOnce(t.key);
+        }
         keys.push(...ack.pending.map((p) => p.key), ...ack.ready.map((r) => r.key));
       }
       if (keys.length !== tiles.length) throw new Error(`asked for ${tiles.length} tiles, ${keys.length} acknowledged`);
@@ -113,6 +122,8 @@ export async function connectedViewer(gatewayUrl: string): Promise<{ run(dataset
       const seconds = (performance.now() - started) / 1000;
       return { tiles: keys.length, seconds, bodies: keys.map((k) => bodies.get(k)!), socketIn, socketOut };
     },
+    /** Where the viewer looks: the gateway ranks and prefetches around it (±PREFETCH_Z slices). */
+    viewport: (view) => viewer.socket.emit('viewport', view),
     close: () => viewer.close(),
   };
 }
