@@ -30,9 +30,11 @@
  *    round stays in the workers' read-ahead (session 11's first runs of three ways found one so).
  * What stays warm: the OS page cache, the opened Zarrs' metadata, JIT and sharp (one uncounted
  * round per dataset at level 1 first, which also checks the four give the same bytes).
- * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS (3, at most 3) rounds,
- * datasets in a rotating order within each round; linked ÷ copied; system CPU (every process of
- * tilefarm, all threads) and source reads that missed the workers' caches, per tile and per round.
+ * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS rounds (3, the most its z
+ * ranges allow; fewer for a quick look), datasets in a rotating order within each round; linked ÷
+ * copied; CPU per tile of the whole system (every process of tilefarm, all threads) and of the
+ * workers alone; source reads that missed the workers' caches per round; the workers' minor page
+ * faults per tile.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
