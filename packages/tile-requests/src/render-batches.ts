@@ -70,19 +70,17 @@ export function renderBatches<T extends Batchable>(items: T[], max: number): T[]
     const j = item.job;
     return item.chunk && batchable(item) ? `${j.dataset}/${j.version}/${j.specId}/${j.tile.level}/${j.tile.t}/${j.tile.format}/${item.chunk.key}` : undefined;
   };
+  const keys = items.map(chunkKey);
   // Only chunks this request has several tiles of are batched by chunk (a plane of 64³ chunks has
   // one tile per chunk: its tiles are batched as neighbours).
   const inChunk = new Map<string, number>();
-  for (const item of items) {
-    const key = chunkKey(item);
-    if (key !== undefined) inChunk.set(key, (inChunk.get(key) ?? 0) + 1);
-  }
+  for (const key of keys) if (key !== undefined) inChunk.set(key, (inChunk.get(key) ?? 0) + 1);
   // Every batch takes its place in `out` at its first tile.
   const out: T[][] = [];
   let current: T[] = [];
   const byChunk = new Map<string, T[]>();
-  for (const item of items) {
-    const key = chunkKey(item);
+  for (const [i, item] of items.entries()) {
+    const key = keys[i];
     if (key !== undefined && inChunk.get(key)! > 1) {
       const open = byChunk.get(key);
       if (open && open.length < Math.max(size, Math.min(MAX_CHUNK_BATCH, item.chunk!.tiles, spread))) open.push(item);
@@ -102,7 +100,11 @@ export function renderBatches<T extends Batchable>(items: T[], max: number): T[]
   return out;
 }
 
-/** May share a job at all: not a region, not a heavy render. */
+/**
+ * May share a job at all: not a region, not a heavy render. Heavy renders stand alone: a job's
+ * Redis work is nothing beside their cost, and a batch of them would hold one of the few heavy
+ * slots four times as long.
+ */
 function batchable(item: Batchable): boolean {
   return !item.job.region && item.lane === 'render';
 }
@@ -111,9 +113,7 @@ function fits(batch: Batchable[], item: Batchable): boolean {
   const first = batch[0]!;
   const a = first.job;
   const b = item.job;
-  // Heavy renders stand alone: a job's Redis work is nothing beside their cost, and a batch of them
-  // would hold one of the few heavy slots four times as long.
-  if (a.region || b.region || first.lane !== 'render' || item.lane !== 'render') return false;
+  if (!batchable(first) || !batchable(item)) return false;
   if (a.dataset !== b.dataset || a.version !== b.version || a.specId !== b.specId) return false;
   if (a.tile.level !== b.tile.level || a.tile.z !== b.tile.z || a.tile.t !== b.tile.t || a.tile.format !== b.tile.format) return false;
   return batch.some((m) => Math.max(Math.abs(m.job.tile.x - b.tile.x), Math.abs(m.job.tile.y - b.tile.y)) <= 1);

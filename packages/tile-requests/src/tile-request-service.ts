@@ -77,7 +77,7 @@ interface PendingEntry {
   checkedAt: number;
   /** The tiles queued in one job with it (render-batches.ts), this one included; the job ranks by its best. */
   batch?: string[];
-  /** The source chunk it shares with other tiles of its plane, if any (render-batches.ts). */
+  /** The source chunk it may share with other tiles (of its plane, or its place in other z slices): render-batches.ts. */
   chunk?: ChunkGroup | undefined;
 }
 

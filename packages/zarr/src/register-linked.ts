@@ -46,7 +46,7 @@ export function statisticsLevel(image: Pick<NgffImage, 'levels' | 'axes'>): numb
 }
 
 /** Each level's chunk extent in z, y and x, for the manifest (1 along an axis the image lacks). */
-export function chunkExtents(image: Pick<NgffImage, 'levels' | 'axes'>): { z: number; y: number; x: number }[] {
+function chunkExtents(image: Pick<NgffImage, 'levels' | 'axes'>): { z: number; y: number; x: number }[] {
   const along = (chunks: number[], axis: 'z' | 'y' | 'x') => {
     const i = image.axes.indexOf(axis);
     return i < 0 ? 1 : chunks[i]!;
