@@ -37,10 +37,12 @@ export class AccessToken {
 
   /**
    * A URL for an <img> or anything else that cannot send a header: `access_token=` added. Signed
-   * URLs (`sig=`) are left alone: the signature is their permission.
+   * URLs (`sig=`) are left alone: the signature is their permission; so are URLs that carry a
+   * token already (the HTTP fallback's tile URL passed through the loader's download gave
+   * `access_token=` twice, which the API refuses with 403).
    */
   query(url: string): string {
-    if (!this.value || /[?&]sig=/.test(url)) return url;
+    if (!this.value || /[?&](sig|access_token)=/.test(url)) return url;
     return `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(this.value)}`;
   }
 }
