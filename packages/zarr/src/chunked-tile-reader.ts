@@ -1,6 +1,7 @@
 import type { PixelArray, SourceTile } from '@tilefarm/contracts';
 import { chunkMemory, recycleBuffer, type ChunkMemory } from './chunk-memory';
 import type { NgffImage } from './ngff-image';
+import type { SharedChunks } from './shared-chunk-files';
 import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
 
 /** Where decoded chunks are kept between tiles (the worker's byte-bounded source cache). */
@@ -76,13 +77,77 @@ async function limitedWindowLoad<T>(load: () => Promise<T>): Promise<T> {
  * (with both halves in the LRU, a 3×3 viewport of 64³ chunks needs 72 MB, and a 64 MB cache then
  * dropped each window before its next slice).
  */
-function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined): void {
+function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined, shared: SharedChunks | undefined): void {
   const { from, to } = whole.decodedPlanes!;
   for (let start = from + ((PLANE_WINDOW - (from % PLANE_WINDOW)) % PLANE_WINDOW); start < depth; start += PLANE_WINDOW) {
     const window = planeWindow(start, depth);
     if (window.to > to) break;
     const mateKey = `${key}@${window.from}`;
-    if (window.from !== asked && !cache.has?.(mateKey)) cache.offer!(mateKey, windowOf(whole, iz, window.from, window.to, memory));
+    if (window.from === asked || cache.has?.(mateKey)) continue;
+    const mate = windowOf(whole, iz, window.from, window.to, memory);
+    cache.offer!(mateKey, mate);
+    // The other workers' scrolls read it next as well.
+    if (shared) shareChunk(shared, mateKey, mate);
+  }
+}
+
+/** How a tile's chunks are read besides the cache. */
+export interface ChunkReading {
+  /**
+   * Where a tile assembled from several chunks lands: only for callers whose read is part of a
+   * render holding that memory's ticket, as the worker's are (see readTileFromChunks).
+   */
+  memory?: ChunkMemory;
+  /** Decoded chunks the processes of this machine hand each other (shared-chunk-files.ts). */
+  shared?: SharedChunks;
+}
+
+/** The typed array a source type decodes to (zarrita's choice, both spellings). */
+const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length: number): PixelArray | Int16Array | Uint32Array; BYTES_PER_ELEMENT: number }> = {
+  uint8: Uint8Array, '|u1': Uint8Array, uint16: Uint16Array, '<u2': Uint16Array, int16: Int16Array, '<i2': Int16Array, uint32: Uint32Array, '<u4': Uint32Array, float32: Float32Array, '<f4': Float32Array,
+};
+
+/** A decoded chunk (or window) in C order is shared as its bytes; any other layout is not shared. */
+function shareChunk(shared: SharedChunks, key: string, chunk: DecodedChunk): void {
+  const data = chunk.data as unknown as ArrayBufferView;
+  if (cStrides(chunk.shape).every((s, i) => s === chunk.stride[i])) shared.write(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** How long a worker waits for another's decode of a chunk it needs before it decodes it too. */
+export const SHARED_WAIT_MS = 50;
+
+/**
+ * A chunk (C order, of `shape`) read back from the machine's shared chunks into the process's
+ * chunk memory, or decoded by `decode` and shared: when another process is decoding it right now,
+ * its result is awaited (up to SHARED_WAIT_MS) rather than decoded twice at once.
+ */
+async function sharedOrDecoded(array: ZarrArrayHandle, key: string, shape: number[], shared: SharedChunks | undefined, decode: () => Promise<DecodedChunk>): Promise<DecodedChunk> {
+  const Typed = DECODED[array.dtype];
+  if (!shared || !Typed) return decode();
+  const n = shape.reduce((a, b) => a * b, 1);
+  const readBack = (): DecodedChunk | undefined => {
+    const memory = chunkMemory();
+    const bytes = memory ? memory.allocate(n * Typed.BYTES_PER_ELEMENT) : Buffer.allocUnsafeSlow(n * Typed.BYTES_PER_ELEMENT);
+    if (shared.read(key, bytes)) return { data: new Typed(bytes.buffer as ArrayBuffer, 0, n) as unknown as DecodedChunk['data'], shape, stride: cStrides(shape) };
+    memory?.recycle(bytes.buffer);
+    return undefined;
+  };
+  const kept = readBack();
+  if (kept) return kept;
+  if (shared.claim(key) === 'theirs') {
+    for (const start = Date.now(); Date.now() - start < SHARED_WAIT_MS; ) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      const theirs = readBack();
+      if (theirs) return theirs;
+    }
+    return decode();
+  }
+  try {
+    const chunk = await decode();
+    shareChunk(shared, key, chunk);
+    return chunk;
+  } finally {
+    shared.release(key);
   }
 }
 
@@ -154,11 +219,12 @@ function windowOf(chunk: DecodedChunk, iz: number, from: number, to: number, mem
  * the chunk's samples, not a copy: it was read into memory, decoded into more and copied into a
  * third, for one tile. Renderers only read their sources, and the chunk's memory is given back only
  * by its owner (the cache, once it drops the chunk; reused only after the renders in flight then).
- * With `memory` (only for callers whose read is part of a render holding that memory's ticket, as
- * the worker's are), a tile assembled from several chunks lands in reused memory, retired as it is
- * handed over: reused once that render and every older one are done.
+ * With `reading.memory`, a tile assembled from several chunks lands in reused memory, retired as it
+ * is handed over: reused once that render and every older one are done. With `reading.shared`,
+ * chunks another worker of the machine decoded are read back, not decoded again.
  */
-export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string, memory?: ChunkMemory): Promise<SourceTile> {
+export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading = {}): Promise<SourceTile> {
+  const { memory } = reading;
   const array = arrays[region.level];
   if (!array) throw new RangeError(`level ${region.level} is not in this image`);
   const { axes } = image;
@@ -183,6 +249,10 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   const cx1 = Math.floor((xEnd - 1) / chunkShape[ix]!);
   const iz = axes.indexOf('z');
   const deep = iz >= 0 && chunkShape[iz]! > 1 && cache.set !== undefined && cache.has !== undefined;
+  // Shared with the machine's other workers: deep chunks' windows (every z of a scroll) and chunks
+  // larger than a tile (1024²: sixteen tiles, often rendered by both workers). A chunk that is one
+  // tile or less is read by one tile's render, and writing it would cost more than it saves.
+  const sharedWhole = reading.shared !== undefined && chunkShape[iy]! * chunkShape[ix]! > region.width * region.height;
 
   /** Where the tile's pixels lie in a loaded chunk (or kept plane) at chunk-grid (cy, cx). */
   const placeIn = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
@@ -217,18 +287,21 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       if (deep) {
         const { from, to } = planeWindow(region.z - coords[iz]! * chunkShape[iz]!, chunkShape[iz]!);
         planeZ = region.z - coords[iz]! * chunkShape[iz]! - from;
-        chunk = held(`${key}@${from}`, () => limitedWindowLoad(async () => {
+        const windowKey = `${key}@${from}`;
+        const windowShape = chunkShape.map((d, i) => (i === iz ? to - from + 1 : d));
+        chunk = held(windowKey, () => sharedOrDecoded(array, windowKey, windowShape, reading.shared, () => limitedWindowLoad(async () => {
           const memory = chunkMemory();
           const whole = await array.getChunk(coords, { axis: iz, from, to });
           // Only this load ever sees the whole chunk: its memory goes back once the windows are copied out.
           try {
-            if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, key, whole, iz, chunkShape[iz]!, from, memory);
+            if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, key, whole, iz, chunkShape[iz]!, from, memory, reading.shared);
             return windowOf(whole, iz, from, to, memory);
           } finally {
             recycleBuffer(memory, whole.data as PixelArray);
           }
-        }));
-      } else chunk = held(key, () => array.getChunk(coords));
+        })));
+      } else if (sharedWhole) chunk = held(key, () => sharedOrDecoded(array, key, chunkShape, reading.shared, () => array.getChunk(coords)));
+      else chunk = held(key, () => array.getChunk(coords));
       loads.push({ coords, planeZ, cy, cx, chunk });
     }
   }

@@ -4,6 +4,7 @@ import { readSourceTile, type SourceTilePosition } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore, type ObjectStore, type S3ObjectStoreOptions } from '@tilefarm/storage';
 import type { ChunkMemory } from './chunk-memory';
 import type { ChunkCache } from './chunked-tile-reader';
+import type { SharedChunks } from './shared-chunk-files';
 import { LinkedZarrReader, type ZarrPlace, type ZarrPlaceResolver } from './linked-zarr';
 import { zarritaLibrary } from './zarr-library';
 
@@ -66,8 +67,9 @@ export class DatasetPixels {
     private readonly store: ObjectStore,
     places: ZarrPlaceResolver,
     maxPixels: number,
+    shared?: SharedChunks,
   ) {
-    this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels });
+    this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels, ...(shared ? { shared } : {}) });
   }
 
   /** `memory`: the render this read is part of holds its ticket (the worker's renders; see readTileFromChunks). */

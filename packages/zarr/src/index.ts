@@ -7,3 +7,4 @@ export * from './linked-zarr';
 export * from './zarr-view';
 export * from './dataset-pixels';
 export * from './register-linked';
+export * from './shared-chunk-files';

@@ -3,6 +3,7 @@ import { TilefarmError, type DatasetManifest, type LinkedZarrSource, type Source
 import type { ObjectStore } from '@tilefarm/storage';
 import type { ChunkMemory } from './chunk-memory';
 import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
+import type { SharedChunks } from './shared-chunk-files';
 import { describeNgffImage, ngffAttributesOf, type NgffImage, type NgffLevelArray } from './ngff-image';
 import { ObjectStoreReadable } from './object-store-readable';
 import type { ZarrArrayHandle, ZarrLibrary } from './zarr-library';
@@ -70,6 +71,8 @@ export interface LinkedZarrReaderOptions {
   /** How long an opened Zarr is trusted before its metadata fingerprint is checked again. */
   recheckMs?: number;
   now?: () => number;
+  /** Decoded chunks the worker processes of this machine hand each other. */
+  shared?: SharedChunks;
 }
 
 /**
@@ -118,7 +121,10 @@ export class LinkedZarrReader {
     if (x0 >= size.width || y0 >= size.height) throw new TilefarmError('out_of_range');
     const region = { level: position.level, t: position.t, c: position.c, z: position.z, x0, y0, width: Math.min(manifest.tileSize, size.width - x0), height: Math.min(manifest.tileSize, size.height - y0) };
     try {
-      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, `zarr:${manifest.id}/${manifest.version}`, memory);
+      // The key names the dataset's version and when it was registered: a dataset deleted and
+      // registered again under the same id and version is another image to the shared chunks.
+      const prefix = `zarr:${manifest.id}/${manifest.version}@${manifest.createdAt}`;
+      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared });
     } catch (e) {
       if (e instanceof TilefarmError) throw e;
       throw new TilefarmError('source_unreadable', `${source.url}: chunk of level ${position.level} unreadable: ${(e as Error).message.slice(0, 200)}`);

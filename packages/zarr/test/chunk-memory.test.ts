@@ -113,7 +113,7 @@ describe('tiles from chunks, without copies that are not needed', () => {
     const cache = new LruByteCache<string, DecodedChunk>({ maxBytes: 64 << 20 });
     const ticket = memory.enter();
     // Chunks of 128²: 2 × 2 of them under the tile at (256, 0).
-    const tile = await readTileFromChunks(image, [array(128)], { level: 0, t: 0, c: 0, z: 0, x0: 256, y0: 0, width: 256, height: 256 }, cache as never, 'k', memory);
+    const tile = await readTileFromChunks(image, [array(128)], { level: 0, t: 0, c: 0, z: 0, x0: 256, y0: 0, width: 256, height: 256 }, cache as never, 'k', { memory });
     const mine = tile.data.buffer;
     const meanwhile = Array.from({ length: 8 }, () => memory.allocate(256 * 256 * 2).buffer);
     expect(meanwhile).not.toContain(mine);

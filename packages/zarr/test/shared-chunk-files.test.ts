@@ -1,0 +1,164 @@
+import { LruByteCache } from '@tilefarm/render';
+import { LinkedZarrReader, SharedChunkFiles, openZarrImage, readTileFromChunks, zarritaLibrary, type ZarrLibrary } from '@tilefarm/zarr';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { wrongFixtureSamples, zarrFixtures } from '../../../test/support/zarr-fixtures';
+import { manifestFor, placeOf } from './linked-fixture';
+
+let root: string;
+const opened: SharedChunkFiles[] = [];
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'tilefarm-shared-chunks-'));
+});
+afterEach(() => {
+  for (const shared of opened.splice(0)) shared.close();
+  rmSync(root, { recursive: true, force: true });
+});
+/** A process's view of the machine's shared chunks (each test's own directory). */
+function openShared(options: { maxBytes?: number; namespace?: string; staleMs?: number; dir?: string } = {}) {
+  const shared = SharedChunkFiles.open({ dir: options.dir ?? join(root, 'chunks'), maxBytes: options.maxBytes ?? 64 << 20, namespace: options.namespace ?? 'tf', ...(options.staleMs ? { staleMs: options.staleMs } : {}) });
+  opened.push(shared);
+  return shared;
+}
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
+const aged = (path: string, ms: number) => utimesSync(path, (Date.now() - ms) / 1000, (Date.now() - ms) / 1000);
+
+describe('SharedChunkFiles', () => {
+  it('hands a chunk written by one process to another, whole, under the same key and namespace only', () => {
+    const a = openShared();
+    const b = openShared();
+    a.write('zarr:d/1/0/0.0.1@16', bytes(4096, 7));
+    const into = new Uint8Array(4096);
+    expect(b.read('zarr:d/1/0/0.0.1@16', into)).toBe(true);
+    expect(into).toEqual(bytes(4096, 7));
+    expect(b.read('zarr:d/1/0/0.0.1@32', into)).toBe(false);
+    // Another size than the reader expects: not this chunk (another layout or type): not read.
+    expect(b.read('zarr:d/1/0/0.0.1@16', new Uint8Array(2048))).toBe(false);
+    expect(openShared({ namespace: 'other' }).read('zarr:d/1/0/0.0.1@16', into)).toBe(false);
+    expect(b.stats()).toMatchObject({ hits: 1 });
+    expect(a.stats()).toMatchObject({ writes: 1, bytes: 4096 });
+  });
+
+  it('lets one process decode a chunk at a time: a claim is taken once, given back, and taken over when stale or when the chunk is there already', () => {
+    const a = openShared();
+    const b = openShared();
+    expect(a.claim('k')).toBe('mine');
+    expect(b.claim('k')).toBe('theirs');
+    a.release('k');
+    expect(b.claim('k')).toBe('mine');
+    // Its holder died while decoding: after a second, anyone takes the claim over.
+    const claimFile = readdirSync(join(root, 'chunks')).find((f) => f.endsWith('.claim'))!;
+    aged(join(root, 'chunks', claimFile), 5000);
+    expect(a.claim('k')).toBe('mine');
+    a.release('k');
+    // Written between a reader's read and its claim: read it, do not decode it.
+    b.write('k2', bytes(100, 1));
+    expect(a.claim('k2')).toBe('theirs');
+    expect(readdirSync(join(root, 'chunks')).filter((f) => f.endsWith('.claim'))).toEqual([]);
+    expect(a.stats().misses + b.stats().misses).toBe(3);
+  });
+
+  it('keeps within its byte budget (oldest first), never writes one chunk of over a quarter of it, and removes what it wrote when it closes', () => {
+    const a = openShared({ maxBytes: 4000 });
+    const reader = openShared({ maxBytes: 4000 });
+    for (let k = 0; k < 6; k++) a.write(`k${k}`, bytes(1000, k));
+    expect(a.stats().bytes).toBe(4000);
+    expect([0, 1, 2, 3, 4, 5].map((k) => reader.read(`k${k}`, new Uint8Array(1000)))).toEqual([false, false, true, true, true, true]);
+    a.write('big', bytes(1001, 0));
+    expect(reader.read('big', new Uint8Array(1001))).toBe(false);
+    a.close();
+    expect(readdirSync(join(root, 'chunks'))).toEqual([]);
+  });
+
+  it('sweeps files left by processes that died', () => {
+    const dead = openShared();
+    dead.write('k', bytes(10, 0));
+    for (const f of readdirSync(join(root, 'chunks'))) aged(join(root, 'chunks', f), 10 * 60_000);
+    writeFileSync(join(root, 'chunks', 'left.tmp'), 'x');
+    aged(join(root, 'chunks', 'left.tmp'), 10 * 60_000);
+    openShared();
+    expect(readdirSync(join(root, 'chunks'))).toEqual([]);
+  });
+
+  it('refuses a directory other users may enter, or one that is not a directory', () => {
+    const open = join(root, 'open');
+    mkdirSync(open, { mode: 0o755 });
+    chmodSync(open, 0o755);
+    expect(() => openShared({ dir: open })).toThrow(/may be entered by other users \(mode 755\)/);
+    symlinkSync(join(root, 'elsewhere'), join(root, 'link'));
+    mkdirSync(join(root, 'elsewhere'), { mode: 0o700 });
+    expect(() => openShared({ dir: join(root, 'link') })).toThrow(/is not a directory/);
+  });
+});
+
+/** zarrita, counting the chunks it decodes. */
+function countingLibrary() {
+  const counted = { decodes: 0 };
+  const library: ZarrLibrary = {
+    openGroup: (store, path) => zarritaLibrary.openGroup(store, path),
+    openArray: async (store, path, format) => {
+      const array = await zarritaLibrary.openArray(store, path, format);
+      return { ...array, getChunk: (coords, planes) => (counted.decodes++, array.getChunk(coords, planes)) };
+    },
+  };
+  return { library, counted };
+}
+
+describe('linked Zarr tiles through the shared chunks', () => {
+  const fixtures = zarrFixtures();
+
+  it.each([
+    ['04', fixtures.ngff04],
+    ['05', fixtures.ngff05],
+  ] as const)('NGFF %s: a second process reads back what the first decoded, with the known values, and decodes nothing', async (which, path) => {
+    const place = placeOf(path);
+    const image = await openZarrImage(place, zarritaLibrary, basename(path), 1e12);
+    const manifest = manifestFor(image, `file:${basename(path)}`);
+    const scroll = async (shared: SharedChunkFiles) => {
+      const { library, counted } = countingLibrary();
+      const reader = new LinkedZarrReader({ resolve: () => place, library, maxPixels: 1e12, shared });
+      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+      for (let z = 0; z < image.image.sizeZ; z++) {
+        for (const [tx, ty] of [[0, 0], [1, 1], [3, 2]] as const) {
+          const tile = await reader.readTile(manifest, { level: 0, t: 0, c: 1, z, x: tx, y: ty }, cache);
+          expect({ z, tx, ty, wrong: wrongFixtureSamples(which, tile, 0, 0, 1, z, tx, ty) }).toEqual({ z, tx, ty, wrong: 0 });
+        }
+      }
+      return counted.decodes;
+    };
+    const first = openShared();
+    const second = openShared();
+    const decodedFirst = await scroll(first);
+    expect(first.stats().writes).toBeGreaterThan(0);
+    expect(await scroll(second)).toBe(0);
+    expect(second.stats()).toMatchObject({ hits: first.stats().writes, misses: 0 });
+    expect(decodedFirst).toBeGreaterThan(0);
+  });
+
+  it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode', async () => {
+    const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
+    const decodes: string[] = [];
+    const handle = {
+      shape: [1, 64, 256, 256], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]) {
+        decodes.push(coords.join('.'));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const data = new Uint16Array(64 * 64 * 64);
+        for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, coords[2]! * 64 + y, coords[3]! * 64 + x);
+        return { data, shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
+      },
+    };
+    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const a = openShared();
+    const b = openShared();
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared });
+    const [ta, tb] = await Promise.all([tile(a, 20), tile(b, 21)]);
+    expect([ta!.data[256 * 100 + 200], tb!.data[256 * 255 + 3]]).toEqual([value(20, 100, 200), value(21, 255, 3)]);
+    // 16 chunks under the tile, one window each: 16 decodes, not 32.
+    expect(decodes.length).toBe(16);
+    expect(a.stats().misses + b.stats().misses).toBe(16);
+    expect(a.stats().hits + b.stats().hits).toBe(16);
+    expect(existsSync(join(root, 'chunks'))).toBe(true);
+  });
+});
