@@ -86,6 +86,19 @@ describe('docker-compose.yml', () => {
       expect(env.S3_ENDPOINT).toBe('http://minio:9000');
     }
   });
+
+  it('gives the workers of one host a memory-backed directory, theirs alone, to hand each other decoded Zarr chunks', () => {
+    const worker = services.worker as Service & { volumes?: string[] };
+    const dir = String(worker.environment?.SHARED_CHUNKS_DIR);
+    const mount = (worker.volumes ?? []).map((v) => v.split(':')).find(([, target]) => dir.startsWith(`${target}/`));
+    expect(mount).toBeDefined();
+    const volume = compose.volumes?.[mount![0]!] as { driver_opts?: { type?: string; o?: string } };
+    expect(volume.driver_opts?.type).toBe('tmpfs');
+    // The image runs as node (uid 1000); the worker refuses a directory other users may enter.
+    expect(volume.driver_opts?.o).toMatch(/(^|,)uid=1000(,|$)/);
+    expect(volume.driver_opts?.o).toMatch(/(^|,)mode=0?700(,|$)/);
+    expect(readFileSync(resolve(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^USER node$/m);
+  });
 });
 
 describe('Dockerfile', () => {

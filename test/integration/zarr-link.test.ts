@@ -1,4 +1,5 @@
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import type { DatasetSummary } from '@tilefarm/contracts';
@@ -25,8 +26,10 @@ async function pixels(system: TestSystem, dataset: string, specId: string, level
 
 describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixel for pixel (%s storage)', (storage) => {
   let system: TestSystem;
+  // The machine's shared chunks, this system's own (the default is one directory per user in /dev/shm).
+  const sharedChunks = mkdtempSync(join(tmpdir(), 'tilefarm-shared-chunks-'));
   beforeAll(async () => {
-    system = await TestSystem.start({ workers: 1, storage, env: { INGEST_ROOT: fixtures.dir, INGEST_S3_SOURCES: 'tilefarm-test/zarr-src' } });
+    system = await TestSystem.start({ workers: 1, storage, env: { INGEST_ROOT: fixtures.dir, INGEST_S3_SOURCES: 'tilefarm-test/zarr-src', SHARED_CHUNKS_DIR: sharedChunks } });
     // From S3: the Zarrs are uploaded to the test's S3-protocol server and linked by s3:// URL.
     if (storage === 's3') {
       for (const name of ['cells-ngff04.zarr', 'cells-ngff05.zarr']) {
@@ -42,6 +45,7 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
   const source = (name: string) => (storage === 's3' ? `s3://tilefarm-test/zarr-src/${name}` : name);
   afterAll(async () => {
     await system?.stop();
+    rmSync(sharedChunks, { recursive: true, force: true });
   });
 
   it('registers NGFF 0.4 and 0.5 (sharded) by link and by copy; omero defaults and physical size come along', async () => {
@@ -94,6 +98,25 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     }
     expect(compared).toBe(28);
   }, 300_000);
+
+  it('a worker started later reads back the chunks another decoded (none decoded again), and renders the same', async () => {
+    // Level 0 of the NGFF 0.4 fixture: 4 × 3 tiles over 3 × 4 chunks of 300 × 200 × 2 z per channel.
+    const places = [0, 1, 2].flatMap((y) => [0, 1, 2, 3].map((x) => [x, y] as const));
+    const first = await spec(system, { channels: [{ index: 0, window: [120, 580] }, { index: 2, window: [6150, 6550] }], format: 'png' });
+    for (const [x, y] of places) await pixels(system, 'l04', first, 0, 5, x, y);
+    // The first worker dies (SIGKILL: nothing of its own is cleaned up); a new one takes over.
+    await system.workers[0]!.stop('SIGKILL');
+    const later = system.addWorker();
+    for (let i = 0; i < 300 && !later.output.join('').includes('worker ready'); i++) await new Promise((r) => setTimeout(r, 100));
+    const second = await spec(system, { channels: [{ index: 0, window: [130, 570] }, { index: 2, window: [6200, 6500] }], format: 'png' });
+    for (const [x, y] of places) {
+      const [a, b] = [await pixels(system, 'l04', second, 0, 5, x, y), await pixels(system, 'c04', second, 0, 5, x, y)];
+      expect({ x, y, equal: a.equals(b) }).toEqual({ x, y, equal: true });
+    }
+    // Both channels' windows of the 12 chunks, read back; none decoded by the new worker.
+    expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' })).toBe(24);
+    expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'miss' })).toBe(0);
+  }, 120_000);
 
   it('refuses what cannot be linked, clearly', async () => {
     const bad = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify({ id: 'bad1', source: 'cells-ngff04.zarr/0/.zarray', mode: 'link' }) });

@@ -259,15 +259,16 @@ export class TestSystem {
     throw new Error(`${url} not ready after ${timeoutMs} ms (${last})\n${logs()}`);
   }
 
-  /** Sum of a counter over every worker's /metrics (each worker logs its metrics port). */
-  async workerCounter(name: string): Promise<number> {
+  /** Sum of a counter over every worker's /metrics (each worker logs its metrics port): its first series, or the one with these labels. */
+  async workerCounter(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
     let total = 0;
     for (const w of this.workers) {
       if (w.child.exitCode !== null || w.child.signalCode !== null) continue;
       const port = /"metricsPort":(\d+)/.exec(w.output.join(''))?.[1];
       if (!port) throw new Error(`${w.name} has not logged its metrics port`);
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+      const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.slice(0, l.lastIndexOf(' ')).includes(w)));
       total += line ? Number(line.split(' ').pop()) : 0;
     }
     return total;

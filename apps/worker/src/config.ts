@@ -21,6 +21,14 @@ export const WorkerConfig = z
      */
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /**
+     * Decoded chunks of linked Zarrs that this machine's workers hand each other (files in a
+     * memory-backed directory), per worker: a 64³ window or a 1024² chunk one worker decoded is
+     * read back by the others instead of decoded again (bench:zarr, plane by plane). 0 shares none.
+     */
+    SHARED_CHUNKS_MB: int(0, 65536).default(128),
+    /** Where (a directory only this user may enter; default /dev/shm/tilefarm-chunks-{uid}): every worker of a machine must name the same. */
+    SHARED_CHUNKS_DIR: z.string().min(1).optional(),
+    /**
      * The worker's CPU priority (nice, 0-19, every thread). Renders and ingests are batch work: on a
      * machine shared with an API, a gateway or Redis, a higher value lets those answer first, and
      * renders wait for them. On 2 cores at 10 (docs/operations.md, "Limits"): the gateway's /healthz

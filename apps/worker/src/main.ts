@@ -7,7 +7,7 @@ import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } fr
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, UploadStore, poolIdleBytesFor } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
-import { DatasetPixels, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
+import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
@@ -58,13 +58,14 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const maxPixels = config.INGEST_MAX_SOURCE_PIXELS ?? 2 ** 40;
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
-  const pixels = new DatasetPixels(store, zarrPlaces, maxPixels);
+  const sharedChunks = openSharedChunks(config, logger);
+  const pixels = new DatasetPixels(store, zarrPlaces, maxPixels, sharedChunks);
   // Linked Zarrs' compressed and decoded chunks come from the same pool (the cache gives decoded ones back too).
   takeChunkMemoryFrom(sourceBuffers);
   // Which decoders the linked Zarrs use (c-blosc, libzstd, liblz4), or which cannot load: one line at the first chunk of each.
   reportZarrCodecsTo(logger);
   const failureLog = new RenderFailureLog(logger);
-  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, settlement, claims, demand, metrics, logger, failureLog, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
+  const service = new RenderService({ store, catalog, specs, renderer, sourceCache, sourceBuffers, pixels, sharedChunks, settlement, claims, demand, metrics, logger, failureLog, renderTimeoutMs: config.RENDER_TIMEOUT_MS, failures: new FailedTiles(config.REDIS_PREFIX, redis), failureMemoryMs: config.FAILED_TILE_MEMORY_S * 1000 });
   jobsInFlight = () => service.inFlight;
   const consumer = new BullRenderConsumer({
     connection: { url: config.REDIS_URL, prefix: config.REDIS_PREFIX },
@@ -154,8 +155,21 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
       server.close();
       redis.disconnect();
       await store.close?.();
+      sharedChunks?.close();
     },
   };
+}
+
+/** The machine's shared chunks, or none (SHARED_CHUNKS_MB=0, or a directory that cannot be used: said once, and rendering goes on without). */
+function openSharedChunks(config: WorkerConfig, logger: ProcessContext<WorkerConfig>['logger']): SharedChunkFiles | undefined {
+  if (config.SHARED_CHUNKS_MB === 0) return undefined;
+  const dir = config.SHARED_CHUNKS_DIR ?? defaultSharedChunksDir();
+  try {
+    return SharedChunkFiles.open({ dir, maxBytes: config.SHARED_CHUNKS_MB * 1024 * 1024, namespace: config.REDIS_PREFIX });
+  } catch (e) {
+    logger.warn({ dir, err: e }, 'linked Zarr chunks are not shared with the other workers of this machine: their directory cannot be used');
+    return undefined;
+  }
 }
 
 runProcess('worker', () => loadConfig(WorkerConfig, environmentWithFile(process.env)), start);

@@ -4,7 +4,7 @@ import { isFinalFailure, tilesOf, type FailedTiles, type RenderClaims, type Rend
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
-import type { DatasetPixels, DecodedChunk } from '@tilefarm/zarr';
+import type { DatasetPixels, DecodedChunk, SharedChunkStats } from '@tilefarm/zarr';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 import type { RenderFailureLog } from './render-failure-log';
 
@@ -24,6 +24,8 @@ export interface RenderServiceDeps {
   sourceBuffers?: SourceBufferPool;
   /** Reads linked datasets' tiles from their Zarr (stored datasets read source tiles directly). */
   pixels: Pick<DatasetPixels, 'read'>;
+  /** The decoded chunks this machine's workers hand each other (counted in the metrics), if any. */
+  sharedChunks?: { stats(): SharedChunkStats };
   demand: Pick<TileDemand, 'count'>;
   /** Announces a tile's outcome and clears its demand in one step (one Redis round trip). */
   settlement: Pick<TileSettlement, 'announce'>;
@@ -55,6 +57,8 @@ export class RenderService {
 
   /** The source cache's hits and misses already added to the metrics. */
   private countedCache = { hits: 0, misses: 0 };
+  /** The same for the machine's shared chunks. */
+  private countedShared: SharedChunkStats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
 
   constructor(private readonly deps: RenderServiceDeps) {}
 
@@ -153,6 +157,14 @@ export class RenderService {
     metrics.sourceCacheHits.inc(cache.hits - this.countedCache.hits);
     metrics.sourceCacheMisses.inc(cache.misses - this.countedCache.misses);
     this.countedCache = { hits: cache.hits, misses: cache.misses };
+    const shared = this.deps.sharedChunks?.stats();
+    if (shared) {
+      metrics.sharedChunkReads.inc({ result: 'hit' }, shared.hits - this.countedShared.hits);
+      metrics.sharedChunkReads.inc({ result: 'miss' }, shared.misses - this.countedShared.misses);
+      metrics.sharedChunkWrites.inc({ result: 'ok' }, shared.writes - this.countedShared.writes);
+      metrics.sharedChunkWrites.inc({ result: 'failed' }, shared.failedWrites - this.countedShared.failedWrites);
+      this.countedShared = shared;
+    }
   }
 
   /**

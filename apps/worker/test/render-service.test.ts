@@ -20,7 +20,7 @@ const JOB: RenderJob = {
   tile: { level: 0, z: 0, t: 0, x: 0, y: 0, format: 'png' },
 };
 
-function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /** Tile x whose render throws this. */ failAt?: { x: number; error: Error }; /** The renderer reads channel 0 of its plane, as a real one does. */ readsSource?: boolean; manifest?: typeof DATASET; pixels?: RenderServiceDeps['pixels'] } = {}) {
+function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /** Tile x whose render throws this. */ failAt?: { x: number; error: Error }; /** The renderer reads channel 0 of its plane, as a real one does. */ readsSource?: boolean; manifest?: typeof DATASET; pixels?: RenderServiceDeps['pixels']; sharedChunks?: RenderServiceDeps['sharedChunks'] } = {}) {
   const store = new MemoryObjectStore();
   const demand = new FakeTileDemand();
   const failures = new FakeFailedTiles();
@@ -54,6 +54,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
     renderer,
     sourceCache: new LruByteCache({ maxBytes: 1024 * 1024 }),
     ...(options.sourceBuffers && { sourceBuffers: options.sourceBuffers }),
+    ...(options.sharedChunks && { sharedChunks: options.sharedChunks }),
     pixels: options.pixels ?? { read: async () => Promise.reject(new Error('stored datasets only here')) },
     demand,
     // Like the announce script: publish, then clear the demand and tell how many still wanted it.
@@ -92,7 +93,7 @@ function setup(options: { renderMs?: number; sourceBuffers?: SourceBufferPool; /
     failureMemoryMs: 60_000,
   });
   const counter = async (name: 'skippedUnwanted' | 'wastedRenders' | 'renders' | 'sourceCacheHits' | 'sourceCacheMisses') => (await metrics[name].get()).values[0]?.value ?? 0;
-  return { store, specs, demand, failures, published, renders, puts, service, counter, claims, loggedFailures };
+  return { store, specs, demand, failures, published, renders, puts, service, counter, claims, loggedFailures, metrics };
 }
 
 describe('RenderService', () => {
@@ -114,6 +115,20 @@ describe('RenderService', () => {
       await linked.service.handle(job, { attempt: 1, waitedMs: 0 });
     }
     expect([await linked.counter('sourceCacheMisses'), await linked.counter('sourceCacheHits')]).toEqual([5, 1]);
+  });
+
+  it('counts the chunks read back from the machine\'s shared chunks, decoded, and written for the others', async () => {
+    const stats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
+    const s = setup({ sharedChunks: { stats: () => ({ ...stats }) } });
+    const series = async (name: 'sharedChunkReads' | 'sharedChunkWrites') => Object.fromEntries((await s.metrics[name].get()).values.map((v) => [v.labels.result, v.value]));
+    for (const [x, counts] of [[0, { hits: 3, misses: 2, writes: 2, failedWrites: 0 }], [1, { hits: 7, misses: 2, writes: 2, failedWrites: 1 }]] as const) {
+      Object.assign(stats, counts);
+      const job = { ...JOB, key: JOB.key.replace('x0', `x${x}`), tile: { ...JOB.tile, x } };
+      await s.demand.add([job.key]);
+      await s.service.handle(job, { attempt: 1, waitedMs: 0 });
+    }
+    expect(await series('sharedChunkReads')).toEqual({ hit: 7, miss: 2 });
+    expect(await series('sharedChunkWrites')).toEqual({ ok: 2, failed: 1 });
   });
 
   it('holds a source-buffer ticket until the renderer itself has settled, also past a timeout', async () => {
