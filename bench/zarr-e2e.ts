@@ -33,8 +33,9 @@
  * Figures: per way and layout, median tiles/s over E2E_ZARR_ROUNDS rounds (3, the most its z
  * ranges allow; fewer for a quick look), datasets in a rotating order within each round; linked ÷
  * copied; CPU per tile of the whole system (every process of tilefarm, all threads) and of the
- * workers alone; source reads that missed the workers' caches per round; the workers' minor page
- * faults per tile.
+ * workers alone; source reads that missed the workers' caches per round, from storage and read back
+ * from the machine's shared chunks (another worker's decode; SHARED_CHUNKS_MB=0: none); the
+ * workers' minor page faults per tile.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,7 +69,7 @@ const MEASURED = LAYOUTS.filter((l) => !process.env.ZARR_LAYOUTS || process.env.
 const DATASETS = ['copied', ...MEASURED.map((l) => l.name)];
 const WORKERS = Number(process.env.WORKERS ?? 2);
 /** Worker settings to try, passed through when set (the system's defaults otherwise). */
-const WORKER_SETTINGS = Object.fromEntries(['SOURCE_CACHE_MB', 'SOURCE_READAHEAD_MB', 'WORKER_CONCURRENCY', 'RENDER_BATCH_TILES'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+const WORKER_SETTINGS = Object.fromEntries(['SOURCE_CACHE_MB', 'SOURCE_READAHEAD_MB', 'SHARED_CHUNKS_MB', 'WORKER_CONCURRENCY', 'RENDER_BATCH_TILES'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
 /** ZARR_E2E_PROFILE_DIR=dir: the workers run under --cpu-prof, their profiles written there. */
 const PROFILE_DIR = process.env.ZARR_E2E_PROFILE_DIR;
 
@@ -119,14 +120,17 @@ async function main(): Promise<void> {
     const systemCpu = () => cpuOf(system!.processes);
     const workersCpu = () => cpuOf(system!.workers);
     const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
+    const sharedHits = () => system!.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' });
     /** Memory the workers touched for the first time (~15 µs a 4 KB page on this VM). */
     const workerFaults = () => system!.workers.reduce((sum, w) => sum + (w.child.pid && w.child.exitCode === null ? minorFaults(w.child.pid) : 0), 0);
     interface Measured {
       rate: number;
       cpuMs: number;
       workerCpuMs: number;
-      /** Source reads that missed the workers' caches (a source tile, or a chunk's window of planes, read and decoded). */
+      /** Source reads that missed the workers' caches and went to storage (a source tile, or a chunk's window of planes, read and decoded). */
       misses: number;
+      /** Of those that missed, the chunks read back from another worker's decode (the machine's shared chunks). */
+      shared: number;
       faultsPerTile: number;
     }
     const results = new Map<string, Measured[]>();
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
           const cpu0 = systemCpu();
           const workerCpu0 = workersCpu();
           const misses0 = await misses();
+          const shared0 = await sharedHits();
           const faults0 = workerFaults();
           let seconds = 0;
           if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
@@ -164,7 +169,9 @@ async function main(): Promise<void> {
           // A scroll's last prefetches (2 slices past it) finish before the next round, untimed.
           if (way === 'scroll') await renderingStopped();
           const key = `${way}/${id}`;
-          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: (await misses()) - misses0, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
+          const shared = (await sharedHits()) - shared0;
+          const fromStorage = (await misses()) - misses0 - shared;
+          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
         }
       }
     }
@@ -175,7 +182,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and read back from the machine's shared chunks ${of(id).map((m) => m.shared).join(', ')}), workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {
