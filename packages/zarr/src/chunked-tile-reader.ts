@@ -107,7 +107,13 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
   uint8: Uint8Array, '|u1': Uint8Array, uint16: Uint16Array, '<u2': Uint16Array, int16: Int16Array, '<i2': Int16Array, uint32: Uint32Array, '<u4': Uint32Array, float32: Float32Array, '<f4': Float32Array,
 };
 
-/** A decoded chunk (or window) in C order is shared as its bytes; any other layout is not shared. */
+/**
+ * A window in C order is shared as its bytes. Only deep chunks' windows are shared: the slices of a
+ * 64³ chunk go to both workers, and each decoded whole Blosc blocks for one window of them. Chunks
+ * of one plane were shared too at first: a 1024² chunk (2 MB) written and read back cost about
+ * what its decode does, and bench:zarr's plane-by-plane 1024² rounds were slower with it (0.63,
+ * 0.63 of the copied source against 0.75, 0.88 without, session 13).
+ */
 function shareChunk(shared: SharedChunks, key: string, chunk: DecodedChunk): void {
   const data = chunk.data as unknown as ArrayBufferView;
   if (cStrides(chunk.shape).every((s, i) => s === chunk.stride[i])) shared.write(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -249,10 +255,6 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   const cx1 = Math.floor((xEnd - 1) / chunkShape[ix]!);
   const iz = axes.indexOf('z');
   const deep = iz >= 0 && chunkShape[iz]! > 1 && cache.set !== undefined && cache.has !== undefined;
-  // Shared with the machine's other workers: deep chunks' windows (every z of a scroll) and chunks
-  // larger than a tile (1024²: sixteen tiles, often rendered by both workers). A chunk that is one
-  // tile or less is read by one tile's render, and writing it would cost more than it saves.
-  const sharedWhole = reading.shared !== undefined && chunkShape[iy]! * chunkShape[ix]! > region.width * region.height;
 
   /** Where the tile's pixels lie in a loaded chunk (or kept plane) at chunk-grid (cy, cx). */
   const placeIn = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
@@ -300,8 +302,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
             recycleBuffer(memory, whole.data as PixelArray);
           }
         })));
-      } else if (sharedWhole) chunk = held(key, () => sharedOrDecoded(array, key, chunkShape, reading.shared, () => array.getChunk(coords)));
-      else chunk = held(key, () => array.getChunk(coords));
+      } else chunk = held(key, () => array.getChunk(coords));
       loads.push({ coords, planeZ, cy, cx, chunk });
     }
   }
