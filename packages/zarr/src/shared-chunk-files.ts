@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, futimesSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -31,14 +31,14 @@ export interface SharedChunkStats {
   writes: number;
   /** Writes that failed (the file system full, say): the chunk is simply not shared. */
   failedWrites: number;
-  /** Bytes of chunks this process has written and not yet removed. */
+  /** Bytes of its arena holding chunks this process has written and not yet overwritten. */
   bytes: number;
 }
 
 export interface SharedChunkFilesOptions {
   /** A directory of memory-backed files (tmpfs: /dev/shm) that only this user may enter. */
   dir: string;
-  /** Bytes of chunks this process keeps there; its oldest go first. */
+  /** Bytes of chunks this process keeps there (its arena); its oldest are overwritten first. */
   maxBytes: number;
   /** Keeps apart deployments that share the directory (their dataset ids may coincide). */
   namespace: string;
@@ -58,18 +58,43 @@ export function defaultSharedChunksDir(): string {
 
 const errorCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
+/** Each entry in an arena: magic, sequence number, 16 bytes of the key's hash, the samples' size. */
+const HEADER_BYTES = 32;
+const MAGIC = 0x6b686374; // "tchk"
+/** Entries start on page boundaries: a write of one never touches its neighbours' pages. */
+const ENTRY_ALIGN = 4096;
+
+interface Written {
+  link: string;
+  from: number;
+  to: number;
+}
+
 /**
- * SharedChunks as files in one directory, one file per chunk, named by a hash of the key: written
- * to a temporary name and renamed, so a reader sees a whole chunk or none. A claim is a file created
- * exclusively beside it. Each process removes what it wrote beyond its budget (oldest first) and all
- * of it when it closes; files older than `staleMs` are swept by whoever finds them.
+ * SharedChunks in one directory. Each process writes the chunks it decodes into an arena of its own
+ * (one file of `maxBytes`, a ring: its oldest chunks are overwritten first), and names each one by
+ * a symbolic link from a hash of its key to "arena:offset:size:sequence". Why not a file per chunk:
+ * creating one allocates fresh memory-backed pages, which on this project's VM cost 87 µs per
+ * 128 KB file alone and 0.2 ms under load (a third of what sharing saved); overwriting an arena's
+ * pages costs 16 µs, and a short link's target lives in its inode. Each entry carries a header
+ * with the key's hash and the link's sequence number, written invalid before its samples and valid
+ * after: a reader reads header, samples, header, and takes the samples only if both headers are
+ * the ones its link named, so a chunk overwritten while it is read is never taken for another. A
+ * claim is a file created exclusively beside the link. Files older than `staleMs` (those of a
+ * process that died) are swept by whoever finds them; a live process keeps its arena's time fresh.
  */
 export class SharedChunkFiles implements SharedChunks {
-  private readonly written: { name: string; bytes: number }[] = [];
+  private readonly written: Written[] = [];
   private readonly counts: SharedChunkStats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
   private readonly sweeper: NodeJS.Timeout;
-  private nextTemp = 0;
   private readonly staleMs: number;
+  private readonly arenaName = `arena-${process.pid}-${randomBytes(6).toString('hex')}`;
+  private arena: number | undefined;
+  private next = 0;
+  private sequence = 0;
+  /** Other processes' arenas, open while read from (closed at each sweep: a removed arena's memory is freed once nobody holds it). */
+  private readonly opened = new Map<string, number>();
+  private readonly header = Buffer.alloc(HEADER_BYTES);
 
   private constructor(private readonly options: SharedChunkFilesOptions) {
     this.staleMs = options.staleMs ?? 5 * 60_000;
@@ -91,40 +116,63 @@ export class SharedChunkFiles implements SharedChunks {
     return new SharedChunkFiles(options);
   }
 
-  private path(key: string): string {
-    return join(this.options.dir, createHash('sha1').update(`${this.options.namespace}\n${key}`).digest('hex'));
+  private hashOf(key: string): Buffer {
+    return createHash('sha1').update(`${this.options.namespace}\n${key}`).digest();
+  }
+
+  private linkOf(hash: Buffer): string {
+    return join(this.options.dir, hash.toString('hex'));
   }
 
   read(key: string, into: Uint8Array): boolean {
-    let fd: number;
+    const hash = this.hashOf(key);
+    let target: string;
     try {
-      fd = openSync(this.path(key), 'r');
+      target = readlinkSync(this.linkOf(hash));
     } catch (e) {
       if (errorCode(e) === 'ENOENT') return false;
       throw e;
     }
-    try {
-      if (fstatSync(fd).size !== into.byteLength) return false;
-      for (let at = 0; at < into.byteLength; ) {
-        const n = readSync(fd, into, at, into.byteLength - at, at);
-        if (n === 0) return false;
-        at += n;
-      }
-      this.counts.hits++;
-      return true;
-    } finally {
-      closeSync(fd);
+    const [arena, offset, size, sequence] = target.split(':');
+    if (Number(size) !== into.byteLength || !/^arena-[0-9]+-[0-9a-f]+$/.test(arena ?? '')) return false;
+    const fd = this.arenaFd(arena!);
+    if (fd === undefined) return false;
+    const at = Number(offset);
+    const valid = () => readSync(fd, this.header, 0, HEADER_BYTES, at) === HEADER_BYTES && this.header.readUInt32LE(0) === MAGIC && this.header.readUInt32LE(4) === Number(sequence) && this.header.subarray(8, 24).equals(hash.subarray(0, 16)) && this.header.readUInt32LE(24) === into.byteLength;
+    if (!valid()) return false;
+    for (let done = 0; done < into.byteLength; ) {
+      const n = readSync(fd, into, done, into.byteLength - done, at + HEADER_BYTES + done);
+      if (n === 0) return false;
+      done += n;
     }
+    // Overwritten while read (its owner's ring came round): not this chunk any more.
+    if (!valid()) return false;
+    this.counts.hits++;
+    return true;
+  }
+
+  private arenaFd(name: string): number | undefined {
+    if (name === this.arenaName) return this.arena;
+    let fd = this.opened.get(name);
+    if (fd === undefined) {
+      try {
+        fd = openSync(join(this.options.dir, name), 'r');
+      } catch {
+        return undefined;
+      }
+      this.opened.set(name, fd);
+    }
+    return fd;
   }
 
   claim(key: string): 'mine' | 'theirs' {
-    const path = this.path(key);
-    const claim = `${path}.claim`;
+    const link = this.linkOf(this.hashOf(key));
+    const claim = `${link}.claim`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         closeSync(openSync(claim, 'wx', 0o600));
         // Written between the caller's read and this claim: read it instead.
-        if (existsSync(path)) {
+        if (this.exists(link)) {
           this.release(key);
           return 'theirs';
         }
@@ -139,29 +187,59 @@ export class SharedChunkFiles implements SharedChunks {
   }
 
   release(key: string): void {
-    this.unlink(`${this.path(key)}.claim`);
+    this.unlink(`${this.linkOf(this.hashOf(key))}.claim`);
   }
 
   write(key: string, bytes: Uint8Array): void {
+    const total = Math.ceil((HEADER_BYTES + bytes.byteLength) / ENTRY_ALIGN) * ENTRY_ALIGN;
     // One chunk may not take over the budget: it would push out everything else at once.
-    if (bytes.byteLength > this.options.maxBytes / 4) return;
-    const path = this.path(key);
-    const temp = `${path}.${process.pid}.${this.nextTemp++}.tmp`;
+    if (total > this.options.maxBytes / 4) return;
+    const hash = this.hashOf(key);
     try {
-      writeFileSync(temp, bytes, { mode: 0o600 });
-      renameSync(temp, path);
-    } catch {
+      this.arena ??= openSync(join(this.options.dir, this.arenaName), 'w+', 0o600);
+      if (this.next + total > this.options.maxBytes) this.next = 0;
+      const from = this.next;
+      this.forget(from, from + total);
+      this.sequence = (this.sequence % 0xffffffff) + 1;
+      // Invalid while the samples are written; valid, with this link's sequence, once they are.
+      const header = Buffer.alloc(HEADER_BYTES);
+      writeSync(this.arena, header, 0, HEADER_BYTES, from);
+      writeSync(this.arena, bytes, 0, bytes.byteLength, from + HEADER_BYTES);
+      header.writeUInt32LE(MAGIC, 0);
+      header.writeUInt32LE(this.sequence, 4);
+      hash.copy(header, 8, 0, 16);
+      header.writeUInt32LE(bytes.byteLength, 24);
+      writeSync(this.arena, header, 0, HEADER_BYTES, from);
+      const link = this.linkOf(hash);
+      const temp = `${link}.${process.pid}.tmp`;
       this.unlink(temp);
+      symlinkSync(`${this.arenaName}:${from}:${bytes.byteLength}:${this.sequence}`, temp);
+      renameSync(temp, link);
+      this.next = from + total;
+      this.written.push({ link, from, to: from + total });
+      this.counts.bytes += total;
+    } catch {
       this.counts.failedWrites++;
       return;
     }
     this.counts.writes++;
-    this.written.push({ name: path, bytes: bytes.byteLength });
-    this.counts.bytes += bytes.byteLength;
-    while (this.counts.bytes > this.options.maxBytes) {
-      const oldest = this.written.shift()!;
-      this.unlink(oldest.name);
-      this.counts.bytes -= oldest.bytes;
+  }
+
+  /** Links to entries in [from, to) of this arena go: their samples are about to be overwritten. */
+  private forget(from: number, to: number): void {
+    while (this.written.length > 0 && this.written[0]!.from < to && this.written[0]!.to > from) {
+      const old = this.written.shift()!;
+      this.counts.bytes -= old.to - old.from;
+      // Only if it still names this arena's entry (another process may have linked the key since).
+      if (this.linkedHere(old.link, old.from)) this.unlink(old.link);
+    }
+  }
+
+  private linkedHere(link: string, from: number): boolean {
+    try {
+      return readlinkSync(link).startsWith(`${this.arenaName}:${from}:`);
+    } catch {
+      return false;
     }
   }
 
@@ -169,15 +247,26 @@ export class SharedChunkFiles implements SharedChunks {
     return { ...this.counts };
   }
 
-  /** Removes every chunk this process wrote. */
+  /** Removes every chunk this process wrote, and its arena. */
   close(): void {
     clearInterval(this.sweeper);
-    for (const { name } of this.written.splice(0)) this.unlink(name);
+    for (const { link, from } of this.written.splice(0)) if (this.linkedHere(link, from)) this.unlink(link);
     this.counts.bytes = 0;
+    this.closeOthers();
+    if (this.arena !== undefined) closeSync(this.arena);
+    this.arena = undefined;
+    this.unlink(join(this.options.dir, this.arenaName));
   }
 
-  /** Files left by processes that died (or chunks nobody wrote again for long) go. */
+  private closeOthers(): void {
+    for (const fd of this.opened.values()) closeSync(fd);
+    this.opened.clear();
+  }
+
+  /** Files left by processes that died (or chunks nobody wrote again for long) go; this process's arena stays fresh. */
   private sweep(): void {
+    this.closeOthers();
+    if (this.arena !== undefined) futimesSync(this.arena, new Date(), new Date());
     let names: string[];
     try {
       names = readdirSync(this.options.dir);
@@ -187,9 +276,18 @@ export class SharedChunkFiles implements SharedChunks {
     for (const name of names) this.removeIfOlder(join(this.options.dir, name), this.staleMs);
   }
 
+  private exists(path: string): boolean {
+    try {
+      lstatSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private removeIfOlder(path: string, ms: number): boolean {
     try {
-      if (Date.now() - statSync(path).mtimeMs < ms) return false;
+      if (Date.now() - lstatSync(path).mtimeMs < ms) return false;
     } catch (e) {
       return errorCode(e) === 'ENOENT';
     }

@@ -1,6 +1,7 @@
 import { LruByteCache } from '@tilefarm/render';
 import { LinkedZarrReader, SharedChunkFiles, openZarrImage, readTileFromChunks, zarritaLibrary, type ZarrLibrary } from '@tilefarm/zarr';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { wrongFixtureSamples, zarrFixtures } from '../../../test/support/zarr-fixtures';
@@ -22,7 +23,8 @@ function openShared(options: { maxBytes?: number; namespace?: string; staleMs?: 
   return shared;
 }
 const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
-const aged = (path: string, ms: number) => utimesSync(path, (Date.now() - ms) / 1000, (Date.now() - ms) / 1000);
+/** Its own time (a link's, not its target's) set `ms` back. */
+const aged = (path: string, ms: number) => lutimesSync(path, (Date.now() - ms) / 1000, (Date.now() - ms) / 1000);
 
 describe('SharedChunkFiles', () => {
   it('hands a chunk written by one process to another, whole, under the same key and namespace only', () => {
@@ -37,7 +39,8 @@ describe('SharedChunkFiles', () => {
     expect(b.read('zarr:d/1/0/0.0.1@16', new Uint8Array(2048))).toBe(false);
     expect(openShared({ namespace: 'other' }).read('zarr:d/1/0/0.0.1@16', into)).toBe(false);
     expect(b.stats()).toMatchObject({ hits: 1 });
-    expect(a.stats()).toMatchObject({ writes: 1, bytes: 4096 });
+    // 4,096 bytes and a header, page-aligned.
+    expect(a.stats()).toMatchObject({ writes: 1, bytes: 8192 });
   });
 
   it('lets one process decode a chunk at a time: a claim is taken once, given back, and taken over when stale or when the chunk is there already', () => {
@@ -59,16 +62,38 @@ describe('SharedChunkFiles', () => {
     expect(a.stats().misses + b.stats().misses).toBe(3);
   });
 
-  it('keeps within its byte budget (oldest first), never writes one chunk of over a quarter of it, and removes what it wrote when it closes', () => {
-    const a = openShared({ maxBytes: 4000 });
-    const reader = openShared({ maxBytes: 4000 });
-    for (let k = 0; k < 6; k++) a.write(`k${k}`, bytes(1000, k));
-    expect(a.stats().bytes).toBe(4000);
-    expect([0, 1, 2, 3, 4, 5].map((k) => reader.read(`k${k}`, new Uint8Array(1000)))).toEqual([false, false, true, true, true, true]);
-    a.write('big', bytes(1001, 0));
-    expect(reader.read('big', new Uint8Array(1001))).toBe(false);
+  it('keeps within its byte budget (its oldest overwritten first), never writes one chunk of over a quarter of it, and removes what it wrote when it closes', () => {
+    // Entries of 8,000 bytes take 8 KiB of the arena (header, page-aligned): 8 fit in 64 KiB.
+    const a = openShared({ maxBytes: 64 << 10 });
+    const reader = openShared();
+    for (let k = 0; k < 10; k++) a.write(`k${k}`, bytes(8000, k));
+    expect(a.stats().bytes).toBe(64 << 10);
+    expect(Array.from({ length: 10 }, (_, k) => reader.read(`k${k}`, new Uint8Array(8000)))).toEqual([false, false, true, true, true, true, true, true, true, true]);
+    const into = new Uint8Array(8000);
+    expect(reader.read('k9', into)).toBe(true);
+    expect(into).toEqual(bytes(8000, 9));
+    a.write('big', bytes(16 << 10, 0));
+    expect(reader.read('big', new Uint8Array(16 << 10))).toBe(false);
     a.close();
     expect(readdirSync(join(root, 'chunks'))).toEqual([]);
+  });
+
+  it('never takes one chunk for another: a link naming another key\'s entry, or an older write of its own, is not read', () => {
+    const a = openShared();
+    a.write('x', bytes(5000, 1));
+    const dir = join(root, 'chunks');
+    const linkOf = (key: string) => join(dir, createHash('sha1').update(`tf\n${key}`).digest('hex'));
+    const target = readlinkSync(linkOf('x'));
+    symlinkSync(target, linkOf('y'));
+    const reader = openShared();
+    expect(reader.read('y', new Uint8Array(5000))).toBe(false);
+    const [arena, offset, size, sequence] = target.split(':');
+    unlinkSync(linkOf('x'));
+    symlinkSync(`${arena}:${offset}:${size}:${Number(sequence) + 1}`, linkOf('x'));
+    expect(reader.read('x', new Uint8Array(5000))).toBe(false);
+    unlinkSync(linkOf('x'));
+    symlinkSync(target, linkOf('x'));
+    expect(reader.read('x', new Uint8Array(5000))).toBe(true);
   });
 
   it('sweeps files left by processes that died', () => {
