@@ -124,14 +124,15 @@ export class SharedChunkFiles implements SharedChunks {
     return join(this.options.dir, hash.toString('hex'));
   }
 
+  /** Never throws: a shared chunk that cannot be read is decoded instead. */
   read(key: string, into: Uint8Array): boolean {
     const hash = this.hashOf(key);
     let target: string;
     try {
       target = readlinkSync(this.linkOf(hash));
-    } catch (e) {
-      if (errorCode(e) === 'ENOENT') return false;
-      throw e;
+    } catch {
+      // None, or not a link (nothing of ours): decode it.
+      return false;
     }
     const [arena, offset, size, sequence] = target.split(':');
     if (Number(size) !== into.byteLength || !/^arena-[0-9]+-[0-9a-f]+$/.test(arena ?? '')) return false;
@@ -179,7 +180,8 @@ export class SharedChunkFiles implements SharedChunks {
         this.counts.misses++;
         return 'mine';
       } catch (e) {
-        if (errorCode(e) !== 'EEXIST') throw e;
+        // No claim can be made here (the directory gone, the file system full): decode it alone.
+        if (errorCode(e) !== 'EEXIST') return 'mine';
         if (!this.removeIfOlder(claim, CLAIM_STALE_MS)) return 'theirs';
       }
     }

@@ -96,6 +96,21 @@ describe('SharedChunkFiles', () => {
     expect(reader.read('x', new Uint8Array(5000))).toBe(true);
   });
 
+  it('never fails a render: with its directory gone, reads miss, writes are counted as failed, claims let the caller decode', () => {
+    const a = openShared();
+    a.write('k', bytes(100, 0));
+    rmSync(join(root, 'chunks'), { recursive: true, force: true });
+    expect(a.read('k', new Uint8Array(100))).toBe(false);
+    expect(a.claim('k2')).toBe('mine');
+    a.release('k2');
+    a.write('k2', bytes(100, 0));
+    expect(a.stats()).toMatchObject({ writes: 1, failedWrites: 1 });
+    // Something not a link where a link would be: not read.
+    mkdirSync(join(root, 'chunks'), { mode: 0o700 });
+    writeFileSync(join(root, 'chunks', createHash('sha1').update('tf\nk3').digest('hex')), 'x');
+    expect(a.read('k3', new Uint8Array(1))).toBe(false);
+  });
+
   it('sweeps files left by processes that died', () => {
     const dead = openShared();
     dead.write('k', bytes(10, 0));
