@@ -116,8 +116,17 @@ export class SharedChunkFiles implements SharedChunks {
     return new SharedChunkFiles(options);
   }
 
+  /** Hashes of the keys lately asked for: a decoded window's key is read, claimed, written and released. */
+  private readonly hashes = new Map<string, Buffer>();
+
   private hashOf(key: string): Buffer {
-    return createHash('sha1').update(`${this.options.namespace}\n${key}`).digest();
+    let hash = this.hashes.get(key);
+    if (!hash) {
+      if (this.hashes.size >= 4096) this.hashes.clear();
+      hash = createHash('sha1').update(`${this.options.namespace}\n${key}`).digest();
+      this.hashes.set(key, hash);
+    }
+    return hash;
   }
 
   private linkOf(hash: Buffer): string {
@@ -127,13 +136,8 @@ export class SharedChunkFiles implements SharedChunks {
   /** Never throws: a shared chunk that cannot be read is decoded instead. */
   read(key: string, into: Uint8Array): boolean {
     const hash = this.hashOf(key);
-    let target: string;
-    try {
-      target = readlinkSync(this.linkOf(hash));
-    } catch {
-      // None, or not a link (nothing of ours): decode it.
-      return false;
-    }
+    const target = this.targetOf(this.linkOf(hash));
+    if (target === undefined) return false;
     const [arena, offset, size, sequence] = target.split(':');
     if (Number(size) !== into.byteLength || !/^arena-[0-9]+-[0-9a-f]+$/.test(arena ?? '')) return false;
     const fd = this.arenaFd(arena!);
@@ -213,8 +217,7 @@ export class SharedChunkFiles implements SharedChunks {
       header.writeUInt32LE(bytes.byteLength, 24);
       writeSync(this.arena, header, 0, HEADER_BYTES, from);
       const link = this.linkOf(hash);
-      const temp = `${link}.${process.pid}.tmp`;
-      this.unlink(temp);
+      const temp = `${link}.${process.pid}.${this.sequence}.tmp`;
       symlinkSync(`${this.arenaName}:${from}:${bytes.byteLength}:${this.sequence}`, temp);
       renameSync(temp, link);
       this.next = from + total;
@@ -238,11 +241,7 @@ export class SharedChunkFiles implements SharedChunks {
   }
 
   private linkedHere(link: string, from: number): boolean {
-    try {
-      return readlinkSync(link).startsWith(`${this.arenaName}:${from}:`);
-    } catch {
-      return false;
-    }
+    return this.targetOf(link)?.startsWith(`${this.arenaName}:${from}:`) ?? false;
   }
 
   stats(): SharedChunkStats {
@@ -278,22 +277,34 @@ export class SharedChunkFiles implements SharedChunks {
     for (const name of names) this.removeIfOlder(join(this.options.dir, name), this.staleMs);
   }
 
+  /** Where a link points; undefined for none, or anything not a link (nothing of ours). */
+  private targetOf(link: string): string | undefined {
+    try {
+      // Looked at first: a miss is the common case, and readlink throws (slowly) for it.
+      return lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(link) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private exists(path: string): boolean {
     try {
-      lstatSync(path);
-      return true;
+      return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }
   }
 
+  /** Whether `path` is gone now (removed here, or already). */
   private removeIfOlder(path: string, ms: number): boolean {
+    let info;
     try {
-      if (Date.now() - lstatSync(path).mtimeMs < ms) return false;
-    } catch (e) {
-      return errorCode(e) === 'ENOENT';
+      info = lstatSync(path, { throwIfNoEntry: false });
+    } catch {
+      return false;
     }
-    this.unlink(path);
+    if (info && Date.now() - info.mtimeMs < ms) return false;
+    if (info) this.unlink(path);
     return true;
   }
 

@@ -179,14 +179,20 @@ describe('linked Zarr tiles through the shared chunks', () => {
   it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode', async () => {
     const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
     const decodes: string[] = [];
+    // Made beforehand, so that a decode takes its 2 ms and little else: the other reader waits up
+    // to SHARED_WAIT_MS (50) for the 16 decodes, 4 at a time, even on a loaded machine.
+    const chunks = new Map<string, Uint16Array>();
+    for (let cy = 0; cy < 4; cy++) for (let cx = 0; cx < 4; cx++) {
+      const data = new Uint16Array(64 * 64 * 64);
+      for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, cy * 64 + y, cx * 64 + x);
+      chunks.set(`${cy}.${cx}`, data);
+    }
     const handle = {
       shape: [1, 64, 256, 256], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
       async getChunk(coords: number[]) {
         decodes.push(coords.join('.'));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        const data = new Uint16Array(64 * 64 * 64);
-        for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, coords[2]! * 64 + y, coords[3]! * 64 + x);
-        return { data, shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
       },
     };
     const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
