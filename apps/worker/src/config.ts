@@ -22,7 +22,7 @@ export const WorkerConfig = z
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /**
      * Decoded chunks of linked Zarrs that this machine's workers hand each other (files in a
-     * memory-backed directory), per worker: a 64³ window or a 1024² chunk one worker decoded is
+     * memory-backed directory), per worker: a 64³ chunk's window of planes one worker decoded is
      * read back by the others instead of decoded again (bench:zarr, plane by plane). 0 shares none.
      */
     SHARED_CHUNKS_MB: int(0, 65536).default(128),

@@ -108,7 +108,7 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
 };
 
 /**
- * A window in C order is shared as its bytes. Only deep chunks' windows are shared: the slices of a
+ * A window (C order: windowOf makes it so) is shared as its bytes. Only deep chunks' windows are shared: the slices of a
  * 64³ chunk go to both workers, and each decoded whole Blosc blocks for one window of them. Chunks
  * of one plane were shared too at first: a 1024² chunk (2 MB) written and read back cost about
  * what its decode does, and bench:zarr's plane-by-plane 1024² rounds were slower with it (0.63,
@@ -116,7 +116,7 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
  */
 function shareChunk(shared: SharedChunks, key: string, chunk: DecodedChunk): void {
   const data = chunk.data as unknown as ArrayBufferView;
-  if (cStrides(chunk.shape).every((s, i) => s === chunk.stride[i])) shared.write(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  shared.write(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** How long a worker waits for another's decode of a chunk it needs before it decodes it too. */
