@@ -1,6 +1,8 @@
 # One image for every tilefarm process; docker-compose.yml picks the command per service:
 #   node apps/api/dist/main.js | node apps/gateway/dist/main.js | node apps/worker/dist/main.js
 FROM node:20-bookworm-slim AS build
+# A C compiler for the worker's pixel kernels (packages/render/native, built by node-gyp in npm run build).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
 # npm ci installs exactly the lock file (the AWS SDK is pinned there for Node 20); the build

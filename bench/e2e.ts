@@ -20,7 +20,7 @@
  * Redis of its own), socket bytes, storage reads; and, in a last round with --cpu-prof on the
  * workers, the gateway and the API, their main-thread CPU split into stages. Knobs: E2E_ROUNDS (3),
  * E2E_PROFILE_DIR (keep the profiles there),
- * WORKERS (2), WORKER_CONCURRENCY (2), RENDER_BATCH_TILES (the system's default; 1 = a job per tile),
+ * WORKERS (2), WORKER_CONCURRENCY (2), RENDER_BATCH_TILES (the system's default; 1 = a job per tile), PIXEL_KERNELS (javascript: the composite without the C kernels),
  * E2E_PROFILE=0 to skip the profiled round, E2E_NODE_ARGS (e.g. '--max-semi-space-size=64'), E2E_CLIENT=fetch for the viewer's fetch() of sessions 1-6.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -255,7 +255,7 @@ async function main(): Promise<void> {
     workers: WORKERS,
     redisUrl: redis.url,
     datasets: [DATASET],
-    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }), ...(process.env.WORKER_NICE && { WORKER_NICE: process.env.WORKER_NICE }) },
+    env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.RENDER_BATCH_TILES && { RENDER_BATCH_TILES: process.env.RENDER_BATCH_TILES }), ...(process.env.WORKER_NICE && { WORKER_NICE: process.env.WORKER_NICE }), ...(process.env.PIXEL_KERNELS && { PIXEL_KERNELS: process.env.PIXEL_KERNELS }) },
     readyTimeoutMs: 120_000,
     nodeArgs: (name) => [...EXTRA_NODE_ARGS, ...(profiling ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.startsWith('worker') ? 'worker' : name.startsWith('api') ? 'api' : 'gateway')] : [])],
   });

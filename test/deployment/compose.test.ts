@@ -110,6 +110,11 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^CMD \["node", "--disallow-code-generation-from-strings", "apps\/api\/dist\/main\.js"\]/m);
     expect(dockerfile).toMatch(/^USER node/m);
   });
+  it('builds the worker\'s native pixel kernels with a C compiler in the build stage only', () => {
+    const [build, runtime] = dockerfile.split(/^FROM node:20-bookworm-slim$/m);
+    expect(build).toMatch(/apt-get install -y --no-install-recommends python3 make g\+\+/);
+    expect(runtime).not.toMatch(/g\+\+/);
+  });
   it('installs the C libraries that decode linked Zarrs\' Blosc, zstd and lz4 chunks (the apps have no code-generating fallback)', () => {
     expect(dockerfile).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends libblosc1 libzstd1 liblz4-1 /m);
   });

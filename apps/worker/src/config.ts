@@ -10,6 +10,12 @@ export const WorkerConfig = z
     ...LogEnv,
     /** Renders in flight; throughput peaks near 2 per core (bench:e2e, README "Figures"). */
     WORKER_CONCURRENCY: int(1, 64).default(2),
+    /**
+     * The composite's fast loops: "native" (C, built by `npm run build` where a C compiler is; 3-4x
+     * faster than JavaScript on a 3-channel tile) or "javascript" (the same bytes). "native" falls
+     * back to JavaScript, with a warning, when the addon was not built.
+     */
+    PIXEL_KERNELS: z.enum(['native', 'javascript']).default('native'),
     /** Heavy renders (over 4 M sample operations, e.g. long formulas or deep projections) in flight, beside WORKER_CONCURRENCY ordinary ones: expensive tiles never take cheap tiles' slots. */
     WORKER_HEAVY_CONCURRENCY: int(1, 64).default(1),
     /** Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415). */

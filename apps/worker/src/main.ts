@@ -9,7 +9,7 @@ import { DatasetCatalog, SourceBufferPool, UploadStore, poolIdleBytesFor } from 
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
-import { LruByteCache } from '@tilefarm/render';
+import { LruByteCache, javascriptPixelKernels, nativePixelKernels, type PixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { openObjectStore, openS3SourceFetcher } from '@tilefarm/storage';
 import { SpecRegistry } from '@tilefarm/tile-requests';
@@ -35,7 +35,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const specs = new SpecRegistry(store);
   // An expensive render rests between its slices while other jobs of this worker are in flight.
   let jobsInFlight = () => 0;
-  const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1 });
+  const kernels = pixelKernelsFor(config, logger);
+  const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1, kernels });
   // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
   const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((config.SOURCE_CACHE_MB + config.SOURCE_READAHEAD_MB) * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
@@ -141,7 +142,7 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
     if (!answerOpsRequest(req, res, registry, () => ({ ok: !isStopping() }))) answerNotFound(res);
   });
   const metricsPort = await listen(server, config.WORKER_METRICS_PORT);
-  logger.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, nice: config.WORKER_NICE, storage: store.kind }, 'worker ready');
+  logger.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, nice: config.WORKER_NICE, storage: store.kind, pixelKernels: kernels.implementation }, 'worker ready');
 
   return {
     async stop(deadlineMs) {
@@ -158,6 +159,15 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
       sharedChunks?.close();
     },
   };
+}
+
+/** The kernels PIXEL_KERNELS names; native ones that were not built: said once, and the JavaScript ones render (the same bytes). */
+function pixelKernelsFor(config: WorkerConfig, logger: ProcessContext<WorkerConfig>['logger']): PixelKernels {
+  if (config.PIXEL_KERNELS === 'javascript') return javascriptPixelKernels;
+  const native = nativePixelKernels();
+  if (!('error' in native)) return native;
+  logger.warn({ reason: native.error }, 'the native pixel kernels are not built: compositing in JavaScript, 3-4x slower (npm run build with a C compiler builds them)');
+  return javascriptPixelKernels;
 }
 
 /** The machine's shared chunks, or none (SHARED_CHUNKS_MB=0, or a directory that cannot be used: said once, and rendering goes on without). */

@@ -1,6 +1,8 @@
 // The pure entry: spec checks, plans, formulas, pixel ops. It never loads sharp, so the API and the
 // gateways can check specs with it; the encoder that brings sharp is `@tilefarm/render/encoder`.
 export { createTileRenderer } from './renderer';
+export { fastestPixelKernels, javascriptPixelKernels, nativePixelKernels } from './pixel-kernels';
+export type { PixelKernels } from './pixel-kernels';
 export type { RenderInput, RenderTimings, RenderedTile, TileRenderer, TileRendererOptions } from './renderer';
 export { specIdOf, validateSpecForDataset, checkFormulaSyntax, sourceChannelsNeeded } from './spec-checks';
 export { LruByteCache } from './source-cache';

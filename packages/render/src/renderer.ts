@@ -21,11 +21,7 @@ import {
   divideBy,
   foldMax,
   foldSum,
-  fusedColor1,
-  fusedColor2,
-  fusedColor3,
   levelsByteTable,
-  writeRgbTables,
   ZERO_BYTE_TABLE,
   levelsTable,
   lookupIndex,
@@ -34,6 +30,7 @@ import {
   paintLut,
   toRgb8,
 } from './pixel-ops';
+import { fastestPixelKernels, type PixelKernels } from './pixel-kernels';
 import { type PlannedChannel, type RenderPlan, resolveRenderPlan } from './render-plan';
 import { renderCostOf } from './render-cost';
 import { LruByteCache, type LruByteCacheStats } from './source-cache';
@@ -101,6 +98,8 @@ export interface TileRendererOptions {
    * expensive render rests between slices; without it, other renders of this renderer count.
    */
   contended?: () => boolean;
+  /** The composite's fast loops (pixel-kernels.ts); default the native ones where built. */
+  kernels?: PixelKernels;
 }
 
 /**
@@ -202,8 +201,10 @@ class Renderer implements TileRenderer {
   /** Renders between start and finish in this renderer (an expensive one gives way while others run). */
   inFlight = 0;
   readonly contended: () => boolean;
+  readonly kernels: PixelKernels;
 
   constructor(options: TileRendererOptions) {
+    this.kernels = options.kernels ?? fastestPixelKernels();
     this.sliceMs = options.sliceMs ?? 5;
     this.contended = options.contended ?? (() => this.inFlight > 1);
     this.encoder = options.encoder;
@@ -488,7 +489,7 @@ const compositeSeparable: Step = {
     const [pr, pg, pb] = parts.map((p) => p ?? { src: any, table: ZERO_BYTE_TABLE }) as { src: Uint8Array | Uint16Array; table: Uint8Array }[];
     // Every byte is written below, so the buffer need not be zeroed first.
     const rgb = r.rgbBuffer(ctx.width * ctx.height * 3);
-    writeRgbTables(pr!.src, pr!.table, pg!.src, pg!.table, pb!.src, pb!.table, rgb);
+    r.kernels.writeRgbTables(pr!.src, pr!.table, pg!.src, pg!.table, pb!.src, pb!.table, rgb);
     ctx.rgb = rgb;
   },
 };
@@ -503,9 +504,9 @@ const compositeFused: Step = {
     if (!f) return;
     const rgb = r.rgbBuffer(ctx.width * ctx.height * 3);
     const [a, b, c] = f;
-    if (a && b && c) fusedColor3(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, c.src, c.table, c.rgb, rgb);
-    else if (a && b) fusedColor2(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, rgb);
-    else if (a) fusedColor1(a.src, a.table, a.rgb, rgb);
+    if (a && b && c) r.kernels.fusedColor3(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, c.src, c.table, c.rgb, rgb);
+    else if (a && b) r.kernels.fusedColor2(ctx.plan.composite, a.src, a.table, a.rgb, b.src, b.table, b.rgb, rgb);
+    else if (a) r.kernels.fusedColor1(a.src, a.table, a.rgb, rgb);
     ctx.rgb = rgb;
   },
 };
