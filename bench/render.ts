@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetManifest, RenderSpec, type ImageFormat, type SourceEncoding, type SourceTile } from '@tilefarm/contracts';
 import { decodeSourceTile, encodeSourceTileAs, readSourceTile, sourceTileKey } from '@tilefarm/datasets';
-import { createTileRenderer } from '@tilefarm/render';
+import { createTileRenderer, fastestPixelKernels, javascriptPixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer, SharpTileEncoder } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
 
@@ -113,7 +113,8 @@ async function measure(job: (i: number) => Promise<unknown>): Promise<number> {
   return done / ((performance.now() - t0) / 1000);
 }
 
-const renderer = createSharpTileRenderer();
+// PIXEL_KERNELS=javascript: the composite without the C kernels (the worker's knob of the same name).
+const renderer = createSharpTileRenderer({ kernels: process.env.PIXEL_KERNELS === 'javascript' ? javascriptPixelKernels : fastestPixelKernels() });
 const specFor = (format: ImageFormat): RenderSpec =>
   RenderSpec.parse({ channels: [{ index: 0 }, { index: 1 }, { index: 2, gamma: 0.8 }], format, quality: 85 });
 
