@@ -28,4 +28,8 @@ function giveUp(reason) {
 if (!nodeGyp) giveUp("npm's node-gyp was not found");
 if (!nodedir) giveUp(`Node's headers were not found under ${prefix}/include/node`);
 const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, '--loglevel=error'], { cwd: here, encoding: 'utf8' });
-if (result.status !== 0) giveUp(`node-gyp: ${(result.stderr || result.stdout || String(result.error)).trim().split('\n').slice(-3).join(' / ')}`);
+if (result.status !== 0) {
+  const lines = `${result.stderr ?? ''}\n${result.stdout ?? ''}\n${result.error ?? ''}`.split('\n').map((line) => line.trim());
+  // node-gyp ends with version lines and "not ok": the first line naming an error says what went wrong.
+  giveUp(`node-gyp: ${lines.find((line) => /error/i.test(line) && !/not ok$/.test(line)) ?? lines.filter(Boolean).slice(-1)[0]}`);
+}
