@@ -86,7 +86,7 @@ export const WORKER_STAGES: StageRule[] = [
   { stage: 'source reads (fetch + decode)', url: /render\/dist\/source-cache/ },
   { stage: 'storage write + existence check', url: /storage\/dist\/local-object-store/ },
   { stage: 'storage write + existence check', url: /storage\/dist\// },
-  { stage: 'composite', url: /render\/dist\/(pixel-ops|formula|windows|render-plan)/ },
+  { stage: 'composite', url: /render\/dist\/(pixel-ops|pixel-kernels|formula|windows|render-plan)/ },
   { stage: 'encode (sharp, JS side)', url: /node_modules\/sharp\/|render\/dist\/sharp-tile-encoder/ },
   { stage: 'render pipeline glue', url: /render\/dist\/renderer/ },
   { stage: 'BullMQ job lifecycle', url: /node_modules\/bullmq\/|queue\/dist\/bullmq-/ },
