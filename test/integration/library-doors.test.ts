@@ -60,6 +60,13 @@ describe('one door per library', () => {
     expect(loads('gateway', 'sharp')).toBe(false);
   });
 
+  it('the worker loads the C pixel kernels (packages/render/native), the API and the gateway do not', () => {
+    const addon = (app: string) => modules.get(app)!.some((m) => m.endsWith('/native/build/Release/pixel_kernels.node'));
+    expect(addon('worker')).toBe(true);
+    expect(addon('api')).toBe(false);
+    expect(addon('gateway')).toBe(false);
+  });
+
   it('only the API loads the queue dashboard', () => {
     expect(loads('api', '@bull-board/api')).toBe(true);
     expect(loads('gateway', '@bull-board/api')).toBe(false);
