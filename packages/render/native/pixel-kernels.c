@@ -40,10 +40,10 @@ static int view_of(napi_env env, napi_value value, typed_view *out) {
   return napi_get_typedarray_info(env, value, &out->type, &out->length, &out->data, &buffer, &offset) == napi_ok;
 }
 
-/* Samples: a Uint8Array or Uint16Array of exactly `pixels` (0: any, returned in *pixels). */
-static int samples_of(napi_env env, napi_value value, typed_view *out, size_t *pixels) {
+/* Samples: a Uint8Array or Uint16Array; the first sets `*pixels`, every later one must have as many. */
+static int samples_of(napi_env env, napi_value value, typed_view *out, size_t *pixels, int first) {
   if (!view_of(env, value, out) || (out->type != napi_uint8_array && out->type != napi_uint16_array)) return 0;
-  if (*pixels == 0) *pixels = out->length;
+  if (first) *pixels = out->length;
   return out->length == *pixels;
 }
 
@@ -70,7 +70,9 @@ static int rgb_of(napi_env env, napi_value value, double rgb[3]) {
 static int mode_of(napi_env env, napi_value value) {
   char mode[4];
   size_t length = 0;
-  if (napi_get_value_string_utf8(env, value, mode, sizeof mode, &length) != napi_ok || length != 3) return -1;
+  // The whole string's length first: a copy into `mode` would cut "added" to "add".
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length != 3) return -1;
+  if (napi_get_value_string_utf8(env, value, mode, sizeof mode, &length) != napi_ok) return -1;
   if (memcmp(mode, "add", 3) == 0) return 0;
   if (memcmp(mode, "max", 3) == 0) return 1;
   return -1;
@@ -175,7 +177,7 @@ static napi_value fused_color(napi_env env, napi_callback_info info) {
   int all_u16 = 1;
   for (int c = 0; c < channels; c++) {
     typed_view table;
-    if (!samples_of(env, argv[2 + 3 * c], &ch[c].src, &pixels)) return throw_error(env, 0, "fusedColor: each channel's samples must be a Uint8Array or Uint16Array, all of one length");
+    if (!samples_of(env, argv[2 + 3 * c], &ch[c].src, &pixels, c == 0)) return throw_error(env, 0, "fusedColor: each channel's samples must be a Uint8Array or Uint16Array, all of one length");
     if (!table_of(env, argv[3 + 3 * c], napi_float32_array, &ch[c].src, &table)) return throw_error(env, 1, "fusedColor: each table must be a Float32Array covering every sample value (256 entries for uint8, 65536 for uint16)");
     if (!rgb_of(env, argv[4 + 3 * c], ch[c].rgb)) return throw_error(env, 0, "fusedColor: each colour must be [r, g, b] within 0..255");
     ch[c].table = table.data;
@@ -196,7 +198,7 @@ static napi_value write_rgb_tables(napi_env env, napi_callback_info info) {
   typed_view src[3], table[3], out;
   size_t pixels = 0;
   for (int k = 0; k < 3; k++) {
-    if (!samples_of(env, argv[2 * k], &src[k], &pixels)) return throw_error(env, 0, "writeRgbTables: each component's samples must be a Uint8Array or Uint16Array, all of one length");
+    if (!samples_of(env, argv[2 * k], &src[k], &pixels, k == 0)) return throw_error(env, 0, "writeRgbTables: each component's samples must be a Uint8Array or Uint16Array, all of one length");
     if (!table_of(env, argv[2 * k + 1], napi_uint8_array, &src[k], &table[k])) return throw_error(env, 1, "writeRgbTables: each table must be a Uint8Array covering every sample value (256 entries for uint8, 65536 for uint16)");
   }
   if (!view_of(env, argv[6], &out) || out.type != napi_uint8_array) return throw_error(env, 0, "writeRgbTables: out must be a Uint8Array");

@@ -104,9 +104,12 @@ describe('native kernels refuse what would read or write out of bounds', () => {
     ['a uint8 table for uint16 samples', () => kernels.writeRgbTables(a, bytes.subarray(0, 256), a, bytes, a, bytes, out), 'each table must be a Uint8Array covering every sample value'],
     ['an output too short', () => kernels.fusedColor1(a, table, [255, 255, 255], out.subarray(1)), 'out must hold 3 bytes per pixel'],
     ['channels of different lengths', () => kernels.fusedColor2('add', a, table, [255, 0, 0], a.subarray(1), table, [0, 255, 0], out), 'all of one length'],
+    ['an empty first channel and a longer second', () => kernels.fusedColor2('add', a.subarray(0, 0), table, [255, 0, 0], a, table, [0, 255, 0], out), 'all of one length'],
+    ['an empty first component and longer others', () => kernels.writeRgbTables(a.subarray(0, 0), bytes, a, bytes, a, bytes, out), 'all of one length'],
     ['float samples', () => kernels.fusedColor1(new Float32Array(64) as unknown as Uint16Array, table, [255, 255, 255], out), 'samples must be a Uint8Array or Uint16Array'],
     ['a colour beyond 255', () => kernels.fusedColor1(a, table, [256, 0, 0], out), 'each colour must be [r, g, b] within 0..255'],
     ['an unknown mode', () => kernels.fusedColor2('sum' as 'add', a, table, [255, 0, 0], a, table, [0, 255, 0], out), "mode must be 'add' or 'max'"],
+    ['a mode that only begins like one', () => kernels.fusedColor2('added' as 'add', a, table, [255, 0, 0], a, table, [0, 255, 0], out), "mode must be 'add' or 'max'"],
   ])('%s', (_what, call, message) => {
     expect(kernels.implementation).toBe('native');
     expect(call).toThrow(message);
