@@ -2,8 +2,8 @@
  * The composite's hot loops (pixel-ops.ts: fusedColor1-3, writeRgbTables) in C, for the worker.
  *
  * Why: these loops are one table lookup per channel and pixel plus a few multiplies; V8 runs them at
- * ~25 ns per pixel for three channels (1.6 ms per 256² tile, a quarter of a worker's main thread in
- * bench:e2e), C at ~4.5 ns. Same arithmetic as the JavaScript, in double precision and in the same
+ * ~20 ns per pixel for three channels (1.1-1.4 ms per 256² tile), C at ~5 ns (docs/capacity.md,
+ * "Session 14"). Same arithmetic as the JavaScript, in double precision and in the same
  * order, compiled without FMA contraction (binding.gyp): the bytes are identical, which
  * packages/render/test/pixel-kernels.test.ts checks against pixel-ops.ts.
  *
@@ -169,17 +169,21 @@ static napi_value fused_color(napi_env env, napi_callback_info info) {
   if (argc != 5 && argc != 8 && argc != 11) return throw_error(env, 0, "fusedColor takes (mode, out, then src, table, rgb for 1 to 3 channels)");
   const int max_mode = mode_of(env, argv[0]);
   if (max_mode < 0) return throw_error(env, 0, "fusedColor: mode must be 'add' or 'max'");
-  typed_view out;
-  if (!view_of(env, argv[1], &out) || out.type != napi_uint8_array) return throw_error(env, 0, "fusedColor: out must be a Uint8Array");
   const int channels = (int)(argc - 2) / 3;
   colour_channel ch[3];
+  // Colours first: reading an array's elements can run script, which must not run once the
+  // typed arrays' memory has been taken.
+  for (int c = 0; c < channels; c++) {
+    if (!rgb_of(env, argv[4 + 3 * c], ch[c].rgb)) return throw_error(env, 0, "fusedColor: each colour must be [r, g, b] within 0..255");
+  }
+  typed_view out;
+  if (!view_of(env, argv[1], &out) || out.type != napi_uint8_array) return throw_error(env, 0, "fusedColor: out must be a Uint8Array");
   size_t pixels = 0;
   int all_u16 = 1;
   for (int c = 0; c < channels; c++) {
     typed_view table;
     if (!samples_of(env, argv[2 + 3 * c], &ch[c].src, &pixels, c == 0)) return throw_error(env, 0, "fusedColor: each channel's samples must be a Uint8Array or Uint16Array, all of one length");
     if (!table_of(env, argv[3 + 3 * c], napi_float32_array, &ch[c].src, &table)) return throw_error(env, 1, "fusedColor: each table must be a Float32Array covering every sample value (256 entries for uint8, 65536 for uint16)");
-    if (!rgb_of(env, argv[4 + 3 * c], ch[c].rgb)) return throw_error(env, 0, "fusedColor: each colour must be [r, g, b] within 0..255");
     ch[c].table = table.data;
     all_u16 &= ch[c].src.type == napi_uint16_array;
   }
