@@ -12,3 +12,24 @@ local function owner_live(owner, queue_prefix, grace_ms, now)
   local at = tonumber(string.match(owner, '%-(%d+)$'))
   return at ~= nil and now - at < grace_ms
 end
+
+-- Makes a new job id and claims for it every tile (ARGV[3..]) no live job owns, after counting one
+-- demand per tile in demand_key when given. Returns the new id, then each tile's owner (the new id
+-- where it was claimed: those tiles go into the new job, the rest are coalesced into the job that
+-- owns them).
+local function claim_tiles(claims_key, seq_key, queue_prefix, grace_ms, demand_key)
+  local now = now_ms()
+  local id = 'b' .. redis.call('INCR', seq_key) .. '-' .. now
+  local out = { id }
+  for i = 3, #ARGV do
+    if demand_key then redis.call('HINCRBY', demand_key, ARGV[i], 1) end
+    local owner = redis.call('HGET', claims_key, ARGV[i])
+    if owner and owner_live(owner, queue_prefix, grace_ms, now) then
+      out[#out + 1] = owner
+    else
+      redis.call('HSET', claims_key, ARGV[i], id)
+      out[#out + 1] = id
+    end
+  end
+  return out
+end

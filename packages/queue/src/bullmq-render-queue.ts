@@ -4,7 +4,8 @@ import type { QueuedRender, RenderJobState, RenderLane, RenderQueuePort } from '
 import { connectionFor, type QueueConnection } from './bullmq-connection';
 import { DASHBOARD_QUEUE, type DashboardSource } from './queue-dashboard-source';
 import type { RedisClient } from './redis-connection';
-import { CLAIMED_TILE_LIVE, CLAIM_GRACE_MS, CLAIM_TILES, PRUNE_CLAIMS, WITHDRAW_CLAIMED_TILE, renderBatchSeqKey, renderClaimsKey } from './render-claims';
+import { CLAIMED_TILE_LIVE, CLAIM_GRACE_MS, CLAIM_TILES, CLAIM_WANTED_TILES, PRUNE_CLAIMS, WITHDRAW_CLAIMED_TILE, renderBatchSeqKey, renderClaimsKey } from './render-claims';
+import { tileDemandKey } from './tile-demand';
 
 export const RENDER_QUEUE_NAME = 'render';
 /** The heavy lane (priorities.ts laneOf): workers take it with WORKER_HEAVY_CONCURRENCY beside their ordinary renders. */
@@ -26,6 +27,8 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
   readonly batchTiles: number;
   private readonly claims: string;
   private readonly seq: string;
+  /** The tile demand hash (tile-demand.ts): enqueueWanted counts into it. */
+  private readonly demand: string;
   /** Where the next look for claims of vanished jobs starts (HSCAN cursor, see depth()). */
   private pruneCursor = '0';
   private depthReads = 0;
@@ -38,6 +41,7 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
     this.pruneClaimsAbove = options.pruneClaimsAbove ?? 1000;
     this.claims = renderClaimsKey(connection.prefix);
     this.seq = renderBatchSeqKey(connection.prefix);
+    this.demand = tileDemandKey(connection.prefix);
     const open = (name: string) => new Queue(name, {
       connection: connectionFor(connection.url, 'producer'),
       prefix: connection.prefix,
@@ -85,13 +89,59 @@ export class BullRenderQueue implements RenderQueuePort, DashboardSource {
    */
   private async enqueueClaimed(items: QueuedRender[]): Promise<void> {
     if (items.length === 0) return;
+    await this.addClaimed(items, await this.claim(items, false), new Set());
+  }
+
+  /**
+   * RenderQueuePort.enqueueWanted: each item's claim script counts the tiles' demand too
+   * (claim-wanted-render-tiles), so the requester's count and its claims are one round trip, sent
+   * before the failure lookup answers; the jobs follow once `skipped` is known, without those tiles.
+   */
+  async enqueueWanted(items: QueuedRender[], skipped: Promise<ReadonlySet<string>>): Promise<void> {
+    if (this.batchTiles <= 1) throw new Error('enqueueWanted needs batch jobs (RENDER_BATCH_TILES > 1)');
+    // Its failure reaches the caller through the caller's own lookup; a claim failing first must
+    // not leave it unhandled (an unhandled rejection ends the process).
+    skipped.catch(() => undefined);
+    if (items.length === 0) return;
+    const owners = await this.claim(items, true);
+    // Claimed here, never to be added: dropped at once (else they would hold their tiles for the
+    // claim grace period). Also when the lookup failed: the caller's request fails with it.
+    const drop = (skip: (key: string) => boolean) =>
+      this.client().then((redis) =>
+        Promise.all(items.flatMap(({ job, lane }, i) => tilesOf(job).filter((t, j) => skip(t.key) && owners[i]![j + 1] === owners[i]![0]).map((t) => WITHDRAW_CLAIMED_TILE.run(redis, [this.claims, this.lane(lane).toKey(''), t.key])))),
+      );
+    let skip: ReadonlySet<string>;
+    try {
+      skip = await skipped;
+    } catch (e) {
+      await drop(() => true).catch(() => undefined);
+      throw e;
+    }
+    if (skip.size > 0) await drop((key) => skip.has(key));
+    await this.addClaimed(items, owners, skip);
+  }
+
+  /** Runs the claim script of each item (pipelined); per item its new job id, then each tile's owner. */
+  private async claim(items: QueuedRender[], countDemand: boolean): Promise<string[][]> {
     const redis = await this.client();
-    const owners = await Promise.all(items.map(({ job, lane }) => CLAIM_TILES.run(redis, [this.claims, this.seq, this.lane(lane).toKey(''), CLAIM_GRACE_MS, ...tilesOf(job).map((t) => t.key)]) as Promise<string[]>));
+    return Promise.all(
+      items.map(({ job, lane }) => {
+        const tiles = tilesOf(job).map((t) => t.key);
+        const run = countDemand
+          ? CLAIM_WANTED_TILES.run(redis, [this.claims, this.seq, this.demand, this.lane(lane).toKey(''), CLAIM_GRACE_MS, ...tiles])
+          : CLAIM_TILES.run(redis, [this.claims, this.seq, this.lane(lane).toKey(''), CLAIM_GRACE_MS, ...tiles]);
+        return run as Promise<string[]>;
+      }),
+    );
+  }
+
+  /** One job per item holding the tiles it claimed (`skip`ped ones left out), in the item's order. */
+  private async addClaimed(items: QueuedRender[], owners: string[][], skip: ReadonlySet<string>): Promise<void> {
     const adds: Record<RenderLane, Array<{ name: string; data: RenderJob; opts: { jobId: string; priority: number } }>> = { render: [], heavy: [] };
     items.forEach(({ job, priority, lane }, i) => {
       const [id, ...owner] = owners[i]!;
-      const claimed = tilesOf(job).filter((_, j) => owner[j] === id);
-      if (claimed.length === 0) return; // every tile is on its way in another job
+      const claimed = tilesOf(job).filter((t, j) => owner[j] === id && !skip.has(t.key));
+      if (claimed.length === 0) return; // every tile is on its way in another job (or skipped)
       const [first, ...rest] = claimed as [{ key: string; tile: RenderJob['tile'] }, ...Array<{ key: string; tile: RenderJob['tile'] }>];
       const { batch: _batch, ...single } = job;
       adds[lane].push({ name: 'render', data: { ...single, key: first.key, tile: first.tile, ...(rest.length > 0 && { batch: rest }) }, opts: { jobId: id!, priority } });

@@ -33,6 +33,8 @@ export function isClaimedJobId(id: string): boolean {
 
 const PRELUDE = 'render-claims.lua';
 export const CLAIM_TILES = RedisScript.fromFile('claim-render-tiles.keys-2.lua', PRELUDE);
+/** CLAIM_TILES counting one demand per tile first, in the same step (BullRenderQueue.enqueueWanted). */
+export const CLAIM_WANTED_TILES = RedisScript.fromFile('claim-wanted-render-tiles.keys-3.lua', PRELUDE);
 export const CLAIMED_TILE_LIVE = RedisScript.fromFile('claimed-tile-live.keys-1.lua', PRELUDE);
 export const PRUNE_CLAIMS = RedisScript.fromFile('prune-render-claims.keys-1.lua', PRELUDE);
 export const WITHDRAW_CLAIMED_TILE = RedisScript.fromFile('withdraw-claimed-tile.keys-1.lua');

@@ -41,6 +41,35 @@ describe('BullRenderQueue with batch jobs (real Redis)', () => {
     expect(await queue.state(keyAt(1), 'render')).toBe('waiting');
   });
 
+  it('enqueueWanted counts each tile\'s demand with its claim, before the lookup answers; adds the jobs after it without the skipped tiles', async () => {
+    const demand = new TileDemand(prefix, redis);
+    await queue.enqueue([{ job: batch([3]), priority: 1000, lane: 'render' }]); // tile 3 has a live job already
+    let answer: (skip: ReadonlySet<string>) => void = () => undefined;
+    const skipped = new Promise<ReadonlySet<string>>((r) => (answer = r));
+    const done = queue.enqueueWanted([{ job: batch([0, 1]), priority: 1000, lane: 'render' }, { job: batch([2, 3]), priority: 1001, lane: 'render' }], skipped);
+    // Claimed and counted while the lookup is out; no job added yet.
+    for (let i = 0; i < 100 && (await redis.hlen(renderClaimsKey(prefix))) < 4; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await Promise.all([0, 1, 2, 3].map((x) => demand.count(keyAt(x))))).toEqual([1, 1, 1, 1]);
+    expect((await queue.counts()).prioritized).toBe(1);
+    answer(new Set([keyAt(1)]));
+    await done;
+    const owners = await redis.hgetall(renderClaimsKey(prefix));
+    expect(owners[keyAt(1)]).toBeUndefined(); // the skipped tile's claim is dropped, its job never held it
+    expect(new Set([0, 2, 3].map((x) => owners[keyAt(x)])).size).toBe(3); // 3 stays with the job it had
+    expect((await queue.counts()).prioritized).toBe(3);
+    for (const x of [0, 2, 3]) expect(await queue.exists(keyAt(x), 'render')).toBe(true);
+    expect(await queue.exists(keyAt(1), 'render')).toBe(false);
+    // The demand of a skipped tile is the caller's to release (TileDemand.release), as for any other.
+    expect(await demand.count(keyAt(1))).toBe(1);
+  });
+
+  it('enqueueWanted drops its claims and adds nothing when the lookup fails', async () => {
+    const failing = Promise.reject(new Error('lookup lost'));
+    await expect(queue.enqueueWanted([{ job: batch([0, 1]), priority: 1000, lane: 'render' }], failing)).rejects.toThrow('lookup lost');
+    expect(await redis.hlen(renderClaimsKey(prefix))).toBe(0);
+    expect((await queue.counts()).prioritized).toBe(0);
+  });
+
   it('withdraws tile by tile: the job stays while it holds a tile, goes with its last; a lost job is taken over', async () => {
     await queue.enqueue([{ job: batch([0, 1]), priority: 1000, lane: 'render' }]);
     expect(await queue.withdraw(keyAt(0), 'render')).toBe(true);

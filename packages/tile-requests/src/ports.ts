@@ -27,6 +27,14 @@ export interface RenderQueuePort {
    * (coalescing): a batch is queued with the tiles nobody else's job holds, or not at all.
    */
   enqueue(items: QueuedRender[]): Promise<void>;
+  /**
+   * As enqueue, for tiles nobody in this process asked for yet, counting one demand for each of
+   * them (TileDemandPort.add) in the same atomic step as its claim: the count is in before any job
+   * holding the tile can be found, and the caller need not wait for it before claiming. The jobs
+   * are added once `skipped` resolves, without its tiles (tiles found failed; their claims are
+   * dropped). Optional: a queue of one tile per job has no claims to do it with.
+   */
+  enqueueWanted?(items: QueuedRender[], skipped: Promise<ReadonlySet<string>>): Promise<void>;
   /** Moves the waiting job holding this tile (the whole batch) to a new priority; false if it is not waiting. */
   reprioritize(key: string, priority: number, lane: RenderLane): Promise<boolean>;
   /**

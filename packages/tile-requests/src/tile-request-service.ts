@@ -245,14 +245,42 @@ export class TileRequestService {
     // 2b. A tile that failed for good recently fails again at once (it stays pending for the
     // caller: the listener hears tile:failed, after this answer, like any other failure).
     // 3. Count this listener's demand for what is not stored, and enqueue what nobody asked for yet.
-    // The failure lookup and the demand go out together: one round trip before the enqueue instead
-    // of two in a row, on the path of every cold tile (a viewer's first tile waited on both in
-    // bench:push). A failure is rare: its demand is taken back before anything is enqueued.
+    // The failure lookup and the demand go out together, and for a request of one slice or less (a
+    // screen, a scroll step, an HTTP tile: what someone waits for) with a queue of batch jobs, the
+    // claims too: the claim script counts the demand of the tiles handed to it in the same step
+    // (enqueueWanted), so a cold tile waits on two round trips in a row (demand, lookup and claims;
+    // then the jobs' add) instead of three, each the slower the busier this process is (bench:push's
+    // first visible tile, docs/capacity.md). A failure is rare: its demand is taken back, and its
+    // claim dropped, before its job would be added.
     const failures = this.options.failures;
-    const [failed] = await Promise.all([
-      failures ? inSlices(notStored, (slice) => failures.find(slice.map((t) => t.key)), this.redisGate) : [],
-      inSlices(notStored, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate),
-    ]);
+    const { queue } = this.options;
+    const wantedAtOnce = queue.enqueueWanted !== undefined && (queue.batchTiles ?? 1) > 1 && notStored.length <= SLICE;
+    const batchesOf = (tilesToEnqueue: PlannedTile[]) => {
+      const entries = tilesToEnqueue.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
+      const batches = renderBatches(entries, queue.batchTiles ?? 1);
+      for (const b of batches) {
+        if (b.length < 2) continue;
+        const keys = b.map((e) => e.job.key);
+        const priority = Math.min(...b.map((e) => e.priority));
+        for (const e of b) Object.assign(e, { batch: keys, priority });
+      }
+      return batches;
+    };
+    const lookup = failures ? inSlices(notStored, (slice) => failures.find(slice.map((t) => t.key)), this.redisGate) : Promise.resolve([]);
+    let enqueued: Promise<void> | undefined;
+    let counted: Promise<unknown>;
+    if (wantedAtOnce) {
+      const batches = batchesOf(notStored);
+      const inBatches = new Set(batches.flat().map((e) => e.job.key));
+      const skipped = lookup.then((found) => new Set(notStored.filter((_, i) => found[i]).map((t) => t.key)));
+      enqueued = queue.enqueueWanted!(batches.map(queuedBatch), skipped);
+      // The rest (tiles this process has a job for already) are counted beside the claims.
+      counted = this.options.demand.add(notStored.filter((t) => !inBatches.has(t.key)).map((t) => t.key));
+    } else {
+      counted = inSlices(notStored, async (slice) => (await this.options.demand.add(slice.map((t) => t.key)), []), this.redisGate);
+    }
+    // enqueueWanted drops its claims itself if the lookup fails; the request fails with it.
+    const [failed] = await Promise.all([lookup, counted, enqueued]);
     const missing = notStored.filter((_, i) => !failed[i]);
     const failedTiles = notStored.filter((_, i) => failed[i]);
     if (failedTiles.length > 0) await this.options.demand.release(failedTiles.map((t) => t.key));
@@ -260,15 +288,7 @@ export class TileRequestService {
       const failure = failed[i];
       if (failure) setImmediate(() => this.failAt(t, plan, listener, failure));
     });
-    const toEnqueue = missing.filter((t) => fresh.has(t.key)).map((t) => this.pending.get(t.key)).filter((e): e is PendingEntry => e !== undefined);
-    const batches = renderBatches(toEnqueue, this.options.queue.batchTiles ?? 1);
-    for (const b of batches) {
-      if (b.length < 2) continue;
-      const keys = b.map((e) => e.job.key);
-      const priority = Math.min(...b.map((e) => e.priority));
-      for (const e of b) Object.assign(e, { batch: keys, priority });
-    }
-    await inSlices(batches, async (slice) => (await this.options.queue.enqueue(slice.map(queuedBatch)), []), this.redisGate);
+    if (!enqueued) await inSlices(batchesOf(missing), async (slice) => (await queue.enqueue(slice.map(queuedBatch)), []), this.redisGate);
     await this.updatePriorities(missing.filter((t) => !fresh.has(t.key)).map((t) => t.key));
     return { ready, pending: notStored, refused: [], coalesced: missing.filter((t) => joined.has(t.key)).length };
   }

@@ -227,6 +227,81 @@ describe('TileRequestService', () => {
     expect(core.queue.added).toEqual([p.tiles[1]!.key]);
   });
 
+  describe('with batch jobs (render claims)', () => {
+    let claimed: Core;
+    beforeEach(async () => {
+      claimed = await buildCore({}, { batchTiles: 4 });
+    });
+    afterEach(() => claimed.service.stop());
+
+    /** Holds the failure lookup until `answer()`; counts the service's own demand.add calls. */
+    function holdLookup(c: Core): { answer: () => void; demandAdds: string[][] } {
+      let answer: () => void = () => undefined;
+      const held = new Promise<void>((r) => (answer = r));
+      const find = c.failures.find.bind(c.failures);
+      c.failures.find = async (keys) => (await held, find(keys));
+      const demandAdds: string[][] = [];
+      const add = c.demand.add.bind(c.demand);
+      c.demand.add = async (keys) => (keys.length > 0 && demandAdds.push(keys), add(keys));
+      return { answer: () => answer(), demandAdds };
+    }
+
+    it('claims a cold screen counting its demand before the failure lookup answers, then adds its jobs without the failed tile', async () => {
+      const slide = (x: number, y: number) => ({ level: 0, z: 0, t: 0, x, y });
+      const p = await claimed.service.planner.plan(WHOLE_SLIDE.id, claimed.specId, Array.from({ length: 8 }, (_, i) => slide(i % 4, Math.floor(i / 4))));
+      await claimed.failures.remember(p.tiles[2]!.key, { code: 'render_timeout', message: 'stopped at its deadline' }, 60_000);
+      const wanted = jest.spyOn(claimed.queue, 'enqueueWanted');
+      const enqueue = jest.spyOn(claimed.queue, 'enqueue');
+      const lookup = holdLookup(claimed);
+      const a = recorder();
+      const request = claimed.service.request(p, p.tiles, TIER.visible, a.listener);
+      await new Promise((r) => setTimeout(r, 10));
+      // The lookup has not answered: every tile's demand is counted, by the claims (no demand.add of
+      // its own, no enqueue waiting for the lookup), and no job is added yet.
+      expect(wanted).toHaveBeenCalledTimes(1);
+      expect(lookup.demandAdds).toEqual([]);
+      expect(p.tiles.map((t) => claimed.demand.counts.get(t.key))).toEqual(p.tiles.map(() => 1));
+      expect(claimed.queue.added).toEqual([]);
+      lookup.answer();
+      const result = await request;
+      expect(result.pending).toHaveLength(8);
+      expect(enqueue.mock.calls.flatMap(([items]) => items)).toHaveLength(wanted.mock.calls[0]![0].length); // the adds, nothing else
+      expect(claimed.queue.added.sort()).toEqual(p.tiles.filter((_, i) => i !== 2).map((t) => t.key).sort());
+      expect(claimed.queue.claims.has(p.tiles[2]!.key)).toBe(false);
+      expect(claimed.demand.counts.has(p.tiles[2]!.key)).toBe(false);
+      await new Promise((r) => setImmediate(r));
+      expect(a.heard).toEqual([expect.objectContaining({ type: 'failed', key: p.tiles[2]!.key, code: 'render_timeout' })]);
+    });
+
+    it('counts a tile it does not claim (another listener here waits for it already) with the demand port, alongside the claims', async () => {
+      const p = await plan(claimed, [at(0, 0), at(1, 0)]);
+      await claimed.service.request(p, [p.tiles[0]!], TIER.visible, recorder().listener);
+      const lookup = holdLookup(claimed);
+      const request = claimed.service.request(p, p.tiles, TIER.visible, recorder().listener);
+      await new Promise((r) => setTimeout(r, 10));
+      expect(lookup.demandAdds).toEqual([[p.tiles[0]!.key]]);
+      expect(p.tiles.map((t) => claimed.demand.counts.get(t.key))).toEqual([2, 1]);
+      lookup.answer();
+      await request;
+      expect(claimed.queue.added).toEqual([p.tiles[0]!.key, p.tiles[1]!.key]);
+    });
+
+    it('for a request larger than one slice, counts demand and looks up failures first, then enqueues (bounded Redis work per turn)', async () => {
+      const slide = (x: number, y: number) => ({ level: 0, z: 0, t: 0, x, y });
+      const p = await claimed.service.planner.plan(WHOLE_SLIDE.id, claimed.specId, Array.from({ length: 80 }, (_, i) => slide(i % 10, Math.floor(i / 10))));
+      const wanted = jest.spyOn(claimed.queue, 'enqueueWanted');
+      const lookup = holdLookup(claimed);
+      const request = claimed.service.request(p, p.tiles, TIER.ring, recorder().listener);
+      await new Promise((r) => setTimeout(r, 10));
+      expect(claimed.queue.claims.size).toBe(0); // nothing claimed before the lookup answers
+      expect(claimed.queue.added).toEqual([]);
+      lookup.answer();
+      await request;
+      expect(wanted).not.toHaveBeenCalled();
+      expect(claimed.queue.added).toHaveLength(80);
+    });
+  });
+
   it('renders a remembered failure again once its memory has expired', async () => {
     const p = await plan(core, [at(0, 0)]);
     await core.failures.remember(p.tiles[0]!.key, { code: 'render_timeout', message: 'x' }, 1);

@@ -94,7 +94,29 @@ export class FakeRenderQueue implements RenderQueuePort {
   depthOverride: number | undefined;
   private seq = 0;
 
-  constructor(readonly batchTiles = 1) {}
+  /** Batch mode with a demand to count into: enqueueWanted, as BullRenderQueue has it. */
+  readonly enqueueWanted?: (items: QueuedRender[], skipped: Promise<ReadonlySet<string>>) => Promise<void>;
+
+  constructor(
+    readonly batchTiles = 1,
+    demand?: FakeTileDemand,
+  ) {
+    if (batchTiles > 1 && demand) {
+      this.enqueueWanted = async (items, skipped) => {
+        // Counted at once, as the claim script does, before the lookup's answer; added after it.
+        for (const { job } of items) demand.increment(tilesOfJob(job).map((t) => t.key));
+        const skip = await skipped;
+        await this.enqueue(
+          items.flatMap((item) => {
+            const [first, ...rest] = tilesOfJob(item.job).filter((t) => !skip.has(t.key));
+            if (!first) return [];
+            const { batch: _batch, ...single } = item.job;
+            return [{ ...item, job: { ...single, key: first.key, tile: first.tile, ...(rest.length > 0 && { batch: rest }) } }];
+          }),
+        );
+      };
+    }
+  }
 
   async enqueue(items: QueuedRender[]): Promise<void> {
     for (const { job, priority, lane } of items) {
@@ -193,6 +215,10 @@ export class FakeTileEvents implements TileEventsPort {
 export class FakeTileDemand implements TileDemandPort {
   readonly counts = new Map<string, number>();
   async add(keys: string[]): Promise<void> {
+    this.increment(keys);
+  }
+  /** One more reference per key (add, and FakeRenderQueue.enqueueWanted's claims). */
+  increment(keys: string[]): void {
     for (const k of keys) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
   }
   async release(keys: string[]): Promise<string[]> {
@@ -288,9 +314,9 @@ export async function buildCore(options: Partial<TileRequestServiceOptions> = {}
   await catalog.publish(WHOLE_SLIDE, { v: 1, dataset: WHOLE_SLIDE.id, version: WHOLE_SLIDE.version, planes: [] });
   const specs = new SpecRegistry(store);
   const { id: specId } = await specs.register(SPEC);
-  const queue = new FakeRenderQueue(queueOptions.batchTiles);
-  const events = new FakeTileEvents();
   const demand = new FakeTileDemand();
+  const queue = new FakeRenderQueue(queueOptions.batchTiles, demand);
+  const events = new FakeTileEvents();
   const failures = new FakeFailedTiles();
   // Ranks apply at once here (rerankDelayMs 0), so a policy test reads the queue right after its
   // call; the delayed re-ranking has tests of its own.
