@@ -32,6 +32,8 @@
  * chunk deeper than one z only the planes the run shows, as Blosc can): the least any reader must
  * spend on them. From it, a ceiling per layout: the
  * ratio a CPU-bound run would reach if everything but those reads cost what the copied run's does.
+ * Chunks' rows are copied into tiles as the worker copies them: by the C kernel where it is built
+ * (PixelKernels.copyRows); ZARR_ROW_COPIES=javascript copies them by set() per row instead, for A/B.
  * It is a report, not a test.
  */
 import { execFileSync } from 'node:child_process';
@@ -41,7 +43,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RenderSpec, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, poolIdleBytesFor, readSourceTile } from '@tilefarm/datasets';
-import { LruByteCache } from '@tilefarm/render';
+import { LruByteCache, fastestPixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
 import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
@@ -57,6 +59,7 @@ const SOURCE_CACHE_MB = Number(process.env.SOURCE_CACHE_MB ?? 64);
 /** The worker's read-ahead beside it (SOURCE_READAHEAD_MB, default 32): Blosc blocks' other halves. */
 const SOURCE_READAHEAD_MB = Number(process.env.SOURCE_READAHEAD_MB ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROW_COPIES = process.env.ZARR_ROW_COPIES ?? 'kernel';
 /** What the source cache holds when a run starts: "full" of other chunks (a running worker) or "empty" (a new one). */
 const START_CACHE = process.env.START_CACHE ?? 'full';
 if (START_CACHE !== 'full' && START_CACHE !== 'empty') throw new Error(`START_CACHE must be "full" or "empty", not ${START_CACHE}`);
@@ -106,7 +109,9 @@ async function main(): Promise<void> {
     manifests.copied = await linkZarr({ url: 'c256.zarr', place: places('c256.zarr'), library: zarritaLibrary, id: 'copied', catalog, maxPixels: 2 ** 40, copy: true });
     console.log(`copied into source tiles (${manifests.copied.sourceEncoding}) in ${((performance.now() - c0) / 1000).toFixed(1)} s`);
 
-    const pixels = new DatasetPixels(store, places, 2 ** 40);
+    const kernels = fastestPixelKernels();
+    const pixels = new DatasetPixels(store, places, 2 ** 40, ROW_COPIES === 'javascript' ? {} : { copyRows: kernels.copyRows });
+    console.log(`chunk rows copied by ${ROW_COPIES === 'javascript' ? 'set() per row (ZARR_ROW_COPIES=javascript)' : `the ${kernels.implementation} kernel`}`);
     // As apps/worker/src/main.ts builds them.
     const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });
     takeChunkMemoryFrom(sourceBuffers);

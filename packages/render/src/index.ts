@@ -3,6 +3,7 @@
 export { createTileRenderer } from './renderer';
 export { fastestPixelKernels, javascriptPixelKernels, nativePixelKernels } from './pixel-kernels';
 export type { PixelKernels } from './pixel-kernels';
+export type { RowSamples } from './pixel-ops';
 export type { RenderInput, RenderTimings, RenderedTile, TileRenderer, TileRendererOptions } from './renderer';
 export { specIdOf, validateSpecForDataset, checkFormulaSyntax, sourceChannelsNeeded } from './spec-checks';
 export { LruByteCache } from './source-cache';

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
-import { fusedColor1, fusedColor2, fusedColor3, writeRgbTables } from './pixel-ops';
+import { copyRows, fusedColor1, fusedColor2, fusedColor3, writeRgbTables, type RowSamples } from './pixel-ops';
 
 type Samples = Uint8Array | Uint16Array;
 type Rgb = readonly [number, number, number];
 
 /**
  * The composite's hot loops, as the renderer calls them: the fast paths of 1-3 colour channels on
- * integer samples (see pixel-ops.ts for the arithmetic). Two implementations give the same bytes:
- * pixel-ops.ts itself, and the same loops in C (native/pixel-kernels.c), 3-4x faster.
+ * integer samples (see pixel-ops.ts for the arithmetic), and the row copy that assembles a tile from
+ * Zarr chunks. Two implementations give the same bytes: pixel-ops.ts itself, and the same loops in C
+ * (native/pixel-kernels.c), 3-4x faster.
  */
 export interface PixelKernels {
   readonly implementation: 'native' | 'javascript';
@@ -15,14 +16,16 @@ export interface PixelKernels {
   fusedColor2(mode: 'add' | 'max', a: Samples, ta: Float32Array, ca: Rgb, b: Samples, tb: Float32Array, cb: Rgb, out: Uint8Array): void;
   fusedColor3(mode: 'add' | 'max', a: Samples, ta: Float32Array, ca: Rgb, b: Samples, tb: Float32Array, cb: Rgb, c: Samples, tc: Float32Array, cc: Rgb, out: Uint8Array): void;
   writeRgbTables(r: Samples, tr: Uint8Array, g: Samples, tg: Uint8Array, b: Samples, tb: Uint8Array, out: Uint8Array): void;
+  copyRows(dst: RowSamples, dstOffset: number, dstStride: number, src: RowSamples, srcOffset: number, srcStride: number, width: number, rows: number): void;
 }
 
-export const javascriptPixelKernels: PixelKernels = { implementation: 'javascript', fusedColor1, fusedColor2, fusedColor3, writeRgbTables };
+export const javascriptPixelKernels: PixelKernels = { implementation: 'javascript', fusedColor1, fusedColor2, fusedColor3, writeRgbTables, copyRows };
 
 /** The addon's own calling convention (native/pixel-kernels.c): `out` first, then src, table, rgb per channel. */
 interface PixelKernelsAddon {
   fusedColor(mode: 'add' | 'max', out: Uint8Array, ...channels: (Samples | Float32Array | Rgb)[]): void;
   writeRgbTables(r: Samples, tr: Uint8Array, g: Samples, tg: Uint8Array, b: Samples, tb: Uint8Array, out: Uint8Array): void;
+  copyRows: PixelKernels['copyRows'];
 }
 
 /** Where `npm run build` (native/build.mjs, node-gyp) puts the addon, from src/ and dist/ alike. */
@@ -45,6 +48,7 @@ export function nativePixelKernels(): PixelKernels | { error: string } {
           fusedColor2: (mode, a, ta, ca, b, tb, cb, out) => addon.fusedColor(mode, out, a, ta, ca, b, tb, cb),
           fusedColor3: (mode, a, ta, ca, b, tb, cb, c, tc, cc, out) => addon.fusedColor(mode, out, a, ta, ca, b, tb, cb, c, tc, cc),
           writeRgbTables: (r, tr, g, tg, b, tb, out) => addon.writeRgbTables(r, tr, g, tg, b, tb, out),
+          copyRows: addon.copyRows,
         },
       };
     } catch (error) {

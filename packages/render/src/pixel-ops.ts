@@ -357,3 +357,31 @@ export function writeRgbTables(r: Int, tr: Uint8Array, g: Int, tg: Uint8Array, b
     out[j + 2] = tb[b[i] as number] as number;
   }
 }
+
+/** Samples of any source type: the arrays a tile is assembled from (copyRows). */
+export type RowSamples = Uint8Array | Uint16Array | Int16Array | Uint32Array | Float32Array;
+
+function wholeCount(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 2 ** 32;
+}
+
+function rowsInside(offset: number, stride: number, width: number, rows: number, length: number): boolean {
+  return rows === 0 || width === 0 || offset + (rows - 1) * stride + width <= length;
+}
+
+/**
+ * `rows` rows of `width` samples from src (starting at srcOffset, srcStride apart) to dst (dstOffset,
+ * dstStride apart), arrays of one kind. Checked as the C kernel checks them, so both refuse the same calls.
+ */
+export function copyRows(dst: RowSamples, dstOffset: number, dstStride: number, src: RowSamples, srcOffset: number, srcStride: number, width: number, rows: number): void {
+  if (![dstOffset, dstStride, srcOffset, srcStride, width, rows].every(wholeCount)) throw new RangeError('copyRows: offsets, strides, width and rows must be whole numbers within 0..2^32');
+  if (!ArrayBuffer.isView(dst) || !ArrayBuffer.isView(src)) throw new TypeError('copyRows: dst and src must be typed arrays');
+  if (dst.constructor !== src.constructor) throw new TypeError('copyRows: dst and src must be typed arrays of one kind');
+  if (!rowsInside(dstOffset, dstStride, width, rows, dst.length)) throw new RangeError('copyRows: the rows do not lie inside dst');
+  if (!rowsInside(srcOffset, srcStride, width, rows, src.length)) throw new RangeError('copyRows: the rows do not lie inside src');
+  if (width === 0) return;
+  for (let r = 0; r < rows; r++) {
+    const from = srcOffset + r * srcStride;
+    dst.set(src.subarray(from, from + width) as never, dstOffset + r * dstStride);
+  }
+}

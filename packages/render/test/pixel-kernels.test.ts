@@ -1,4 +1,5 @@
 import { javascriptPixelKernels, nativePixelKernels, type PixelKernels } from '../src/pixel-kernels';
+import type { RowSamples } from '../src/pixel-ops';
 
 /** The per-pixel rule of pixel-ops.ts, written plainly: every kernel must give exactly these bytes. */
 function to8(v: number): number {
@@ -90,6 +91,40 @@ describe.each(KERNELS)('%s kernels', (_name, kernels) => {
     const expected = Uint8Array.from({ length: n * 3 }, (_, j) => tables[j % 3]![src[j % 3]![Math.floor(j / 3)]!]!);
     expect(Buffer.from(out).equals(Buffer.from(expected))).toBe(true);
   });
+
+  /** copyRows' rule, element by element: what a tile assembled from a chunk must hold. */
+  function copiedRows<T extends RowSamples>(dst: T, dstOffset: number, dstStride: number, src: T, srcOffset: number, srcStride: number, width: number, rows: number): T {
+    const expected = dst.slice() as T;
+    for (let r = 0; r < rows; r++) for (let x = 0; x < width; x++) expected[dstOffset + r * dstStride + x] = src[srcOffset + r * srcStride + x]!;
+    return expected;
+  }
+  const kinds = [Uint16Array, Uint8Array, Int16Array, Uint32Array, Float32Array] as const;
+
+  it.each(kinds.map((Kind) => [Kind.name, Kind] as const))('copyRows, %s: a 64×64 chunk corner into a 256² tile, row by row', (_name, Kind) => {
+    const random = seeded(11, 60_000);
+    // A 64³ chunk's plane 37 (rows of 64), its last 50 rows and 40 columns into the tile at (200, 7).
+    const chunk = new Kind(64 * 64 * 64);
+    for (let i = 0; i < chunk.length; i++) chunk[i] = random() - (Kind === Int16Array ? 30_000 : 0) + (Kind === Float32Array ? 0.25 : 0);
+    const tile = new Kind(256 * 256).fill(9);
+    const args = [7 * 256 + 200, 256, 37 * 64 * 64 + 14 * 64 + 24, 64, 40, 50] as const;
+    const expected = copiedRows(tile, args[0], args[1], chunk, args[2], args[3], args[4], args[5]);
+    kernels.copyRows(tile, args[0], args[1], chunk, args[2], args[3], args[4], args[5]);
+    expect(Buffer.from(tile.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    expect(tile[7 * 256 + 199]).toBe(9);
+    expect(tile[7 * 256 + 240]).toBe(9);
+  });
+
+  it('copyRows: views at an offset in their buffers, and empty copies that touch nothing', () => {
+    const src = Uint16Array.from({ length: 300 }, (_, i) => i).subarray(17);
+    const dst = new Uint16Array(400).subarray(3);
+    const expected = copiedRows(dst, 5, 30, src, 2, 20, 9, 10);
+    kernels.copyRows(dst, 5, 30, src, 2, 20, 9, 10);
+    expect(Array.from(dst)).toEqual(Array.from(expected));
+    const before = dst.slice();
+    kernels.copyRows(dst, 0, 0, src, 0, 0, 0, 1000);
+    kernels.copyRows(dst, 397, 1, src, 283, 1, 5, 0);
+    expect(Array.from(dst)).toEqual(Array.from(before));
+  });
 });
 
 describe('native kernels refuse what would read or write out of bounds', () => {
@@ -113,5 +148,22 @@ describe('native kernels refuse what would read or write out of bounds', () => {
   ])('%s', (_what, call, message) => {
     expect(kernels.implementation).toBe('native');
     expect(call).toThrow(message);
+  });
+});
+
+describe.each(KERNELS)('%s copyRows refuses rows outside its arrays', (_name, kernels) => {
+  const a = new Uint16Array(64);
+  it.each([
+    ['rows copied between arrays of two kinds', () => kernels.copyRows(a, 0, 8, new Int16Array(64), 0, 8, 8, 8), 'typed arrays of one kind'],
+    ['rows copied from something not a typed array', () => kernels.copyRows(a, 0, 8, [1, 2, 3] as unknown as Uint16Array, 0, 8, 8, 8), 'must be typed arrays'],
+    ['a last row past the end of dst', () => kernels.copyRows(a, 1, 8, new Uint16Array(128), 0, 8, 8, 8), 'the rows do not lie inside dst'],
+    ['a last row past the end of src', () => kernels.copyRows(new Uint16Array(128), 0, 8, a, 0, 9, 8, 8), 'the rows do not lie inside src'],
+    ['a negative offset', () => kernels.copyRows(a, -1, 8, a, 0, 8, 8, 1), 'whole numbers within 0..2^32'],
+    ['a fractional stride', () => kernels.copyRows(a, 0, 8.5, a, 0, 8, 8, 1), 'whole numbers within 0..2^32'],
+    ['a count beyond 2^32', () => kernels.copyRows(a, 0, 8, a, 0, 8, 2 ** 33, 1), 'whole numbers within 0..2^32'],
+    ['a huge stride that would wrap around', () => kernels.copyRows(a, 0, 2 ** 32, a, 0, 8, 8, 2), 'the rows do not lie inside dst'],
+  ])('%s', (_what, call, message) => {
+    expect(call).toThrow(message);
+    expect(a.every((v) => v === 0)).toBe(true);
   });
 });

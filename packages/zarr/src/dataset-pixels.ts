@@ -3,7 +3,7 @@ import { TilefarmError, type DatasetManifest, type SourceTile } from '@tilefarm/
 import { readSourceTile, type SourceTilePosition } from '@tilefarm/datasets';
 import { LocalObjectStore, openObjectStore, type ObjectStore, type S3ObjectStoreOptions } from '@tilefarm/storage';
 import type { ChunkMemory } from './chunk-memory';
-import type { ChunkCache } from './chunked-tile-reader';
+import type { ChunkCache, CopyRows } from './chunked-tile-reader';
 import type { SharedChunks } from './shared-chunk-files';
 import { LinkedZarrReader, type ZarrPlace, type ZarrPlaceResolver } from './linked-zarr';
 import { zarritaLibrary } from './zarr-library';
@@ -67,9 +67,9 @@ export class DatasetPixels {
     private readonly store: ObjectStore,
     places: ZarrPlaceResolver,
     maxPixels: number,
-    shared?: SharedChunks,
+    reading: { shared?: SharedChunks; copyRows?: CopyRows } = {},
   ) {
-    this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels, ...(shared ? { shared } : {}) });
+    this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels, ...reading });
   }
 
   /** `memory`: the render this read is part of holds its ticket (the worker's renders; see readTileFromChunks). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { TilefarmError, type DatasetManifest, type LinkedZarrSource, type SourceTile, levelSize } from '@tilefarm/contracts';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { ChunkMemory } from './chunk-memory';
-import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
+import { readTileFromChunks, type ChunkCache, type CopyRows } from './chunked-tile-reader';
 import type { SharedChunks } from './shared-chunk-files';
 import { describeNgffImage, ngffAttributesOf, type NgffImage, type NgffLevelArray } from './ngff-image';
 import { ObjectStoreReadable } from './object-store-readable';
@@ -73,6 +73,8 @@ export interface LinkedZarrReaderOptions {
   now?: () => number;
   /** Decoded chunks the worker processes of this machine hand each other. */
   shared?: SharedChunks;
+  /** How chunks' rows are copied into tiles (ChunkReading.copyRows). */
+  copyRows?: CopyRows;
 }
 
 /**
@@ -124,7 +126,7 @@ export class LinkedZarrReader {
       // The key names the dataset's version and when it was registered: a dataset deleted and
       // registered again under the same id and version is another image to the shared chunks.
       const prefix = `zarr:${manifest.id}/${manifest.version}@${manifest.createdAt}`;
-      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared });
+      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared, copyRows: this.options.copyRows });
     } catch (e) {
       if (e instanceof TilefarmError) throw e;
       throw new TilefarmError('source_unreadable', `${source.url}: chunk of level ${position.level} unreadable: ${(e as Error).message.slice(0, 200)}`);

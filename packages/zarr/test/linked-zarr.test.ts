@@ -1,5 +1,5 @@
-import { LruByteCache } from '@tilefarm/render';
-import { LinkedZarrReader, WINDOW_LOADS_IN_FLIGHT, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary } from '@tilefarm/zarr';
+import { LruByteCache, javascriptPixelKernels, nativePixelKernels } from '@tilefarm/render';
+import { LinkedZarrReader, WINDOW_LOADS_IN_FLIGHT, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary, type CopyRows } from '@tilefarm/zarr';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,14 +25,15 @@ describe('OME-Zarr fixtures read through zarrita over the ObjectStore', () => {
     expect(z.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
-  it.each([
-    ['04', fixtures.ngff04],
-    ['05', fixtures.ngff05],
-  ] as const)('NGFF %s: tiles assembled from chunks hold the known values at every level, fill value where a chunk is missing', async (which, path) => {
+  // Rows copied by set() per row (the default), and by the worker's kernels (JavaScript and C): the same samples.
+  const native = nativePixelKernels();
+  const copiers: [string, CopyRows | undefined][] = [['set() per row', undefined], ['the JavaScript kernel', javascriptPixelKernels.copyRows], ['the C kernel', 'error' in native ? () => { throw new Error(native.error); } : native.copyRows]];
+  it.each((['04', '05'] as const).flatMap((which) => copiers.map(([how, copyRows]) => [which, how, copyRows] as const)))('NGFF %s, rows copied by %s: tiles assembled from chunks hold the known values at every level, fill value where a chunk is missing', async (which, _how, copyRows) => {
+    const path = which === '04' ? fixtures.ngff04 : fixtures.ngff05;
     const place = placeOf(path);
     const opened = await openZarrImage(place, zarritaLibrary, basename(path), 1e12);
     const manifest = manifestFor(opened, `file:${basename(path)}`);
-    const reader = new LinkedZarrReader({ resolve: () => place, library: zarritaLibrary, maxPixels: 1e12 });
+    const reader = new LinkedZarrReader({ resolve: () => place, library: zarritaLibrary, maxPixels: 1e12, ...(copyRows ? { copyRows } : {}) });
     const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
     const im = opened.image;
     for (let level = 0; level < im.levels.length; level++) {
