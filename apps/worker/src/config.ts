@@ -8,7 +8,7 @@ export const WorkerConfig = z
     ...RedisEnv,
     ...StorageEnv,
     ...LogEnv,
-    /** Renders in flight; throughput peaks near 2 per core (bench:e2e, README "Figures"). */
+    /** Renders in flight; throughput peaks near 2 per core (bench:e2e with WORKER_CONCURRENCY 2 and 4, docs/capacity.md). */
     WORKER_CONCURRENCY: int(1, 64).default(2),
     /**
      * The composite's fast loops: "native" (C, built by `npm run build` where a C compiler is; 3-4x

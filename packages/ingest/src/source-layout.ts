@@ -343,7 +343,7 @@ async function plainLayout(file: TiffFile, offsets: number[], first: TiffPage): 
   };
 }
 
-/** Largest PNG/JPEG/WebP accepted: sharp decodes these whole (see README, "Memory bound"). */
+/** Largest PNG/JPEG/WebP accepted: sharp decodes these whole (packages/ingest/README.md, "Memory bound"). */
 export const MAX_RASTER_PIXELS = 268_402_689;
 
 async function rasterLayout(path: string, limits: LayoutLimits): Promise<SourceLayout> {

@@ -111,7 +111,7 @@ type ChunkSamples = PixelArray | Int16Array | Uint32Array;
  * `rows` rows of `width` samples from src to dst, arrays of one kind, each at its offset and its
  * stride (in samples). Why a port: a 256² tile over 64³ chunks is 16 chunks of 64 rows per
  * channel, and set() per row (a call and a subarray each) cost 0.1-0.2 ms of a linked 64³ tile's
- * ~2.1 ms of CPU (bench:zarr, README); the worker passes the C kernel, one call per chunk.
+ * ~2.1 ms of CPU (bench:zarr, docs/benchmarks.md); the worker passes the C kernel, one call per chunk.
  */
 export type CopyRows = (dst: ChunkSamples, dstOffset: number, dstStride: number, src: ChunkSamples, srcOffset: number, srcStride: number, width: number, rows: number) => void;
 

@@ -5,7 +5,7 @@ import { openZarrImage, type ZarrPlace } from './linked-zarr';
 import type { NgffImage } from './ngff-image';
 import type { DecodedChunk, ZarrLibrary } from './zarr-library';
 
-/** Statistics come from the coarsest level with at least this many pixels per plane (see README). */
+/** Statistics come from the coarsest level with at least this many pixels per plane (docs/ome-zarr.md, "Statistics"). */
 export const STATS_MIN_PIXELS = 1_000_000;
 
 export interface LinkZarrOptions {

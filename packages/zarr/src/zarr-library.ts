@@ -101,7 +101,7 @@ interface OwnDecoder {
 // Required inside open(), not imported above: koffi and each library load only in processes that
 // meet a chunk of that compressor.
 const OWN_DECODERS: OwnDecoder[] = [
-  // 2.5-7x the speed of numcodecs' wasm build, which copies every chunk into wasm memory byte by byte (README, bench:zarr).
+  // 2.5-7x the speed of numcodecs' wasm build, which copies every chunk into wasm memory byte by byte (bench:zarr-codecs, docs/ome-zarr.md).
   { compressor: 'Blosc', names: ['blosc', 'numcodecs.blosc'], library: 'c-blosc', debianPackage: 'libblosc1', slackBytes: 1024, open: () => (require('./blosc-codec') as typeof import('./blosc-codec')).openCBlosc() },
   // zstd ~3x, lz4 3-5x numcodecs' wasm on 256² and 1024² uint16 chunks (npm run bench:zarr-codecs).
   { compressor: 'zstd', names: ['zstd', 'numcodecs.zstd'], library: 'libzstd', debianPackage: 'libzstd1', slackBytes: 0, open: () => (require('./zstd-codec') as typeof import('./zstd-codec')).openLibzstd() },
