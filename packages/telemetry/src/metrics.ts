@@ -27,8 +27,8 @@ export function createWorkerMetrics(registry: Registry) {
     sourceCacheBytes: new Gauge({ name: 'tilefarm_source_cache_bytes', help: 'Bytes of decoded source tiles and chunk windows held in memory, read-ahead included', registers: [registry] }),
     sourceCacheHits: new Counter({ name: 'tilefarm_source_cache_hits_total', help: 'Source reads served from memory: source tiles, or windows of planes of a linked Zarr\'s chunks', registers: [registry] }),
     sourceCacheMisses: new Counter({ name: 'tilefarm_source_cache_misses_total', help: 'Source reads that missed the worker\'s memory: source tiles from storage, or windows of a linked Zarr\'s chunks (read back from the machine\'s shared chunks, or read and decoded)', registers: [registry] }),
-    sharedChunkReads: new Counter({ name: 'tilefarm_shared_chunk_reads_total', help: 'Linked Zarr chunks this worker needed: read back from another worker\'s decode (hit) or decoded itself (miss)', labelNames: ['result'], registers: [registry] }),
-    sharedChunkWrites: new Counter({ name: 'tilefarm_shared_chunk_writes_total', help: 'Decoded chunks this worker handed to the others of its machine (ok) or could not (failed: their directory full)', labelNames: ['result'], registers: [registry] }),
+    sharedChunkReads: new Counter({ name: 'tilefarm_shared_chunk_reads_total', help: 'A tile\'s windows of linked Zarr chunks (one channel) this worker needed: read back from another worker\'s decode (hit) or claimed and decoded itself (miss)', labelNames: ['result'], registers: [registry] }),
+    sharedChunkWrites: new Counter({ name: 'tilefarm_shared_chunk_writes_total', help: 'Tiles\' decoded windows (one channel) this worker handed to the others of its machine (ok) or could not (failed: their directory full)', labelNames: ['result'], registers: [registry] }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -77,7 +77,7 @@ async function limitedWindowLoad<T>(load: () => Promise<T>): Promise<T> {
  * (with both halves in the LRU, a 3×3 viewport of 64³ chunks needs 72 MB, and a 64 MB cache then
  * dropped each window before its next slice).
  */
-function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined, shared: SharedChunks | undefined): void {
+function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined, onMate: ((from: number, mate: DecodedChunk) => void) | undefined): void {
   const { from, to } = whole.decodedPlanes!;
   for (let start = from + ((PLANE_WINDOW - (from % PLANE_WINDOW)) % PLANE_WINDOW); start < depth; start += PLANE_WINDOW) {
     const window = planeWindow(start, depth);
@@ -87,7 +87,7 @@ function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, i
     const mate = windowOf(whole, iz, window.from, window.to, memory);
     cache.offer!(mateKey, mate);
     // The other workers' scrolls read it next as well.
-    if (shared) shareChunk(shared, mateKey, mate);
+    onMate?.(window.from, mate);
   }
 }
 
@@ -128,53 +128,41 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
 };
 
 /**
- * A window (C order: windowOf makes it so) is shared as its bytes. Only deep chunks' windows are shared: the slices of a
- * 64³ chunk go to both workers, and each decoded whole Blosc blocks for one window of them. Chunks
- * of one plane were shared too at first: a 1024² chunk (2 MB) written and read back cost about
- * what its decode does, and bench:zarr's plane-by-plane 1024² rounds were slower with it (0.63,
- * 0.63 of the copied source against 0.75, 0.88 without, session 13).
+ * A tile's windows of one channel (C order: windowOf makes them so) are shared as one entry, their
+ * bytes one after the other in the tile's chunk order. Only deep chunks' windows are shared: the
+ * slices of a 64³ chunk go to both workers, and each decoded whole Blosc blocks for one window of
+ * them. Chunks of one plane were shared too at first: a 1024² chunk (2 MB) written and read back
+ * cost about what its decode does, and bench:zarr's plane-by-plane 1024² rounds were slower with it
+ * (0.63, 0.63 of the copied source against 0.75, 0.88 without, session 13).
+ *
+ * Why a tile's windows, not each window (until session 18): a 256² tile over 64³ chunks is 16
+ * windows per channel, and each window shared cost its own claim file, arena write, symbolic link
+ * and rename, and each read back its own lstat, readlink and reads: about 60 file-system calls per
+ * tile, a third of the extra CPU a plane-by-plane 64³ tile cost the workers end to end (bench:zarr,
+ * session 17's profile). A viewer asks for the same tile place through z, so the group recurs.
  */
-function shareChunk(shared: SharedChunks, key: string, chunk: DecodedChunk): void {
+function bytesOf(chunk: DecodedChunk): Uint8Array {
   const data = chunk.data as unknown as ArrayBufferView;
-  shared.write(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** How long a worker waits for another's decode of a chunk it needs before it decodes it too. */
-export const SHARED_WAIT_MS = 50;
-
 /**
- * A chunk (C order, of `shape`) read back from the machine's shared chunks into the process's
- * chunk memory, or decoded by `decode` and shared: when another process is decoding it right now,
- * its result is awaited (up to SHARED_WAIT_MS) rather than decoded twice at once.
+ * How long a worker waits for another's decode of a tile's windows before it decodes them too: 16
+ * windows of 64³ chunks take a few milliseconds, more on a loaded machine (it was 50 ms for one).
  */
-async function sharedOrDecoded(array: ZarrArrayHandle, key: string, shape: number[], shared: SharedChunks | undefined, decode: () => Promise<DecodedChunk>): Promise<DecodedChunk> {
-  const Typed = DECODED[array.dtype];
-  if (!shared || !Typed) return decode();
-  const n = shape.reduce((a, b) => a * b, 1);
-  const readBack = (): DecodedChunk | undefined => {
-    const memory = chunkMemory();
-    const bytes = memory ? memory.allocate(n * Typed.BYTES_PER_ELEMENT) : Buffer.allocUnsafeSlow(n * Typed.BYTES_PER_ELEMENT);
-    if (shared.read(key, bytes)) return { data: new Typed(bytes.buffer as ArrayBuffer, 0, n) as unknown as DecodedChunk['data'], shape, stride: cStrides(shape) };
-    memory?.recycle(bytes.buffer);
-    return undefined;
-  };
-  const kept = readBack();
-  if (kept) return kept;
-  if (shared.claim(key) === 'theirs') {
-    for (const start = Date.now(); Date.now() - start < SHARED_WAIT_MS; ) {
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      const theirs = readBack();
-      if (theirs) return theirs;
-    }
-    return decode();
-  }
-  try {
-    const chunk = await decode();
-    shareChunk(shared, key, chunk);
-    return chunk;
-  } finally {
-    shared.release(key);
-  }
+export const SHARED_WAIT_MS = 100;
+
+/** Where a tile's pixels come from in one chunk (or window of its planes), before it is loaded. */
+interface ChunkPlace {
+  coords: number[];
+  /** Its key in the cache: the chunk's, or its window's. */
+  cacheKey: string;
+  /** The chunk's key, without a window. */
+  chunkKey: string;
+  /** z inside the cached entry, for chunks kept as windows of planes (-1: the entry is the whole chunk). */
+  planeZ: number;
+  cy: number;
+  cx: number;
 }
 
 export interface TileRegion {
@@ -299,68 +287,166 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
     return cache.getOrLoad(key, load) as Promise<DecodedChunk>;
   };
 
-  const loads: { coords: number[]; planeZ: number; cy: number; cx: number; chunk: DecodedChunk | Promise<DecodedChunk> }[] = [];
+  const places: ChunkPlace[] = [];
+  // The window of planes a deep chunk is read in: one z, so the same for every chunk of the tile.
+  let window: { from: number; to: number } | undefined;
   for (let cy = cy0; cy <= cy1; cy++) {
     for (let cx = cx0; cx <= cx1; cx++) {
       const coords = axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a]! / chunkShape[i]!)));
-      const key = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
-      let chunk: DecodedChunk | Promise<DecodedChunk>;
-      // z inside the cached entry, for chunks kept as windows of planes (-1: the entry is the whole chunk).
-      let planeZ = -1;
-      if (deep) {
-        const { from, to } = planeWindow(region.z - coords[iz]! * chunkShape[iz]!, chunkShape[iz]!);
-        planeZ = region.z - coords[iz]! * chunkShape[iz]! - from;
-        const windowKey = `${key}@${from}`;
-        const windowShape = chunkShape.map((d, i) => (i === iz ? to - from + 1 : d));
-        chunk = held(windowKey, () => sharedOrDecoded(array, windowKey, windowShape, reading.shared, () => limitedWindowLoad(async () => {
-          const memory = chunkMemory();
-          const whole = await array.getChunk(coords, { axis: iz, from, to });
-          // Only this load ever sees the whole chunk: its memory goes back once the windows are copied out.
-          try {
-            if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, key, whole, iz, chunkShape[iz]!, from, memory, reading.shared);
-            return windowOf(whole, iz, from, to, memory);
-          } finally {
-            recycleBuffer(memory, whole.data as PixelArray);
-          }
-        })));
-      } else chunk = held(key, () => array.getChunk(coords));
-      loads.push({ coords, planeZ, cy, cx, chunk });
+      const chunkKey = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
+      if (!deep) {
+        places.push({ coords, cacheKey: chunkKey, chunkKey, planeZ: -1, cy, cx });
+        continue;
+      }
+      const inChunk = region.z - coords[iz]! * chunkShape[iz]!;
+      window ??= planeWindow(inChunk, chunkShape[iz]!);
+      places.push({ coords, cacheKey: `${chunkKey}@${window.from}`, chunkKey, planeZ: inChunk - window.from, cy, cx });
     }
   }
 
-  if (loads.length === 1 && covered) {
-    const only = loads[0]!;
-    const at = placeIn(await only.chunk, only.coords, only.planeZ, only.cy, only.cx);
-    // The chunk's plane is the tile, row for row, in the tile's sample type.
-    if (at.chunkY0 === region.y0 && at.chunkX0 === region.x0 && chunkShape[iy] === region.height && chunkShape[ix] === region.width && at.sx === 1 && at.sy === region.width && at.data instanceof TYPED[image.dtype]) {
-      return tileOf(at.data.subarray(at.base, at.base + n));
-    }
+  // Windows this machine's other workers decoded are read back; else this process may decode and share them.
+  const Typed = DECODED[array.dtype];
+  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, places, window!, chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
+  const sharing = group ? await group.readBackOrClaim(cache) : false;
+  const mates = new Map<number, DecodedChunk[]>();
+  const loads = places.map((place, i) => {
+    const { coords, chunkKey } = place;
+    const loadWindow = ({ from, to }: { from: number; to: number }) => limitedWindowLoad(async () => {
+      const memory = chunkMemory();
+      const whole = await array.getChunk(coords, { axis: iz, from, to });
+      // Only this load ever sees the whole chunk: its memory goes back once the windows are copied out.
+      try {
+        // Windows beside this one that the decode yields go to the cache, and where this process shares the tile's, with them.
+        const onMate = sharing ? (mateFrom: number, mate: DecodedChunk) => {
+          const windows = mates.get(mateFrom) ?? Array.from({ length: places.length }, () => undefined as unknown as DecodedChunk);
+          windows[i] = mate;
+          mates.set(mateFrom, windows);
+        } : undefined;
+        if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, chunkKey, whole, iz, chunkShape[iz]!, from, memory, onMate);
+        return windowOf(whole, iz, from, to, memory);
+      } finally {
+        recycleBuffer(memory, whole.data as PixelArray);
+      }
+    });
+    return { ...place, chunk: held(place.cacheKey, window ? () => loadWindow(window!) : () => array.getChunk(coords)) };
+  });
+  try {
+    return await assemble(loads, sharing ? (windows) => group!.share(windows, mates) : undefined);
+  } finally {
+    if (sharing) group!.release();
   }
 
-  const out = allocate(image.dtype, n, memory);
-  // Fresh memory is zeros already; reused memory holds anything.
-  if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
-  const copy = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
-    const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
-    const ya = Math.max(region.y0, chunkY0);
-    const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
-    const xa = Math.max(region.x0, chunkX0);
-    const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
-    const src = base + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
-    const dst = (ya - region.y0) * region.width + (xa - region.x0);
-    // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk.
-    if (sx === 1 && data.constructor === out.constructor) return copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
-    for (let y = 0; y < yb - ya; y++) {
-      for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
+  /** The tile from its chunks' loads; `loaded` is handed every chunk once all are in. */
+  async function assemble(loads: Array<ChunkPlace & { chunk: DecodedChunk | Promise<DecodedChunk> }>, loaded: ((chunks: DecodedChunk[]) => void) | undefined): Promise<SourceTile> {
+    const chunks: DecodedChunk[] = [];
+    if (loads.length === 1 && covered) {
+      const only = loads[0]!;
+      const chunk = await only.chunk;
+      loaded?.([chunk]);
+      const at = placeIn(chunk, only.coords, only.planeZ, only.cy, only.cx);
+      // The chunk's plane is the tile, row for row, in the tile's sample type.
+      if (at.chunkY0 === region.y0 && at.chunkX0 === region.x0 && chunkShape[iy] === region.height && chunkShape[ix] === region.width && at.sx === 1 && at.sy === region.width && at.data instanceof TYPED[image.dtype]) {
+        return tileOf(at.data.subarray(at.base, at.base + n));
+      }
     }
-  };
-  const pending: Promise<void>[] = [];
-  for (const { coords, planeZ, cy, cx, chunk } of loads) {
-    if (chunk instanceof Promise) pending.push(chunk.then((loaded) => copy(loaded, coords, planeZ, cy, cx)));
-    else copy(chunk, coords, planeZ, cy, cx);
+
+    const out = allocate(image.dtype, n, memory);
+    // Fresh memory is zeros already; reused memory holds anything.
+    if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
+    const copy = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
+      const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
+      const ya = Math.max(region.y0, chunkY0);
+      const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
+      const xa = Math.max(region.x0, chunkX0);
+      const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
+      const src = base + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
+      const dst = (ya - region.y0) * region.width + (xa - region.x0);
+      // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk.
+      if (sx === 1 && data.constructor === out.constructor) return copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
+      for (let y = 0; y < yb - ya; y++) {
+        for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
+      }
+    };
+    const pending: Promise<void>[] = [];
+    loads.forEach(({ coords, planeZ, cy, cx, chunk }, i) => {
+      if (chunk instanceof Promise) pending.push(chunk.then((c) => copy((chunks[i] = c), coords, planeZ, cy, cx)));
+      else copy((chunks[i] = chunk), coords, planeZ, cy, cx);
+    });
+    if (pending.length > 0) await Promise.all(pending);
+    if (loads.length > 1 || !covered) loaded?.(chunks);
+    // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
+    memory?.retire(out.buffer);
+    return tileOf(out);
   }
-  if (pending.length > 0) await Promise.all(pending);
-  // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
-  memory?.retire(out.buffer);
-  return tileOf(out);
+}
+
+/** A tile's windows of one channel in the machine's shared chunks (see bytesOf): read back, claimed, written. */
+class SharedTileWindows {
+  private readonly samples: number;
+  private readonly stride: number[];
+
+  constructor(
+    private readonly shared: SharedChunks,
+    private readonly places: ChunkPlace[],
+    private readonly window: { from: number; to: number },
+    private readonly shape: number[],
+    private readonly Typed: (typeof DECODED)[string],
+  ) {
+    this.samples = shape.reduce((a, b) => a * b, 1);
+    this.stride = cStrides(shape);
+  }
+
+  /** The tile's windows of planes from `from`, in the order of `places` (the chunk grid's, row by row). */
+  private keyOf(from: number): string {
+    const first = this.places[0]!;
+    const last = this.places[this.places.length - 1]!;
+    return `${first.chunkKey}+${last.cy}.${last.cx}@${from}`;
+  }
+
+  /**
+   * Puts the tile's windows into `cache` from the shared chunks when another process (or this one)
+   * shared them. Else true when this process claimed them (it decodes, shares with `share`, then
+   * `release`s), false when another process is decoding them and did not share them within
+   * SHARED_WAIT_MS (they are decoded here too, and not shared).
+   */
+  async readBackOrClaim(cache: ChunkCache): Promise<boolean> {
+    if (this.readBack(cache)) return false;
+    if (this.shared.claim(this.keyOf(this.window.from)) === 'mine') return true;
+    for (const start = Date.now(); Date.now() - start < SHARED_WAIT_MS; ) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (this.readBack(cache)) return false;
+    }
+    return false;
+  }
+
+  private readBack(cache: ChunkCache): boolean {
+    const memory = chunkMemory();
+    const bytes = this.samples * this.Typed.BYTES_PER_ELEMENT;
+    const buffers = this.places.map(() => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
+    const read = this.shared.read(this.keyOf(this.window.from), buffers);
+    this.places.forEach(({ cacheKey }, i) => {
+      const buffer = buffers[i]!;
+      // Read, and not held by now (one held already is its decoder's, in use): the cache owns it from here.
+      if (read && !cache.has!(cacheKey)) cache.set!(cacheKey, { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, this.samples) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
+      else memory?.recycle(buffer.buffer);
+    });
+    return read;
+  }
+
+  /**
+   * Shares the tile's windows, and the windows of the planes beside them that its decodes offered
+   * to the cache (a Blosc block's other half), where it has one for every place.
+   */
+  share(windows: DecodedChunk[], mates: ReadonlyMap<number, DecodedChunk[]>): void {
+    const write = (from: number, parts: DecodedChunk[]) => {
+      const size = (parts[0]?.data as unknown as ArrayBufferView | undefined)?.byteLength;
+      if (parts.length === this.places.length && parts.every((p) => p !== undefined && (p.data as unknown as ArrayBufferView).byteLength === size)) this.shared.write(this.keyOf(from), parts.map(bytesOf));
+    };
+    write(this.window.from, windows);
+    for (const [from, parts] of mates) write(from, parts);
+  }
+
+  release(): void {
+    this.shared.release(this.keyOf(this.window.from));
+  }
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, futimesSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, futimesSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, readvSync, renameSync, symlinkSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,25 +8,31 @@ import { join } from 'node:path';
  * to whichever worker is free, so a viewer stepping through the z slices of a 64³-chunked Zarr
  * has its tiles at z and z + 1 rendered by different workers, and each decoded the same Blosc
  * blocks for itself: with 2 workers, bench:zarr's plane-by-plane rounds decoded every chunk
- * window 2-3 times. A window decoded by one worker is written here; the others read it back
- * (a copy from memory) instead of reading and decoding it again.
+ * window 2-3 times. The windows a worker decodes for a tile are written here (one entry for all
+ * of a tile's windows of one channel, chunked-tile-reader.ts); the others read them back (a copy
+ * from memory) instead of reading and decoding them again.
  */
 export interface SharedChunks {
-  /** Fills `into` with the chunk kept under `key`; false when none is kept (or one of another size). */
-  read(key: string, into: Uint8Array): boolean;
+  /**
+   * Fills `into` with what is kept under `key` (parts: one after the other, as written); false when
+   * nothing is kept, or something of another size.
+   */
+  read(key: string, into: Uint8Array | readonly Uint8Array[]): boolean;
   /**
    * 'mine': decode it (and write, then release); 'theirs': another process is decoding it, or has
    * just written it: read it back soon.
    */
   claim(key: string): 'mine' | 'theirs';
-  write(key: string, bytes: Uint8Array): void;
+  /** Keeps `bytes` (parts: one after the other) under `key`. */
+  write(key: string, bytes: Uint8Array | readonly Uint8Array[]): void;
   release(key: string): void;
 }
 
+/** Counted in entries: what is kept under one key (the reader keeps a tile's windows of one channel under one). */
 export interface SharedChunkStats {
-  /** Chunks read back from another process's (or this one's) decode. */
+  /** Entries read back from another process's (or this one's) decode. */
   hits: number;
-  /** Chunks this process claimed and decoded itself. */
+  /** Entries this process claimed and decoded itself. */
   misses: number;
   writes: number;
   /** Writes that failed (the file system full, say): the chunk is simply not shared. */
@@ -134,24 +140,26 @@ export class SharedChunkFiles implements SharedChunks {
   }
 
   /** Never throws: a shared chunk that cannot be read is decoded instead. */
-  read(key: string, into: Uint8Array): boolean {
+  read(key: string, into: Uint8Array | readonly Uint8Array[]): boolean {
+    const parts = Array.isArray(into) ? (into as readonly Uint8Array[]) : [into as Uint8Array];
+    const bytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
     const hash = this.hashOf(key);
     const target = this.targetOf(this.linkOf(hash));
     if (target === undefined) return false;
     const [arena, offset, size, sequence] = target.split(':');
-    if (Number(size) !== into.byteLength || !/^arena-[0-9]+-[0-9a-f]+$/.test(arena ?? '')) return false;
+    if (Number(size) !== bytes || !/^arena-[0-9]+-[0-9a-f]+$/.test(arena ?? '')) return false;
     const fd = this.arenaFd(arena!);
     if (fd === undefined) return false;
     const at = Number(offset);
-    const valid = () => readSync(fd, this.header, 0, HEADER_BYTES, at) === HEADER_BYTES && this.header.readUInt32LE(0) === MAGIC && this.header.readUInt32LE(4) === Number(sequence) && this.header.subarray(8, 24).equals(hash.subarray(0, 16)) && this.header.readUInt32LE(24) === into.byteLength;
-    if (!valid()) return false;
-    for (let done = 0; done < into.byteLength; ) {
-      const n = readSync(fd, into, done, into.byteLength - done, at + HEADER_BYTES + done);
-      if (n === 0) return false;
-      done += n;
+    const valid = () => readSync(fd, this.header, 0, HEADER_BYTES, at) === HEADER_BYTES && this.header.readUInt32LE(0) === MAGIC && this.header.readUInt32LE(4) === Number(sequence) && this.header.subarray(8, 24).equals(hash.subarray(0, 16)) && this.header.readUInt32LE(24) === bytes;
+    try {
+      // Every part in one call (a tile's windows of one channel are 16 parts); a short read, which a
+      // memory-backed file does not give, is taken for a miss. Valid after as before, else it was
+      // overwritten while read (its owner's ring came round): not this chunk any more.
+      if (!valid() || readvSync(fd, parts, at + HEADER_BYTES) !== bytes || !valid()) return false;
+    } catch {
+      return false; // an I/O error: decoded instead
     }
-    // Overwritten while read (its owner's ring came round): not this chunk any more.
-    if (!valid()) return false;
     this.counts.hits++;
     return true;
   }
@@ -196,8 +204,10 @@ export class SharedChunkFiles implements SharedChunks {
     this.unlink(`${this.linkOf(this.hashOf(key))}.claim`);
   }
 
-  write(key: string, bytes: Uint8Array): void {
-    const total = Math.ceil((HEADER_BYTES + bytes.byteLength) / ENTRY_ALIGN) * ENTRY_ALIGN;
+  write(key: string, bytes: Uint8Array | readonly Uint8Array[]): void {
+    const parts = Array.isArray(bytes) ? (bytes as readonly Uint8Array[]) : [bytes as Uint8Array];
+    const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    const total = Math.ceil((HEADER_BYTES + size) / ENTRY_ALIGN) * ENTRY_ALIGN;
     // One chunk may not take over the budget: it would push out everything else at once.
     if (total > this.options.maxBytes / 4) return;
     const hash = this.hashOf(key);
@@ -210,15 +220,15 @@ export class SharedChunkFiles implements SharedChunks {
       // Invalid while the samples are written; valid, with this link's sequence, once they are.
       const header = Buffer.alloc(HEADER_BYTES);
       writeSync(this.arena, header, 0, HEADER_BYTES, from);
-      writeSync(this.arena, bytes, 0, bytes.byteLength, from + HEADER_BYTES);
+      if (writevSync(this.arena, parts, from + HEADER_BYTES) !== size) throw new Error('short write');
       header.writeUInt32LE(MAGIC, 0);
       header.writeUInt32LE(this.sequence, 4);
       hash.copy(header, 8, 0, 16);
-      header.writeUInt32LE(bytes.byteLength, 24);
+      header.writeUInt32LE(size, 24);
       writeSync(this.arena, header, 0, HEADER_BYTES, from);
       const link = this.linkOf(hash);
       const temp = `${link}.${process.pid}.${this.sequence}.tmp`;
-      symlinkSync(`${this.arenaName}:${from}:${bytes.byteLength}:${this.sequence}`, temp);
+      symlinkSync(`${this.arenaName}:${from}:${size}:${this.sequence}`, temp);
       renameSync(temp, link);
       this.next = from + total;
       this.written.push({ link, from, to: from + total });

@@ -43,6 +43,25 @@ describe('SharedChunkFiles', () => {
     expect(a.stats()).toMatchObject({ writes: 1, bytes: 8192 });
   });
 
+  it('keeps an entry of several parts (a tile\'s windows) as one, read back into parts of the same sizes or any split of them', () => {
+    const a = openShared();
+    const b = openShared();
+    const parts = [bytes(3000, 1), bytes(5000, 2), bytes(100, 3)];
+    a.write('zarr:d/1/0/0.0.0+3.3@16', parts);
+    const into = [new Uint8Array(3000), new Uint8Array(5000), new Uint8Array(100)];
+    expect(b.read('zarr:d/1/0/0.0.0+3.3@16', into)).toBe(true);
+    expect(into).toEqual(parts);
+    // The bytes one after the other: one buffer of the whole, or another split, reads the same.
+    const whole = new Uint8Array(8100);
+    expect(b.read('zarr:d/1/0/0.0.0+3.3@16', whole)).toBe(true);
+    expect(whole).toEqual(Uint8Array.from([...parts[0]!, ...parts[1]!, ...parts[2]!]));
+    // Parts of another total: not this entry.
+    expect(b.read('zarr:d/1/0/0.0.0+3.3@16', [new Uint8Array(3000), new Uint8Array(5000)])).toBe(false);
+    // 8,100 bytes and a header: two pages.
+    expect(a.stats()).toMatchObject({ writes: 1, bytes: 8192 });
+    expect(b.stats()).toMatchObject({ hits: 2 });
+  });
+
   it('lets one process decode a chunk at a time: a claim is taken once, given back, and taken over when stale or when the chunk is there already', () => {
     const a = openShared();
     const b = openShared();
@@ -145,6 +164,17 @@ function countingLibrary() {
   return { library, counted };
 }
 
+/** A grid of `side` × `side` 64³ uint16 chunks (keyed "cy.cx") whose sample at image (z, y, x) is value(z, y, x). */
+function deepChunks(side: number, value: (z: number, y: number, x: number) => number): Map<string, Uint16Array> {
+  const chunks = new Map<string, Uint16Array>();
+  for (let cy = 0; cy < side; cy++) for (let cx = 0; cx < side; cx++) {
+    const data = new Uint16Array(64 * 64 * 64);
+    for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, cy * 64 + y, cx * 64 + x);
+    chunks.set(`${cy}.${cx}`, data);
+  }
+  return chunks;
+}
+
 describe('linked Zarr tiles through the shared chunks', () => {
   const fixtures = zarrFixtures();
 
@@ -176,17 +206,12 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(decodedFirst).toBeGreaterThan(0);
   });
 
-  it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode', async () => {
+  it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode of the tile\'s windows', async () => {
     const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
     const decodes: string[] = [];
     // Made beforehand, so that a decode takes its 2 ms and little else: the other reader waits up
-    // to SHARED_WAIT_MS (50) for the 16 decodes, 4 at a time, even on a loaded machine.
-    const chunks = new Map<string, Uint16Array>();
-    for (let cy = 0; cy < 4; cy++) for (let cx = 0; cx < 4; cx++) {
-      const data = new Uint16Array(64 * 64 * 64);
-      for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, cy * 64 + y, cx * 64 + x);
-      chunks.set(`${cy}.${cx}`, data);
-    }
+    // to SHARED_WAIT_MS (100) for the tile's 16 decodes, 4 at a time (~8 ms), even on a loaded machine.
+    const chunks = deepChunks(4, value);
     const handle = {
       shape: [1, 64, 256, 256], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
       async getChunk(coords: number[]) {
@@ -201,10 +226,41 @@ describe('linked Zarr tiles through the shared chunks', () => {
     const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared });
     const [ta, tb] = await Promise.all([tile(a, 20), tile(b, 21)]);
     expect([ta!.data[256 * 100 + 200], tb!.data[256 * 255 + 3]]).toEqual([value(20, 100, 200), value(21, 255, 3)]);
-    // 16 chunks under the tile, one window each: 16 decodes, not 32.
+    // 16 chunks under the tile, one window each: 16 decodes, not 32; shared as one entry, claimed
+    // once, written once and read back once.
     expect(decodes.length).toBe(16);
-    expect(a.stats().misses + b.stats().misses).toBe(16);
-    expect(a.stats().hits + b.stats().hits).toBe(16);
+    expect(a.stats().misses + b.stats().misses).toBe(1);
+    expect(a.stats().writes + b.stats().writes).toBe(1);
+    expect(a.stats().hits + b.stats().hits).toBe(1);
     expect(existsSync(join(root, 'chunks'))).toBe(true);
+  });
+
+  it('shares the windows beside the ones asked for that a decode yields (a Blosc block\'s other half): the other process reads them back at the next z window', async () => {
+    const value = (z: number, y: number, x: number) => (z * 613 + y * 97 + x * 5) % 65521;
+    const decodes: string[] = [];
+    const chunks = deepChunks(2, value);
+    // A decoder of 32-plane blocks, as c-blosc decodes the usual 64³ chunks: asked for planes 0-15, it yields 0-31.
+    const handle = {
+      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[], planes?: { from: number }) {
+        decodes.push(`${coords.join('.')}@${planes?.from}`);
+        const block = (planes?.from ?? 0) - ((planes?.from ?? 0) % 32);
+        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1], decodedPlanes: { from: block, to: block + 31 } };
+      },
+    };
+    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const a = openShared();
+    const b = openShared();
+    const cache = () => new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 16 << 20 });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache(), 'k', { shared });
+    await tile(a, 5);
+    // The tile's 4 chunks, decoded once each, for planes 0-15; planes 16-31 came with them.
+    expect(decodes).toEqual(['0.0.0.0@0', '0.0.0.1@0', '0.0.1.0@0', '0.0.1.1@0']);
+    // Two entries: the windows asked for, and the ones beside them.
+    expect(a.stats()).toMatchObject({ misses: 1, writes: 2 });
+    const later = await tile(b, 20);
+    expect(decodes.length).toBe(4);
+    expect(b.stats()).toMatchObject({ hits: 1, misses: 0 });
+    for (const [y, x] of [[0, 0], [63, 64], [100, 127], [127, 3]] as const) expect(later.data[y * 128 + x]).toBe(value(20, y, x));
   });
 });
