@@ -28,8 +28,9 @@ export const WorkerConfig = z
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /**
      * Decoded chunks of linked Zarrs that this machine's workers hand each other (files in a
-     * memory-backed directory), per worker: a 64³ chunk's window of planes one worker decoded is
-     * read back by the others instead of decoded again (bench:zarr, plane by plane). 0 shares none.
+     * memory-backed directory), per worker: the windows of planes of 64³ chunks one worker decoded
+     * for a tile are read back by the others instead of decoded again (bench:zarr, plane by plane;
+     * bench:zarr-shared). 0 shares none.
      */
     SHARED_CHUNKS_MB: int(0, 65536).default(128),
     /** Where (a directory only this user may enter; default /dev/shm/tilefarm-chunks-{uid}): every worker of a machine must name the same. */
