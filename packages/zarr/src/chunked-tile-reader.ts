@@ -308,7 +308,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   const Typed = DECODED[array.dtype];
   const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, places, window!, chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
   const sharing = group ? await group.readBackOrClaim(cache) : false;
-  const mates = new Map<number, DecodedChunk[]>();
+  const mates = new Map<number, Array<DecodedChunk | undefined>>();
   const loads = places.map((place, i) => {
     const { coords, chunkKey } = place;
     const loadWindow = ({ from, to }: { from: number; to: number }) => limitedWindowLoad(async () => {
@@ -318,7 +318,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       try {
         // Windows beside this one that the decode yields go to the cache, and where this process shares the tile's, with them.
         const onMate = sharing ? (mateFrom: number, mate: DecodedChunk) => {
-          const windows = mates.get(mateFrom) ?? Array.from({ length: places.length }, () => undefined as unknown as DecodedChunk);
+          const windows = mates.get(mateFrom) ?? new Array<DecodedChunk | undefined>(places.length).fill(undefined);
           windows[i] = mate;
           mates.set(mateFrom, windows);
         } : undefined;
@@ -437,10 +437,11 @@ class SharedTileWindows {
    * Shares the tile's windows, and the windows of the planes beside them that its decodes offered
    * to the cache (a Blosc block's other half), where it has one for every place.
    */
-  share(windows: DecodedChunk[], mates: ReadonlyMap<number, DecodedChunk[]>): void {
-    const write = (from: number, parts: DecodedChunk[]) => {
-      const size = (parts[0]?.data as unknown as ArrayBufferView | undefined)?.byteLength;
-      if (parts.length === this.places.length && parts.every((p) => p !== undefined && (p.data as unknown as ArrayBufferView).byteLength === size)) this.shared.write(this.keyOf(from), parts.map(bytesOf));
+  share(windows: DecodedChunk[], mates: ReadonlyMap<number, Array<DecodedChunk | undefined>>): void {
+    const write = (from: number, parts: Array<DecodedChunk | undefined>) => {
+      const views = parts.map((p) => p && bytesOf(p));
+      // One window for every place, all of one size: else nothing (a reader could not split it).
+      if (views.length === this.places.length && views.every((v) => v !== undefined && v.byteLength === views[0]!.byteLength)) this.shared.write(this.keyOf(from), views as Uint8Array[]);
     };
     write(this.window.from, windows);
     for (const [from, parts] of mates) write(from, parts);

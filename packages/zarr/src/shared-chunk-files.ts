@@ -64,6 +64,12 @@ export function defaultSharedChunksDir(): string {
 
 const errorCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
+/** An entry's bytes as parts (one after the other), and their total. */
+function partsOf(bytes: Uint8Array | readonly Uint8Array[]): { parts: readonly Uint8Array[]; size: number } {
+  const parts = Array.isArray(bytes) ? (bytes as readonly Uint8Array[]) : [bytes as Uint8Array];
+  return { parts, size: parts.reduce((sum, p) => sum + p.byteLength, 0) };
+}
+
 /** Each entry in an arena: magic, sequence number, 16 bytes of the key's hash, the samples' size. */
 const HEADER_BYTES = 32;
 const MAGIC = 0x6b686374; // "tchk"
@@ -141,8 +147,7 @@ export class SharedChunkFiles implements SharedChunks {
 
   /** Never throws: a shared chunk that cannot be read is decoded instead. */
   read(key: string, into: Uint8Array | readonly Uint8Array[]): boolean {
-    const parts = Array.isArray(into) ? (into as readonly Uint8Array[]) : [into as Uint8Array];
-    const bytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    const { parts, size: bytes } = partsOf(into);
     const hash = this.hashOf(key);
     const target = this.targetOf(this.linkOf(hash));
     if (target === undefined) return false;
@@ -205,8 +210,7 @@ export class SharedChunkFiles implements SharedChunks {
   }
 
   write(key: string, bytes: Uint8Array | readonly Uint8Array[]): void {
-    const parts = Array.isArray(bytes) ? (bytes as readonly Uint8Array[]) : [bytes as Uint8Array];
-    const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    const { parts, size } = partsOf(bytes);
     const total = Math.ceil((HEADER_BYTES + size) / ENTRY_ALIGN) * ENTRY_ALIGN;
     // One chunk may not take over the budget: it would push out everything else at once.
     if (total > this.options.maxBytes / 4) return;
