@@ -1,10 +1,10 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { DType } from '@tilefarm/contracts';
 import { IngestError } from './errors';
 import { readRasterInfo, type RasterInfo } from './raster-decoder';
 import { isOmeXml, parseOmeXml, planeIndex, planePages } from './ome-xml';
-import { pageDType, checkPageDecodable, isColourPage, TiffFile, type ChunkTable, type TiffPage } from './tiff/tiff-file';
+import { pageDType, checkPageDecodable, isColourPage, openSourceFile, TiffFile, type ChunkTable, type TiffPage } from './tiff/tiff-file';
 
 /**
  * One unit of ingest work: one page of the file (one plane, z and t fixed) and the dataset
@@ -48,13 +48,7 @@ export interface SourceLayout {
 const OME_TYPES: Record<string, DType> = { uint8: 'uint8', uint16: 'uint16', float: 'float32' };
 
 async function isTiff(path: string): Promise<boolean> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new IngestError(code === 'ENOENT' ? 'not_found' : 'unsupported', `cannot open ${path}: ${(e as Error).message}`);
-  }
+  const handle = await openSourceFile(path);
   try {
     const head = Buffer.alloc(4);
     await handle.read(head, 0, 4, 0);

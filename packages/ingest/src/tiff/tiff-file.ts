@@ -3,6 +3,16 @@ import type { DType } from '@tilefarm/contracts';
 import { IngestError } from '../errors';
 import { COMPRESSION_NAMES, isImageStreamCompression, isJpeg2000Compression, isSupportedCompression } from './codecs';
 
+/** Opens a file to ingest; one that is missing or cannot be opened is an IngestError saying so. */
+export async function openSourceFile(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new IngestError(code === 'ENOENT' ? 'not_found' : 'unsupported', `cannot open ${path}: ${(e as Error).message}`);
+  }
+}
+
 /** Byte size of each TIFF field type (types 13 and 18 are IFD offsets). */
 const TYPE_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
 
@@ -129,13 +139,7 @@ export class TiffFile {
   ) {}
 
   static async open(path: string): Promise<TiffFile> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new IngestError(code === 'ENOENT' ? 'not_found' : 'unsupported', `cannot open ${path}: ${(e as Error).message}`);
-    }
+    const handle = await openSourceFile(path);
     try {
       const size = (await handle.stat()).size;
       const head = Buffer.alloc(16);
