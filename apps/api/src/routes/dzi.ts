@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import { defaultRenderSpec, dziDescriptor, parseDziTile, parseIiifIdentifier } from '@tilefarm/tile-requests';
+import { dziDescriptor, parseDziTile } from '@tilefarm/tile-requests';
 import { RenderSpec } from '@tilefarm/contracts';
 import { sendImage } from './tiles';
-import { checkPlane, protocolImage, type ProtocolDeps } from './protocol-images';
+import { openIdentifiedImage, protocolImage, type ProtocolDeps } from './protocol-images';
 import { requesterOf } from '../access';
 
 /**
@@ -12,23 +12,15 @@ import { requesterOf } from '../access';
 export function dziRoutes(deps: ProtocolDeps): Router {
   const router = Router();
 
-  async function open(name: string) {
-    const id = parseIiifIdentifier(name);
-    const manifest = await deps.catalog.get(id.dataset);
-    checkPlane(manifest, id.z, id.t);
-    const spec = id.specId ? await deps.specs.get(id.specId) : RenderSpec.parse(defaultRenderSpec(manifest));
-    return { id, manifest, spec };
-  }
-
   router.get(/^\/dzi\/([^/]+)\.dzi$/, async (req, res) => {
-    const { manifest, spec } = await open(String((req.params as Record<string, string>)[0]));
+    const { manifest, spec } = await openIdentifiedImage(deps, String((req.params as Record<string, string>)[0]));
     res.setHeader('Cache-Control', 'public, max-age=60');
-    res.type('application/xml').send(dziDescriptor(manifest, spec.format));
+    res.type('application/xml').send(dziDescriptor(manifest, RenderSpec.parse(spec).format));
   });
 
   router.get(/^\/dzi\/([^/]+)_files\/([^/]+)\/([^/]+)$/, async (req, res) => {
     const params = req.params as Record<string, string>;
-    const { id, manifest, spec } = await open(String(params[0]));
+    const { id, manifest, spec } = await openIdentifiedImage(deps, String(params[0]));
     const tile = parseDziTile(manifest, String(params[1]), String(params[2]));
     const answer = await protocolImage(deps, requesterOf(res), manifest, id.specId ?? spec, { z: id.z, t: id.t, format: tile.format }, tile.rect, tile.out, `level ${tile.level}`);
     sendImage(req, res, answer);

@@ -1,8 +1,7 @@
 import { Router } from 'express';
-import { defaultRenderSpec, formatIiifIdentifier, graySpec, iiifInfo, parseIiifIdentifier, parseIiifImageRequest, type IiifIdentifier } from '@tilefarm/tile-requests';
-import type { RenderSpecInput } from '@tilefarm/contracts';
+import { formatIiifIdentifier, graySpec, iiifInfo, parseIiifImageRequest, type IiifIdentifier } from '@tilefarm/tile-requests';
 import { sendImage } from './tiles';
-import { checkPlane, protocolImage, type ProtocolDeps } from './protocol-images';
+import { openIdentifiedImage, protocolImage, type ProtocolDeps } from './protocol-images';
 import { requesterOf } from '../access';
 
 /**
@@ -14,24 +13,16 @@ import { requesterOf } from '../access';
 export function iiifRoutes(deps: ProtocolDeps): Router {
   const router = Router();
 
-  async function open(raw: string) {
-    const id = parseIiifIdentifier(raw);
-    const manifest = await deps.catalog.get(id.dataset);
-    checkPlane(manifest, id.z, id.t);
-    const spec: RenderSpecInput = id.specId ? await deps.specs.get(id.specId) : defaultRenderSpec(manifest);
-    return { id, manifest, spec };
-  }
-
   const limits = { maxWidth: deps.regions.maxSide, maxHeight: deps.regions.maxSide };
   const serviceId = (base: string, id: IiifIdentifier) => `${base}/iiif/3/${formatIiifIdentifier(id)}`;
 
   router.get('/iiif/3/:id', async (req, res) => {
-    const { id } = await open(String(req.params.id));
+    const { id } = await openIdentifiedImage(deps, String(req.params.id));
     res.redirect(303, `${serviceId(deps.publicUrl, id)}/info.json`);
   });
 
   router.get('/iiif/3/:id/info.json', async (req, res) => {
-    const { id, manifest } = await open(String(req.params.id));
+    const { id, manifest } = await openIdentifiedImage(deps, String(req.params.id));
     const info = iiifInfo(manifest, serviceId(deps.publicUrl, id), limits);
     res.setHeader('Cache-Control', 'public, max-age=60');
     // JSON-LD when asked for (the spec's media type), plain JSON otherwise.
@@ -40,7 +31,7 @@ export function iiifRoutes(deps: ProtocolDeps): Router {
   });
 
   router.get('/iiif/3/:id/:region/:size/:rotation/:qf', async (req, res) => {
-    const { id, manifest, spec } = await open(String(req.params.id));
+    const { id, manifest, spec } = await openIdentifiedImage(deps, String(req.params.id));
     const p = req.params as Record<string, string>;
     const request = parseIiifImageRequest({ region: p.region!, size: p.size!, rotation: p.rotation!, qualityFormat: p.qf! }, manifest, limits);
     const specRef = request.quality === 'gray' ? graySpec(spec) : (id.specId ?? spec);

@@ -1,6 +1,6 @@
-import { TilefarmError, type DatasetManifest, type ImageFormat, type RequestedRegionLimits } from '@tilefarm/contracts';
+import { TilefarmError, type DatasetManifest, type ImageFormat, type RenderSpecInput, type RequestedRegionLimits } from '@tilefarm/contracts';
 import type { DatasetCatalog } from '@tilefarm/datasets';
-import { placeRequest, type PixelRect, type SpecRegistry } from '@tilefarm/tile-requests';
+import { defaultRenderSpec, parseIiifIdentifier, placeRequest, type IiifIdentifier, type PixelRect, type SpecRegistry } from '@tilefarm/tile-requests';
 import type { TileAnswer, TileRequester, TileService } from '../tile-service';
 
 /** What the routes of other viewers' protocols (IIIF, Deep Zoom, CATMAID, OMERO.web) share. */
@@ -46,4 +46,17 @@ export async function protocolImage(
 export function checkPlane(manifest: DatasetManifest, z: number, t: number): void {
   if (z >= manifest.sizeZ) throw new TilefarmError('out_of_range', `z: ${z} is outside 0..${manifest.sizeZ - 1}`);
   if (t >= manifest.sizeT) throw new TilefarmError('out_of_range', `t: ${t} is outside 0..${manifest.sizeT - 1}`);
+}
+
+/**
+ * The image an identifier names as IIIF writes them (`{dataset}` or `{dataset}~{specId}~z{n}~t{n}`,
+ * Deep Zoom's names too): its dataset, its plane (checked), and the spec named, else the dataset's
+ * default look.
+ */
+export async function openIdentifiedImage(deps: ProtocolDeps, raw: string): Promise<{ id: IiifIdentifier; manifest: DatasetManifest; spec: RenderSpecInput }> {
+  const id = parseIiifIdentifier(raw);
+  const manifest = await deps.catalog.get(id.dataset);
+  checkPlane(manifest, id.z, id.t);
+  const spec: RenderSpecInput = id.specId ? await deps.specs.get(id.specId) : defaultRenderSpec(manifest);
+  return { id, manifest, spec };
 }
