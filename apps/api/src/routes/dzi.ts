@@ -15,7 +15,8 @@ export function dziRoutes(deps: ProtocolDeps): Router {
   router.get(/^\/dzi\/([^/]+)\.dzi$/, async (req, res) => {
     const { manifest, spec } = await openIdentifiedImage(deps, String((req.params as Record<string, string>)[0]));
     res.setHeader('Cache-Control', 'public, max-age=60');
-    res.type('application/xml').send(dziDescriptor(manifest, RenderSpec.parse(spec).format));
+    // The spec's format, its default filled in, without parsing the whole spec again.
+    res.type('application/xml').send(dziDescriptor(manifest, RenderSpec.shape.format.parse(spec.format)));
   });
 
   router.get(/^\/dzi\/([^/]+)_files\/([^/]+)\/([^/]+)$/, async (req, res) => {
