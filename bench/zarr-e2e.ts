@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       rate: number;
       cpuMs: number;
       workerCpuMs: number;
-      /** Source reads that missed the workers' caches and went to storage (a source tile, or a chunk's window of planes, read and decoded). */
+      /** Source reads that missed the workers' caches and went to storage (a source tile; a chunk; of 64³ chunks, a tile's stack of 16 planes: 16 chunks' windows, read and decoded). */
       misses: number;
       /**
        * Entries read back from another worker's decode (the machine's shared chunks: a tile's windows

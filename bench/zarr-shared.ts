@@ -11,12 +11,13 @@
  * for, offered to the cache and shared): the Blosc decode itself, which sharing saves the second
  * worker, is left out, so that what is measured is the sharing around it.
  * Per round (new keys, new caches; 12 rounds, the first 2 not counted), level-0 tiles (4 × 4 × 2
- * channels, each 16 windows), CPU per tile of one channel, median:
+ * channels, each over 16 chunks: since session 20 one stack of the tile's planes per window), CPU
+ * per tile of one channel, median:
  *   decode, no sharing   - the baseline: z 8, every window decoded;
  *   decode and share     - the same with the shared chunks: the first worker claims, decodes and
- *                          writes what it decoded (the windows of planes 0-15 and 16-31);
- *   read back            - the second worker at z 9: every window read back, none decoded;
- *   read back, next half - the second worker at z 17: the windows of planes 16-31, read back.
+ *                          writes what it decoded (the tile's stacks of planes 0-15 and 16-31);
+ *   read back            - the second worker at z 9: every stack read back, none decoded;
+ *   read back, next half - the second worker at z 17: the stacks of planes 16-31, read back.
  * Also the shared chunks' own counts (entries written, read back).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
     const alone = median(rows['decode, no sharing']!);
-    console.log(`zarr shared chunks: CPU ms per 256² tile of one channel (16 windows of 64³ chunks), median of ${ROUNDS - WARM_ROUNDS} rounds, node ${process.version}`);
+    console.log(`zarr shared chunks: CPU ms per 256² tile of one channel (16 planes of 16 chunks of 64³, one stack), median of ${ROUNDS - WARM_ROUNDS} rounds, node ${process.version}`);
     for (const [row, values] of Object.entries(rows)) {
       const m = median(values);
       console.log(`  ${row.padEnd(22)} ${m.toFixed(3)} ms (range ${Math.min(...values).toFixed(3)}-${Math.max(...values).toFixed(3)})${row === 'decode, no sharing' ? '' : `; ${(m - alone >= 0 ? '+' : '')}${(m - alone).toFixed(3)} ms against no sharing`}`);

@@ -27,7 +27,9 @@
  * (a worker keeps it 10 s), sharp/JIT (a warm-up run is not counted).
  * Figures: median of BENCH_ROUNDS (3) interleaved rounds; CPU per tile is the process's (every
  * thread), with the fresh buffers the worker's pool had to allocate per run and the process's minor
- * page faults per tile (memory touched for the first time: on this VM ~15 µs per 4 KB page). After each run, the
+ * page faults per tile (memory touched for the first time: on this VM ~15 µs per 4 KB page), and
+ * the source cache's misses per run (entries read from the store: a source tile, a chunk, or for
+ * 64³ chunks a tile's stack of 16 planes, each 16 chunks' windows). After each run, the
  * same source tiles or chunks are read and decoded once more, alone (no render, no cache; of a
  * chunk deeper than one z only the planes the run shows, as Blosc can): the least any reader must
  * spend on them. From it, a ceiling per layout: the
@@ -281,7 +283,7 @@ async function main(): Promise<void> {
       // Ratio per round (linked ÷ the copied run of the same round), whose range shows the spread.
       const ratios = rates[l.name]!.map((v, i) => v / rates.copied![i]!);
       console.log(
-        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); ${cpu(l.name)}; source cache misses per round ${reads[l.name]!.join(', ')}${l.chunkZ > 1 ? ` (+ read-ahead windows read/kept, SOURCE_READAHEAD_MB=${SOURCE_READAHEAD_MB})` : ''}`,
+        `linked Zarr, chunks ${l.label}: ${linked.toFixed(1)} tiles/s (range ${range(rates[l.name]!)}), linked/copied ${(linked / copied).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; goal >= 0.8); ${cpu(l.name)}; source cache misses per round ${reads[l.name]!.join(', ')}${l.chunkZ > 1 ? ` (+ read-ahead stacks read/kept, SOURCE_READAHEAD_MB=${SOURCE_READAHEAD_MB})` : ''}`,
       );
       // Were everything but the reads as cheap as the copied source's, CPU-bound runs would reach this.
       const copiedCpu = median(cpuMs.copied!);

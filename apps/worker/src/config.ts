@@ -28,8 +28,8 @@ export const WorkerConfig = z
     SOURCE_READAHEAD_MB: int(0, 65536).default(32),
     /**
      * Decoded chunks of linked Zarrs that this machine's workers hand each other (files in a
-     * memory-backed directory), per worker: the windows of planes of 64³ chunks one worker decoded
-     * for a tile are read back by the others instead of decoded again (bench:zarr, plane by plane;
+     * memory-backed directory), per worker: the planes of 64³ chunks one worker decoded for a tile
+     * are read back by the others instead of decoded again (bench:zarr, plane by plane;
      * bench:zarr-shared). 0 shares none.
      */
     SHARED_CHUNKS_MB: int(0, 65536).default(128),

@@ -152,7 +152,7 @@ export class RenderService {
     const cache = this.deps.sourceCache.stats();
     // Read-ahead included: it is memory the worker holds all the same.
     metrics.sourceCacheBytes.set(cache.bytes + cache.offeredBytes);
-    // From the cache's own counts: a linked Zarr's reads (windows of its chunks) are counted too,
+    // From the cache's own counts: a linked Zarr's reads (its chunks, or a tile's planes of deep ones) are counted too,
     // which a count kept beside each source-tile read missed.
     metrics.sourceCacheHits.inc(cache.hits - this.countedCache.hits);
     metrics.sourceCacheMisses.inc(cache.misses - this.countedCache.misses);

@@ -78,17 +78,25 @@ async function limitedWindowLoad<T>(load: () => Promise<T>): Promise<T> {
  * dropped each window before its next slice).
  */
 function offerWindowMates(cache: ChunkCache, key: string, whole: DecodedChunk, iz: number, depth: number, asked: number, memory: ChunkMemory | undefined, onMate: ((from: number, mate: DecodedChunk) => void) | undefined): void {
-  const { from, to } = whole.decodedPlanes!;
-  for (let start = from + ((PLANE_WINDOW - (from % PLANE_WINDOW)) % PLANE_WINDOW); start < depth; start += PLANE_WINDOW) {
-    const window = planeWindow(start, depth);
-    if (window.to > to) break;
+  for (const window of mateWindows(whole.decodedPlanes!, depth, asked)) {
     const mateKey = `${key}@${window.from}`;
-    if (window.from === asked || cache.has?.(mateKey)) continue;
+    if (cache.has?.(mateKey)) continue;
     const mate = windowOf(whole, iz, window.from, window.to, memory);
     cache.offer!(mateKey, mate);
     // The other workers' scrolls read it next as well.
     onMate?.(window.from, mate);
   }
+}
+
+/** The whole windows of planes inside the planes a decode yielded, but the one asked for (from `asked`). */
+function mateWindows(decoded: { from: number; to: number }, depth: number, asked: number): Array<{ from: number; to: number }> {
+  const mates = [];
+  for (let start = decoded.from + ((PLANE_WINDOW - (decoded.from % PLANE_WINDOW)) % PLANE_WINDOW); start < depth; start += PLANE_WINDOW) {
+    const window = planeWindow(start, depth);
+    if (window.to > decoded.to) break;
+    if (window.from !== asked) mates.push(window);
+  }
+  return mates;
 }
 
 /** How a tile's chunks are read besides the cache. */
@@ -128,8 +136,9 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
 };
 
 /**
- * A tile's windows of one channel (C order: windowOf makes them so) are shared as one entry, their
- * bytes one after the other in the tile's chunk order. Only deep chunks' windows are shared: the
+ * A tile's stack of one channel (readTileFromStack) is shared as one entry; where its deep chunks
+ * reach into other tiles, its windows of them (C order: windowOf makes them so), their bytes one
+ * after the other in the tile's chunk order. Only deep chunks' windows are shared: the
  * slices of a 64³ chunk go to both workers, and each decoded whole Blosc blocks for one window of
  * them. Chunks of one plane were shared too at first: a 1024² chunk (2 MB) written and read back
  * cost about what its decode does, and bench:zarr's plane-by-plane 1024² rounds were slower with it
@@ -139,7 +148,8 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
  * windows per channel, and each window shared cost its own claim file, arena write, symbolic link
  * and rename, and each read back its own lstat, readlink and reads: about 60 file-system calls per
  * tile, a third of the extra CPU a plane-by-plane 64³ tile cost the workers end to end (bench:zarr,
- * session 17's profile). A viewer asks for the same tile place through z, so the group recurs.
+ * session 17's profile). A viewer asks for the same tile place through z, so the group recurs (and
+ * since session 20 it is one stack of the tile's planes).
  */
 function bytesOf(chunk: DecodedChunk): Uint8Array {
   const data = chunk.data as unknown as ArrayBufferView;
@@ -223,6 +233,76 @@ function windowOf(chunk: DecodedChunk, iz: number, from: number, to: number, mem
   return { data: out, shape, stride };
 }
 
+/** A tile's place on the chunk grid of its level, and what it needs of every chunk it overlaps. */
+interface TileGrid {
+  image: NgffImage;
+  array: ZarrArrayHandle;
+  region: TileRegion;
+  iy: number;
+  ix: number;
+  iz: number;
+  /** The tile's end in the level array (y, x), cut at the array's edge. */
+  yEnd: number;
+  xEnd: number;
+  /** Chunk-grid rows and columns the tile overlaps, both ends included. */
+  cy0: number;
+  cy1: number;
+  cx0: number;
+  cx1: number;
+  /** Every pixel of the tile lies in the array: the chunks overlapping it write all of them. */
+  covered: boolean;
+}
+
+/** The coordinates of the chunk at chunk-grid (cy, cx) holding the tile's t, c and z. */
+function chunkCoords(grid: TileGrid, cy: number, cx: number): number[] {
+  const { image, array, region } = grid;
+  const fixed = { t: region.t, c: region.c, z: region.z };
+  return image.axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a as 't' | 'c' | 'z'] / array.chunks[i]!)));
+}
+
+/**
+ * Where the tile's pixels lie in a loaded chunk at chunk-grid (cy, cx): `planeZ` is z inside the
+ * entry for windows of planes, -1 for an entry that is the whole chunk (the tile's z then).
+ */
+function placeIn(grid: TileGrid, chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) {
+  const { image, array, region, iy, ix } = grid;
+  const chunkShape = array.chunks;
+  const fixed = { t: region.t, c: region.c, z: region.z };
+  // Offset of the fixed (t, c, z) position inside the chunk (or the window of planes kept).
+  let base = 0;
+  image.axes.forEach((a, i) => {
+    if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? planeZ : fixed[a as 't' | 'c' | 'z'] - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
+  });
+  return { base, sy: chunk.stride[iy]!, sx: chunk.stride[ix]!, chunkY0: cy * chunkShape[iy]!, chunkX0: cx * chunkShape[ix]!, data: chunk.data as PixelArray };
+}
+
+/** Copies the tile's part of a loaded chunk (see placeIn) into `out`, whose tile starts at `outOffset`. */
+function copyFromChunk(grid: TileGrid, out: PixelArray, outOffset: number, chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows): void {
+  const { region, array, iy, ix } = grid;
+  const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(grid, chunk, coords, planeZ, cy, cx);
+  const ya = Math.max(region.y0, chunkY0);
+  const yb = Math.min(grid.yEnd, chunkY0 + array.chunks[iy]!);
+  const xa = Math.max(region.x0, chunkX0);
+  const xb = Math.min(grid.xEnd, chunkX0 + array.chunks[ix]!);
+  const src = base + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
+  const dst = outOffset + (ya - region.y0) * region.width + (xa - region.x0);
+  // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk.
+  if (sx === 1 && data.constructor === out.constructor) return copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
+  for (let y = 0; y < yb - ya; y++) {
+    for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
+  }
+}
+
+/**
+ * Whether every chunk the tile overlaps lies inside the tile, up to the array's edge: true of the
+ * tiles of the manifest's grid over chunks that divide the tile size (64³ chunks under 256²
+ * tiles), false where a chunk reaches into another tile (larger than a tile, or not dividing it).
+ */
+function chunksInsideTile(region: TileRegion, array: ZarrArrayHandle, iy: number, ix: number): boolean {
+  const inside = (start: number, length: number, chunk: number, end: number) => start % chunk === 0 && (length % chunk === 0 || start + length >= end);
+  return inside(region.y0, region.height, array.chunks[iy]!, array.shape[iy]!) && inside(region.x0, region.width, array.chunks[ix]!, array.shape[ix]!);
+}
+
 /**
  * A tile is assembled from the chunks it overlaps: a chunk may be larger than a tile (1024²: many
  * tiles share it, hence the cache), smaller (64³), or hold several z slices. Missing chunks are the
@@ -233,49 +313,146 @@ function windowOf(chunk: DecodedChunk, iz: number, from: number, to: number, mem
  * the chunk's samples, not a copy: it was read into memory, decoded into more and copied into a
  * third, for one tile. Renderers only read their sources, and the chunk's memory is given back only
  * by its owner (the cache, once it drops the chunk; reused only after the renders in flight then).
- * With `reading.memory`, a tile assembled from several chunks lands in reused memory, retired as it
- * is handed over: reused once that render and every older one are done. With `reading.shared`,
- * chunks another worker of the machine decoded are read back, not decoded again; `reading.copyRows`
- * copies each chunk's rows into the tile.
+ * The same holds for a tile of deep chunks that lie inside it: a view of the tile's stack (see
+ * readTileFromStack). With `reading.memory`, a tile assembled from several chunks lands in reused
+ * memory, retired as it is handed over: reused once that render and every older one are done. With
+ * `reading.shared`, deep chunks another worker of the machine decoded are read back, not decoded
+ * again; `reading.copyRows` copies each chunk's rows into the tile.
  */
 export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading = {}): Promise<SourceTile> {
-  const { memory, copyRows = copyRowsBySet } = reading;
   const array = arrays[region.level];
   if (!array) throw new RangeError(`level ${region.level} is not in this image`);
   const { axes } = image;
-  const n = region.width * region.height;
-  const tileOf = (data: PixelArray): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data });
   const iy = axes.indexOf('y');
   const ix = axes.indexOf('x');
-  const fixed: Partial<Record<'t' | 'c' | 'z', number>> = { t: region.t, c: region.c, z: region.z };
+  const iz = axes.indexOf('z');
   const chunkShape = array.chunks;
   const yEnd = Math.min(region.y0 + region.height, array.shape[iy]!);
   const xEnd = Math.min(region.x0 + region.width, array.shape[ix]!);
   if (yEnd <= region.y0 || xEnd <= region.x0) {
-    const out = allocate(image.dtype, n, undefined);
+    const out = allocate(image.dtype, region.width * region.height, undefined);
     if (image.fillValue !== 0) out.fill(image.fillValue);
-    return tileOf(out);
+    return { width: region.width, height: region.height, dtype: image.dtype, data: out };
   }
-  // Every pixel of the tile lies in the array: the chunks overlapping it write all of them.
-  const covered = yEnd === region.y0 + region.height && xEnd === region.x0 + region.width;
-  const cy0 = Math.floor(region.y0 / chunkShape[iy]!);
-  const cy1 = Math.floor((yEnd - 1) / chunkShape[iy]!);
-  const cx0 = Math.floor(region.x0 / chunkShape[ix]!);
-  const cx1 = Math.floor((xEnd - 1) / chunkShape[ix]!);
-  const iz = axes.indexOf('z');
-  const deep = iz >= 0 && chunkShape[iz]! > 1 && cache.set !== undefined && cache.has !== undefined;
-
-  /** Where the tile's pixels lie in a loaded chunk (or kept plane) at chunk-grid (cy, cx). */
-  const placeIn = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
-    // Offset of the fixed (t, c, z) position inside the chunk (or the window of planes kept).
-    let base = 0;
-    axes.forEach((a, i) => {
-      if (a !== 'y' && a !== 'x') base += (a === 'z' && planeZ >= 0 ? planeZ : fixed[a]! - coords[i]! * chunkShape[i]!) * chunk.stride[i]!;
-    });
-    const chunkY0 = cy * chunkShape[iy]!;
-    const chunkX0 = cx * chunkShape[ix]!;
-    return { base, sy: chunk.stride[iy]!, sx: chunk.stride[ix]!, chunkY0, chunkX0, data: chunk.data as PixelArray };
+  const grid: TileGrid = {
+    image, array, region, iy, ix, iz, yEnd, xEnd,
+    cy0: Math.floor(region.y0 / chunkShape[iy]!),
+    cy1: Math.floor((yEnd - 1) / chunkShape[iy]!),
+    cx0: Math.floor(region.x0 / chunkShape[ix]!),
+    cx1: Math.floor((xEnd - 1) / chunkShape[ix]!),
+    covered: yEnd === region.y0 + region.height && xEnd === region.x0 + region.width,
   };
+  const deep = iz >= 0 && chunkShape[iz]! > 1 && cache.set !== undefined && cache.has !== undefined;
+  if (deep && chunksInsideTile(region, array, iy, ix)) return readTileFromStack(grid, cache, cacheKeyPrefix, reading);
+  return readTileFromChunkEntries(grid, deep, cache, cacheKeyPrefix, reading);
+}
+
+/**
+ * A tile of deep chunks that lie inside it (64³ chunks under a 256² tile: 16 of them) is a plane of
+ * the tile's stack: the tile's planes of one window of PLANE_WINDOW (aligned to the chunks, as for
+ * windows of a chunk), one cache entry, each plane exactly the tile. Why (session 20): kept as one
+ * window per chunk, each read of such a tile looked up 16 entries and copied 16 × 64 rows out of
+ * them, with a key, a closure and a promise per chunk, and every decode first copied its window out
+ * of the decoded block: a CPU profile of bench:zarr 64³ put those at 0.3 ms of a tile's main-thread
+ * time (docs/benchmarks.md). Now a decode copies its planes straight into the stack, and a tile is
+ * a view of it: one lookup, no copy. The chunks belong to no other tile, so none is decoded for two.
+ * A stack is shared with the machine's other workers as one entry, as a tile's windows were.
+ */
+async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading): Promise<SourceTile> {
+  const { image, array, region, iz } = grid;
+  const depth = array.chunks[iz]!;
+  const chunkZ0 = Math.floor(region.z / depth) * depth;
+  const window = planeWindow(region.z - chunkZ0, depth);
+  const n = region.width * region.height;
+  const first = chunkCoords(grid, grid.cy0, grid.cx0);
+  // The grid's first and last chunk name the stack (a ":stack" of its own: a tile's windows were once shared under the bare name).
+  const stackKey = (from: number) => `${cacheKeyPrefix}/${region.level}/${first.join('.')}+${grid.cy1}.${grid.cx1}:stack@${from}`;
+  const key = stackKey(window.from);
+  const planeOf = (stack: DecodedChunk): SourceTile => {
+    const at = (region.z - chunkZ0 - window.from) * n;
+    return { width: region.width, height: region.height, dtype: image.dtype, data: (stack.data as PixelArray).subarray(at, at + n) };
+  };
+  // Held (nearly always, through a scroll): read without a promise.
+  if (cache.get && cache.has!(key)) return planeOf(cache.get(key) as DecodedChunk);
+  const shape = [window.to - window.from + 1, region.height, region.width];
+  const group = reading.shared ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
+  const sharing = group ? await group.readBackOrClaim(cache) : false;
+  try {
+    const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as DecodedChunk;
+    return planeOf(stack);
+  } finally {
+    if (sharing) group!.release();
+  }
+}
+
+/**
+ * Reads and decodes the tile's chunks for a window of planes, each copied into the tile's stack as
+ * it is decoded; the other windows a decode yields whole (a Blosc block's other half) become stacks
+ * too, offered to the cache (and shared) when every chunk gave its part.
+ */
+async function decodeStack(grid: TileGrid, window: { from: number; to: number }, stackKey: (from: number) => string, cache: ChunkCache, copyRows: CopyRows, group: SharedTileWindows | undefined): Promise<DecodedChunk> {
+  const { image, array, region, iz } = grid;
+  const memory = chunkMemory();
+  const n = region.width * region.height;
+  const depth = array.chunks[iz]!;
+  const newStack = (planes: number): DecodedChunk => {
+    const data = allocate(image.dtype, planes * n, memory);
+    // Fresh memory is zeros already; reused memory holds anything.
+    if (!grid.covered && (memory || image.fillValue !== 0)) data.fill(image.fillValue);
+    return { data, shape: [planes, region.height, region.width], stride: [n, region.width, 1] };
+  };
+  const copyPlanes = (into: DecodedChunk, from: number, whole: DecodedChunk, coords: number[], cy: number, cx: number) => {
+    for (let p = 0; p < into.shape[0]!; p++) copyFromChunk(grid, into.data as PixelArray, p * n, whole, coords, from + p, cy, cx, copyRows);
+  };
+  const stack = newStack(window.to - window.from + 1);
+  const readAhead = cache.offer !== undefined && (cache.maxOfferBytes ?? 0) > 0;
+  const mates = new Map<number, { stack: DecodedChunk; parts: number }>();
+  const loads: Promise<void>[] = [];
+  for (let cy = grid.cy0; cy <= grid.cy1; cy++) {
+    for (let cx = grid.cx0; cx <= grid.cx1; cx++) {
+      const coords = chunkCoords(grid, cy, cx);
+      loads.push(limitedWindowLoad(async () => {
+        const whole = await array.getChunk(coords, { axis: iz, from: window.from, to: window.to });
+        // Only this load ever sees the whole chunk: its memory goes back once its planes are copied out.
+        try {
+          copyPlanes(stack, window.from, whole, coords, cy, cx);
+          if (!readAhead || !whole.decodedPlanes) return;
+          for (const mate of mateWindows(whole.decodedPlanes, depth, window.from)) {
+            if (cache.has!(stackKey(mate.from))) continue;
+            let held = mates.get(mate.from);
+            if (!held) mates.set(mate.from, (held = { stack: newStack(mate.to - mate.from + 1), parts: 0 }));
+            copyPlanes(held.stack, mate.from, whole, coords, cy, cx);
+            held.parts++;
+          }
+        } finally {
+          recycleBuffer(memory, whole.data as PixelArray);
+        }
+      }));
+    }
+  }
+  // Had a chunk failed, others might still be writing into the stacks: they are left to the collector.
+  await Promise.all(loads);
+  const whole = new Map<number, DecodedChunk>();
+  for (const [from, mate] of mates) {
+    if (mate.parts === loads.length) whole.set(from, mate.stack);
+    else memory?.recycle((mate.stack.data as PixelArray).buffer);
+  }
+  // Shared before offered: an offer the cache does not keep gives its memory back.
+  group?.share([stack], new Map([...whole].map(([from, mate]) => [from, [mate]])));
+  for (const [from, mate] of whole) cache.offer!(stackKey(from), mate);
+  return stack;
+}
+
+/**
+ * A tile read chunk by chunk, each chunk (or window of its planes, `deep`) one cache entry: chunks
+ * of one plane, and deep chunks that reach into other tiles.
+ */
+async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading): Promise<SourceTile> {
+  const { memory, copyRows = copyRowsBySet } = reading;
+  const { image, array, region, iy, ix, iz, covered } = grid;
+  const chunkShape = array.chunks;
+  const n = region.width * region.height;
+  const tileOf = (data: PixelArray): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data });
 
   /**
    * The cached entry itself when the cache holds it, else its load: a 256² tile over 64³ chunks
@@ -290,9 +467,9 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   const places: ChunkPlace[] = [];
   // The window of planes a deep chunk is read in: one z, so the same for every chunk of the tile.
   let window: { from: number; to: number } | undefined;
-  for (let cy = cy0; cy <= cy1; cy++) {
-    for (let cx = cx0; cx <= cx1; cx++) {
-      const coords = axes.map((a, i) => (a === 'y' ? cy : a === 'x' ? cx : Math.floor(fixed[a]! / chunkShape[i]!)));
+  for (let cy = grid.cy0; cy <= grid.cy1; cy++) {
+    for (let cx = grid.cx0; cx <= grid.cx1; cx++) {
+      const coords = chunkCoords(grid, cy, cx);
       const chunkKey = `${cacheKeyPrefix}/${region.level}/${coords.join('.')}`;
       if (!deep) {
         places.push({ coords, cacheKey: chunkKey, chunkKey, planeZ: -1, cy, cx });
@@ -306,7 +483,10 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
 
   // Windows this machine's other workers decoded are read back; else this process may decode and share them.
   const Typed = DECODED[array.dtype];
-  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, places, window!, chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
+  const first = places[0]!;
+  const last = places[places.length - 1]!;
+  const groupKey = (from: number) => `${first.chunkKey}+${last.cy}.${last.cx}@${from}`;
+  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, groupKey, window!.from, places.map((p) => p.cacheKey), chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
   const sharing = group ? await group.readBackOrClaim(cache) : false;
   const mates = new Map<number, Array<DecodedChunk | undefined>>();
   const loads = places.map((place, i) => {
@@ -343,7 +523,7 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
       const only = loads[0]!;
       const chunk = await only.chunk;
       loaded?.([chunk]);
-      const at = placeIn(chunk, only.coords, only.planeZ, only.cy, only.cx);
+      const at = placeIn(grid, chunk, only.coords, only.planeZ, only.cy, only.cx);
       // The chunk's plane is the tile, row for row, in the tile's sample type.
       if (at.chunkY0 === region.y0 && at.chunkX0 === region.x0 && chunkShape[iy] === region.height && chunkShape[ix] === region.width && at.sx === 1 && at.sy === region.width && at.data instanceof TYPED[image.dtype]) {
         return tileOf(at.data.subarray(at.base, at.base + n));
@@ -353,24 +533,10 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
     const out = allocate(image.dtype, n, memory);
     // Fresh memory is zeros already; reused memory holds anything.
     if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
-    const copy = (chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number) => {
-      const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(chunk, coords, planeZ, cy, cx);
-      const ya = Math.max(region.y0, chunkY0);
-      const yb = Math.min(yEnd, chunkY0 + chunkShape[iy]!);
-      const xa = Math.max(region.x0, chunkX0);
-      const xb = Math.min(xEnd, chunkX0 + chunkShape[ix]!);
-      const src = base + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
-      const dst = (ya - region.y0) * region.width + (xa - region.x0);
-      // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk.
-      if (sx === 1 && data.constructor === out.constructor) return copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
-      for (let y = 0; y < yb - ya; y++) {
-        for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
-      }
-    };
     const pending: Promise<void>[] = [];
     loads.forEach(({ coords, planeZ, cy, cx, chunk }, i) => {
-      if (chunk instanceof Promise) pending.push(chunk.then((c) => copy((chunks[i] = c), coords, planeZ, cy, cx)));
-      else copy((chunks[i] = chunk), coords, planeZ, cy, cx);
+      if (chunk instanceof Promise) pending.push(chunk.then((c) => copyFromChunk(grid, out, 0, (chunks[i] = c), coords, planeZ, cy, cx, copyRows)));
+      else copyFromChunk(grid, out, 0, (chunks[i] = chunk), coords, planeZ, cy, cx, copyRows);
     });
     if (pending.length > 0) await Promise.all(pending);
     if (loads.length > 1 || !covered) loaded?.(chunks);
@@ -380,27 +546,25 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
   }
 }
 
-/** A tile's windows of one channel in the machine's shared chunks (see bytesOf): read back, claimed, written. */
+/**
+ * A tile's windows of one channel (or its stack) in the machine's shared chunks (see bytesOf): read
+ * back, claimed, written. Entries of `shape` each, in the order of `cacheKeys` (a tile's windows:
+ * the chunk grid's, row by row); `keyOf(from)` names them with planes from `from`.
+ */
 class SharedTileWindows {
   private readonly samples: number;
   private readonly stride: number[];
 
   constructor(
     private readonly shared: SharedChunks,
-    private readonly places: ChunkPlace[],
-    private readonly window: { from: number; to: number },
+    private readonly keyOf: (from: number) => string,
+    private readonly from: number,
+    private readonly cacheKeys: string[],
     private readonly shape: number[],
     private readonly Typed: (typeof DECODED)[string],
   ) {
     this.samples = shape.reduce((a, b) => a * b, 1);
     this.stride = cStrides(shape);
-  }
-
-  /** The tile's windows of planes from `from`, in the order of `places` (the chunk grid's, row by row). */
-  private keyOf(from: number): string {
-    const first = this.places[0]!;
-    const last = this.places[this.places.length - 1]!;
-    return `${first.chunkKey}+${last.cy}.${last.cx}@${from}`;
   }
 
   /**
@@ -411,7 +575,7 @@ class SharedTileWindows {
    */
   async readBackOrClaim(cache: ChunkCache): Promise<boolean> {
     if (this.readBack(cache)) return false;
-    if (this.shared.claim(this.keyOf(this.window.from)) === 'mine') return true;
+    if (this.shared.claim(this.keyOf(this.from)) === 'mine') return true;
     for (const start = Date.now(); Date.now() - start < SHARED_WAIT_MS; ) {
       await new Promise((resolve) => setTimeout(resolve, 1));
       if (this.readBack(cache)) return false;
@@ -422,9 +586,9 @@ class SharedTileWindows {
   private readBack(cache: ChunkCache): boolean {
     const memory = chunkMemory();
     const bytes = this.samples * this.Typed.BYTES_PER_ELEMENT;
-    const buffers = this.places.map(() => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
-    const read = this.shared.read(this.keyOf(this.window.from), buffers);
-    this.places.forEach(({ cacheKey }, i) => {
+    const buffers = this.cacheKeys.map(() => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
+    const read = this.shared.read(this.keyOf(this.from), buffers);
+    this.cacheKeys.forEach((cacheKey, i) => {
       const buffer = buffers[i]!;
       // Read, and not held by now (one held already is its decoder's, in use): the cache owns it from here.
       if (read && !cache.has!(cacheKey)) cache.set!(cacheKey, { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, this.samples) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
@@ -441,13 +605,13 @@ class SharedTileWindows {
     const write = (from: number, parts: Array<DecodedChunk | undefined>) => {
       const views = parts.map((p) => p && bytesOf(p));
       // One window for every place, all of one size: else nothing (a reader could not split it).
-      if (views.length === this.places.length && views.every((v) => v !== undefined && v.byteLength === views[0]!.byteLength)) this.shared.write(this.keyOf(from), views as Uint8Array[]);
+      if (views.length === this.cacheKeys.length && views.every((v) => v !== undefined && v.byteLength === views[0]!.byteLength)) this.shared.write(this.keyOf(from), views as Uint8Array[]);
     };
-    write(this.window.from, windows);
+    write(this.from, windows);
     for (const [from, parts] of mates) write(from, parts);
   }
 
   release(): void {
-    this.shared.release(this.keyOf(this.window.from));
+    this.shared.release(this.keyOf(this.from));
   }
 }

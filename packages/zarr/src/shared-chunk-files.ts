@@ -8,9 +8,10 @@ import { join } from 'node:path';
  * to whichever worker is free, so a viewer stepping through the z slices of a 64³-chunked Zarr
  * has its tiles at z and z + 1 rendered by different workers, and each decoded the same Blosc
  * blocks for itself: with 2 workers, bench:zarr's plane-by-plane rounds decoded every chunk
- * window 2-3 times. The windows a worker decodes for a tile are written here (one entry for all
- * of a tile's windows of one channel, chunked-tile-reader.ts); the others read them back (a copy
- * from memory) instead of reading and decoding them again.
+ * window 2-3 times. The planes a worker decodes for a tile are written here (one entry per tile,
+ * channel and window of planes: the tile's stack, or its windows of chunks that reach into other
+ * tiles, chunked-tile-reader.ts); the others read them back (a copy from memory) instead of reading
+ * and decoding them again.
  */
 export interface SharedChunks {
   /**
@@ -28,7 +29,7 @@ export interface SharedChunks {
   release(key: string): void;
 }
 
-/** Counted in entries: what is kept under one key (the reader keeps a tile's windows of one channel under one). */
+/** Counted in entries: what is kept under one key (the reader keeps a tile's planes of one channel and window under one). */
 export interface SharedChunkStats {
   /** Entries read back from another process's (or this one's) decode. */
   hits: number;
@@ -158,7 +159,7 @@ export class SharedChunkFiles implements SharedChunks {
     const at = Number(offset);
     const valid = () => readSync(fd, this.header, 0, HEADER_BYTES, at) === HEADER_BYTES && this.header.readUInt32LE(0) === MAGIC && this.header.readUInt32LE(4) === Number(sequence) && this.header.subarray(8, 24).equals(hash.subarray(0, 16)) && this.header.readUInt32LE(24) === bytes;
     try {
-      // Every part in one call (a tile's windows of one channel are 16 parts); a short read, which a
+      // Every part in one call (a tile's windows of 64³ chunks reaching into other tiles are 16 parts); a short read, which a
       // memory-backed file does not give, is taken for a miss. Valid after as before, else it was
       // overwritten while read (its owner's ring came round): not this chunk any more.
       if (!valid() || readvSync(fd, parts, at + HEADER_BYTES) !== bytes || !valid()) return false;

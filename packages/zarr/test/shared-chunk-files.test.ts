@@ -263,4 +263,30 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(b.stats()).toMatchObject({ hits: 1, misses: 0 });
     for (const [y, x] of [[0, 0], [63, 64], [100, 127], [127, 3]] as const) expect(later.data[y * 128 + x]).toBe(value(20, y, x));
   });
+
+  it('a tile whose chunks reach into other tiles shares its windows of them as one entry too', async () => {
+    const value = (z: number, y: number, x: number) => (z * 389 + y * 61 + x * 3) % 65521;
+    const decodes: string[] = [];
+    const chunks = deepChunks(2, value);
+    const handle = {
+      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]) {
+        decodes.push(coords.join('.'));
+        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
+      },
+    };
+    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const a = openShared();
+    const b = openShared();
+    // A 100² tile: its 2 × 2 chunks reach past it into the next tiles, so they are kept per chunk.
+    const caches = [new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), new LruByteCache<string, unknown>({ maxBytes: 64 << 20 })] as const;
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 100, height: 100 }, caches[shared === a ? 0 : 1], 'k', { shared });
+    await tile(a, 3);
+    const later = await tile(b, 4);
+    expect(decodes).toEqual(['0.0.0.0', '0.0.0.1', '0.0.1.0', '0.0.1.1']);
+    expect([a.stats().writes, b.stats().hits]).toEqual([1, 1]);
+    // Read back into a window per chunk (a tile inside its chunks would hold one stack).
+    expect(caches[1].stats().entries).toBe(4);
+    for (const [y, x] of [[0, 0], [63, 64], [99, 99], [70, 3]] as const) expect(later.data[y * 100 + x]).toBe(value(4, y, x));
+  });
 });
