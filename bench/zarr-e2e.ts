@@ -194,7 +194,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and tiles' windows read back from the machine's shared chunks ${of(id).map((m) => m.shared).join(', ')}), workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {

@@ -10,6 +10,8 @@ export interface ChunkCache {
   /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes. */
   set?(key: string, value: DecodedChunk): void;
   has?(key: string): boolean;
+  /** Whether a load of the entry is in flight in this process (getOrLoad joins it). */
+  loading?(key: string): boolean;
   /** The entry, if held (then counted as getOrLoad counts a hit): read without a promise per chunk. */
   get?(key: string): unknown;
   /** Keeps a window nobody asked for yet, apart from what was asked for (LruByteCache.offer), up to `maxOfferBytes`. */
@@ -375,8 +377,13 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   // Held (nearly always, through a scroll): read without a promise.
   if (cache.get && cache.has!(key)) return planeOf(cache.get(key) as DecodedChunk);
   const shape = [window.to - window.from + 1, region.height, region.width];
-  const group = reading.shared ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
-  const sharing = group ? await group.readBackOrClaim(cache) : false;
+  // Not while this process loads it (another render of the tile's place, a prefetched z): its own
+  // claim would make this render wait for the other's write, then read back what its cache holds.
+  const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
+  // Not awaited unless another process holds the claim: a load this process starts is in the
+  // cache's loads in flight before any other render of the stack looks (cache.loading).
+  const claimed = group ? group.readBackOrClaim(cache) : false;
+  const sharing = typeof claimed === 'boolean' ? claimed : await claimed;
   try {
     const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as DecodedChunk;
     return planeOf(stack);
@@ -571,11 +578,16 @@ class SharedTileWindows {
    * Puts the tile's windows into `cache` from the shared chunks when another process (or this one)
    * shared them. Else true when this process claimed them (it decodes, shares with `share`, then
    * `release`s), false when another process is decoding them and did not share them within
-   * SHARED_WAIT_MS (they are decoded here too, and not shared).
+   * SHARED_WAIT_MS (they are decoded here too, and not shared). Answered at once, without a
+   * promise, unless another process holds the claim.
    */
-  async readBackOrClaim(cache: ChunkCache): Promise<boolean> {
+  readBackOrClaim(cache: ChunkCache): boolean | Promise<false> {
     if (this.readBack(cache)) return false;
     if (this.shared.claim(this.keyOf(this.from)) === 'mine') return true;
+    return this.waitForOthers(cache);
+  }
+
+  private async waitForOthers(cache: ChunkCache): Promise<false> {
     for (const start = Date.now(); Date.now() - start < SHARED_WAIT_MS; ) {
       await new Promise((resolve) => setTimeout(resolve, 1));
       if (this.readBack(cache)) return false;

@@ -264,6 +264,28 @@ describe('linked Zarr tiles through the shared chunks', () => {
     for (const [y, x] of [[0, 0], [63, 64], [100, 127], [127, 3]] as const) expect(later.data[y * 128 + x]).toBe(value(20, y, x));
   });
 
+  it('two renders of one stack in one process decode it once and read nothing back (no wait on their own claim)', async () => {
+    const value = (z: number, y: number, x: number) => (z * 211 + y * 17 + x * 5) % 65521;
+    const decodes: string[] = [];
+    const chunks = deepChunks(2, value);
+    const handle = {
+      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]) {
+        decodes.push(coords.join('.'));
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
+      },
+    };
+    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const a = openShared();
+    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    const tile = (z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared: a });
+    const [t3, t9] = await Promise.all([tile(3), tile(9)]);
+    expect([t3.data[128 * 127 + 5], t9.data[128 * 64 + 64]]).toEqual([value(3, 127, 5), value(9, 64, 64)]);
+    expect(decodes.length).toBe(4);
+    expect(a.stats()).toMatchObject({ misses: 1, writes: 1, hits: 0 });
+  });
+
   it('a tile whose chunks reach into other tiles shares its windows of them as one entry too', async () => {
     const value = (z: number, y: number, x: number) => (z * 389 + y * 61 + x * 3) % 65521;
     const decodes: string[] = [];
