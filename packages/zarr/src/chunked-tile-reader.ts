@@ -355,8 +355,8 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
  * windows of a chunk), one cache entry, each plane exactly the tile. Why (session 20): kept as one
  * window per chunk, each read of such a tile looked up 16 entries and copied 16 × 64 rows out of
  * them, with a key, a closure and a promise per chunk, and every decode first copied its window out
- * of the decoded block: a CPU profile of bench:zarr 64³ put those at 0.3 ms of a tile's main-thread
- * time (docs/benchmarks.md). Now a decode copies its planes straight into the stack, and a tile is
+ * of the decoded block: CPU profiles of bench:zarr 64³ put those at 0.33 ms of a tile's main-thread
+ * time in process and 0.41 end to end (docs/benchmarks.md). Now a decode copies its planes straight into the stack, and a tile is
  * a view of it: one lookup, no copy. The chunks belong to no other tile, so none is decoded for two.
  * A stack is shared with the machine's other workers as one entry, as a tile's windows were.
  */
