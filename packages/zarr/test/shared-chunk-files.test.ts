@@ -175,6 +175,30 @@ function deepChunks(side: number, value: (z: number, y: number, x: number) => nu
   return chunks;
 }
 
+/**
+ * A 1 × 64 × (side·64)² uint16 array of 64³ chunks holding `value`, counting decodes: each takes
+ * `delayMs`; with `blockPlanes`, a decode yields the whole block of that many planes around the
+ * window asked for, as c-blosc does (its decodes are then named with the window's first plane).
+ */
+function deepArray(side: number, value: (z: number, y: number, x: number) => number, options: { delayMs?: number; blockPlanes?: number } = {}) {
+  const decodes: string[] = [];
+  const chunks = deepChunks(side, value);
+  const { delayMs, blockPlanes } = options;
+  const handle = {
+    shape: [1, 64, side * 64, side * 64], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
+    async getChunk(coords: number[], planes?: { from: number }) {
+      decodes.push(blockPlanes ? `${coords.join('.')}@${planes?.from}` : coords.join('.'));
+      if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const block = (planes?.from ?? 0) - ((planes?.from ?? 0) % (blockPlanes ?? 64));
+      const data = chunks.get(`${coords[2]}.${coords[3]}`)!.slice();
+      return { data, shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1], ...(blockPlanes && { decodedPlanes: { from: block, to: block + blockPlanes - 1 } }) };
+    },
+  };
+  return { handle, decodes };
+}
+
+const deepImage = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+
 describe('linked Zarr tiles through the shared chunks', () => {
   const fixtures = zarrFixtures();
 
@@ -208,22 +232,12 @@ describe('linked Zarr tiles through the shared chunks', () => {
 
   it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode of the tile\'s windows', async () => {
     const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
-    const decodes: string[] = [];
     // Made beforehand, so that a decode takes its 2 ms and little else: the other reader waits up
     // to SHARED_WAIT_MS (100) for the tile's 16 decodes, 4 at a time (~8 ms), even on a loaded machine.
-    const chunks = deepChunks(4, value);
-    const handle = {
-      shape: [1, 64, 256, 256], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
-      async getChunk(coords: number[]) {
-        decodes.push(coords.join('.'));
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
-      },
-    };
-    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const { handle, decodes } = deepArray(4, value, { delayMs: 2 });
     const a = openShared();
     const b = openShared();
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared });
     const [ta, tb] = await Promise.all([tile(a, 20), tile(b, 21)]);
     expect([ta!.data[256 * 100 + 200], tb!.data[256 * 255 + 3]]).toEqual([value(20, 100, 200), value(21, 255, 3)]);
     // 16 chunks under the tile, one window each: 16 decodes, not 32; shared as one entry, claimed
@@ -237,22 +251,12 @@ describe('linked Zarr tiles through the shared chunks', () => {
 
   it('shares the windows beside the ones asked for that a decode yields (a Blosc block\'s other half): the other process reads them back at the next z window', async () => {
     const value = (z: number, y: number, x: number) => (z * 613 + y * 97 + x * 5) % 65521;
-    const decodes: string[] = [];
-    const chunks = deepChunks(2, value);
     // A decoder of 32-plane blocks, as c-blosc decodes the usual 64³ chunks: asked for planes 0-15, it yields 0-31.
-    const handle = {
-      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
-      async getChunk(coords: number[], planes?: { from: number }) {
-        decodes.push(`${coords.join('.')}@${planes?.from}`);
-        const block = (planes?.from ?? 0) - ((planes?.from ?? 0) % 32);
-        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1], decodedPlanes: { from: block, to: block + 31 } };
-      },
-    };
-    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const { handle, decodes } = deepArray(2, value, { blockPlanes: 32 });
     const a = openShared();
     const b = openShared();
     const cache = () => new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 16 << 20 });
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache(), 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache(), 'k', { shared });
     await tile(a, 5);
     // The tile's 4 chunks, decoded once each, for planes 0-15; planes 16-31 came with them.
     expect(decodes).toEqual(['0.0.0.0@0', '0.0.0.1@0', '0.0.1.0@0', '0.0.1.1@0']);
@@ -266,20 +270,10 @@ describe('linked Zarr tiles through the shared chunks', () => {
 
   it('two renders of one stack in one process decode it once and read nothing back (no wait on their own claim)', async () => {
     const value = (z: number, y: number, x: number) => (z * 211 + y * 17 + x * 5) % 65521;
-    const decodes: string[] = [];
-    const chunks = deepChunks(2, value);
-    const handle = {
-      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
-      async getChunk(coords: number[]) {
-        decodes.push(coords.join('.'));
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
-      },
-    };
-    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const { handle, decodes } = deepArray(2, value, { delayMs: 2 });
     const a = openShared();
     const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
-    const tile = (z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared: a });
+    const tile = (z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared: a });
     const [t3, t9] = await Promise.all([tile(3), tile(9)]);
     expect([t3.data[128 * 127 + 5], t9.data[128 * 64 + 64]]).toEqual([value(3, 127, 5), value(9, 64, 64)]);
     expect(decodes.length).toBe(4);
@@ -288,21 +282,12 @@ describe('linked Zarr tiles through the shared chunks', () => {
 
   it('a tile whose chunks reach into other tiles shares its windows of them as one entry too', async () => {
     const value = (z: number, y: number, x: number) => (z * 389 + y * 61 + x * 3) % 65521;
-    const decodes: string[] = [];
-    const chunks = deepChunks(2, value);
-    const handle = {
-      shape: [1, 64, 128, 128], chunks: [1, 64, 64, 64], dtype: 'uint16', fillValue: 0,
-      async getChunk(coords: number[]) {
-        decodes.push(coords.join('.'));
-        return { data: chunks.get(`${coords[2]}.${coords[3]}`)!.slice(), shape: [1, 64, 64, 64], stride: [64 ** 3, 64 * 64, 64, 1] };
-      },
-    };
-    const image = { axes: ['c', 'z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    const { handle, decodes } = deepArray(2, value);
     const a = openShared();
     const b = openShared();
     // A 100² tile: its 2 × 2 chunks reach past it into the next tiles, so they are kept per chunk.
     const caches = [new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), new LruByteCache<string, unknown>({ maxBytes: 64 << 20 })] as const;
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 100, height: 100 }, caches[shared === a ? 0 : 1], 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 100, height: 100 }, caches[shared === a ? 0 : 1], 'k', { shared });
     await tile(a, 3);
     const later = await tile(b, 4);
     expect(decodes).toEqual(['0.0.0.0', '0.0.0.1', '0.0.1.0', '0.0.1.1']);
