@@ -11,8 +11,8 @@
  * for, offered to the cache and shared): the Blosc decode itself, which sharing saves the second
  * worker, is left out, so that what is measured is the sharing around it.
  * Per round (new keys, new caches; 12 rounds, the first 2 not counted), level-0 tiles (4 × 4 × 2
- * channels, each over 16 chunks: since session 20 one stack of the tile's planes per window), CPU
- * per tile of one channel, median:
+ * channels, each over 16 chunks: since session 20 one stack of the tile's planes per window, its
+ * rows copied by the worker's kernel, as the worker reads), CPU per tile of one channel, median:
  *   decode, no sharing   - the baseline: z 8, every window decoded;
  *   decode and share     - the same with the shared chunks: the first worker claims, decodes and
  *                          writes what it decoded (the tile's stacks of planes 0-15 and 16-31);
@@ -22,7 +22,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LruByteCache } from '@tilefarm/render';
+import { LruByteCache, fastestPixelKernels } from '@tilefarm/render';
 import { SharedChunkFiles, defaultSharedChunksDir, readTileFromChunks } from '@tilefarm/zarr';
 
 const ROUNDS = 12;
@@ -43,6 +43,8 @@ const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+/** As the worker reads: stacks of planes, rows copied by its kernel. */
+const reading = { stacks: true, copyRows: fastestPixelKernels().copyRows };
 const newCache = () => new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 16 << 20 });
 
 async function pass(shared: SharedChunkFiles | undefined, cache: LruByteCache<string, unknown>, prefix: string, z: number): Promise<number> {
@@ -50,7 +52,7 @@ async function pass(shared: SharedChunkFiles | undefined, cache: LruByteCache<st
   let tiles = 0;
   for (let c = 0; c < 2; c++) {
     for (let ty = 0; ty < 4; ty++) {
-      for (let tx = 0; tx < 4; tx++, tiles++) await readTileFromChunks(image, [handle as never], { level: 0, t: 0, c, z, x0: tx * 256, y0: ty * 256, width: 256, height: 256 }, cache, prefix, shared ? { shared } : {});
+      for (let tx = 0; tx < 4; tx++, tiles++) await readTileFromChunks(image, [handle as never], { level: 0, t: 0, c, z, x0: tx * 256, y0: ty * 256, width: 256, height: 256 }, cache, prefix, shared ? { shared, ...reading } : reading);
     }
   }
   return (cpuMs() - start) / tiles;

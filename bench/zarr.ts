@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     console.log(`copied into source tiles (${manifests.copied.sourceEncoding}) in ${((performance.now() - c0) / 1000).toFixed(1)} s`);
 
     const kernels = fastestPixelKernels();
-    const pixels = new DatasetPixels(store, places, 2 ** 40, ROW_COPIES === 'javascript' ? {} : { copyRows: kernels.copyRows });
+    const pixels = new DatasetPixels(store, places, 2 ** 40, ROW_COPIES === 'javascript' ? { stacks: true } : { copyRows: kernels.copyRows, stacks: true });
     console.log(`chunk rows copied by ${ROW_COPIES === 'javascript' ? 'set() per row (ZARR_ROW_COPIES=javascript)' : `the ${kernels.implementation} kernel`}`);
     // As apps/worker/src/main.ts builds them.
     const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });

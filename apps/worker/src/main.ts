@@ -60,7 +60,8 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const quotaBytes = tenantQuotaBytes(config);
   const quotaReservations = new TenantQuotaReservations(config.REDIS_PREFIX, redis);
   const sharedChunks = openSharedChunks(config, logger);
-  const pixels = new DatasetPixels(store, zarrPlaces, maxPixels, { shared: sharedChunks, copyRows: kernels.copyRows });
+  // Stacks of planes: a worker's reads go through z, and its kernel builds them (ChunkReading.stacks).
+  const pixels = new DatasetPixels(store, zarrPlaces, maxPixels, { shared: sharedChunks, copyRows: kernels.copyRows, stacks: true });
   // Linked Zarrs' compressed and decoded chunks come from the same pool (the cache gives decoded ones back too).
   takeChunkMemoryFrom(sourceBuffers);
   // Which decoders the linked Zarrs use (c-blosc, libzstd, liblz4), or which cannot load: one line at the first chunk of each.

@@ -67,7 +67,7 @@ export class DatasetPixels {
     private readonly store: ObjectStore,
     places: ZarrPlaceResolver,
     maxPixels: number,
-    reading: { shared?: SharedChunks; copyRows?: CopyRows } = {},
+    reading: { shared?: SharedChunks; copyRows?: CopyRows; stacks?: boolean } = {},
   ) {
     this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels, ...reading });
   }

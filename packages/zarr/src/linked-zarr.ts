@@ -75,6 +75,8 @@ export interface LinkedZarrReaderOptions {
   shared?: SharedChunks;
   /** How chunks' rows are copied into tiles (ChunkReading.copyRows). */
   copyRows?: CopyRows;
+  /** Tiles of deep chunks kept as stacks of planes (ChunkReading.stacks). */
+  stacks?: boolean;
 }
 
 /**
@@ -126,7 +128,7 @@ export class LinkedZarrReader {
       // The key names the dataset's version and when it was registered: a dataset deleted and
       // registered again under the same id and version is another image to the shared chunks.
       const prefix = `zarr:${manifest.id}/${manifest.version}@${manifest.createdAt}`;
-      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared, copyRows: this.options.copyRows });
+      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared, copyRows: this.options.copyRows, stacks: this.options.stacks });
     } catch (e) {
       if (e instanceof TilefarmError) throw e;
       throw new TilefarmError('source_unreadable', `${source.url}: chunk of level ${position.level} unreadable: ${(e as Error).message.slice(0, 200)}`);

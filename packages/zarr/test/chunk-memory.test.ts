@@ -82,6 +82,41 @@ describe('chunk memory reused the worker way (its source-buffer pool)', () => {
   });
 });
 
+describe('stacks of planes in reused memory (ChunkReading.stacks, the worker\'s reading)', () => {
+  it('a tile that is a view of a stack keeps its values while its render holds it, the stack dropped and memory handed out meanwhile', async () => {
+    const { pool, memory, recycled } = poisoningPool(16 << 20);
+    takeChunkMemoryFrom(memory);
+    const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
+    // 64³ chunks, 4 × 4 of them under each 256² tile, decoded into the pool's memory as c-blosc decodes.
+    const handle = {
+      shape: [64, 512, 512], chunks: [64, 64, 64], dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]): Promise<DecodedChunk> {
+        const data = new Uint16Array(memory.allocate(64 ** 3 * 2).buffer as ArrayBuffer, 0, 64 ** 3);
+        for (let z = 0; z < 64; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[(z * 64 + y) * 64 + x] = value(z, coords[1]! * 64 + y, coords[2]! * 64 + x);
+        return { data, shape: [64, 64, 64], stride: [64 * 64, 64, 1] };
+      },
+    };
+    const image = { axes: ['z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+    // Room for one stack (2 MB): each read of another tile drops the last one's, as the worker's cache gives its memory back.
+    const cache = new LruByteCache<string, DecodedChunk>({ maxBytes: 2 << 20, dispose: (v) => memory.retire((v.data as unknown as ArrayBufferView).buffer) });
+    const read = (tx: number, ty: number, z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: tx * 256, y0: ty * 256, width: 256, height: 256 }, cache as never, 'k', { memory, stacks: true });
+    for (const [tx, ty, z] of [[0, 0, 3], [1, 0, 20], [0, 1, 37], [1, 1, 63], [0, 0, 4]] as const) {
+      const ticket = memory.enter();
+      const tile = await read(tx, ty, z);
+      // Another render's tile drops this one's stack; memory handed out now must be none of it.
+      await read((tx + 1) % 2, ty, z);
+      for (const b of Array.from({ length: 4 }, () => memory.allocate(2 << 20))) memory.retire(b.buffer);
+      let wrong = 0;
+      for (let y = 0; y < 256; y++) for (let x = 0; x < 256; x++) if (tile.data[y * 256 + x] !== value(z, ty * 256 + y, tx * 256 + x)) wrong++;
+      expect({ tx, ty, z, wrong }).toEqual({ tx, ty, z, wrong: 0 });
+      memory.leave(ticket);
+    }
+    // Stacks and decoded chunks came back to the pool: decoded chunks at once, stacks once their renders were done.
+    expect(recycled()).toBeGreaterThan(100);
+    expect(pool.stats().reused).toBeGreaterThan(100);
+  });
+});
+
 describe('tiles from chunks, without copies that are not needed', () => {
   // A synthetic 1 × 512 × 768 uint16 image with a known value everywhere, chunks of `chunk`².
   const value = (y: number, x: number) => (y * 131 + x * 7) % 65521;

@@ -139,50 +139,11 @@ describe('chunks deeper than one z slice (64³)', () => {
     // 16, 32, 48: 4 times, not 64; the ±8 planes kept before session 7 took 5), and not at all
     // scrolling back down (the windows are still held).
     expect(decodes.length).toBe(12 * 4);
-    // What is held stays within the cache's byte budget: the tile's planes, not 512 KB chunks, one
-    // entry per window of 16 planes (the tile's stack; a window per chunk until session 20, 17
-    // entries per decode before session 7), only the tile's pixels (the chunks reach past the array).
-    expect(cache.stats().entries).toBe(4);
-    expect(cache.stats().bytes).toBe(4 * 16 * 200 * 150 * 2);
-  });
-
-  it('a tile is a view of its stack: the slices of one window are one memory, another window another', async () => {
-    const { handle } = array('C');
-    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
-    const read = (z: number) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 }, cache, 'k');
-    const [a, b, c] = [await read(20), await read(21), await read(32)];
-    expect(b.data.buffer).toBe(a.data.buffer);
-    expect(c.data.buffer).not.toBe(a.data.buffer);
-    expect([a.data[150 * 199 + 149], b.data[0], c.data[150 * 17 + 42]]).toEqual([value(20, 199, 149), value(21, 0, 0), value(32, 17, 42)]);
-  });
-
-  it('tiles over chunks that reach into their neighbours keep a window per chunk: a chunk two tiles share is decoded once', async () => {
-    const { handle, decodes } = array('C');
-    const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
-    // Tiles of 100² over 64³ chunks: chunks 1 (64-127) of x and y lie under both tiles of their row or column.
-    for (const [x0, y0] of [[0, 0], [100, 0], [0, 100], [100, 100]] as const) {
-      const width = Math.min(100, 150 - x0);
-      const tile = await readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z: 5, x0, y0, width, height: 100 }, cache, 'k');
-      let wrong = 0;
-      for (let y = 0; y < 100; y++) for (let x = 0; x < width; x++) if (tile.data[y * width + x] !== value(5, y0 + y, x0 + x)) wrong++;
-      expect({ x0, y0, wrong }).toEqual({ x0, y0, wrong: 0 });
-    }
-    expect(decodes.sort()).toEqual(['0.0.0.0', '0.0.0.1', '0.0.0.2', '0.0.1.0', '0.0.1.1', '0.0.1.2', '0.0.2.0', '0.0.2.1', '0.0.2.2', '0.0.3.0', '0.0.3.1', '0.0.3.2']);
-  });
-
-  it('the planes of a tile reaching past the array\'s edge are the fill value there, in reused memory too', async () => {
-    const { handle } = array('C');
-    const image7 = { ...image, fillValue: 7 } as typeof image;
-    const dirty = { allocate: (size: number) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined };
-    takeChunkMemoryFrom(dirty);
-    try {
-      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
-      // A 256² tile of the 200 × 150 array: rows from 200 and columns from 150 lie past its edge.
-      const tile = await readTileFromChunks(image7, [handle], { level: 0, t: 0, c: 0, z: 40, x0: 0, y0: 0, width: 256, height: 256 }, cache, 'k');
-      expect([tile.data[256 * 199 + 149], tile.data[256 * 199 + 150], tile.data[256 * 200], tile.data[256 * 256 - 1]]).toEqual([value(40, 199, 149), 7, 7, 7]);
-    } finally {
-      takeChunkMemoryFrom(undefined);
-    }
+    // What is held stays within the cache's byte budget: windows of planes, not 512 KB chunks,
+    // one entry per window (17 entries per decode before).
+    expect(cache.stats().bytes).toBeLessThanOrEqual(64 << 20);
+    expect(cache.stats().entries).toBe(12 * 4);
+    expect(cache.stats().bytes).toBe(12 * 4 * 16 * 64 * 64 * 2);
   });
 
   it('keeps planes in windows of 16 aligned to the chunk: the window of a plane does not depend on where a scroll began', () => {
@@ -222,8 +183,7 @@ describe('chunks deeper than one z slice (64³)', () => {
     };
     const withReadAhead = new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 32 << 20 });
     expect(await scroll(withReadAhead)).toBe(12);
-    // The tile's stack of the block's other half: one offer, made of every chunk's other half.
-    expect(withReadAhead.stats()).toMatchObject({ offersKept: 1, offersRead: 1 });
+    expect(withReadAhead.stats()).toMatchObject({ offersKept: 12, offersRead: 12 });
     // Without bytes for offers: each chunk's block decoded again at z 16.
     expect(await scroll(new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }))).toBe(24);
   });
@@ -238,20 +198,17 @@ describe('chunks deeper than one z slice (64³)', () => {
     expect(asked).toEqual([{ axis: 1, from: 32, to: 47 }]);
   });
 
-  it.each([
-    ['its stack', { x0: 0, y0: 0, width: 150, height: 200 }, 1, 12],
-    ['its chunks\' windows (chunks reaching into other tiles)', { x0: 0, y0: 0, width: 100, height: 100 }, 4, 4],
-  ])('a tile whose %s the cache holds is read from there directly, not through a load', async (_, place, entries, chunks) => {
+  it('a tile whose chunks the cache holds is read from them directly, not through a load per chunk', async () => {
     const { handle, decodes } = array('C');
     const lru = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
     let loads = 0;
     const cache = { getOrLoad: (key: string, load: () => Promise<unknown>) => (loads++, lru.getOrLoad(key, load)), set: lru.set.bind(lru), has: lru.has.bind(lru), get: lru.get.bind(lru) };
-    const region = (z: number) => ({ level: 0, t: 0, c: 0, z, ...place });
+    const region = (z: number) => ({ level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 150, height: 200 });
     await readTileFromChunks(image, [handle], region(20), cache as never, 'k');
-    expect(loads).toBe(entries);
+    expect(loads).toBe(12);
     const tile = await readTileFromChunks(image, [handle], region(21), cache as never, 'k');
-    expect(tile.data[place.width * 17 + 42]).toBe(value(21, 17, 42));
-    expect({ loads, decodes: decodes.length, hits: lru.stats().hits }).toEqual({ loads: entries, decodes: chunks, hits: entries });
+    expect(tile.data[150 * 17 + 42]).toBe(value(21, 17, 42));
+    expect({ loads, decodes: decodes.length, hits: lru.stats().hits }).toEqual({ loads: 12, decodes: 12, hits: 12 });
   });
 
   it(`loads at most ${WINDOW_LOADS_IN_FLIGHT} windows at once (read, decoded and copied before the next starts), with the known values`, async () => {
@@ -291,5 +248,81 @@ describe('chunks deeper than one z slice (64³)', () => {
       expect(tile.data[5 * 64 + 3]).toBe(value(z, 69, 67));
     }
     expect(decodes).toEqual(['0.0.1.1']);
+  });
+
+  describe('kept as the tile\'s stacks of planes (ChunkReading.stacks, as the worker reads)', () => {
+    const stacks = { stacks: true };
+    const read = (handle: ReturnType<typeof array>['handle'], z: number, cache: unknown, place = { x0: 0, y0: 0, width: 150, height: 200 }) => readTileFromChunks(image, [handle], { level: 0, t: 0, c: 0, z, ...place }, cache as never, 'k', stacks);
+
+    it.each(['C', 'F'] as const)('%s order: scrolling z 0→63 and back decodes each chunk once per window, into one entry per window holding only the tile\'s pixels', async (order) => {
+      const { handle, decodes } = array(order);
+      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+      for (const z of [...Array.from({ length: 64 }, (_, z) => z), ...Array.from({ length: 64 }, (_, z) => 63 - z)]) {
+        const tile = await read(handle, z, cache);
+        let wrong = 0;
+        for (let y = 0; y < 200; y++) for (let x = 0; x < 150; x++) if (tile.data[y * 150 + x] !== value(z, y, x)) wrong++;
+        expect({ z, wrong }).toEqual({ z, wrong: 0 });
+      }
+      expect(decodes.length).toBe(12 * 4);
+      // One stack per window of 16 planes (windows per chunk: 12 per window), the chunks' parts past the array left out.
+      expect(cache.stats().entries).toBe(4);
+      expect(cache.stats().bytes).toBe(4 * 16 * 200 * 150 * 2);
+    });
+
+    it('a tile is a view of its stack: the slices of one window are one memory, another window another', async () => {
+      const { handle } = array('C');
+      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+      const [a, b, c] = [await read(handle, 20, cache), await read(handle, 21, cache), await read(handle, 32, cache)];
+      expect(b.data.buffer).toBe(a.data.buffer);
+      expect(c.data.buffer).not.toBe(a.data.buffer);
+      expect([a.data[150 * 199 + 149], b.data[0], c.data[150 * 17 + 42]]).toEqual([value(20, 199, 149), value(21, 0, 0), value(32, 17, 42)]);
+    });
+
+    it('tiles over chunks that reach into their neighbours keep a window per chunk: a chunk two tiles share is decoded once', async () => {
+      const { handle, decodes } = array('C');
+      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+      // Tiles of 100² over 64³ chunks: chunks 1 (64-127) of x and y lie under two tiles each.
+      for (const [x0, y0] of [[0, 0], [100, 0], [0, 100], [100, 100]] as const) {
+        const width = Math.min(100, 150 - x0);
+        const tile = await read(handle, 5, cache, { x0, y0, width, height: 100 });
+        let wrong = 0;
+        for (let y = 0; y < 100; y++) for (let x = 0; x < width; x++) if (tile.data[y * width + x] !== value(5, y0 + y, x0 + x)) wrong++;
+        expect({ x0, y0, wrong }).toEqual({ x0, y0, wrong: 0 });
+      }
+      expect(decodes.sort()).toEqual(['0.0.0.0', '0.0.0.1', '0.0.0.2', '0.0.1.0', '0.0.1.1', '0.0.1.2', '0.0.2.0', '0.0.2.1', '0.0.2.2', '0.0.3.0', '0.0.3.1', '0.0.3.2']);
+    });
+
+    it('planes reaching past the array\'s edge are the fill value there, in reused memory too', async () => {
+      const { handle } = array('C');
+      const filled = { ...image, fillValue: 7 } as typeof image;
+      takeChunkMemoryFrom({ allocate: (size) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined });
+      try {
+        // A 256² tile of the 200 × 150 array: rows from 200 and columns from 150 lie past its edge.
+        const tile = await readTileFromChunks(filled, [handle], { level: 0, t: 0, c: 0, z: 40, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', stacks);
+        expect([tile.data[256 * 199 + 149], tile.data[256 * 199 + 150], tile.data[256 * 200], tile.data[256 * 256 - 1]]).toEqual([value(40, 199, 149), 7, 7, 7]);
+      } finally {
+        takeChunkMemoryFrom(undefined);
+      }
+    });
+
+    it('the stack of a Blosc block\'s other half is offered, made of every chunk\'s other half, and read from there', async () => {
+      const { handle, decodes } = array('C');
+      const blocks = { ...handle, getChunk: async (coords: number[], planes?: { from: number; to: number }) => ({ ...(await handle.getChunk(coords)), decodedPlanes: { from: planes!.from - (planes!.from % 32), to: planes!.from - (planes!.from % 32) + 31 } }) };
+      const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 32 << 20 });
+      for (let z = 8; z < 24; z++) expect((await read(blocks, z, cache)).data[150 * 17 + 42]).toBe(value(z, 17, 42));
+      expect(decodes.length).toBe(12);
+      expect(cache.stats()).toMatchObject({ offersKept: 1, offersRead: 1 });
+    });
+
+    it('a tile whose stack the cache holds is read from it directly, not through a load', async () => {
+      const { handle, decodes } = array('C');
+      const lru = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+      let loads = 0;
+      const cache = { getOrLoad: (key: string, load: () => Promise<unknown>) => (loads++, lru.getOrLoad(key, load)), set: lru.set.bind(lru), has: lru.has.bind(lru), get: lru.get.bind(lru) };
+      await read(handle, 20, cache);
+      const tile = await read(handle, 21, cache);
+      expect(tile.data[150 * 17 + 42]).toBe(value(21, 17, 42));
+      expect({ loads, decodes: decodes.length, hits: lru.stats().hits }).toEqual({ loads: 1, decodes: 12, hits: 1 });
+    });
   });
 });

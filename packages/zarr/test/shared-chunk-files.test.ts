@@ -230,14 +230,17 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(decodedFirst).toBeGreaterThan(0);
   });
 
-  it('two processes asking for the same 64³ windows at once decode each once: one waits for the other\'s decode of the tile\'s windows', async () => {
+  it.each([
+    ['windows', {}],
+    ['stack', { stacks: true }],
+  ])('two processes asking for the same 64³ tile at once decode each chunk once: one waits for the other\'s decode of the tile\'s %s', async (_, kept) => {
     const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
     // Made beforehand, so that a decode takes its 2 ms and little else: the other reader waits up
     // to SHARED_WAIT_MS (100) for the tile's 16 decodes, 4 at a time (~8 ms), even on a loaded machine.
     const { handle, decodes } = deepArray(4, value, { delayMs: 2 });
     const a = openShared();
     const b = openShared();
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared, ...kept });
     const [ta, tb] = await Promise.all([tile(a, 20), tile(b, 21)]);
     expect([ta!.data[256 * 100 + 200], tb!.data[256 * 255 + 3]]).toEqual([value(20, 100, 200), value(21, 255, 3)]);
     // 16 chunks under the tile, one window each: 16 decodes, not 32; shared as one entry, claimed
@@ -249,14 +252,17 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(existsSync(join(root, 'chunks'))).toBe(true);
   });
 
-  it('shares the windows beside the ones asked for that a decode yields (a Blosc block\'s other half): the other process reads them back at the next z window', async () => {
+  it.each([
+    ['windows', {}],
+    ['stack', { stacks: true }],
+  ])('shares the %s beside the one asked for that a decode yields (a Blosc block\'s other half): the other process reads it back at the next z window', async (_, kept) => {
     const value = (z: number, y: number, x: number) => (z * 613 + y * 97 + x * 5) % 65521;
     // A decoder of 32-plane blocks, as c-blosc decodes the usual 64³ chunks: asked for planes 0-15, it yields 0-31.
     const { handle, decodes } = deepArray(2, value, { blockPlanes: 32 });
     const a = openShared();
     const b = openShared();
     const cache = () => new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 16 << 20 });
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache(), 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache(), 'k', { shared, ...kept });
     await tile(a, 5);
     // The tile's 4 chunks, decoded once each, for planes 0-15; planes 16-31 came with them.
     expect(decodes).toEqual(['0.0.0.0@0', '0.0.0.1@0', '0.0.1.0@0', '0.0.1.1@0']);
@@ -273,21 +279,21 @@ describe('linked Zarr tiles through the shared chunks', () => {
     const { handle, decodes } = deepArray(2, value, { delayMs: 2 });
     const a = openShared();
     const cache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
-    const tile = (z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared: a });
+    const tile = (z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared: a, stacks: true });
     const [t3, t9] = await Promise.all([tile(3), tile(9)]);
     expect([t3.data[128 * 127 + 5], t9.data[128 * 64 + 64]]).toEqual([value(3, 127, 5), value(9, 64, 64)]);
     expect(decodes.length).toBe(4);
     expect(a.stats()).toMatchObject({ misses: 1, writes: 1, hits: 0 });
   });
 
-  it('a tile whose chunks reach into other tiles shares its windows of them as one entry too', async () => {
+  it('a tile whose chunks reach into other tiles shares its windows of them as one entry, stacks or not', async () => {
     const value = (z: number, y: number, x: number) => (z * 389 + y * 61 + x * 3) % 65521;
     const { handle, decodes } = deepArray(2, value);
     const a = openShared();
     const b = openShared();
     // A 100² tile: its 2 × 2 chunks reach past it into the next tiles, so they are kept per chunk.
     const caches = [new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), new LruByteCache<string, unknown>({ maxBytes: 64 << 20 })] as const;
-    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 100, height: 100 }, caches[shared === a ? 0 : 1], 'k', { shared });
+    const tile = (shared: SharedChunkFiles, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 100, height: 100 }, caches[shared === a ? 0 : 1], 'k', { shared, stacks: true });
     await tile(a, 3);
     const later = await tile(b, 4);
     expect(decodes).toEqual(['0.0.0.0', '0.0.0.1', '0.0.1.0', '0.0.1.1']);
