@@ -139,8 +139,8 @@ async function main(): Promise<void> {
       /** Source reads that missed the workers' caches and went to storage (a source tile; a chunk; of 64³ chunks, a tile's stack of 16 planes: 16 chunks' windows, read and decoded). */
       misses: number;
       /**
-       * Entries read back from another worker's decode (the machine's shared chunks: a tile's windows
-       * of one channel each), put into the cache without a miss.
+       * Entries read back from another worker's decode (the machine's shared chunks: a tile's planes
+       * of one channel and window each), put into the cache without a miss.
        */
       shared: number;
       faultsPerTile: number;

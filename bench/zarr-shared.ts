@@ -13,7 +13,7 @@
  * Per round (new keys, new caches; 12 rounds, the first 2 not counted), level-0 tiles (4 × 4 × 2
  * channels, each over 16 chunks: since session 20 one stack of the tile's planes per window, its
  * rows copied by the worker's kernel, as the worker reads), CPU per tile of one channel, median:
- *   decode, no sharing   - the baseline: z 8, every window decoded;
+ *   decode, no sharing   - the baseline: z 8, every chunk's window decoded;
  *   decode and share     - the same with the shared chunks: the first worker claims, decodes and
  *                          writes what it decoded (the tile's stacks of planes 0-15 and 16-31);
  *   read back            - the second worker at z 9: every stack read back, none decoded;
