@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -26,21 +27,19 @@ async function pixels(system: TestSystem, dataset: string, specId: string, level
 
 describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixel for pixel (%s storage)', (storage) => {
   let system: TestSystem;
+  /** A Zarr under INGEST_ROOT, also put on the test's S3-protocol server (under zarr-src/). */
+  async function uploadZarr(name: string): Promise<void> {
+    const root = join(fixtures.dir, name);
+    for (const file of readdirSync(root, { recursive: true, withFileTypes: true })) {
+      if (file.isFile()) await system.store.put(`zarr-src/${name}/${relative(root, join(file.parentPath, file.name))}`, readFileSync(join(file.parentPath, file.name)));
+    }
+  }
   // The machine's shared chunks, this system's own (the default is one directory per user in /dev/shm).
   const sharedChunks = mkdtempSync(join(tmpdir(), 'tilefarm-shared-chunks-'));
   beforeAll(async () => {
     system = await TestSystem.start({ workers: 1, storage, env: { INGEST_ROOT: fixtures.dir, INGEST_S3_SOURCES: 'tilefarm-test/zarr-src', SHARED_CHUNKS_DIR: sharedChunks } });
     // From S3: the Zarrs are uploaded to the test's S3-protocol server and linked by s3:// URL.
-    if (storage === 's3') {
-      for (const name of ['cells-ngff04.zarr', 'cells-ngff05.zarr']) {
-        const root = join(fixtures.dir, name);
-        for (const file of readdirSync(root, { recursive: true, withFileTypes: true })) {
-          if (!file.isFile()) continue;
-          const path = join(file.parentPath, file.name);
-          await system.store.put(`zarr-src/${name}/${relative(root, path)}`, readFileSync(path));
-        }
-      }
-    }
+    if (storage === 's3') for (const name of ['cells-ngff04.zarr', 'cells-ngff05.zarr']) await uploadZarr(name);
   }, 180_000);
   const source = (name: string) => (storage === 's3' ? `s3://tilefarm-test/zarr-src/${name}` : name);
   afterAll(async () => {
@@ -120,6 +119,35 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'miss' })).toBe(0);
   }, 120_000);
 
+  it('chunks deeper than a slice that lie inside a tile (the worker\'s stacks of planes) render equal too, through z and across windows', async () => {
+    // Written by Python's zarr (Blosc lz4): 2 channels × 32 z × 512², chunks 1 × 32 × 64 × 64, 2 levels.
+    const name = `deep-${process.pid}-${storage}`;
+    execFileSync('/usr/bin/python3', [join(__dirname, '../../bench/support/zarr-bench-image.py'), fixtures.dir, '2', '32', '512', '2', `${name}:32:64`], { stdio: 'ignore' });
+    try {
+      if (storage === 's3') await uploadZarr(`${name}.zarr`);
+      for (const [id, mode] of [['ld', 'link'], ['cd', 'copy']] as const) {
+        expect(await system.registerDataset({ id, source: source(`${name}.zarr`), mode })).toMatchObject({ state: 'completed' });
+      }
+      const specs = [
+        await spec(system, { channels: [{ index: 0, window: [100, 1500] }, { index: 1, window: [100, 3000] }], format: 'png' }),
+        await spec(system, { channels: [{ formula: 'c1 - c0', color: '#ffffff', window: [0, 2000] }], format: 'png' }),
+        await spec(system, { channels: [{ index: 0, window: [100, 4000] }], projection: { type: 'max', z: [3, 29] }, format: 'png' }),
+      ];
+      let compared = 0;
+      for (const specId of specs) {
+        // A scroll through z 14-17 crosses from one window of 16 planes to the next; level 1 too.
+        for (const [level, z, x, y] of [[0, 14, 1, 1], [0, 15, 1, 1], [0, 16, 1, 1], [0, 17, 1, 1], [0, 31, 0, 1], [1, 2, 0, 0]] as const) {
+          const [a, b] = [await pixels(system, 'ld', specId, level, z, x, y), await pixels(system, 'cd', specId, level, z, x, y)];
+          expect({ specId, level, z, x, y, equal: a.equals(b) }).toEqual({ specId, level, z, x, y, equal: true });
+          compared++;
+        }
+      }
+      expect(compared).toBe(18);
+    } finally {
+      rmSync(join(fixtures.dir, `${name}.zarr`), { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('refuses what cannot be linked, clearly', async () => {
     const bad = await fetch(`${system.apiUrl}/v1/datasets`, { method: 'POST', headers: json, body: JSON.stringify({ id: 'bad1', source: 'cells-ngff04.zarr/0/.zarray', mode: 'link' }) });
     expect(bad.status).toBe(400);
@@ -136,11 +164,7 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     cpSync(fixtures.ngff04, local, { recursive: true });
     writeFileSync(join(local, '3', '0', '0', '0', '0'), Buffer.from('not a blosc chunk at all'));
     try {
-      if (storage === 's3') {
-        for (const file of readdirSync(local, { recursive: true, withFileTypes: true })) {
-          if (file.isFile()) await system.store.put(`zarr-src/${name}/${relative(local, join(file.parentPath, file.name))}`, readFileSync(join(file.parentPath, file.name)));
-        }
-      }
+      if (storage === 's3') await uploadZarr(name);
       expect(await system.registerDataset({ id: 'broken-link', source: source(name) })).toMatchObject({ state: 'completed' });
       const specId = await spec(system, { channels: [{ index: 0, window: [100, 600] }], format: 'png' });
       await expect(pixels(system, 'broken-link', specId, 3, 0, 0, 0)).rejects.toThrow(/corrupt/);
