@@ -183,15 +183,15 @@ export class LruByteCache<K, V> {
     for (const e of entries) this.dispose?.(e.value, e.lastRead);
   }
 
-  /**
-   * The cached value, or load it once: concurrent callers for the same key share one load
-   * (several tiles in flight often need the same source tile). A failed load is not cached.
-   */
   /** Whether a load of `key` is in flight: getOrLoad would join it. */
   loading(key: K): boolean {
     return this.inflight.has(key);
   }
 
+  /**
+   * The cached value, or load it once: concurrent callers for the same key share one load
+   * (several tiles in flight often need the same source tile). A failed load is not cached.
+   */
   async getOrLoad(key: K, load: () => Promise<V>): Promise<V> {
     // Joining a load in flight is a hit: only the load itself goes to storage (a miss).
     const pending = this.inflight.get(key);
