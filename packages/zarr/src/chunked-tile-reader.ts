@@ -7,14 +7,14 @@ import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
 /** Where decoded chunks are kept between tiles (the worker's byte-bounded source cache). */
 export interface ChunkCache {
   getOrLoad(key: string, load: () => Promise<DecodedChunk>): Promise<unknown>;
-  /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes. */
+  /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes (or tiles' stacks of them). */
   set?(key: string, value: DecodedChunk): void;
   has?(key: string): boolean;
   /** Whether a load of the entry is in flight in this process (getOrLoad joins it). */
   loading?(key: string): boolean;
   /** The entry, if held (then counted as getOrLoad counts a hit): read without a promise per chunk. */
   get?(key: string): unknown;
-  /** Keeps a window nobody asked for yet, apart from what was asked for (LruByteCache.offer), up to `maxOfferBytes`. */
+  /** Keeps a window (or stack) nobody asked for yet, apart from what was asked for (LruByteCache.offer), up to `maxOfferBytes`. */
   offer?(key: string, value: DecodedChunk): void;
   readonly maxOfferBytes?: number;
 }
