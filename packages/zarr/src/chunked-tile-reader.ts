@@ -285,20 +285,25 @@ function placeIn(grid: TileGrid, chunk: DecodedChunk, coords: number[], planeZ: 
   return { base, sy: chunk.stride[iy]!, sx: chunk.stride[ix]!, chunkY0: cy * chunkShape[iy]!, chunkX0: cx * chunkShape[ix]!, data: chunk.data as PixelArray };
 }
 
-/** Copies the tile's part of a loaded chunk (see placeIn) into `out`, whose tile starts at `outOffset`. */
-function copyFromChunk(grid: TileGrid, out: PixelArray, outOffset: number, chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows): void {
-  const { region, array, iy, ix } = grid;
+/**
+ * Copies the tile's part of a loaded chunk (see placeIn) into `out`, whose tile starts at
+ * `outOffset`; with `planes`, that many consecutive planes from `planeZ` into consecutive tiles of
+ * `out` (a stack), the chunk's place worked out once.
+ */
+function copyFromChunk(grid: TileGrid, out: PixelArray, outOffset: number, chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows, planes = 1): void {
+  const { region, array, iy, ix, iz } = grid;
   const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(grid, chunk, coords, planeZ, cy, cx);
   const ya = Math.max(region.y0, chunkY0);
   const yb = Math.min(grid.yEnd, chunkY0 + array.chunks[iy]!);
   const xa = Math.max(region.x0, chunkX0);
   const xb = Math.min(grid.xEnd, chunkX0 + array.chunks[ix]!);
-  const src = base + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
-  const dst = outOffset + (ya - region.y0) * region.width + (xa - region.x0);
-  // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk.
-  if (sx === 1 && data.constructor === out.constructor) return copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
-  for (let y = 0; y < yb - ya; y++) {
-    for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
+  const n = region.width * region.height;
+  for (let p = 0; p < planes; p++) {
+    const src = base + p * (planes > 1 ? chunk.stride[iz]! : 0) + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
+    const dst = outOffset + p * n + (ya - region.y0) * region.width + (xa - region.x0);
+    // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk and plane.
+    if (sx === 1 && data.constructor === out.constructor) copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
+    else for (let y = 0; y < yb - ya; y++) for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
   }
 }
 
@@ -415,12 +420,11 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
     if (!grid.covered && (memory || image.fillValue !== 0)) data.fill(image.fillValue);
     return { data, shape: [planes, region.height, region.width], stride: [n, region.width, 1] };
   };
-  const copyPlanes = (into: DecodedChunk, from: number, whole: DecodedChunk, coords: number[], cy: number, cx: number) => {
-    for (let p = 0; p < into.shape[0]!; p++) copyFromChunk(grid, into.data as PixelArray, p * n, whole, coords, from + p, cy, cx, copyRows);
-  };
+  const copyPlanes = (into: DecodedChunk, from: number, whole: DecodedChunk, coords: number[], cy: number, cx: number) => copyFromChunk(grid, into.data as PixelArray, 0, whole, coords, from, cy, cx, copyRows, into.shape[0]!);
   const stack = newStack(window.to - window.from + 1);
   const readAhead = cache.offer !== undefined && (cache.maxOfferBytes ?? 0) > 0;
-  const mates = new Map<number, { stack: DecodedChunk; parts: number }>();
+  // Per window of planes beside the one asked for: its stack being filled, or null when the cache holds it already.
+  const mates = new Map<number, { stack: DecodedChunk; parts: number } | null>();
   const loads: Promise<void>[] = [];
   for (let cy = grid.cy0; cy <= grid.cy1; cy++) {
     for (let cx = grid.cx0; cx <= grid.cx1; cx++) {
@@ -432,9 +436,9 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
           copyPlanes(stack, window.from, whole, coords, cy, cx);
           if (!readAhead || !whole.decodedPlanes) return;
           for (const mate of mateWindows(whole.decodedPlanes, depth, window.from)) {
-            if (cache.has!(stackKey(mate.from))) continue;
             let held = mates.get(mate.from);
-            if (!held) mates.set(mate.from, (held = { stack: newStack(mate.to - mate.from + 1), parts: 0 }));
+            if (held === undefined) mates.set(mate.from, (held = cache.has!(stackKey(mate.from)) ? null : { stack: newStack(mate.to - mate.from + 1), parts: 0 }));
+            if (held === null) continue;
             copyPlanes(held.stack, mate.from, whole, coords, cy, cx);
             held.parts++;
           }
@@ -448,6 +452,7 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
   await Promise.all(loads);
   const whole = new Map<number, DecodedChunk>();
   for (const [from, mate] of mates) {
+    if (mate === null) continue;
     if (mate.parts === loads.length) whole.set(from, mate.stack);
     else memory?.recycle((mate.stack.data as PixelArray).buffer);
   }
