@@ -36,8 +36,9 @@
  * ranges allow; fewer for a quick look), datasets in a rotating order within each round; linked ÷
  * copied; CPU per tile of the whole system (every process of tilefarm, all threads) and of the
  * workers alone; source reads that missed the workers' caches per round, from storage and read back
- * from the machine's shared chunks (another worker's decode; SHARED_CHUNKS_MB=0: none); the
- * workers' minor page faults per tile.
+ * from the machine's shared chunks (another worker's decode; SHARED_CHUNKS_MB=0: none); buffers
+ * the workers' pools allocated fresh per round (memory a size switch could not reuse, see
+ * docs/benchmarks.md "Session 21"); the workers' minor page faults per tile.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
     const workersCpu = () => cpuOf(system!.workers);
     const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
     const sharedHits = () => system!.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' });
+    const freshBuffers = () => system!.workerCounter('tilefarm_source_buffers_total', { result: 'fresh' });
     /** Memory the workers touched for the first time (~15 µs a 4 KB page on this VM). */
     const workerFaults = () => system!.workers.reduce((sum, w) => sum + (w.child.pid && w.child.exitCode === null ? minorFaults(w.child.pid) : 0), 0);
     interface Measured {
@@ -143,6 +145,8 @@ async function main(): Promise<void> {
        * of one channel and window each), put into the cache without a miss.
        */
       shared: number;
+      /** Buffers the workers' pools allocated instead of reusing (source reads, decodes, stacks; any size). */
+      fresh: number;
       faultsPerTile: number;
     }
     const results = new Map<string, Measured[]>();
@@ -164,6 +168,7 @@ async function main(): Promise<void> {
           const workerCpu0 = workersCpu();
           const misses0 = await misses();
           const shared0 = await sharedHits();
+          const fresh0 = await freshBuffers();
           const faults0 = workerFaults();
           let seconds = 0;
           if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
@@ -183,7 +188,8 @@ async function main(): Promise<void> {
           const key = `${way}/${id}`;
           const shared = (await sharedHits()) - shared0;
           const fromStorage = (await misses()) - misses0;
-          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
+          const fresh = (await freshBuffers()) - fresh0;
+          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, fresh, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
         }
       }
     }
@@ -194,7 +200,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), fresh buffers from the workers' pools per round ${of(id).map((m) => m.fresh).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {

@@ -57,6 +57,8 @@ export class RenderService {
 
   /** The source cache's hits and misses already added to the metrics. */
   private countedCache = { hits: 0, misses: 0 };
+  /** The same for the source-buffer pool's reused and fresh buffers. */
+  private countedBuffers = { reused: 0, allocated: 0 };
   /** The same for the machine's shared chunks. */
   private countedShared: SharedChunkStats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
 
@@ -157,6 +159,12 @@ export class RenderService {
     metrics.sourceCacheHits.inc(cache.hits - this.countedCache.hits);
     metrics.sourceCacheMisses.inc(cache.misses - this.countedCache.misses);
     this.countedCache = { hits: cache.hits, misses: cache.misses };
+    const pool = this.deps.sourceBuffers?.stats();
+    if (pool) {
+      metrics.sourceBuffers.inc({ result: 'reused' }, pool.reused - this.countedBuffers.reused);
+      metrics.sourceBuffers.inc({ result: 'fresh' }, pool.allocated - this.countedBuffers.allocated);
+      this.countedBuffers = { reused: pool.reused, allocated: pool.allocated };
+    }
     const shared = this.deps.sharedChunks?.stats();
     if (shared) {
       metrics.sharedChunkReads.inc({ result: 'hit' }, shared.hits - this.countedShared.hits);

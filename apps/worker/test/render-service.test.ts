@@ -131,6 +131,21 @@ describe('RenderService', () => {
     expect(await series('sharedChunkWrites')).toEqual({ ok: 2, failed: 1 });
   });
 
+  it('counts the memory its pool handed out for source reads: reused, or fresh', async () => {
+    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    const s = setup({ sourceBuffers: pool });
+    const series = async () => Object.fromEntries((await s.metrics.sourceBuffers.get()).values.map((v) => [v.labels.result, v.value]));
+    for (const x of [0, 1]) {
+      // Two buffers of a size per render: the first render's are fresh, the second's reuse them.
+      const taken = [pool.allocate(1000), pool.allocate(1000)];
+      for (const b of taken) pool.recycle(b.buffer);
+      const job = { ...JOB, key: JOB.key.replace('x0', `x${x}`), tile: { ...JOB.tile, x } };
+      await s.demand.add([job.key]);
+      await s.service.handle(job, { attempt: 1, waitedMs: 0 });
+    }
+    expect(await series()).toEqual({ fresh: 2, reused: 2 });
+  });
+
   it('holds a source-buffer ticket until the renderer itself has settled, also past a timeout', async () => {
     const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
     const s = setup({ renderMs: 400, sourceBuffers: pool });
