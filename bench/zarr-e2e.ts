@@ -163,12 +163,13 @@ async function main(): Promise<void> {
         for (const id of order) {
           const spec = freshSpec();
           const tiles = plane(0, z0);
-          const from = process.hrtime.bigint() / 1000n;
-          const cpu0 = systemCpu();
-          const workerCpu0 = workersCpu();
+          // The counters first: the workers' CPU answering /metrics is no round's.
           const misses0 = await misses();
           const shared0 = await sharedHits();
           const fresh0 = await freshBuffers();
+          const from = process.hrtime.bigint() / 1000n;
+          const cpu0 = systemCpu();
+          const workerCpu0 = workersCpu();
           const faults0 = workerFaults();
           let seconds = 0;
           if (way === 'z stack') seconds = (await viewer.run(id, spec, tiles)).seconds;
