@@ -38,7 +38,9 @@
  * workers alone; source reads that missed the workers' caches per round, from storage and read back
  * from the machine's shared chunks (another worker's decode; SHARED_CHUNKS_MB=0: none); buffers
  * the workers' pools allocated fresh per round (memory a size switch could not reuse, see
- * docs/benchmarks.md "Session 21"); the workers' minor page faults per tile.
+ * docs/benchmarks.md "Session 21"); the workers' minor page faults per tile; the workers' full
+ * garbage collections per round and their main threads' time in collections per tile (their own
+ * /metrics, docs/benchmarks.md "Session 22").
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -132,6 +134,16 @@ async function main(): Promise<void> {
     const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
     const sharedHits = () => system!.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' });
     const freshBuffers = () => system!.workerCounter('tilefarm_source_buffers_total', { result: 'fresh' });
+    /**
+     * The workers' garbage collections as their own /metrics count them (prom-client's, from
+     * perf_hooks): full (mark-compact) collections, and the seconds their main threads stood in any
+     * collection. What the collector's helper threads spend besides is in the workers' CPU only.
+     */
+    const collections = async () => {
+      let pausedSeconds = 0;
+      for (const kind of ['minor', 'major', 'incremental', 'weakcb']) pausedSeconds += await system!.workerCounter('nodejs_gc_duration_seconds_sum', { kind });
+      return { major: await system!.workerCounter('nodejs_gc_duration_seconds_count', { kind: 'major' }), pausedSeconds };
+    };
     /** Memory the workers touched for the first time (~15 µs a 4 KB page on this VM). */
     const workerFaults = () => system!.workers.reduce((sum, w) => sum + (w.child.pid && w.child.exitCode === null ? minorFaults(w.child.pid) : 0), 0);
     interface Measured {
@@ -148,6 +160,10 @@ async function main(): Promise<void> {
       /** Buffers the workers' pools allocated instead of reusing (source reads, decodes, stacks; any size). */
       fresh: number;
       faultsPerTile: number;
+      /** The workers' full collections in the round. */
+      majorGcs: number;
+      /** Their main threads' time in collections, per tile. */
+      gcPauseMs: number;
     }
     const results = new Map<string, Measured[]>();
     const renderingStopped = async () => {
@@ -167,6 +183,7 @@ async function main(): Promise<void> {
           const misses0 = await misses();
           const shared0 = await sharedHits();
           const fresh0 = await freshBuffers();
+          const gc0 = await collections();
           const from = process.hrtime.bigint() / 1000n;
           const cpu0 = systemCpu();
           const workerCpu0 = workersCpu();
@@ -190,7 +207,8 @@ async function main(): Promise<void> {
           const shared = (await sharedHits()) - shared0;
           const fromStorage = (await misses()) - misses0;
           const fresh = (await freshBuffers()) - fresh0;
-          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, fresh, faultsPerTile: (workerFaults() - faults0) / tiles.length }]);
+          const gc = await collections();
+          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, fresh, faultsPerTile: (workerFaults() - faults0) / tiles.length, majorGcs: gc.major - gc0.major, gcPauseMs: ((gc.pausedSeconds - gc0.pausedSeconds) * 1000) / tiles.length }]);
         }
       }
     }
@@ -201,7 +219,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), fresh buffers from the workers' pools per round ${of(id).map((m) => m.fresh).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), fresh buffers from the workers' pools per round ${of(id).map((m) => m.fresh).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}, workers' full collections per round ${of(id).map((m) => m.majorGcs).join(', ')} (main threads in collections ${median(of(id).map((m) => m.gcPauseMs)).toFixed(2)} ms per tile)`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {
