@@ -131,18 +131,23 @@ async function main(): Promise<void> {
     const cpuOf = (processes: TestSystem['processes']) => processes.reduce((sum, p) => sum + (p.child.pid && p.child.exitCode === null ? processCpu(p.child.pid).total : 0), 0);
     const systemCpu = () => cpuOf(system!.processes);
     const workersCpu = () => cpuOf(system!.workers);
-    const misses = () => system!.workerCounter('tilefarm_source_cache_misses_total');
-    const sharedHits = () => system!.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' });
-    const freshBuffers = () => system!.workerCounter('tilefarm_source_buffers_total', { result: 'fresh' });
     /**
-     * The workers' garbage collections as their own /metrics count them (prom-client's, from
-     * perf_hooks): full (mark-compact) collections, and the seconds their main threads stood in any
-     * collection. What the collector's helper threads spend besides is in the workers' CPU only.
+     * The workers' counters a round reports, from one /metrics answer per worker: source reads that
+     * missed their caches, entries read back from the shared chunks, fresh pool buffers, and their
+     * garbage collections as prom-client counts them (from perf_hooks): full (mark-compact)
+     * collections, and the seconds their main threads stood in any collection. What the
+     * collector's helper threads spend besides is in the workers' CPU only.
      */
-    const collections = async () => {
-      let pausedSeconds = 0;
-      for (const kind of ['minor', 'major', 'incremental', 'weakcb']) pausedSeconds += await system!.workerCounter('nodejs_gc_duration_seconds_sum', { kind });
-      return { major: await system!.workerCounter('nodejs_gc_duration_seconds_count', { kind: 'major' }), pausedSeconds };
+    const counters = async () => {
+      const metrics = await system!.workerMetrics();
+      const pausedSeconds = ['minor', 'major', 'incremental', 'weakcb'].reduce((sum, kind) => sum + metrics.counter('nodejs_gc_duration_seconds_sum', { kind }), 0);
+      return {
+        misses: metrics.counter('tilefarm_source_cache_misses_total'),
+        shared: metrics.counter('tilefarm_shared_chunk_reads_total', { result: 'hit' }),
+        fresh: metrics.counter('tilefarm_source_buffers_total', { result: 'fresh' }),
+        majorGcs: metrics.counter('nodejs_gc_duration_seconds_count', { kind: 'major' }),
+        pausedSeconds,
+      };
     };
     /** Memory the workers touched for the first time (~15 µs a 4 KB page on this VM). */
     const workerFaults = () => system!.workers.reduce((sum, w) => sum + (w.child.pid && w.child.exitCode === null ? minorFaults(w.child.pid) : 0), 0);
@@ -180,10 +185,7 @@ async function main(): Promise<void> {
           const spec = freshSpec();
           const tiles = plane(0, z0);
           // The counters first: the workers' CPU answering /metrics is no round's.
-          const misses0 = await misses();
-          const shared0 = await sharedHits();
-          const fresh0 = await freshBuffers();
-          const gc0 = await collections();
+          const before = await counters();
           const from = process.hrtime.bigint() / 1000n;
           const cpu0 = systemCpu();
           const workerCpu0 = workersCpu();
@@ -204,11 +206,18 @@ async function main(): Promise<void> {
           // A scroll's last prefetches (2 slices past it) finish before the next round, untimed.
           if (way === 'scroll') await renderingStopped();
           const key = `${way}/${id}`;
-          const shared = (await sharedHits()) - shared0;
-          const fromStorage = (await misses()) - misses0;
-          const fresh = (await freshBuffers()) - fresh0;
-          const gc = await collections();
-          results.set(key, [...(results.get(key) ?? []), { rate: tiles.length / seconds, cpuMs, workerCpuMs, misses: fromStorage, shared, fresh, faultsPerTile: (workerFaults() - faults0) / tiles.length, majorGcs: gc.major - gc0.major, gcPauseMs: ((gc.pausedSeconds - gc0.pausedSeconds) * 1000) / tiles.length }]);
+          const after = await counters();
+          results.set(key, [...(results.get(key) ?? []), {
+            rate: tiles.length / seconds,
+            cpuMs,
+            workerCpuMs,
+            misses: after.misses - before.misses,
+            shared: after.shared - before.shared,
+            fresh: after.fresh - before.fresh,
+            faultsPerTile: (workerFaults() - faults0) / tiles.length,
+            majorGcs: after.majorGcs - before.majorGcs,
+            gcPauseMs: ((after.pausedSeconds - before.pausedSeconds) * 1000) / tiles.length,
+          }]);
         }
       }
     }

@@ -261,17 +261,33 @@ export class TestSystem {
 
   /** Sum of a counter over every worker's /metrics (each worker logs its metrics port): its first series, or the one with these labels. */
   async workerCounter(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-    let total = 0;
+    return (await this.workerMetrics()).counter(name, labels);
+  }
+
+  /**
+   * Every live worker's /metrics, read once each: several counters of one moment for the cost of
+   * one request per worker. `counter` sums over the workers as workerCounter does.
+   */
+  async workerMetrics(): Promise<{ counter(name: string, labels?: Record<string, string>): number }> {
+    const texts: string[] = [];
     for (const w of this.workers) {
       if (w.child.exitCode !== null || w.child.signalCode !== null) continue;
       const port = /"metricsPort":(\d+)/.exec(w.output.join(''))?.[1];
       if (!port) throw new Error(`${w.name} has not logged its metrics port`);
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.slice(0, l.lastIndexOf(' ')).includes(w)));
-      total += line ? Number(line.split(' ').pop()) : 0;
+      texts.push(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
     }
-    return total;
+    const lines = texts.map((text) => text.split('\n'));
+    return {
+      counter(name, labels = {}) {
+        const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+        let total = 0;
+        for (const worker of lines) {
+          const line = worker.find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.slice(0, l.lastIndexOf(' ')).includes(w)));
+          total += line ? Number(line.split(' ').pop()) : 0;
+        }
+        return total;
+      },
+    };
   }
 
   async stop(): Promise<void> {
