@@ -21,7 +21,12 @@ import { linkZarr, zarrPlaceResolver, zarritaLibrary } from '@tilefarm/zarr';
 
 const SIDE = Number(process.env.BENCH_SIDE ?? 4096);
 const SIZE_Z = Number(process.env.BENCH_Z ?? 64);
-const LEVELS = 4;
+const SIZE_C = Number(process.env.BENCH_C ?? 1);
+/** BENCH_CHUNKS=z:yx, e.g. 64:64 for 64³ chunks (2 channels or more: a plane of each channel per z). */
+const [CHUNK_Z, CHUNK_YX] = (process.env.BENCH_CHUNKS ?? '1:1024').split(':').map(Number) as [number, number];
+const LEVELS = Number(process.env.BENCH_LEVELS ?? 4);
+/** BENCH_MODES=link: registration by link alone (copy reads and writes every level). */
+const MODES = (process.env.BENCH_MODES ?? 'link,copy').split(',') as Array<'link' | 'copy'>;
 const RSS_BOUND_MB = 300;
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
@@ -33,15 +38,15 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tilefarm-bench-zarr-register-'));
   try {
     const t0 = performance.now();
-    execFileSync('/usr/bin/python3', [join(__dirname, '../../../bench/support/zarr-bench-image.py'), dir, '1', String(SIZE_Z), String(SIDE), String(LEVELS), 'big:1:1024'], { stdio: 'ignore' });
-    const rawBytes = SIDE * SIDE * SIZE_Z * 2;
+    execFileSync('/usr/bin/python3', [join(__dirname, '../../../bench/support/zarr-bench-image.py'), dir, String(SIZE_C), String(SIZE_Z), String(SIDE), String(LEVELS), `big:${CHUNK_Z}:${CHUNK_YX}`], { stdio: 'ignore' });
+    const rawBytes = SIDE * SIDE * SIZE_Z * SIZE_C * 2;
     console.log(
-      `image: 1 c × ${SIZE_Z} z × ${SIDE}², uint16, ${LEVELS} levels, chunks 1×1×1024×1024, Blosc lz4 — ${(rawBytes / 1e9).toFixed(2)} GB of samples at level 0, ${(duOf(join(dir, 'big.zarr')) / 1e9).toFixed(2)} GB on disk; written by python3-zarr in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      `image: ${SIZE_C} c × ${SIZE_Z} z × ${SIDE}², uint16, ${LEVELS} levels, chunks 1×${CHUNK_Z}×${CHUNK_YX}×${CHUNK_YX}, Blosc lz4 — ${(rawBytes / 1e9).toFixed(2)} GB of samples at level 0, ${(duOf(join(dir, 'big.zarr')) / 1e9).toFixed(2)} GB on disk; written by python3-zarr in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
     );
     const places = zarrPlaceResolver({ ingestRoot: dir, s3: { region: 'us-east-1' } });
     const catalog = new DatasetCatalog(new LocalObjectStore(join(dir, 'store')));
     const rows: string[] = [];
-    for (const mode of ['link', 'copy'] as const) {
+    for (const mode of MODES) {
       if (global.gc) global.gc();
       const before = process.memoryUsage().rss;
       let peak = before;

@@ -20,22 +20,38 @@ export class PlaneStatsAccumulator {
   }
 
   add(data: PixelArray): void {
+    this.addRows(data, 0, data.length, 1, data.length, 1);
+  }
+
+  /**
+   * `rows` rows of `width` samples of `data` from `start`, rows `rowStride` apart and samples
+   * `colStride` apart: a plane's part of a chunk, counted where it lies (no copy of it first).
+   */
+  addRows(data: ArrayLike<number>, start: number, rowStride: number, colStride: number, width: number, rows: number): void {
     const counts = this.counts;
     let min = this.min;
     let max = this.max;
     let sum = 0;
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i]!;
-      if (counts) counts[v]!++;
-      else if (Number.isFinite(v)) this.floats.push(v);
-      if (v < min) min = v;
-      if (v > max) max = v;
-      sum += v;
+    for (let r = 0; r < rows; r++) {
+      const from = start + r * rowStride;
+      for (let i = from, end = from + width * colStride; i < end; i += colStride) {
+        const v = data[i]!;
+        if (counts) counts[v]!++;
+        else if (Number.isFinite(v)) this.floats.push(v);
+        if (v < min) min = v;
+        if (v > max) max = v;
+        sum += v;
+      }
     }
     this.min = min;
     this.max = max;
     this.sum += sum;
-    this.n += data.length;
+    this.n += width * rows;
+  }
+
+  /** Bytes this accumulator holds once fed `samples` samples (a budget for how many to keep at once). */
+  static bytesFor(dtype: DType, samples: number): number {
+    return dtype === 'uint8' ? 1024 : dtype === 'uint16' ? 262_144 : samples * 16; // float: every sample, as a double in a growing array
   }
 
   finish(c: number, z: number, t: number): PlaneStats {

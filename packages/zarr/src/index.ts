@@ -7,4 +7,5 @@ export * from './linked-zarr';
 export * from './zarr-view';
 export * from './dataset-pixels';
 export * from './register-linked';
+export * from './level-statistics';
 export * from './shared-chunk-files';

@@ -1,6 +1,7 @@
 import { DatasetManifest, TilefarmError, levelGrid, levelSize, type DatasetStats, type PlaneStats } from '@tilefarm/contracts';
-import { WrittenBytes, computePlaneStats, publishWithinQuota, startIngestQuota, type DatasetCatalog, type IngestQuota, type QuotaReservations } from '@tilefarm/datasets';
+import { WrittenBytes, publishWithinQuota, startIngestQuota, type DatasetCatalog, type IngestQuota, type QuotaReservations } from '@tilefarm/datasets';
 import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
+import { levelStatistics } from './level-statistics';
 import { openZarrImage, type ZarrPlace } from './linked-zarr';
 import type { NgffImage } from './ngff-image';
 import type { DecodedChunk, ZarrLibrary } from './zarr-library';
@@ -93,10 +94,6 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
   const opened = await openZarrImage(opts.place, opts.library, opts.url, opts.maxPixels);
   const { image } = opened;
   const level = statisticsLevel(image);
-  const iy = image.axes.indexOf('y');
-  const ix = image.axes.indexOf('x');
-  const height = image.levels[level]!.shape[iy]!;
-  const width = image.levels[level]!.shape[ix]!;
   const cache = boundedChunks(opts.chunkCacheBytes ?? 64 << 20);
   const planeCount = image.sizeT * image.sizeZ * image.sizeC;
   const grid = { width: image.width, height: image.height, tileSize: 256 as const };
@@ -106,24 +103,17 @@ export async function linkZarr(opts: LinkZarrOptions): Promise<DatasetManifest> 
     tilesPerPlane += g.cols * g.rows;
   }
   const total = planeCount + (opts.copy ? planeCount * tilesPerPlane : 0);
-  const planes: PlaneStats[] = [];
   let done = 0;
-  for (let t = 0; t < image.sizeT; t++) {
-    for (let z = 0; z < image.sizeZ; z++) {
-      for (let c = 0; c < image.sizeC; c++) {
-        let plane;
-        try {
-          plane = await readTileFromChunks(image, opened.arrays, { level, t, c, z, x0: 0, y0: 0, width, height }, cache, 'stats');
-        } catch (e) {
-          if (e instanceof TilefarmError) throw e;
-          throw new TilefarmError('source_unreadable', `${opts.url}: level ${level} c=${c} z=${z} t=${t} could not be read: ${(e as Error).message.slice(0, 200)}`);
-        }
-        planes.push(computePlaneStats(plane.data, image.dtype, c, z, t));
-        done++;
-        await opts.onProgress?.(done, total);
-        stopped();
-      }
-    }
+  let planes: PlaneStats[];
+  try {
+    planes = await levelStatistics(image, opened.arrays[level]!, async (n) => {
+      done += n;
+      await opts.onProgress?.(done, total);
+      stopped();
+    });
+  } catch (e) {
+    if (e instanceof TilefarmError) throw e;
+    throw new TilefarmError('source_unreadable', `${opts.url}: level ${level} could not be read: ${(e as Error).message.slice(0, 200)}`);
   }
   const channels = image.channels.map((ch, c) => {
     // A window other than the type's full range came from the omero block (float32's "full range" is
