@@ -22,8 +22,9 @@ interface PlaneAt {
  * not plane by plane (until session 23): a plane of a level chunked 64³ is a layer of 256 chunks
  * (1024²), and reading plane after plane through a bounded cache of whole chunks decoded each
  * chunk once per plane it holds: linking bench:zarr's 64³ image (2 c × 288 z × 1024²) took 75.7 s
- * and 446 MB of RSS (now 2.8 s, 155 MB), and from S3 every chunk was fetched 64 times. Planes are counted in slabs (the planes one layer of chunks holds: a chunk's depth in t,
- * c and z), at most STATS_ACCUMULATOR_BYTES of accumulators at once.
+ * and 446 MB of RSS (now 2.8 s, 155 MB), and from S3 every chunk was fetched 64 times. Planes
+ * are counted in slabs (the planes one layer of chunks holds: a chunk's depth in t, c and z), at
+ * most STATS_ACCUMULATOR_BYTES of accumulators at once.
  *
  * `onPlanes(n)` is awaited after each group of planes is done (progress; a watcher may stop the
  * work there by throwing). The result is in t, z, c order, as an ingest lists planes.
