@@ -36,6 +36,9 @@ export interface CatalogCacheLimits {
   negativeTtlMs?: number;
 }
 
+/** Passes over a version's keys before deleteVersion gives up on a delete that keeps failing. */
+export const DELETE_PASSES = 4;
+
 /**
  * Datasets in the object store: reading manifests and statistics (cached: a version's files are
  * immutable; the current-version pointer is re-read after `currentTtlMs`), and publishing new
@@ -202,20 +205,30 @@ export class DatasetCatalog {
     this.current.delete(id);
     if ((await this.find(id))?.version === version) throw new Error(`version ${version} of "${id}" is published; not deleting it`);
     let deleted = 0;
-    let batch: string[] = [];
-    const flush = async () => {
-      await Promise.all(batch.map((key) => this.store.delete(key)));
-      deleted += batch.length;
-      batch = [];
-    };
     const prefixes = [versionPrefix(id, version), ...(options.rendered ? renderedVersionPrefixes(id, version) : [])];
     for (const prefix of prefixes) {
-      for await (const key of this.store.list(prefix)) {
-        batch.push(key);
-        if (batch.length >= 64) await flush();
+      // A delete may fail for a moment (S3 answers InternalError or SlowDown under a burst, past
+      // its SDK's few retries; the test's S3 server does when deletes in one folder race): a pass
+      // deletes what it lists, and the keys whose delete failed are listed and deleted again.
+      for (let pass = 1; ; pass++) {
+        let failure: unknown;
+        let batch: string[] = [];
+        const flush = async () => {
+          for (const result of await Promise.allSettled(batch.map((key) => this.store.delete(key)))) {
+            if (result.status === 'fulfilled') deleted++;
+            else failure ??= result.reason;
+          }
+          batch = [];
+        };
+        for await (const key of this.store.list(prefix)) {
+          batch.push(key);
+          if (batch.length >= 64) await flush();
+        }
+        await flush();
+        if (failure === undefined) break;
+        if (pass >= DELETE_PASSES) throw failure;
       }
     }
-    await flush();
     return deleted;
   }
 

@@ -147,3 +147,47 @@ describe('DatasetCatalog with a synthetic dataset', () => {
     }
   });
 });
+
+describe('DatasetCatalog.deleteVersion when deletes fail for a moment', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tilefarm-delete-version-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The local store, whose deletes of the keys `failing` picks throw (S3's InternalError, say). */
+  function flakyStore(failing: (key: string, attempt: number) => boolean) {
+    const store = new LocalObjectStore(dir);
+    const attempts = new Map<string, number>();
+    return new Proxy(store, {
+      get(target, name, receiver) {
+        if (name !== 'delete') return Reflect.get(target, name, receiver);
+        return async (key: string) => {
+          const attempt = (attempts.get(key) ?? 0) + 1;
+          attempts.set(key, attempt);
+          if (failing(key, attempt)) throw new Error(`InternalError deleting ${key}`);
+          return target.delete(key);
+        };
+      },
+    });
+  }
+
+  async function writeVersion(store: LocalObjectStore, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await store.put(`datasets/d/v2/src/0/0/0/0/${i}/0.tfs`, Buffer.from([i]));
+  }
+
+  it('deletes again what a pass could not: nothing is left, every key counted once', async () => {
+    const store = flakyStore((key, attempt) => attempt === 1 && key.endsWith('3/0.tfs'));
+    await writeVersion(store, 150);
+    expect(await new DatasetCatalog(store).deleteVersion('d', 2)).toBe(150);
+    const left: string[] = [];
+    for await (const key of store.list('datasets/d/')) left.push(key);
+    expect(left).toEqual([]);
+  });
+
+  it('gives up with the store\'s error on a delete that keeps failing', async () => {
+    const store = flakyStore((key) => key.endsWith('/7/0.tfs'));
+    await writeVersion(store, 10);
+    await expect(new DatasetCatalog(store).deleteVersion('d', 2)).rejects.toThrow(/InternalError deleting .*\/7\/0\.tfs/);
+  });
+});
