@@ -36,7 +36,8 @@
  * ranges allow; fewer for a quick look), datasets in a rotating order within each round; linked ÷
  * copied; CPU per tile of the whole system (every process of tilefarm, all threads) and of the
  * workers alone; source reads that missed the workers' caches per round, from storage and read back
- * from the machine's shared chunks (another worker's decode; SHARED_CHUNKS_MB=0: none); buffers
+ * from the machine's shared chunks (another worker's decode, whole or, of a tile's stack, the
+ * plane asked for; SHARED_CHUNKS_MB=0: none); buffers
  * the workers' pools allocated fresh per round (memory a size switch could not reuse, see
  * docs/benchmarks.md "Session 21"); the workers' minor page faults per tile; the workers' full
  * garbage collections per round and their main threads' time in collections per tile (their own
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
       return {
         misses: metrics.counter('tilefarm_source_cache_misses_total'),
         shared: metrics.counter('tilefarm_shared_chunk_reads_total', { result: 'hit' }),
+        sharedPlanes: metrics.counter('tilefarm_shared_chunk_reads_total', { result: 'plane' }),
         fresh: metrics.counter('tilefarm_source_buffers_total', { result: 'fresh' }),
         majorGcs: metrics.counter('nodejs_gc_duration_seconds_count', { kind: 'major' }),
         pausedSeconds,
@@ -162,6 +164,8 @@ async function main(): Promise<void> {
        * of one channel and window each), put into the cache without a miss.
        */
       shared: number;
+      /** Single planes of another worker's stacks read back (a plane of one tile and channel each). */
+      sharedPlanes: number;
       /** Buffers the workers' pools allocated instead of reusing (source reads, decodes, stacks; any size). */
       fresh: number;
       faultsPerTile: number;
@@ -213,6 +217,7 @@ async function main(): Promise<void> {
             workerCpuMs,
             misses: after.misses - before.misses,
             shared: after.shared - before.shared,
+            sharedPlanes: after.sharedPlanes - before.sharedPlanes,
             fresh: after.fresh - before.fresh,
             faultsPerTile: (workerFaults() - faults0) / tiles.length,
             majorGcs: after.majorGcs - before.majorGcs,
@@ -228,7 +233,7 @@ async function main(): Promise<void> {
     for (const way of WAYS) {
       const of = (id: string) => results.get(`${way}/${id}`)!;
       const rates = (id: string) => of(id).map((m) => m.rate);
-      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}), fresh buffers from the workers' pools per round ${of(id).map((m) => m.fresh).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}, workers' full collections per round ${of(id).map((m) => m.majorGcs).join(', ')} (main threads in collections ${median(of(id).map((m) => m.gcPauseMs)).toFixed(2)} ms per tile)`;
+      const detail = (id: string) => `${median(of(id).map((m) => m.cpuMs)).toFixed(2)} ms system CPU per tile (workers ${median(of(id).map((m) => m.workerCpuMs)).toFixed(2)}), source reads from storage per round ${of(id).map((m) => m.misses).join(', ')} (and entries read back from the machine's shared chunks, a tile's planes of one channel each, ${of(id).map((m) => m.shared).join(', ')}, and single planes of them ${of(id).map((m) => m.sharedPlanes).join(', ')}), fresh buffers from the workers' pools per round ${of(id).map((m) => m.fresh).join(', ')}, workers' minor page faults per tile ${median(of(id).map((m) => m.faultsPerTile)).toFixed(0)}, workers' full collections per round ${of(id).map((m) => m.majorGcs).join(', ')} (main threads in collections ${median(of(id).map((m) => m.gcPauseMs)).toFixed(2)} ms per tile)`;
       const copied = median(rates('copied'));
       console.log(`${way}: copied source (256² source tiles): ${copied.toFixed(1)} tiles/s end to end (range ${range(rates('copied'))}); ${detail('copied')}`);
       for (const l of MEASURED) {

@@ -16,9 +16,11 @@
  *   decode, no sharing   - the baseline: z 8, every chunk's window decoded;
  *   decode and share     - the same with the shared chunks: the first worker claims, decodes and
  *                          writes what it decoded (the tile's stacks of planes 0-15 and 16-31);
- *   read back            - the second worker at z 9: every stack read back, none decoded;
- *   read back, next half - the second worker at z 17: the stacks of planes 16-31, read back.
- * Also the shared chunks' own counts (entries written, read back).
+ *   read back            - the second worker at z 9, 11, 13 and 15: every other plane of the
+ *                          stacks the first decoded (two workers share a viewer's slices), read
+ *                          back, none decoded (per tile, over the four planes);
+ *   read back, next half - the same at z 17, 19, 21 and 23: the stacks of planes 16-31.
+ * Also the shared chunks' own counts (entries written, read back whole or a plane at a time).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,12 +49,15 @@ const cpuMs = () => {
 const reading = { stacks: true, copyRows: fastestPixelKernels().copyRows };
 const newCache = () => new LruByteCache<string, unknown>({ maxBytes: 64 << 20, maxOfferBytes: 16 << 20 });
 
-async function pass(shared: SharedChunkFiles | undefined, cache: LruByteCache<string, unknown>, prefix: string, z: number): Promise<number> {
+/** CPU per tile reading the level-0 plane's tiles (both channels) at each z of `zs` in turn. */
+async function pass(shared: SharedChunkFiles | undefined, cache: LruByteCache<string, unknown>, prefix: string, zs: number[]): Promise<number> {
   const start = cpuMs();
   let tiles = 0;
-  for (let c = 0; c < 2; c++) {
-    for (let ty = 0; ty < 4; ty++) {
-      for (let tx = 0; tx < 4; tx++, tiles++) await readTileFromChunks(image, [handle as never], { level: 0, t: 0, c, z, x0: tx * 256, y0: ty * 256, width: 256, height: 256 }, cache, prefix, shared ? { shared, ...reading } : reading);
+  for (const z of zs) {
+    for (let c = 0; c < 2; c++) {
+      for (let ty = 0; ty < 4; ty++) {
+        for (let tx = 0; tx < 4; tx++, tiles++) await readTileFromChunks(image, [handle as never], { level: 0, t: 0, c, z, x0: tx * 256, y0: ty * 256, width: 256, height: 256 }, cache, prefix, shared ? { shared, ...reading } : reading);
+      }
     }
   }
   return (cpuMs() - start) / tiles;
@@ -75,11 +80,11 @@ async function main(): Promise<void> {
         const value = await ms;
         if (counted) rows[row]!.push(value);
       };
-      await measure('decode, no sharing', pass(undefined, newCache(), `${prefix}-alone`, 8));
+      await measure('decode, no sharing', pass(undefined, newCache(), `${prefix}-alone`, [8]));
       const secondCache = newCache();
-      await measure('decode and share', pass(first, newCache(), prefix, 8));
-      await measure('read back', pass(second, secondCache, prefix, 9));
-      await measure('read back, next half', pass(second, secondCache, prefix, 17));
+      await measure('decode and share', pass(first, newCache(), prefix, [8]));
+      await measure('read back', pass(second, secondCache, prefix, [9, 11, 13, 15]));
+      await measure('read back, next half', pass(second, secondCache, prefix, [17, 19, 21, 23]));
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
     const alone = median(rows['decode, no sharing']!);

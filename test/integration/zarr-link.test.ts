@@ -119,7 +119,7 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
     expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'miss' })).toBe(0);
   }, 120_000);
 
-  it('chunks deeper than a slice that lie inside a tile (the worker\'s stacks of planes) render equal too, through z and across windows', async () => {
+  it('chunks deeper than a slice that lie inside a tile (the worker\'s stacks of planes) render equal too, through z and across windows; a worker started later reads back only the planes it renders', async () => {
     // Written by Python's zarr (Blosc lz4): 2 channels × 32 z × 512², chunks 1 × 32 × 64 × 64, 2 levels.
     const name = `deep-${process.pid}-${storage}`;
     execFileSync('/usr/bin/python3', [join(__dirname, '../../bench/support/zarr-bench-image.py'), fixtures.dir, '2', '32', '512', '2', `${name}:32:64`], { stdio: 'ignore' });
@@ -143,6 +143,20 @@ describe.each(['local', 's3'] as const)('linked OME-Zarr = copied OME-Zarr, pixe
         }
       }
       expect(compared).toBe(18);
+
+      // A worker started later reads back only the planes it renders of the stacks the other decoded.
+      await system.workers.at(-1)!.stop('SIGKILL');
+      const later = system.addWorker();
+      for (let i = 0; i < 300 && !later.output.join('').includes('worker ready'); i++) await new Promise((r) => setTimeout(r, 100));
+      const again = await spec(system, { channels: [{ index: 0, window: [200, 1400] }, { index: 1, window: [150, 2900] }], format: 'png' });
+      for (const z of [15, 17]) {
+        const [a, b] = [await pixels(system, 'ld', again, 0, z, 1, 1), await pixels(system, 'cd', again, 0, z, 1, 1)];
+        expect({ z, equal: a.equals(b) }).toEqual({ z, equal: true });
+      }
+      // Two planes of two channels, from the stacks of planes 0-15 and 16-31 (the Blosc block's other half), none decoded again.
+      expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'plane' })).toBe(4);
+      expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'hit' })).toBe(0);
+      expect(await system.workerCounter('tilefarm_shared_chunk_reads_total', { result: 'miss' })).toBe(0);
     } finally {
       rmSync(join(fixtures.dir, `${name}.zarr`), { recursive: true, force: true });
     }

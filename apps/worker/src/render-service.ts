@@ -60,7 +60,7 @@ export class RenderService {
   /** The same for the source-buffer pool's reused and fresh buffers. */
   private countedBuffers = { reused: 0, allocated: 0 };
   /** The same for the machine's shared chunks. */
-  private countedShared: SharedChunkStats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
+  private countedShared: SharedChunkStats = { hits: 0, partHits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
 
   constructor(private readonly deps: RenderServiceDeps) {}
 
@@ -168,6 +168,7 @@ export class RenderService {
     const shared = this.deps.sharedChunks?.stats();
     if (shared) {
       metrics.sharedChunkReads.inc({ result: 'hit' }, shared.hits - this.countedShared.hits);
+      metrics.sharedChunkReads.inc({ result: 'plane' }, shared.partHits - this.countedShared.partHits);
       metrics.sharedChunkReads.inc({ result: 'miss' }, shared.misses - this.countedShared.misses);
       metrics.sharedChunkWrites.inc({ result: 'ok' }, shared.writes - this.countedShared.writes);
       metrics.sharedChunkWrites.inc({ result: 'failed' }, shared.failedWrites - this.countedShared.failedWrites);

@@ -118,16 +118,16 @@ describe('RenderService', () => {
   });
 
   it('counts the chunks read back from the machine\'s shared chunks, decoded, and written for the others', async () => {
-    const stats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
+    const stats = { hits: 0, partHits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
     const s = setup({ sharedChunks: { stats: () => ({ ...stats }) } });
     const series = async (name: 'sharedChunkReads' | 'sharedChunkWrites') => Object.fromEntries((await s.metrics[name].get()).values.map((v) => [v.labels.result, v.value]));
-    for (const [x, counts] of [[0, { hits: 3, misses: 2, writes: 2, failedWrites: 0 }], [1, { hits: 7, misses: 2, writes: 2, failedWrites: 1 }]] as const) {
+    for (const [x, counts] of [[0, { hits: 3, partHits: 4, misses: 2, writes: 2, failedWrites: 0 }], [1, { hits: 7, partHits: 9, misses: 2, writes: 2, failedWrites: 1 }]] as const) {
       Object.assign(stats, counts);
       const job = { ...JOB, key: JOB.key.replace('x0', `x${x}`), tile: { ...JOB.tile, x } };
       await s.demand.add([job.key]);
       await s.service.handle(job, { attempt: 1, waitedMs: 0 });
     }
-    expect(await series('sharedChunkReads')).toEqual({ hit: 7, miss: 2 });
+    expect(await series('sharedChunkReads')).toEqual({ hit: 7, plane: 9, miss: 2 });
     expect(await series('sharedChunkWrites')).toEqual({ ok: 2, failed: 1 });
   });
 

@@ -370,7 +370,8 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
  * of the decoded block: CPU profiles of bench:zarr 64³ put those at 0.33 ms of a tile's main-thread
  * time in process and 0.41 end to end (docs/benchmarks.md). Now a decode copies its planes straight into the stack, and a tile is
  * a view of it: one lookup, no copy. The chunks belong to no other tile, so none is decoded for two.
- * A stack is shared with the machine's other workers as one entry, as a tile's windows were.
+ * A stack is shared with the machine's other workers as one entry, as a tile's windows were; they
+ * read back only the planes they render of it (SharedTileWindows.readPlane).
  */
 async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading): Promise<SourceTile> {
   const { image, array, region, iz } = grid;
@@ -388,10 +389,17 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   };
   // Held (nearly always, through a scroll): read without a promise.
   if (cache.get && cache.has!(key)) return planeOf(cache.get(key) as DecodedChunk);
+  const planeIndex = region.z - chunkZ0 - window.from;
+  const planeKey = `${key}#${planeIndex}`;
+  const tileOf = (plane: DecodedChunk): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data: plane.data as PixelArray });
+  if (cache.get && cache.has!(planeKey)) return tileOf(cache.get(planeKey) as DecodedChunk);
   const shape = [window.to - window.from + 1, region.height, region.width];
   // Not while this process loads it (another render of the tile's place, a prefetched z): its own
   // claim would make this render wait for the other's write, then read back what its cache holds.
   const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
+  // Another worker's stack: only the plane asked for is read back (see SharedTileWindows.readPlane).
+  const plane = group?.readPlane(cache, planeKey, planeIndex);
+  if (plane) return tileOf(plane);
   // Not awaited unless another process holds the claim: a load this process starts is in the
   // cache's loads in flight before any other render of the stack looks (cache.loading).
   const claimed = group ? group.readBackOrClaim(cache) : false;
@@ -619,6 +627,29 @@ class SharedTileWindows {
       else memory?.recycle(buffer.buffer);
     });
     return read;
+  }
+
+  /**
+   * One plane (`index`) of a stack another process shared, read back into memory of its own and
+   * kept in `cache` under `planeKey`; undefined when it is not there. Why not the whole stack: the
+   * workers take a viewer's tiles as they come free, so each renders about half of a tile place's
+   * slices, and read back whole, every stack (2 MB a channel for 16 planes of 256²) crossed to the
+   * other worker for the few planes it renders: bench:zarr's 64³ plane-by-plane rounds read back
+   * 64 stacks (128 MB) a round, half of them into fresh memory, for the few planes used.
+   */
+  readPlane(cache: ChunkCache, planeKey: string, index: number): DecodedChunk | undefined {
+    const [planes, height, width] = this.shape as [number, number, number];
+    const samples = height * width;
+    const bytes = samples * this.Typed.BYTES_PER_ELEMENT;
+    const memory = chunkMemory();
+    const buffer = memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes);
+    if (this.cacheKeys.length !== 1 || !this.shared.readPart(this.keyOf(this.from), buffer, index * bytes, planes * bytes)) {
+      memory?.recycle(buffer.buffer);
+      return undefined;
+    }
+    const plane: DecodedChunk = { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, samples) as unknown as DecodedChunk['data'], shape: [1, height, width], stride: [samples, width, 1] };
+    cache.set!(planeKey, plane);
+    return plane;
   }
 
   /**

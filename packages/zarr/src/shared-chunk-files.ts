@@ -20,6 +20,11 @@ export interface SharedChunks {
    */
   read(key: string, into: Uint8Array | readonly Uint8Array[]): boolean;
   /**
+   * Fills `into` from byte `offset` of what is kept under `key`, which must be `entryBytes` in all:
+   * one plane of a tile's stack. False as for `read`.
+   */
+  readPart(key: string, into: Uint8Array, offset: number, entryBytes: number): boolean;
+  /**
    * 'mine': decode it (and write, then release); 'theirs': another process is decoding it, or has
    * just written it: read it back soon.
    */
@@ -33,6 +38,8 @@ export interface SharedChunks {
 export interface SharedChunkStats {
   /** Entries read back from another process's (or this one's) decode. */
   hits: number;
+  /** Parts of entries read back (readPart: a plane of a tile's stack). */
+  partHits: number;
   /** Entries this process claimed and decoded itself. */
   misses: number;
   writes: number;
@@ -98,7 +105,7 @@ interface Written {
  */
 export class SharedChunkFiles implements SharedChunks {
   private readonly written: Written[] = [];
-  private readonly counts: SharedChunkStats = { hits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
+  private readonly counts: SharedChunkStats = { hits: 0, partHits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
   private readonly sweeper: NodeJS.Timeout;
   private readonly staleMs: number;
   private readonly arenaName = `arena-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -148,7 +155,20 @@ export class SharedChunkFiles implements SharedChunks {
 
   /** Never throws: a shared chunk that cannot be read is decoded instead. */
   read(key: string, into: Uint8Array | readonly Uint8Array[]): boolean {
-    const { parts, size: bytes } = partsOf(into);
+    const { parts, size } = partsOf(into);
+    if (!this.readAt(key, parts, size, 0, size)) return false;
+    this.counts.hits++;
+    return true;
+  }
+
+  readPart(key: string, into: Uint8Array, offset: number, entryBytes: number): boolean {
+    if (offset < 0 || offset + into.byteLength > entryBytes || !this.readAt(key, [into], into.byteLength, offset, entryBytes)) return false;
+    this.counts.partHits++;
+    return true;
+  }
+
+  /** `parts` (`wanted` bytes) filled from byte `from` of the entry under `key`, if it is `bytes` in all. */
+  private readAt(key: string, parts: readonly Uint8Array[], wanted: number, from: number, bytes: number): boolean {
     const hash = this.hashOf(key);
     const target = this.targetOf(this.linkOf(hash));
     if (target === undefined) return false;
@@ -162,11 +182,10 @@ export class SharedChunkFiles implements SharedChunks {
       // Every part in one call (a tile's windows of 64³ chunks reaching into other tiles are 16 parts); a short read, which a
       // memory-backed file does not give, is taken for a miss. Valid after as before, else it was
       // overwritten while read (its owner's ring came round): not this chunk any more.
-      if (!valid() || readvSync(fd, parts, at + HEADER_BYTES) !== bytes || !valid()) return false;
+      if (!valid() || readvSync(fd, parts, at + HEADER_BYTES + from) !== wanted || !valid()) return false;
     } catch {
       return false; // an I/O error: decoded instead
     }
-    this.counts.hits++;
     return true;
   }
 

@@ -62,6 +62,23 @@ describe('SharedChunkFiles', () => {
     expect(b.stats()).toMatchObject({ hits: 2 });
   });
 
+  it('reads back part of an entry (a plane of a stack) at any offset inside it, only from an entry of the size the reader expects', () => {
+    const a = openShared();
+    const b = openShared();
+    const stack = bytes(16 * 512, 5);
+    a.write('zarr:d/1/0/0.0.0+1.1:stack@0', stack);
+    const plane = new Uint8Array(512);
+    expect(b.readPart('zarr:d/1/0/0.0.0+1.1:stack@0', plane, 9 * 512, 16 * 512)).toBe(true);
+    expect(plane).toEqual(stack.subarray(9 * 512, 10 * 512));
+    expect(b.readPart('zarr:d/1/0/0.0.0+1.1:stack@0', plane, 15 * 512, 16 * 512)).toBe(true);
+    expect(plane).toEqual(stack.subarray(15 * 512));
+    // Past its end, an entry of another size, a key nobody wrote: not read.
+    expect(b.readPart('zarr:d/1/0/0.0.0+1.1:stack@0', plane, 15 * 512 + 1, 16 * 512)).toBe(false);
+    expect(b.readPart('zarr:d/1/0/0.0.0+1.1:stack@0', plane, 0, 8 * 512)).toBe(false);
+    expect(b.readPart('zarr:d/1/0/0.0.0+1.1:stack@16', plane, 0, 16 * 512)).toBe(false);
+    expect(b.stats()).toMatchObject({ hits: 0, partHits: 2 });
+  });
+
   it('lets one process decode a chunk at a time: a claim is taken once, given back, and taken over when stale or when the chunk is there already', () => {
     const a = openShared();
     const b = openShared();
@@ -270,8 +287,34 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(a.stats()).toMatchObject({ misses: 1, writes: 2 });
     const later = await tile(b, 20);
     expect(decodes.length).toBe(4);
-    expect(b.stats()).toMatchObject({ hits: 1, misses: 0 });
+    // A stack is read back a plane at a time (the one asked for), windows whole.
+    expect(b.stats()).toMatchObject('stacks' in kept ? { hits: 0, partHits: 1, misses: 0 } : { hits: 1, misses: 0 });
     for (const [y, x] of [[0, 0], [63, 64], [100, 127], [127, 3]] as const) expect(later.data[y * 128 + x]).toBe(value(20, y, x));
+  });
+
+  it('another process\'s stack is read back one plane at a time, each plane once, with the known values; a window nobody shared is decoded', async () => {
+    const value = (z: number, y: number, x: number) => (z * 499 + y * 43 + x * 11) % 65521;
+    const { handle, decodes } = deepArray(2, value);
+    const a = openShared();
+    const b = openShared();
+    const bCache = new LruByteCache<string, unknown>({ maxBytes: 64 << 20 });
+    const tile = (shared: SharedChunkFiles, cache: LruByteCache<string, unknown>, z: number) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, cache, 'k', { shared, stacks: true });
+    await tile(a, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 3);
+    expect(a.stats()).toMatchObject({ misses: 1, writes: 1 });
+    for (const z of [5, 9, 5, 15]) {
+      const got = await tile(b, bCache, z);
+      for (const [y, x] of [[0, 0], [63, 64], [100, 127], [127, 3]] as const) expect({ z, y, x, v: got.data[y * 128 + x] }).toEqual({ z, y, x, v: value(z, y, x) });
+    }
+    // Planes 5, 9 and 15, each once (the second 5 from the cache), and nothing decoded: a plane of
+    // 128² uint16 each in the cache, not the 16-plane stack.
+    expect(decodes.length).toBe(4);
+    expect(b.stats()).toMatchObject({ hits: 0, partHits: 3, misses: 0 });
+    expect(bCache.stats()).toMatchObject({ entries: 3, bytes: 3 * 128 * 128 * 2 });
+    // Planes 16-31: a window nobody decoded yet, claimed and decoded here.
+    const deeper = await tile(b, bCache, 20);
+    expect(deeper.data[127 * 128 + 127]).toBe(value(20, 127, 127));
+    expect(decodes.length).toBe(8);
+    expect(b.stats()).toMatchObject({ partHits: 3, misses: 1, writes: 1 });
   });
 
   it('two renders of one stack in one process decode it once and read nothing back (no wait on their own claim)', async () => {
