@@ -638,12 +638,14 @@ class SharedTileWindows {
    * 64 stacks (128 MB) a round, half of them into fresh memory, for the few planes used.
    */
   readPlane(cache: ChunkCache, planeKey: string, index: number): DecodedChunk | undefined {
+    // Only a stack (one entry of planes × height × width) has planes to read apart.
+    if (this.cacheKeys.length !== 1 || this.shape.length !== 3) return undefined;
     const [planes, height, width] = this.shape as [number, number, number];
     const samples = height * width;
     const bytes = samples * this.Typed.BYTES_PER_ELEMENT;
     const memory = chunkMemory();
     const buffer = memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes);
-    if (this.cacheKeys.length !== 1 || !this.shared.readPart(this.keyOf(this.from), buffer, index * bytes, planes * bytes)) {
+    if (!this.shared.readPart(this.keyOf(this.from), buffer, index * bytes, planes * bytes)) {
       memory?.recycle(buffer.buffer);
       return undefined;
     }
