@@ -400,9 +400,10 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   // Another worker's stack: only the plane asked for is read back (see SharedTileWindows.readPlane).
   const plane = group?.readPlane(cache, planeKey, planeIndex);
   if (plane) return tileOf(plane);
+  // Not there to read (the plane would have been): claimed without reading the stack whole again.
   // Not awaited unless another process holds the claim: a load this process starts is in the
   // cache's loads in flight before any other render of the stack looks (cache.loading).
-  const claimed = group ? group.readBackOrClaim(cache) : false;
+  const claimed = group ? group.claimOrWait(cache) : false;
   const sharing = typeof claimed === 'boolean' ? claimed : await claimed;
   try {
     const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as DecodedChunk;
@@ -603,6 +604,11 @@ class SharedTileWindows {
    */
   readBackOrClaim(cache: ChunkCache): boolean | Promise<false> {
     if (this.readBack(cache)) return false;
+    return this.claimOrWait(cache);
+  }
+
+  /** readBackOrClaim for a caller that found nothing to read back just before (claim re-checks). */
+  claimOrWait(cache: ChunkCache): boolean | Promise<false> {
     if (this.shared.claim(this.keyOf(this.from)) === 'mine') return true;
     return this.waitForOthers(cache);
   }
