@@ -188,13 +188,20 @@ export function storageSettings(env: StorageEnvValues) {
 
 /**
  * glibc's malloc settings for every tilefarm process, given to each by whoever starts it (the
- * launcher, the container image, the test system): large allocations — the workers' pooled source
- * tiles, sharp's buffers — are asked for as transparent huge pages where the kernel allows them
- * (THP "madvise" mode, the usual default). On the project VM a fresh 4 KB page costs ~15 us to
- * fault in; with this, bench:e2e used 11 % less CPU per cold tile in 4 alternated pairs (docs/capacity.md).
- * A process started without it runs the same, a little slower. An operator's own GLIBC_TUNABLES wins.
+ * launcher, the container image, the test system), all measured in docs/capacity.md:
+ * - `hugetlb=1`: large allocations — the workers' pooled source tiles, sharp's buffers — are asked
+ *   for as transparent huge pages where the kernel allows them (THP "madvise" mode, the usual
+ *   default). On the project VM a fresh 4 KB page costs ~15 us to fault in; with this, bench:e2e
+ *   used 11 % less CPU per cold tile in 4 alternated pairs.
+ * - `mmap_threshold` 32 MB and `trim_threshold` 1 GB: memory a process frees stays in its heap for
+ *   its next allocations instead of going back to the kernel. Buffers up to 32 MB (a worker's 2 MB
+ *   stacks of 64³ Zarr planes among them) come from the heap, and the heap is not trimmed: on VMs
+ *   that hand freed memory to the host (free page reporting) touching it again cost 1.1-1.3 ms per
+ *   MB, and a linked plane-by-plane tile's workers spent 0.24 ms zeroing such pages (0.02 with
+ *   this). A process's heap is bounded by its caches and pools; it stays at its peak.
+ * A process started without them runs the same, a little slower. An operator's own GLIBC_TUNABLES wins.
  */
-export const MALLOC_TUNABLES = 'glibc.malloc.hugetlb=1';
+export const MALLOC_TUNABLES = 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824';
 
 /**
  * Node flags for every tilefarm process (the API, the gateways, the workers, and the ingest CLI
