@@ -7,8 +7,8 @@
  * copied source is the same image registered with mode "copy" (linkZarr, as the API's job does).
  *
  * Each run is what a worker does for one viewer scrolling through z: a 3 × 3-tile viewport at level 0
- * over 16 consecutive z slices (144 tiles, 2-channel composites, JPEG), 4 renders in flight (the
- * worker's concurrency on 2 cores), through the worker's own read path (DatasetPixels + the
+ * over 16 consecutive z slices (144 tiles, 2-channel composites, JPEG), 4 renders in flight (as
+ * many as a 2-core machine's two workers run, WORKER_CONCURRENCY 2 each, here in one process), through the worker's own read path (DatasetPixels + the
  * byte-bounded source cache, SOURCE_CACHE_MB default 64, and its pool of source-tile memory: the
  * cache gives a tile's memory back when it drops it, each render holds a ticket while it reads) and
  * the real renderer (sharp). The pool lives across runs as in a worker; the cache is emptied (its
@@ -33,13 +33,16 @@
  * same source tiles or chunks are read and decoded once more, alone (no render, no cache; of a
  * chunk deeper than one z only the planes the run shows, as Blosc can): the least any reader must
  * spend on them. From it, a ceiling per layout: the
- * ratio a CPU-bound run would reach if everything but those reads cost what the copied run's does.
+ * ratio a CPU-bound run would reach if everything but those reads cost what the copied run's does,
+ * for the median and for each round: a round of 64³ chunks whose 16 slices lie in two of a chunk's
+ * Blosc blocks (c-blosc decodes whole blocks; the bench image's hold 32 planes) decodes twice what
+ * a round inside one block does, so its ceiling, and its ratio, are lower.
  * Chunks' rows are copied into tiles as the worker copies them: by the C kernel where it is built
  * (PixelKernels.copyRows); ZARR_ROW_COPIES=javascript copies them by set() per row instead, for A/B.
  * It is a report, not a test.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -245,6 +248,19 @@ async function main(): Promise<void> {
       return (used.user + used.system) / 1000 / (Z_PER_RUN * VIEW.cols * VIEW.rows);
     }
 
+    /**
+     * For chunks deeper than one z: how many of each chunk's Blosc blocks a run from z0 reads (the
+     * block size from the header of the first chunk, as c-blosc chose it when Python's zarr wrote it).
+     */
+    const bloscBlocksOf = (which: string, z0: number): string => {
+      const layout = LAYOUTS.find((l) => l.name === which);
+      if (!layout || layout.chunkZ === 1) return '';
+      const header = readFileSync(join(dir, `${which}.zarr/0/0/0/0/0`)).subarray(0, 16);
+      const planes = header.readUInt32LE(8) / (layout.chunkYX * layout.chunkYX * 2);
+      const blocks = Math.floor((z0 + Z_PER_RUN - 1) / planes) - Math.floor(z0 / planes) + 1;
+      return `, ${blocks} Blosc block${blocks === 1 ? '' : 's'} of ${planes} planes per chunk`;
+    };
+
     // Linked = copied, one tile per layout (a bench of wrong pixels would be worthless).
     const check = RenderSpec.parse({ channels: [{ index: 0, window: [100, 3000] }, { index: 1, window: [100, 6000] }], format: 'png' });
     const tileOf = async (m: DatasetManifest) => (await renderer.render({ manifest: m, stats: undefined, spec: check, tile: { level: 0, z: 33, t: 0, x: 2, y: 1, format: 'png' }, readSource: (c) => pixels.read(m, { level: 0, t: 0, z: 33, c, x: 2, y: 1 }, new LruByteCache({ maxBytes: 1 << 26 })) })).body;
@@ -266,7 +282,9 @@ async function main(): Promise<void> {
         (fresh[which] ??= []).push(r.fresh);
         (faults[which] ??= []).push(r.faults);
         (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
-        (reads[which] ??= []).push(`${r.misses}${r.readAhead.kept > 0 ? ` + ${r.readAhead.read}/${r.readAhead.kept}` : ''} from z ${r.z0}${which === 'copied' ? '' : ` (${(r.rate / rates.copied![round]!).toFixed(2)})`}`);
+        // This round's ceiling, from the copied run of the same round (see leastReadCost).
+        const roundCeiling = () => cpuMs.copied![round]! / (cpuMs.copied![round]! - leastMs.copied![round]! + leastMs[which]![round]!);
+        (reads[which] ??= []).push(`${r.misses}${r.readAhead.kept > 0 ? ` + ${r.readAhead.read}/${r.readAhead.kept}` : ''} from z ${r.z0}${bloscBlocksOf(which, r.z0)}${which === 'copied' ? '' : ` (${(r.rate / rates.copied![round]!).toFixed(2)}, ceiling ${roundCeiling().toFixed(2)})`}`);
       }
     }
     const copied = median(rates.copied!);
