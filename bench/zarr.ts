@@ -8,10 +8,10 @@
  *
  * Each run is what a worker does for one viewer scrolling through z: a 3 × 3-tile viewport at level 0
  * over 16 consecutive z slices (144 tiles, 2-channel composites, JPEG), 4 renders in flight (as
- * many as a 2-core machine's two workers run, WORKER_CONCURRENCY 2 each, here in one process), through the worker's own read path (DatasetPixels + the
- * byte-bounded source cache, SOURCE_CACHE_MB default 64, and its pool of source-tile memory: the
- * cache gives a tile's memory back when it drops it, each render holds a ticket while it reads) and
- * the real renderer (sharp). The pool lives across runs as in a worker; the cache is emptied (its
+ * many as a 2-core machine's two workers run, WORKER_CONCURRENCY 2 each, here in one process),
+ * through the worker's own read path (DatasetPixels + the byte-bounded source cache, SOURCE_CACHE_MB
+ * default 64, and its pool of source-tile memory: the cache gives a tile's memory back when it drops
+ * it, each render holds a ticket while it reads) and the real renderer (sharp). The pool lives across runs as in a worker; the cache is emptied (its
  * memory given back) at each run's end.
  * Cold means:
  *  - every run has a new spec (a window no run used before) and starts at a new z slice, so no
