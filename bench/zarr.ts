@@ -11,8 +11,8 @@
  * many as a 2-core machine's two workers run, WORKER_CONCURRENCY 2 each, here in one process),
  * through the worker's own read path (DatasetPixels + the byte-bounded source cache, SOURCE_CACHE_MB
  * default 64, and its pool of source-tile memory: the cache gives a tile's memory back when it drops
- * it, each render holds a ticket while it reads) and the real renderer (sharp). The pool lives across runs as in a worker; the cache is emptied (its
- * memory given back) at each run's end.
+ * it, each render holds a ticket while it reads) and the real renderer (sharp). The pool lives
+ * across runs as in a worker; the cache is emptied (its memory given back) at each run's end.
  * Cold means:
  *  - every run has a new spec (a window no run used before) and starts at a new z slice, so no
  *    rendered tile exists (there is no tile cache in this path at all);
