@@ -49,6 +49,22 @@ export function poolIdleBytesFor(cacheBytes: number): number {
   return Math.max(4 * 1024 * 1024, Math.floor(cacheBytes / 4));
 }
 
+/**
+ * The memory behind a buffer of `size` bytes from a pool: sizes a little apart share one class (at
+ * or above 64 KB, rounded up to 4 KB after 256 bytes of slack; smaller sizes are their own). Why: a
+ * pool matches the memory it keeps idle to what is asked for, and a worker asks for sizes that
+ * differ by a few bytes: a raw-v1 256² uint16 source tile is 131,088 bytes (its header, then the
+ * samples), a plane of a Zarr tile stack 131,072. Each size apart, a worker serving an ingested
+ * dataset after a linked one found none of the memory the other's entries gave back usable and
+ * allocated every source tile fresh (bench:zarr end to end: 512 fresh buffers of 512 reads a round,
+ * 0.3 ms of collection per tile against 0.05 with that dataset alone). At most 4,352 bytes more
+ * per buffer (3 % of a 128 KB one), which a cache counting its values' bytes does not see.
+ */
+export function poolCapacityFor(size: number): number {
+  if (size < 64 * 1024) return size;
+  return Math.ceil((size + 256) / 4096) * 4096;
+}
+
 /** Allocations after which a size not asked for since counts as no longer in use. */
 const STALE_AFTER = 1024;
 
@@ -74,22 +90,26 @@ export class SourceBufferPool {
 
   constructor(private readonly options: SourceBufferPoolOptions) {}
 
-  /** A buffer of exactly `size` bytes (contents undefined), at offset 0 of its own ArrayBuffer. */
+  /**
+   * A buffer of exactly `size` bytes (contents undefined), at offset 0 of its own ArrayBuffer, which
+   * holds poolCapacityFor(size) bytes.
+   */
   allocate(size: number): Buffer {
-    this.lastAsked.set(size, ++this.handedOut);
-    const list = this.free.get(size);
+    const capacity = poolCapacityFor(size);
+    this.lastAsked.set(capacity, ++this.handedOut);
+    const list = this.free.get(capacity);
     const reuse = list?.pop();
     if (reuse) {
-      this.freeBytes -= size;
+      this.freeBytes -= capacity;
       this.reused++;
       this.lent.add(reuse);
-      return Buffer.from(reuse);
+      return Buffer.from(reuse, 0, size);
     }
     this.allocated++;
     // Not zero-filled (contents are undefined either way): zeroing is a pass over memory every reader overwrites.
-    const buffer = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+    const buffer = Buffer.allocUnsafeSlow(capacity).buffer as ArrayBuffer;
     this.lent.add(buffer);
-    return Buffer.from(buffer);
+    return Buffer.from(buffer, 0, size);
   }
 
   /** A render starts: buffers retired from now on wait until it has left. */

@@ -1,3 +1,4 @@
+import { poolCapacityFor } from '@tilefarm/datasets';
 import type { ChunkDecoder } from './chunk-decoder';
 import { chunkMemory, recycleBuffer } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
@@ -267,9 +268,10 @@ export const zarritaLibrary: ZarrLibrary = {
         const expected = chunk.shape.reduce((a, b) => a * b, 1);
         if (chunk.data.length !== expected) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
         let data = chunk.data as DecodedChunk['data'] & ArrayBufferView;
-        // A cache counts a chunk's byteLength: it must hold no more memory than that. An
-        // uncompressed chunk is a view of the read, whose buffer may be larger (readBuffer).
-        if (data.byteLength !== data.buffer.byteLength) {
+        // A cache counts a chunk's byteLength: it must hold no more memory than that (give or take
+        // the pool's size classes). An uncompressed chunk is a view of the read, whose buffer may
+        // be larger (readBuffer).
+        if (data.buffer.byteLength > poolCapacityFor(data.byteLength)) {
           const memory = chunkMemory();
           const Typed = data.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => typeof data;
           const exact = new Typed((memory ? memory.allocate(data.byteLength) : Buffer.allocUnsafeSlow(data.byteLength)).buffer as ArrayBuffer, 0, expected);
