@@ -312,8 +312,8 @@ function placeIn(grid: TileGrid, chunk: DecodedChunk, coords: number[], planeZ: 
 }
 
 /**
- * Copies the tile's part of a loaded chunk (see placeIn) into `out`: a tile, or a stack's planes,
- * into which consecutive planes from `planeZ` go, the chunk's place worked out once.
+ * Copies the tile's part of a loaded chunk (see placeIn) into `out`; with `planes`, consecutive
+ * planes from `planeZ` into those tiles (a stack's), the chunk's place worked out once.
  */
 function copyFromChunk(grid: TileGrid, out: PixelArray | PixelArray[], chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows): void {
   const { region, array, iy, ix, iz } = grid;
@@ -354,9 +354,9 @@ function chunksInsideTile(region: TileRegion, array: ZarrArrayHandle, iy: number
  * by its owner (the cache, once it drops the chunk; reused only after the renders in flight then).
  * The same holds for a tile of deep chunks that lie inside it, read with `reading.stacks`: a plane
  * of the tile's stack (see readTileFromStack). With `reading.memory`, a tile assembled from several
- * chunks lands in reused memory, retired as it is handed over: reused once that render and every
- * older one are done. With `reading.shared`, deep chunks another worker of the machine decoded are
- * read back, not decoded again; `reading.copyRows` copies each chunk's rows into the tile.
+ * chunks lands in reused memory, retired as it is handed over: reused once that render and every older one are done. With
+ * `reading.shared`, deep chunks another worker of the machine decoded are read back, not decoded
+ * again; `reading.copyRows` copies each chunk's rows into the tile.
  */
 export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHandle[], region: TileRegion, cache: ChunkCache, cacheKeyPrefix: string, reading: ChunkReading = {}): Promise<SourceTile> {
   const array = arrays[region.level];
