@@ -51,7 +51,7 @@ import { DatasetCatalog, SourceBufferPool, poolIdleBytesFor, readSourceTile } fr
 import { LruByteCache, fastestPixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, heldMemory, type OpenedZarr, type SourceCacheEntry } from '@tilefarm/zarr';
+import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
 import { minorFaults } from './support/process-cpu';
 
 const SIZE_C = 2;
@@ -135,11 +135,11 @@ async function main(): Promise<void> {
       runNo++;
       const spec = RenderSpec.parse({ channels: [{ index: 0, window: [100 + runNo, 3000 + runNo] }, { index: 1, window: [100 + runNo, 6000 + runNo] }], format: 'jpeg', quality: 85 });
       const z0 = (runNo * 7) % (SIZE_Z - Z_PER_RUN);
-      const cache = new LruByteCache<string, SourceCacheEntry>({
+      const cache = new LruByteCache<string, SourceTile | DecodedChunk>({
         maxBytes: SOURCE_CACHE_MB * 1024 * 1024,
         maxOfferBytes: SOURCE_READAHEAD_MB * 1024 * 1024,
         dispose: (value, lastRead) => {
-          for (const buffer of heldMemory(value)) sourceBuffers.retire(buffer, lastRead);
+          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
         },
         readClock: () => sourceBuffers.latestTicket(),
       });
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
      * of the image, the tiles outside the viewport (at the run's z: the plane windows they keep lie
      * in chunks the run never reads).
      */
-    async function fill(which: string, z0: number, cache: LruByteCache<string, SourceCacheEntry>, readSource: (c: number, z: number, x: number, y: number) => Promise<unknown>): Promise<void> {
+    async function fill(which: string, z0: number, cache: LruByteCache<string, SourceTile | DecodedChunk>, readSource: (c: number, z: number, x: number, y: number) => Promise<unknown>): Promise<void> {
       const deep = (LAYOUTS.find((l) => l.name === which)?.chunkZ ?? 1) > 1;
       const inView = (x: number, y: number) => x >= VIEW.x0 && x < VIEW.x0 + VIEW.cols && y >= VIEW.y0 && y < VIEW.y0 + VIEW.rows;
       const reads: { z: number; x: number; y: number }[] = [];

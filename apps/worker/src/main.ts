@@ -7,7 +7,7 @@ import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } fr
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, UploadStore, poolIdleBytesFor } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
-import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, heldMemory, type SourceCacheEntry } from '@tilefarm/zarr';
+import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache, javascriptPixelKernels, nativePixelKernels, type PixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
@@ -39,11 +39,11 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1, kernels });
   // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
   const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((config.SOURCE_CACHE_MB + config.SOURCE_READAHEAD_MB) * 1024 * 1024) });
-  const sourceCache = new LruByteCache<string, SourceCacheEntry>({
+  const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
     maxOfferBytes: config.SOURCE_READAHEAD_MB * 1024 * 1024,
     dispose: (value, lastRead) => {
-      for (const buffer of heldMemory(value)) sourceBuffers.retire(buffer, lastRead);
+      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
     },
     readClock: () => sourceBuffers.latestTicket(),
   });

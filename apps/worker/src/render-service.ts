@@ -4,7 +4,7 @@ import { isFinalFailure, tilesOf, type FailedTiles, type RenderClaims, type Rend
 import { regionSampling, sampleRegion, type LruByteCache, type TileRenderer } from '@tilefarm/render';
 import type { ObjectStore } from '@tilefarm/storage';
 import type { SpecRegistry } from '@tilefarm/tile-requests';
-import type { DatasetPixels, SharedChunkStats, SourceCacheEntry } from '@tilefarm/zarr';
+import type { DatasetPixels, DecodedChunk, SharedChunkStats } from '@tilefarm/zarr';
 import type { Logger, WorkerMetrics } from '@tilefarm/telemetry';
 import type { RenderFailureLog } from './render-failure-log';
 
@@ -15,7 +15,7 @@ export interface RenderServiceDeps {
   specs: Pick<SpecRegistry, 'get'>;
   renderer: TileRenderer;
   /** Decoded source tiles, and decoded chunks of linked OME-Zarrs, in one byte budget. */
-  sourceCache: LruByteCache<string, SourceCacheEntry>;
+  sourceCache: LruByteCache<string, SourceTile | DecodedChunk>;
   /**
    * Memory for source tiles read from storage, reused (the cache retires a tile's buffer when it lets
    * go of it); each render holds the pool's ticket until its promise settles, so no buffer is reused

@@ -6,16 +6,16 @@ import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
 
 /** Where decoded chunks are kept between tiles (the worker's byte-bounded source cache). */
 export interface ChunkCache {
-  getOrLoad(key: string, load: () => Promise<DecodedChunk | TileStack>): Promise<unknown>;
+  getOrLoad(key: string, load: () => Promise<DecodedChunk>): Promise<unknown>;
   /** A cache that can also be handed entries (the worker's, byte-bounded) keeps deep chunks as windows of planes (or tiles' stacks of them). */
-  set?(key: string, value: DecodedChunk | TileStack): void;
+  set?(key: string, value: DecodedChunk): void;
   has?(key: string): boolean;
   /** Whether a load of the entry is in flight in this process (getOrLoad joins it). */
   loading?(key: string): boolean;
   /** The entry, if held (then counted as getOrLoad counts a hit): read without a promise per chunk. */
   get?(key: string): unknown;
   /** Keeps a window (or stack) nobody asked for yet, apart from what was asked for (LruByteCache.offer), up to `maxOfferBytes`. */
-  offer?(key: string, value: DecodedChunk | TileStack): void;
+  offer?(key: string, value: DecodedChunk): void;
   readonly maxOfferBytes?: number;
 }
 
@@ -36,32 +36,6 @@ export interface ChunkCache {
  * (ZarrArrayHandle.getChunk's `planes`).
  */
 export const PLANE_WINDOW = 16;
-
-/**
- * A tile's planes of one window (readTileFromStack), each plane in memory of its own: a plane is the
- * size of a source tile, so the pool's memory serves stacks, planes read back from other workers and
- * ingested datasets' source tiles alike (poolCapacityFor). As one buffer of 16 planes (until
- * session 26), the 2 MB stacks a linked 64³ dataset's tiles left in a worker's cache were of no use
- * to another dataset's reads: bench:zarr end to end, a copied source's round after a linked one
- * read 418-512 of its 512 source tiles into fresh memory.
- */
-export interface TileStack {
-  /** Plane p is the tile at the window's first z + p, `height` × `width` samples. */
-  planes: PixelArray[];
-  /** planes × height × width */
-  shape: [number, number, number];
-  /** What a byte-bounded cache counts (LruByteCache reads it). */
-  byteLength: number;
-}
-
-/** What a worker's source cache holds: source tiles, decoded chunks (or windows of their planes) and tile stacks. */
-export type SourceCacheEntry = SourceTile | DecodedChunk | TileStack;
-
-/** The memory a source-cache entry holds, for its owner to give back: its samples, or every plane of a stack. */
-export function heldMemory(entry: SourceCacheEntry): ArrayBufferLike[] {
-  if ('planes' in entry) return entry.planes.map((plane) => plane.buffer);
-  return ArrayBuffer.isView(entry.data) ? [entry.data.buffer] : [];
-}
 
 /** The window of planes (inside the chunk, both ends included) that holds plane `zi` of a chunk `depth` deep. */
 export function planeWindow(zi: number, depth: number): { from: number; to: number } {
@@ -186,8 +160,8 @@ const DECODED: Record<string, { new (buffer: ArrayBuffer, offset: number, length
  * session 17's profile). A viewer asks for the same tile place through z, so the group recurs (and
  * since session 20 it is one stack of the tile's planes).
  */
-function bytesOf(samples: DecodedChunk['data'] | PixelArray): Uint8Array {
-  const data = samples as unknown as ArrayBufferView;
+function bytesOf(chunk: DecodedChunk): Uint8Array {
+  const data = chunk.data as unknown as ArrayBufferView;
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
@@ -312,24 +286,25 @@ function placeIn(grid: TileGrid, chunk: DecodedChunk, coords: number[], planeZ: 
 }
 
 /**
- * Copies the tile's part of a loaded chunk (see placeIn) into `out`; with `planes`, consecutive
- * planes from `planeZ` into those tiles (a stack's), the chunk's place worked out once.
+ * Copies the tile's part of a loaded chunk (see placeIn) into `out`, whose tile starts at
+ * `outOffset`; with `planes`, that many consecutive planes from `planeZ` into consecutive tiles of
+ * `out` (a stack), the chunk's place worked out once.
  */
-function copyFromChunk(grid: TileGrid, out: PixelArray | PixelArray[], chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows): void {
+function copyFromChunk(grid: TileGrid, out: PixelArray, outOffset: number, chunk: DecodedChunk, coords: number[], planeZ: number, cy: number, cx: number, copyRows: CopyRows, planes = 1): void {
   const { region, array, iy, ix, iz } = grid;
   const { base, sy, sx, chunkY0, chunkX0, data } = placeIn(grid, chunk, coords, planeZ, cy, cx);
   const ya = Math.max(region.y0, chunkY0);
   const yb = Math.min(grid.yEnd, chunkY0 + array.chunks[iy]!);
   const xa = Math.max(region.x0, chunkX0);
   const xb = Math.min(grid.xEnd, chunkX0 + array.chunks[ix]!);
-  const tiles = Array.isArray(out) ? out : [out];
-  const dst = (ya - region.y0) * region.width + (xa - region.x0);
-  tiles.forEach((tile, p) => {
-    const src = base + p * chunk.stride[iz]! + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
+  const n = region.width * region.height;
+  for (let p = 0; p < planes; p++) {
+    const src = base + p * (planes > 1 ? chunk.stride[iz]! : 0) + (ya - chunkY0) * sy + (xa - chunkX0) * sx;
+    const dst = outOffset + p * n + (ya - region.y0) * region.width + (xa - region.x0);
     // Rows of one array kind (a tile and its chunks of one dtype, as they always are): one call per chunk and plane.
-    if (sx === 1 && data.constructor === tile.constructor) copyRows(tile, dst, region.width, data, src, sy, xb - xa, yb - ya);
-    else for (let y = 0; y < yb - ya; y++) for (let x = 0; x < xb - xa; x++) tile[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
-  });
+    if (sx === 1 && data.constructor === out.constructor) copyRows(out, dst, region.width, data, src, sy, xb - xa, yb - ya);
+    else for (let y = 0; y < yb - ya; y++) for (let x = 0; x < xb - xa; x++) out[dst + y * region.width + x] = data[src + y * sy + x * sx]!;
+  }
 }
 
 /**
@@ -352,9 +327,9 @@ function chunksInsideTile(region: TileRegion, array: ZarrArrayHandle, iy: number
  * the chunk's samples, not a copy: it was read into memory, decoded into more and copied into a
  * third, for one tile. Renderers only read their sources, and the chunk's memory is given back only
  * by its owner (the cache, once it drops the chunk; reused only after the renders in flight then).
- * The same holds for a tile of deep chunks that lie inside it, read with `reading.stacks`: a plane
- * of the tile's stack (see readTileFromStack). With `reading.memory`, a tile assembled from several
- * chunks lands in reused memory, retired as it is handed over: reused once that render and every older one are done. With
+ * The same holds for a tile of deep chunks that lie inside it, read with `reading.stacks`: a view of
+ * the tile's stack (see readTileFromStack). With `reading.memory`, a tile assembled from several chunks lands in reused
+ * memory, retired as it is handed over: reused once that render and every older one are done. With
  * `reading.shared`, deep chunks another worker of the machine decoded are read back, not decoded
  * again; `reading.copyRows` copies each chunk's rows into the tile.
  */
@@ -389,13 +364,12 @@ export async function readTileFromChunks(image: NgffImage, arrays: ZarrArrayHand
 /**
  * A tile of deep chunks that lie inside it (64³ chunks under a 256² tile: 16 of them) is a plane of
  * the tile's stack: the tile's planes of one window of PLANE_WINDOW (aligned to the chunks, as for
- * windows of a chunk), one cache entry, each plane exactly the tile (TileStack). Why (session 20):
- * kept as one window per chunk, each read of such a tile looked up 16 entries and copied 16 × 64
- * rows out of them, with a key, a closure and a promise per chunk, and every decode first copied its
- * window out of the decoded block: CPU profiles of bench:zarr 64³ put those at 0.33 ms of a tile's
- * main-thread time in process and 0.41 end to end (docs/benchmarks.md). Now a decode copies its
- * planes straight into the stack, and a tile is one of them: one lookup, no copy. The chunks belong
- * to no other tile, so none is decoded for two.
+ * windows of a chunk), one cache entry, each plane exactly the tile. Why (session 20): kept as one
+ * window per chunk, each read of such a tile looked up 16 entries and copied 16 × 64 rows out of
+ * them, with a key, a closure and a promise per chunk, and every decode first copied its window out
+ * of the decoded block: CPU profiles of bench:zarr 64³ put those at 0.33 ms of a tile's main-thread
+ * time in process and 0.41 end to end (docs/benchmarks.md). Now a decode copies its planes straight into the stack, and a tile is
+ * a view of it: one lookup, no copy. The chunks belong to no other tile, so none is decoded for two.
  * A stack is shared with the machine's other workers as one entry, as a tile's windows were; they
  * read back only the planes they render of it (SharedTileWindows.readPlane).
  */
@@ -404,21 +378,25 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   const depth = array.chunks[iz]!;
   const chunkZ0 = Math.floor(region.z / depth) * depth;
   const window = planeWindow(region.z - chunkZ0, depth);
+  const n = region.width * region.height;
   const first = chunkCoords(grid, grid.cy0, grid.cx0);
   // The grid's first and last chunk name the stack (a ":stack" of its own: a tile's windows were once shared under the bare name).
   const stackKey = (from: number) => `${cacheKeyPrefix}/${region.level}/${first.join('.')}+${grid.cy1}.${grid.cx1}:stack@${from}`;
   const key = stackKey(window.from);
-  const planeIndex = region.z - chunkZ0 - window.from;
-  const planeOf = (stack: TileStack): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data: stack.planes[planeIndex]! });
+  const planeOf = (stack: DecodedChunk): SourceTile => {
+    const at = (region.z - chunkZ0 - window.from) * n;
+    return { width: region.width, height: region.height, dtype: image.dtype, data: (stack.data as PixelArray).subarray(at, at + n) };
+  };
   // Held (nearly always, through a scroll): read without a promise.
-  if (cache.get && cache.has!(key)) return planeOf(cache.get(key) as TileStack);
+  if (cache.get && cache.has!(key)) return planeOf(cache.get(key) as DecodedChunk);
+  const planeIndex = region.z - chunkZ0 - window.from;
   const planeKey = `${key}#${planeIndex}`;
   const tileOf = (plane: DecodedChunk): SourceTile => ({ width: region.width, height: region.height, dtype: image.dtype, data: plane.data as PixelArray });
   if (cache.get && cache.has!(planeKey)) return tileOf(cache.get(planeKey) as DecodedChunk);
   const shape = [window.to - window.from + 1, region.height, region.width];
   // Not while this process loads it (another render of the tile's place, a prefetched z): its own
   // claim would make this render wait for the other's write, then read back what its cache holds.
-  const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype], 'stack') : undefined;
+  const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
   // Another worker's stack: only the plane asked for is read back (see SharedTileWindows.readPlane).
   const plane = group?.readPlane(cache, planeKey, planeIndex);
   if (plane) return tileOf(plane);
@@ -428,7 +406,7 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   const claimed = group ? group.claimOrWait(cache) : false;
   const sharing = typeof claimed === 'boolean' ? claimed : await claimed;
   try {
-    const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as TileStack;
+    const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as DecodedChunk;
     return planeOf(stack);
   } finally {
     if (sharing) group!.release();
@@ -440,25 +418,22 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
  * it is decoded; the other windows a decode yields whole (a Blosc block's other half) become stacks
  * too, offered to the cache (and shared) when every chunk gave its part.
  */
-async function decodeStack(grid: TileGrid, window: { from: number; to: number }, stackKey: (from: number) => string, cache: ChunkCache, copyRows: CopyRows, group: SharedTileWindows | undefined): Promise<TileStack> {
+async function decodeStack(grid: TileGrid, window: { from: number; to: number }, stackKey: (from: number) => string, cache: ChunkCache, copyRows: CopyRows, group: SharedTileWindows | undefined): Promise<DecodedChunk> {
   const { image, array, region, iz } = grid;
   const memory = chunkMemory();
   const n = region.width * region.height;
   const depth = array.chunks[iz]!;
-  const newStack = (count: number): TileStack => {
-    const planes = Array.from({ length: count }, () => {
-      const plane = allocate(image.dtype, n, memory);
-      // Fresh memory is zeros already; reused memory holds anything.
-      if (!grid.covered && (memory || image.fillValue !== 0)) plane.fill(image.fillValue);
-      return plane;
-    });
-    return { planes, shape: [count, region.height, region.width], byteLength: count * planes[0]!.byteLength };
+  const newStack = (planes: number): DecodedChunk => {
+    const data = allocate(image.dtype, planes * n, memory);
+    // Fresh memory is zeros already; reused memory holds anything.
+    if (!grid.covered && (memory || image.fillValue !== 0)) data.fill(image.fillValue);
+    return { data, shape: [planes, region.height, region.width], stride: [n, region.width, 1] };
   };
-  const copyPlanes = (into: TileStack, from: number, whole: DecodedChunk, coords: number[], cy: number, cx: number) => copyFromChunk(grid, into.planes, whole, coords, from, cy, cx, copyRows);
+  const copyPlanes = (into: DecodedChunk, from: number, whole: DecodedChunk, coords: number[], cy: number, cx: number) => copyFromChunk(grid, into.data as PixelArray, 0, whole, coords, from, cy, cx, copyRows, into.shape[0]!);
   const stack = newStack(window.to - window.from + 1);
   const readAhead = cache.offer !== undefined && (cache.maxOfferBytes ?? 0) > 0;
   // Per window of planes beside the one asked for: its stack being filled, or null when the cache holds it already.
-  const mates = new Map<number, { stack: TileStack; parts: number } | null>();
+  const mates = new Map<number, { stack: DecodedChunk; parts: number } | null>();
   const loads: Promise<void>[] = [];
   for (let cy = grid.cy0; cy <= grid.cy1; cy++) {
     for (let cx = grid.cx0; cx <= grid.cx1; cx++) {
@@ -484,11 +459,11 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
   }
   // Had a chunk failed, others might still be writing into the stacks: they are left to the collector.
   await Promise.all(loads);
-  const whole = new Map<number, TileStack>();
+  const whole = new Map<number, DecodedChunk>();
   for (const [from, mate] of mates) {
     if (mate === null) continue;
     if (mate.parts === loads.length) whole.set(from, mate.stack);
-    else for (const plane of mate.stack.planes) memory?.recycle(plane.buffer);
+    else memory?.recycle((mate.stack.data as PixelArray).buffer);
   }
   // Shared before offered: an offer the cache does not keep gives its memory back.
   group?.share([stack], new Map([...whole].map(([from, mate]) => [from, [mate]])));
@@ -539,7 +514,7 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
   const first = places[0]!;
   const last = places[places.length - 1]!;
   const groupKey = (from: number) => `${first.chunkKey}+${last.cy}.${last.cx}@${from}`;
-  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, groupKey, window!.from, places.map((p) => p.cacheKey), chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed, 'windows') : undefined;
+  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, groupKey, window!.from, places.map((p) => p.cacheKey), chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
   const sharing = group ? await group.readBackOrClaim(cache) : false;
   const mates = new Map<number, Array<DecodedChunk | undefined>>();
   const loads = places.map((place, i) => {
@@ -588,8 +563,8 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
     if (!covered && (memory || image.fillValue !== 0)) out.fill(image.fillValue);
     const pending: Promise<void>[] = [];
     loads.forEach(({ coords, planeZ, cy, cx, chunk }, i) => {
-      if (chunk instanceof Promise) pending.push(chunk.then((c) => copyFromChunk(grid, out, (chunks[i] = c), coords, planeZ, cy, cx, copyRows)));
-      else copyFromChunk(grid, out, (chunks[i] = chunk), coords, planeZ, cy, cx, copyRows);
+      if (chunk instanceof Promise) pending.push(chunk.then((c) => copyFromChunk(grid, out, 0, (chunks[i] = c), coords, planeZ, cy, cx, copyRows)));
+      else copyFromChunk(grid, out, 0, (chunks[i] = chunk), coords, planeZ, cy, cx, copyRows);
     });
     if (pending.length > 0) await Promise.all(pending);
     if (loads.length > 1 || !covered) loaded?.(chunks);
@@ -615,8 +590,6 @@ class SharedTileWindows {
     private readonly cacheKeys: string[],
     private readonly shape: number[],
     private readonly Typed: (typeof DECODED)[string],
-    /** A tile's stack (one entry of planes × height × width, kept as a TileStack), or a tile's windows of chunks (an entry per cache key). */
-    private readonly kind: 'stack' | 'windows',
   ) {
     this.samples = shape.reduce((a, b) => a * b, 1);
     this.stride = cStrides(shape);
@@ -650,31 +623,16 @@ class SharedTileWindows {
 
   private readBack(cache: ChunkCache): boolean {
     const memory = chunkMemory();
-    // A stack is read back a plane to a buffer, as it is kept (TileStack); a tile's windows one to a buffer.
-    const stack = this.isStack();
-    const parts = stack ? this.shape[0]! : this.cacheKeys.length;
-    const samples = stack ? this.samples / parts : this.samples;
-    const bytes = samples * this.Typed.BYTES_PER_ELEMENT;
-    const buffers = Array.from({ length: parts }, () => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
+    const bytes = this.samples * this.Typed.BYTES_PER_ELEMENT;
+    const buffers = this.cacheKeys.map(() => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
     const read = this.shared.read(this.keyOf(this.from), buffers);
-    const view = (buffer: Buffer) => new this.Typed(buffer.buffer as ArrayBuffer, 0, samples) as unknown as PixelArray;
-    // Read, and not held by now (one held already is its decoder's, in use): the cache owns it from here.
-    const keep = (cacheKey: string) => read && !cache.has!(cacheKey);
-    if (stack && keep(this.cacheKeys[0]!)) {
-      cache.set!(this.cacheKeys[0]!, { planes: buffers.map(view), shape: this.shape as TileStack['shape'], byteLength: parts * bytes });
-      return read;
-    }
     this.cacheKeys.forEach((cacheKey, i) => {
       const buffer = buffers[i]!;
-      if (!stack && keep(cacheKey)) cache.set!(cacheKey, { data: view(buffer) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
+      // Read, and not held by now (one held already is its decoder's, in use): the cache owns it from here.
+      if (read && !cache.has!(cacheKey)) cache.set!(cacheKey, { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, this.samples) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
       else memory?.recycle(buffer.buffer);
     });
-    if (stack) for (const buffer of buffers.slice(1)) memory?.recycle(buffer.buffer);
     return read;
-  }
-
-  private isStack(): boolean {
-    return this.kind === 'stack';
   }
 
   /**
@@ -686,8 +644,8 @@ class SharedTileWindows {
    * 64 stacks (128 MB) a round, half of them into fresh memory, for the few planes used.
    */
   readPlane(cache: ChunkCache, planeKey: string, index: number): DecodedChunk | undefined {
-    // Only a stack has planes to read apart.
-    if (!this.isStack()) return undefined;
+    // Only a stack (one entry of planes × height × width) has planes to read apart.
+    if (this.cacheKeys.length !== 1 || this.shape.length !== 3) return undefined;
     const [planes, height, width] = this.shape as [number, number, number];
     const samples = height * width;
     const bytes = samples * this.Typed.BYTES_PER_ELEMENT;
@@ -706,14 +664,11 @@ class SharedTileWindows {
    * Shares the tile's windows, and the windows of the planes beside them that its decodes offered
    * to the cache (a Blosc block's other half), where it has one for every place.
    */
-  share(windows: Array<DecodedChunk | TileStack>, mates: ReadonlyMap<number, Array<DecodedChunk | TileStack | undefined>>): void {
-    const write = (from: number, parts: Array<DecodedChunk | TileStack | undefined>) => {
-      // One window (or stack) for every place: else nothing (a reader could not split it).
-      if (parts.length !== this.cacheKeys.length || parts.some((p) => p === undefined)) return;
-      // A stack's planes one after the other, as the window of planes it stands for.
-      const views = (parts as Array<DecodedChunk | TileStack>).flatMap((p) => ('planes' in p ? p.planes.map(bytesOf) : [bytesOf(p.data)]));
-      // All of one size, as a reader splits them.
-      if (views.every((v) => v.byteLength === views[0]!.byteLength)) this.shared.write(this.keyOf(from), views);
+  share(windows: DecodedChunk[], mates: ReadonlyMap<number, Array<DecodedChunk | undefined>>): void {
+    const write = (from: number, parts: Array<DecodedChunk | undefined>) => {
+      const views = parts.map((p) => p && bytesOf(p));
+      // One window for every place, all of one size: else nothing (a reader could not split it).
+      if (views.length === this.cacheKeys.length && views.every((v) => v !== undefined && v.byteLength === views[0]!.byteLength)) this.shared.write(this.keyOf(from), views as Uint8Array[]);
     };
     write(this.from, windows);
     for (const [from, parts] of mates) write(from, parts);

@@ -1,6 +1,6 @@
 import { DatasetManifest, TilefarmError, levelGrid, levelSize, type DatasetStats, type PlaneStats } from '@tilefarm/contracts';
 import { WrittenBytes, publishWithinQuota, startIngestQuota, type DatasetCatalog, type IngestQuota, type QuotaReservations } from '@tilefarm/datasets';
-import { readTileFromChunks, type ChunkCache, type TileStack } from './chunked-tile-reader';
+import { readTileFromChunks, type ChunkCache } from './chunked-tile-reader';
 import { chunkSlabs, levelStatistics } from './level-statistics';
 import { openZarrImage, type ZarrPlace } from './linked-zarr';
 import type { NgffImage } from './ngff-image';
@@ -57,7 +57,7 @@ function chunkExtents(image: Pick<NgffImage, 'levels' | 'axes'>): { z: number; y
 
 /** A FIFO of decoded chunks bounded by bytes: planes are read in order, so recency is enough. */
 function boundedChunks(maxBytes: number): ChunkCache {
-  const held = new Map<string, Promise<DecodedChunk | TileStack>>();
+  const held = new Map<string, Promise<DecodedChunk>>();
   const sizes = new Map<string, number>();
   let bytes = 0;
   return {
@@ -65,9 +65,8 @@ function boundedChunks(maxBytes: number): ChunkCache {
       const hit = held.get(key);
       if (hit) return hit;
       const p = load().then((chunk) => {
-        const size = 'planes' in chunk ? chunk.byteLength : chunk.data.byteLength;
-        sizes.set(key, size);
-        bytes += size;
+        sizes.set(key, chunk.data.byteLength);
+        bytes += chunk.data.byteLength;
         for (const old of held.keys()) {
           if (bytes <= maxBytes || old === key) break;
           bytes -= sizes.get(old) ?? 0;
