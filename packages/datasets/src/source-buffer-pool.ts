@@ -54,11 +54,12 @@ export function poolIdleBytesFor(cacheBytes: number): number {
  * or above 64 KB, rounded up to 4 KB after 256 bytes of slack; smaller sizes are their own). Why: a
  * pool matches the memory it keeps idle to what is asked for, and a worker asks for sizes that
  * differ by a few bytes: a raw-v1 256² uint16 source tile is 131,088 bytes (its header, then the
- * samples), a plane of a Zarr tile stack 131,072. Each size apart, a worker serving an ingested
- * dataset after a linked one found none of the memory the other's entries gave back usable and
- * allocated every source tile fresh (bench:zarr end to end: 512 fresh buffers of 512 reads a round,
- * 0.3 ms of collection per tile against 0.05 with that dataset alone). At most 4,352 bytes more
- * per buffer (3 % of a 128 KB one), which a cache counting its values' bytes does not see.
+ * samples), a plane read back from another worker's tile stack or a 256² uint16 Zarr chunk 131,072.
+ * Each size apart, memory one dataset's entries gave back was of no use to another's reads
+ * (bench:zarr end to end: a copied source's round after a linked 64³ one read 418-512 of its 512
+ * tiles into fresh memory; with the classes 196-404, the rest being the 2 MB stacks' memory). At
+ * most 4,352 bytes more per buffer (3 % of a 128 KB one), which a cache counting its values' bytes
+ * does not see.
  */
 export function poolCapacityFor(size: number): number {
   if (size < 64 * 1024) return size;

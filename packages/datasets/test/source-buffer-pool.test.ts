@@ -32,7 +32,7 @@ describe('SourceBufferPool', () => {
     expect(tile.byteOffset).toBe(0);
     expect(tile.buffer.byteLength).toBe(poolCapacityFor(131_088));
     pool.recycle(tile.buffer);
-    const plane = pool.allocate(131_072); // a plane of a 256² uint16 tile stack
+    const plane = pool.allocate(131_072); // a plane read back from a 256² uint16 tile stack
     expect(plane.buffer).toBe(tile.buffer);
     expect(plane.length).toBe(131_072);
     expect(pool.stats()).toMatchObject({ reused: 1, allocated: 1, free: 0 });
