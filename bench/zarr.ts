@@ -252,11 +252,12 @@ async function main(): Promise<void> {
      * For chunks deeper than one z: how many of each chunk's Blosc blocks a run from z0 reads (the
      * block size from the header of the first chunk, as c-blosc chose it when Python's zarr wrote it).
      */
+    const planesPerBlock = new Map<string, number>();
     const bloscBlocksOf = (which: string, z0: number): string => {
       const layout = LAYOUTS.find((l) => l.name === which);
       if (!layout || layout.chunkZ === 1) return '';
-      const header = readFileSync(join(dir, `${which}.zarr/0/0/0/0/0`)).subarray(0, 16);
-      const planes = header.readUInt32LE(8) / (layout.chunkYX * layout.chunkYX * 2);
+      if (!planesPerBlock.has(which)) planesPerBlock.set(which, readFileSync(join(dir, `${which}.zarr/0/0/0/0/0`)).readUInt32LE(8) / (layout.chunkYX * layout.chunkYX * 2));
+      const planes = planesPerBlock.get(which)!;
       const blocks = Math.floor((z0 + Z_PER_RUN - 1) / planes) - Math.floor(z0 / planes) + 1;
       return `, ${blocks} Blosc block${blocks === 1 ? '' : 's'} of ${planes} planes per chunk`;
     };
@@ -283,8 +284,8 @@ async function main(): Promise<void> {
         (faults[which] ??= []).push(r.faults);
         (leastMs[which] ??= []).push(await leastReadCost(which, r.z0));
         // This round's ceiling, from the copied run of the same round (see leastReadCost).
-        const roundCeiling = () => cpuMs.copied![round]! / (cpuMs.copied![round]! - leastMs.copied![round]! + leastMs[which]![round]!);
-        (reads[which] ??= []).push(`${r.misses}${r.readAhead.kept > 0 ? ` + ${r.readAhead.read}/${r.readAhead.kept}` : ''} from z ${r.z0}${bloscBlocksOf(which, r.z0)}${which === 'copied' ? '' : ` (${(r.rate / rates.copied![round]!).toFixed(2)}, ceiling ${roundCeiling().toFixed(2)})`}`);
+        const roundCeiling = cpuMs.copied![round]! / (cpuMs.copied![round]! - leastMs.copied![round]! + leastMs[which]![round]!);
+        (reads[which] ??= []).push(`${r.misses}${r.readAhead.kept > 0 ? ` + ${r.readAhead.read}/${r.readAhead.kept}` : ''} from z ${r.z0}${bloscBlocksOf(which, r.z0)}${which === 'copied' ? '' : ` (${(r.rate / rates.copied![round]!).toFixed(2)}, ceiling ${roundCeiling.toFixed(2)})`}`);
       }
     }
     const copied = median(rates.copied!);
