@@ -5,7 +5,9 @@ import type { Config } from 'jest';
 // integration tests spawn the built apps (`apps/*/dist/main.js`) as real OS processes.
 const transform: Config['transform'] = {
   // Only the ES-module packages named in transformIgnorePatterns below reach this rule.
-  '^.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  // @thi.ng's packages read Vite's import.meta.env where there is no process (never under node):
+  // CommonJS has no import.meta, so it is replaced by undefined.
+  '^.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022', transform: { optimizer: { globals: { vars: { 'import.meta.env': 'undefined' } } } } }, module: { type: 'commonjs' } }],
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
 };
 const moduleNameMapper = {
@@ -27,9 +29,10 @@ const config: Config = {
   moduleNameMapper,
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  // zarrita and its codecs ship only as ES modules: swc turns them into CommonJS for jest, and
-  // their "import"-only exports are mapped to files below. (The built apps import them natively.)
-  transformIgnorePatterns: ['/node_modules/(?!(zarrita|@zarrita|numcodecs)/)'],
+  // zarrita and its codecs, and @thi.ng/malloc, ship only as ES modules: swc turns them into
+  // CommonJS for jest, and zarrita's "import"-only exports are mapped to files above. (The built
+  // apps import them natively.)
+  transformIgnorePatterns: ['/node_modules/(?!(zarrita|@zarrita|numcodecs|@thi\\.ng)/)'],
   // Integration tests start real processes and measure timing on 2 cores: one suite at a time.
   maxWorkers: 1,
   testTimeout: 60_000,

@@ -47,7 +47,7 @@ import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RenderSpec, type DatasetManifest, type SourceTile } from '@tilefarm/contracts';
-import { DatasetCatalog, SourceBufferPool, poolIdleBytesFor, readSourceTile } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, poolArenaBytesFor, readSourceTile } from '@tilefarm/datasets';
 import { LruByteCache, fastestPixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     const pixels = new DatasetPixels(store, places, 2 ** 40, ROW_COPIES === 'javascript' ? { stacks: true } : { copyRows: kernels.copyRows, stacks: true });
     console.log(`chunk rows copied by ${ROW_COPIES === 'javascript' ? 'set() per row (ZARR_ROW_COPIES=javascript)' : `the ${kernels.implementation} kernel`}`);
     // As apps/worker/src/main.ts builds them.
-    const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });
+    const sourceBuffers = new SourceBufferPool({ arenaBytes: poolArenaBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });
     takeChunkMemoryFrom(sourceBuffers);
     const renderer = createSharpTileRenderer();
     let runNo = 0;
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
         maxBytes: SOURCE_CACHE_MB * 1024 * 1024,
         maxOfferBytes: SOURCE_READAHEAD_MB * 1024 * 1024,
         dispose: (value, lastRead) => {
-          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
+          if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data, lastRead);
         },
         readClock: () => sourceBuffers.latestTicket(),
       });
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
-      const allocated = sourceBuffers.stats().allocated;
+      const allocated = sourceBuffers.stats().fresh;
       if (PROFILE_DIR) await post('Profiler.start');
       const start = performance.now();
       const faults = minorFaults();
@@ -181,8 +181,8 @@ async function main(): Promise<void> {
       const after = cache.stats();
       const misses = after.misses - before.misses;
       const readAhead = { kept: after.offersKept - before.offersKept, read: after.offersRead - before.offersRead };
-      // Buffers the pool could not hand out from its idle ones (fresh memory: page faults, and the collector's work).
-      const fresh = sourceBuffers.stats().allocated - allocated;
+      // Buffers the pool's arena had no room for (fresh memory: page faults, and the collector's work).
+      const fresh = sourceBuffers.stats().fresh - allocated;
       cache.clear();
       return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, readAhead, fresh, faults: faultsPerTile, z0 };
     }
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
         for (let z = z0; z < z0 + Z_PER_RUN; z++)
           for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++)
             for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++)
-              for (let c = 0; c < SIZE_C; c++) sourceBuffers.recycle((await readSourceTile(store, manifests.copied!.id, manifests.copied!.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)).data.buffer);
+              for (let c = 0; c < SIZE_C; c++) sourceBuffers.retire((await readSourceTile(store, manifests.copied!.id, manifests.copied!.version, { level: 0, t: 0, z, c, x, y }, sourceBuffers)).data);
       } else {
         const url = `${which}.zarr`;
         const { image, arrays } = (opened[which] ??= await openZarrImage(places(url), zarritaLibrary, url, 2 ** 40));
@@ -242,7 +242,7 @@ async function main(): Promise<void> {
           const first = at[iz]! * layout.chunkZ;
           return { axis: iz, from: Math.max(z0, first) - first, to: Math.min(z0 + Z_PER_RUN - 1, first + layout.chunkZ - 1) - first };
         };
-        for (const at of coords) sourceBuffers.recycle(((await arrays[0]!.getChunk(at, planesOf(at))).data as unknown as ArrayBufferView).buffer);
+        for (const at of coords) sourceBuffers.recycle((await arrays[0]!.getChunk(at, planesOf(at))).data as unknown as ArrayBufferView);
       }
       const used = process.cpuUsage(cpu);
       return (used.user + used.system) / 1000 / (Z_PER_RUN * VIEW.cols * VIEW.rows);

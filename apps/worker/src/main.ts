@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } from '@tilefarm/config';
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
-import { DatasetCatalog, SourceBufferPool, UploadStore, poolIdleBytesFor } from '@tilefarm/datasets';
+import { DatasetCatalog, SourceBufferPool, UploadStore, poolArenaBytesFor } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
 import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
@@ -38,12 +38,12 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const kernels = pixelKernelsFor(config, logger);
   const renderer = createSharpTileRenderer({ contended: () => jobsInFlight() > 1, kernels });
   // Source tiles read from the store land in pooled memory; the cache hands it back when it lets go.
-  const sourceBuffers = new SourceBufferPool({ maxFreeBytes: poolIdleBytesFor((config.SOURCE_CACHE_MB + config.SOURCE_READAHEAD_MB) * 1024 * 1024) });
+  const sourceBuffers = new SourceBufferPool({ arenaBytes: poolArenaBytesFor((config.SOURCE_CACHE_MB + config.SOURCE_READAHEAD_MB) * 1024 * 1024) });
   const sourceCache = new LruByteCache<string, SourceTile | DecodedChunk>({
     maxBytes: config.SOURCE_CACHE_MB * 1024 * 1024,
     maxOfferBytes: config.SOURCE_READAHEAD_MB * 1024 * 1024,
     dispose: (value, lastRead) => {
-      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data.buffer, lastRead);
+      if (ArrayBuffer.isView(value.data)) sourceBuffers.retire(value.data, lastRead);
     },
     readClock: () => sourceBuffers.latestTicket(),
   });

@@ -58,7 +58,7 @@ export class RenderService {
   /** The source cache's hits and misses already added to the metrics. */
   private countedCache = { hits: 0, misses: 0 };
   /** The same for the source-buffer pool's reused and fresh buffers. */
-  private countedBuffers = { reused: 0, allocated: 0 };
+  private countedBuffers = { fromArena: 0, fresh: 0 };
   /** The same for the machine's shared chunks. */
   private countedShared: SharedChunkStats = { hits: 0, partHits: 0, misses: 0, writes: 0, failedWrites: 0, bytes: 0 };
 
@@ -161,9 +161,9 @@ export class RenderService {
     this.countedCache = { hits: cache.hits, misses: cache.misses };
     const pool = this.deps.sourceBuffers?.stats();
     if (pool) {
-      metrics.sourceBuffers.inc({ result: 'reused' }, pool.reused - this.countedBuffers.reused);
-      metrics.sourceBuffers.inc({ result: 'fresh' }, pool.allocated - this.countedBuffers.allocated);
-      this.countedBuffers = { reused: pool.reused, allocated: pool.allocated };
+      metrics.sourceBuffers.inc({ result: 'reused' }, pool.fromArena - this.countedBuffers.fromArena);
+      metrics.sourceBuffers.inc({ result: 'fresh' }, pool.fresh - this.countedBuffers.fresh);
+      this.countedBuffers = { fromArena: pool.fromArena, fresh: pool.fresh };
     }
     const shared = this.deps.sharedChunks?.stats();
     if (shared) {

@@ -131,14 +131,14 @@ describe('RenderService', () => {
     expect(await series('sharedChunkWrites')).toEqual({ ok: 2, failed: 1 });
   });
 
-  it('counts the memory its pool handed out for source reads: reused, or fresh', async () => {
-    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+  it('counts the memory its pool handed out for source reads: reused (from its arena), or fresh', async () => {
+    const pool = new SourceBufferPool({ arenaBytes: 1 << 20 });
     const s = setup({ sourceBuffers: pool });
     const series = async () => Object.fromEntries((await s.metrics.sourceBuffers.get()).values.map((v) => [v.labels.result, v.value]));
     for (const x of [0, 1]) {
-      // Two buffers of a size per render: the first render's are fresh, the second's reuse them.
-      const taken = [pool.allocate(1000), pool.allocate(1000)];
-      for (const b of taken) pool.recycle(b.buffer);
+      // Per render one buffer the 1 MB arena holds and one it cannot.
+      const taken = [pool.allocate(1000), pool.allocate(2 << 20)];
+      for (const b of taken) pool.recycle(b);
       const job = { ...JOB, key: JOB.key.replace('x0', `x${x}`), tile: { ...JOB.tile, x } };
       await s.demand.add([job.key]);
       await s.service.handle(job, { attempt: 1, waitedMs: 0 });
@@ -147,7 +147,7 @@ describe('RenderService', () => {
   });
 
   it('holds a source-buffer ticket until the renderer itself has settled, also past a timeout', async () => {
-    const pool = new SourceBufferPool({ maxFreeBytes: 1 << 20 });
+    const pool = new SourceBufferPool({ arenaBytes: 1 << 20 });
     const s = setup({ renderMs: 400, sourceBuffers: pool });
     await s.demand.add([JOB.key]);
     const handled = s.service.handle(JOB, { attempt: 1, waitedMs: 0 }).catch((e: unknown) => e);

@@ -8,7 +8,7 @@ import { sourceTileKey, type SourceTilePosition } from './storage-layout';
 /**
  * Reads and decodes one source tile; a missing or corrupt tile is `source_unreadable` (not retried).
  * With a pool (and a store that can read into given memory), the bytes go into a pooled buffer: a
- * raw-v1 tile's samples then view it, and whoever keeps the tile retires `tile.data.buffer` to the
+ * raw-v1 tile's samples then view it, and whoever keeps the tile retires `tile.data` to the
  * pool when done with it; a tile decoded into memory of its own (deflate) gives the buffer back at once.
  */
 export async function readSourceTile(store: ObjectStore, id: string, version: number, position: SourceTilePosition, pool?: SourceBufferPool): Promise<SourceTile> {
@@ -19,10 +19,10 @@ export async function readSourceTile(store: ObjectStore, id: string, version: nu
   try {
     tile = decodeSourceTile(bytes);
   } catch (e) {
-    pool?.retire(bytes.buffer);
+    pool?.recycle(bytes);
     if (e instanceof SourceTileFormatError) throw new TilefarmError('source_unreadable', `source tile corrupt (${e.message}): ${key}`);
     throw e;
   }
-  if (pool && tile.data.buffer !== bytes.buffer) pool.retire(bytes.buffer);
+  if (pool && tile.data.buffer !== bytes.buffer) pool.recycle(bytes);
   return tile;
 }

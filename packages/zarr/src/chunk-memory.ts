@@ -5,15 +5,23 @@
  * as they are first written, and the garbage they leave took 14 % of the bench's main thread.
  */
 export interface ChunkMemory {
-  /** A buffer of exactly `size` bytes (contents undefined), at offset 0 of its own ArrayBuffer. */
+  /**
+   * A buffer of exactly `size` bytes (contents undefined). It may share its ArrayBuffer with others:
+   * views of it start at its byteOffset.
+   */
   allocate(size: number): Buffer;
   /**
    * Memory that renders may still read (a tile handed to one, a chunk the cache drops): reusable
    * once every render in flight now has finished. Ignored unless it came from `allocate`.
    */
-  retire(buffer: ArrayBufferLike): void;
-  /** Memory only its holder ever saw, done with: reusable at once. Ignored unless it came from `allocate`. */
-  recycle(buffer: ArrayBufferLike): void;
+  retire(view: ArrayBufferView): void;
+  /**
+   * Memory only its holder ever saw, done with: reusable at once. Ignored unless `view` starts where
+   * a buffer from `allocate` starts (its one holder sees it from there).
+   */
+  recycle(view: ArrayBufferView): void;
+  /** The memory `view` keeps alive (what a cache holding it really holds). */
+  bytesBehind(view: ArrayBufferView): number;
 }
 
 let processMemory: ChunkMemory | undefined;
@@ -33,25 +41,13 @@ export function chunkMemory(): ChunkMemory | undefined {
 }
 
 /**
- * Gives back the buffer under `bytes` if `memory` lent it (a lent buffer has one holder, who sees it
- * from offset 0; anything else is left alone).
- */
-export function recycleBuffer(memory: ChunkMemory | undefined, bytes: ArrayBufferView): void {
-  if (memory && bytes.byteOffset === 0) memory.recycle(bytes.buffer);
-}
-
-/**
- * Compressed chunks differ in size by a few bytes to kilobytes: read into buffers rounded up to
- * this, so a buffer given back fits the next chunk of about the same size (the pool matches sizes
- * exactly). At most this much of each read is unused, and only until its decode.
- */
-export const READ_SIZE_STEP = 64 * 1024;
-
-/**
- * `size` bytes at offset 0 of a buffer from `memory` rounded up to READ_SIZE_STEP; metadata
- * documents (a few KB, read when an image is opened) get memory of their own.
+ * `size` bytes from `memory` for an object read whole (a compressed chunk, given back once decoded);
+ * metadata documents (a few KB, read when an image is opened, kept by zarrita) get memory of their own.
  */
 export function readBuffer(memory: ChunkMemory, size: number): Buffer {
-  if (size < READ_SIZE_STEP / 4) return Buffer.allocUnsafeSlow(size);
-  return memory.allocate(Math.ceil(size / READ_SIZE_STEP) * READ_SIZE_STEP).subarray(0, size);
+  if (size < METADATA_BYTES) return Buffer.allocUnsafeSlow(size);
+  return memory.allocate(size);
 }
+
+/** Reads smaller than this are metadata (or tiny chunks), not worth a span of the pool. */
+const METADATA_BYTES = 16 * 1024;

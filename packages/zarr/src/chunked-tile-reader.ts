@@ -1,5 +1,5 @@
 import type { PixelArray, SourceTile } from '@tilefarm/contracts';
-import { chunkMemory, recycleBuffer, type ChunkMemory } from './chunk-memory';
+import { chunkMemory, type ChunkMemory } from './chunk-memory';
 import type { NgffImage } from './ngff-image';
 import type { SharedChunks } from './shared-chunk-files';
 import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
@@ -202,7 +202,8 @@ const TYPED = { uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array } 
 function allocate(dtype: NgffImage['dtype'], n: number, memory: ChunkMemory | undefined): PixelArray {
   const Typed = TYPED[dtype];
   if (!memory) return new Typed(n);
-  return new Typed(memory.allocate(n * Typed.BYTES_PER_ELEMENT).buffer as ArrayBuffer, 0, n);
+  const bytes = memory.allocate(n * Typed.BYTES_PER_ELEMENT);
+  return new Typed(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
 }
 
 function cStrides(shape: number[]): number[] {
@@ -219,7 +220,8 @@ function windowOf(chunk: DecodedChunk, iz: number, from: number, to: number, mem
   const stride = cStrides(shape);
   const n = shape.reduce((a, b) => a * b, 1);
   const Typed = data.constructor as { new (n: number): PixelArray; new (buffer: ArrayBuffer, offset: number, length: number): PixelArray; BYTES_PER_ELEMENT: number };
-  const out = memory ? new Typed(memory.allocate(n * Typed.BYTES_PER_ELEMENT).buffer as ArrayBuffer, 0, n) : new Typed(n);
+  const bytes = memory?.allocate(n * Typed.BYTES_PER_ELEMENT);
+  const out = bytes ? new Typed(bytes.buffer as ArrayBuffer, bytes.byteOffset, n) : new Typed(n);
   // C order with nothing but size-1 axes outside z (NGFF's t, c, z, y, x chunked per channel): the
   // planes are one contiguous run.
   const cOrder = cStrides(chunk.shape).every((s, i) => s === chunk.stride[i] || chunk.shape[i] === 1);
@@ -452,7 +454,7 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
             held.parts++;
           }
         } finally {
-          recycleBuffer(memory, whole.data as PixelArray);
+          memory?.recycle(whole.data as PixelArray);
         }
       }));
     }
@@ -463,7 +465,7 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
   for (const [from, mate] of mates) {
     if (mate === null) continue;
     if (mate.parts === loads.length) whole.set(from, mate.stack);
-    else memory?.recycle((mate.stack.data as PixelArray).buffer);
+    else memory?.recycle(mate.stack.data as PixelArray);
   }
   // Shared before offered: an offer the cache does not keep gives its memory back.
   group?.share([stack], new Map([...whole].map(([from, mate]) => [from, [mate]])));
@@ -533,7 +535,7 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
         if (whole.decodedPlanes && cache.offer && (cache.maxOfferBytes ?? 0) > 0) offerWindowMates(cache, chunkKey, whole, iz, chunkShape[iz]!, from, memory, onMate);
         return windowOf(whole, iz, from, to, memory);
       } finally {
-        recycleBuffer(memory, whole.data as PixelArray);
+        memory?.recycle(whole.data as PixelArray);
       }
     });
     return { ...place, chunk: held(place.cacheKey, window ? () => loadWindow(window!) : () => array.getChunk(coords)) };
@@ -569,7 +571,7 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
     if (pending.length > 0) await Promise.all(pending);
     if (loads.length > 1 || !covered) loaded?.(chunks);
     // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
-    memory?.retire(out.buffer);
+    memory?.retire(out);
     return tileOf(out);
   }
 }
@@ -629,8 +631,8 @@ class SharedTileWindows {
     this.cacheKeys.forEach((cacheKey, i) => {
       const buffer = buffers[i]!;
       // Read, and not held by now (one held already is its decoder's, in use): the cache owns it from here.
-      if (read && !cache.has!(cacheKey)) cache.set!(cacheKey, { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, this.samples) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
-      else memory?.recycle(buffer.buffer);
+      if (read && !cache.has!(cacheKey)) cache.set!(cacheKey, { data: new this.Typed(buffer.buffer as ArrayBuffer, buffer.byteOffset, this.samples) as unknown as DecodedChunk['data'], shape: this.shape, stride: this.stride });
+      else memory?.recycle(buffer);
     });
     return read;
   }
@@ -652,10 +654,10 @@ class SharedTileWindows {
     const memory = chunkMemory();
     const buffer = memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes);
     if (!this.shared.readPart(this.keyOf(this.from), buffer, index * bytes, planes * bytes)) {
-      memory?.recycle(buffer.buffer);
+      memory?.recycle(buffer);
       return undefined;
     }
-    const plane: DecodedChunk = { data: new this.Typed(buffer.buffer as ArrayBuffer, 0, samples) as unknown as DecodedChunk['data'], shape: [1, height, width], stride: [samples, width, 1] };
+    const plane: DecodedChunk = { data: new this.Typed(buffer.buffer as ArrayBuffer, buffer.byteOffset, samples) as unknown as DecodedChunk['data'], shape: [1, height, width], stride: [samples, width, 1] };
     cache.set!(planeKey, plane);
     return plane;
   }

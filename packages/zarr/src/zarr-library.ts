@@ -1,6 +1,5 @@
-import { poolCapacityFor } from '@tilefarm/datasets';
 import type { ChunkDecoder } from './chunk-decoder';
-import { chunkMemory, recycleBuffer } from './chunk-memory';
+import { chunkMemory } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
 import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type WantedSpan, type ZarrReadable } from './object-store-readable';
 
@@ -178,7 +177,7 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
           const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), wanted);
           if (wanted) wanted.decoded = decoder.decodedSpan?.(bytes, wanted);
           // The compressed bytes are read for this decode alone (zarrita keeps no reference).
-          recycleBuffer(memory, bytes);
+          memory?.recycle(bytes);
           return decoded;
         },
         async encode(bytes: Uint8Array) {
@@ -269,14 +268,15 @@ export const zarritaLibrary: ZarrLibrary = {
         if (chunk.data.length !== expected) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
         let data = chunk.data as DecodedChunk['data'] & ArrayBufferView;
         // A cache counts a chunk's byteLength: it must hold no more memory than that (give or take
-        // the pool's size classes). An uncompressed chunk is a view of the read, whose buffer may
-        // be larger (readBuffer).
-        if (data.buffer.byteLength > poolCapacityFor(data.byteLength)) {
-          const memory = chunkMemory();
+        // a page). An uncompressed chunk is a view of what was read, which may be larger (a store's
+        // body that is a slice of a bigger buffer).
+        const memory = chunkMemory();
+        if ((memory ? memory.bytesBehind(data) : data.buffer.byteLength) > data.byteLength + 4096) {
           const Typed = data.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => typeof data;
-          const exact = new Typed((memory ? memory.allocate(data.byteLength) : Buffer.allocUnsafeSlow(data.byteLength)).buffer as ArrayBuffer, 0, expected);
+          const into = memory ? memory.allocate(data.byteLength) : Buffer.allocUnsafeSlow(data.byteLength);
+          const exact = new Typed(into.buffer as ArrayBuffer, into.byteOffset, expected);
           (exact as unknown as { set(a: ArrayLike<number>): void }).set(data);
-          recycleBuffer(memory, data);
+          memory?.recycle(data);
           data = exact;
         }
         const decoded = options?.wanted?.decoded;

@@ -30,7 +30,7 @@ const readWhole = (library: ZarrLibrary, v: BloscVariant) => readWholeArray(libr
  */
 async function wholeAndPlane1(v: BloscVariant) {
   const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
-  const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {} };
+  const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {}, bytesBehind: (view) => view.buffer.byteLength };
   takeChunkMemoryFrom(memory);
   try {
     return { whole: await array.getChunk([0, 0, 0]), plane1: await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 }) };
@@ -79,8 +79,10 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
         return b;
       },
       retire() {},
-      recycle(buffer) {
-        if (!lent.delete(buffer)) return; // not lent (metadata-sized reads have memory of their own), as the pool ignores it
+      bytesBehind: (view) => view.buffer.byteLength,
+      recycle(view) {
+        const buffer = view.byteOffset === 0 ? view.buffer : undefined;
+        if (!buffer || !lent.delete(buffer)) return; // not lent (metadata-sized reads have memory of their own), as the pool ignores it
         new Uint8Array(buffer).fill(0xee);
         recycled++;
       },

@@ -295,7 +295,7 @@ describe('chunks deeper than one z slice (64³)', () => {
     it('planes reaching past the array\'s edge are the fill value there, in reused memory too', async () => {
       const { handle } = array('C');
       const filled = { ...image, fillValue: 7 } as typeof image;
-      takeChunkMemoryFrom({ allocate: (size) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined });
+      takeChunkMemoryFrom({ allocate: (size) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined, bytesBehind: (view) => view.buffer.byteLength });
       try {
         // A 256² tile of the 200 × 150 array: rows from 200 and columns from 150 lie past its edge.
         const tile = await readTileFromChunks(filled, [handle], { level: 0, t: 0, c: 0, z: 40, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', stacks);

@@ -45,8 +45,10 @@ describe('zstd, lz4, gzip and zlib chunks through zarrita', () => {
         return b;
       },
       retire() {},
-      recycle(buffer) {
-        if (!lent.delete(buffer)) return;
+      bytesBehind: (view) => view.buffer.byteLength,
+      recycle(view) {
+        const buffer = view.byteOffset === 0 ? view.buffer : undefined;
+        if (!buffer || !lent.delete(buffer)) return;
         new Uint8Array(buffer).fill(0xee);
         recycled++;
       },
