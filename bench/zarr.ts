@@ -51,7 +51,7 @@ import { DatasetCatalog, SourceBufferPool, poolArenaBytesFor, readSourceTile } f
 import { LruByteCache, fastestPixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
+import { DatasetPixels, linkZarr, openZarrImage, reportZarrCodecsTo, zarrPlaceResolver, zarritaLibrary, type DecodedChunk, type OpenedZarr } from '@tilefarm/zarr';
 import { minorFaults } from './support/process-cpu';
 
 const SIZE_C = 2;
@@ -119,7 +119,6 @@ async function main(): Promise<void> {
     console.log(`chunk rows copied by ${ROW_COPIES === 'javascript' ? 'set() per row (ZARR_ROW_COPIES=javascript)' : `the ${kernels.implementation} kernel`}`);
     // As apps/worker/src/main.ts builds them.
     const sourceBuffers = new SourceBufferPool({ arenaBytes: poolArenaBytesFor((SOURCE_CACHE_MB + SOURCE_READAHEAD_MB) * 1024 * 1024) });
-    takeChunkMemoryFrom(sourceBuffers);
     const renderer = createSharpTileRenderer();
     let runNo = 0;
 
@@ -242,7 +241,7 @@ async function main(): Promise<void> {
           const first = at[iz]! * layout.chunkZ;
           return { axis: iz, from: Math.max(z0, first) - first, to: Math.min(z0 + Z_PER_RUN - 1, first + layout.chunkZ - 1) - first };
         };
-        for (const at of coords) sourceBuffers.recycle((await arrays[0]!.getChunk(at, planesOf(at))).data as unknown as ArrayBufferView);
+        for (const at of coords) sourceBuffers.recycle((await arrays[0]!.getChunk(at, planesOf(at), sourceBuffers)).data as unknown as ArrayBufferView);
       }
       const used = process.cpuUsage(cpu);
       return (used.user + used.system) / 1000 / (Z_PER_RUN * VIEW.cols * VIEW.rows);

@@ -7,7 +7,7 @@ import { environmentWithFile, loadConfig, storageSettings, tenantQuotaBytes } fr
 import type { SourceTile, TileEvent } from '@tilefarm/contracts';
 import { DatasetCatalog, SourceBufferPool, UploadStore, poolArenaBytesFor } from '@tilefarm/datasets';
 import { IngestSourceFiles, parseIngestSource } from '@tilefarm/ingest';
-import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, takeChunkMemoryFrom, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
+import { DatasetPixels, SharedChunkFiles, defaultSharedChunksDir, linkZarr, reportZarrCodecsTo, zarrPlaceResolver, zarritaLibrary, type DecodedChunk } from '@tilefarm/zarr';
 import { BullIngestConsumer, BullIngestQueue, BullRenderConsumer, FailedTiles, IngestTracker, RenderClaims, RetiredVersions, TenantQuotaReservations, TileDemand, TileSettlement, createRedis } from '@tilefarm/queue';
 import { LruByteCache, javascriptPixelKernels, nativePixelKernels, type PixelKernels } from '@tilefarm/render';
 import { configureSharp, createSharpTileRenderer } from '@tilefarm/render/encoder';
@@ -62,8 +62,6 @@ async function start({ config, logger, registry, isStopping }: ProcessContext<Wo
   const sharedChunks = openSharedChunks(config, logger);
   // Stacks of planes: a worker's reads go through z, and its kernel builds them (ChunkReading.stacks).
   const pixels = new DatasetPixels(store, zarrPlaces, maxPixels, { shared: sharedChunks, copyRows: kernels.copyRows, stacks: true });
-  // Linked Zarrs' compressed and decoded chunks come from the same pool (the cache gives decoded ones back too).
-  takeChunkMemoryFrom(sourceBuffers);
   // Which decoders the linked Zarrs use (c-blosc, libzstd, liblz4), or which cannot load: one line at the first chunk of each.
   reportZarrCodecsTo(logger);
   const failureLog = new RenderFailureLog(logger);

@@ -1,6 +1,7 @@
 /**
  * Memory for Zarr chunks, reused instead of allocated per chunk (the worker's SourceBufferPool is
- * one). Why: a cold tile of a linked Zarr read a compressed chunk, decoded it and copied the tile
+ * one), handed down explicitly by whoever gives it all back (ChunkReading.memory, getChunk's
+ * `memory`). Why: a cold tile of a linked Zarr read a compressed chunk, decoded it and copied the tile
  * out, each into fresh memory; at 128 KB-2 MB each, every one was a new mapping whose pages fault in
  * as they are first written, and the garbage they leave took 14 % of the bench's main thread.
  */
@@ -24,21 +25,14 @@ export interface ChunkMemory {
   bytesBehind(view: ArrayBufferView): number;
 }
 
-let processMemory: ChunkMemory | undefined;
-
 /**
- * Where this process's chunk reads (ObjectStoreReadable) and Blosc decodes take their memory from.
- * Safe to set in any process: what this module gives back is only ever memory nobody else can
- * reach (a compressed chunk once decoded, a deep chunk once its planes are copied); memory that
- * others may view is given back by its owner (the source cache, a render's reads).
+ * The memory a chunk read for a caller that gives everything back (a render, through the source
+ * cache) landed in, keyed by the very bytes the store returned: how it reaches the chunk's decoder,
+ * which zarrita hands those bytes and nothing else. Reads for anyone else (registration's
+ * statistics and copies) take memory of their own, which the collector frees: memory from a pool
+ * that is never given back is lost to the pool.
  */
-export function takeChunkMemoryFrom(memory: ChunkMemory | undefined): void {
-  processMemory = memory;
-}
-
-export function chunkMemory(): ChunkMemory | undefined {
-  return processMemory;
-}
+export const chunkReadMemory = new WeakMap<Uint8Array, ChunkMemory>();
 
 /**
  * `size` bytes from `memory` for an object read whole (a compressed chunk, given back once decoded);

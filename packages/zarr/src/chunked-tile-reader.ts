@@ -1,5 +1,5 @@
 import type { PixelArray, SourceTile } from '@tilefarm/contracts';
-import { chunkMemory, type ChunkMemory } from './chunk-memory';
+import type { ChunkMemory } from './chunk-memory';
 import type { NgffImage } from './ngff-image';
 import type { SharedChunks } from './shared-chunk-files';
 import type { DecodedChunk, ZarrArrayHandle } from './zarr-library';
@@ -104,8 +104,10 @@ function mateWindows(decoded: { from: number; to: number }, depth: number, asked
 /** How a tile's chunks are read besides the cache. */
 export interface ChunkReading {
   /**
-   * Where a tile assembled from several chunks lands: only for callers whose read is part of a
-   * render holding that memory's ticket, as the worker's are (see readTileFromChunks).
+   * Where the read's chunks, their decodes and a tile assembled from several chunks land: only for
+   * callers whose read is part of a render holding that memory's ticket, and whose cache gives back
+   * what it drops, as the worker's are (see readTileFromChunks). Everything the read takes from it
+   * goes back (to the cache, or at once), also when a chunk fails.
    */
   memory?: ChunkMemory;
   /** Decoded chunks the processes of this machine hand each other (shared-chunk-files.ts). */
@@ -398,7 +400,7 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   const shape = [window.to - window.from + 1, region.height, region.width];
   // Not while this process loads it (another render of the tile's place, a prefetched z): its own
   // claim would make this render wait for the other's write, then read back what its cache holds.
-  const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype]) : undefined;
+  const group = reading.shared && !cache.loading?.(key) ? new SharedTileWindows(reading.shared, stackKey, window.from, [key], shape, TYPED[image.dtype], reading.memory) : undefined;
   // Another worker's stack: only the plane asked for is read back (see SharedTileWindows.readPlane).
   const plane = group?.readPlane(cache, planeKey, planeIndex);
   if (plane) return tileOf(plane);
@@ -408,7 +410,7 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   const claimed = group ? group.claimOrWait(cache) : false;
   const sharing = typeof claimed === 'boolean' ? claimed : await claimed;
   try {
-    const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined))) as DecodedChunk;
+    const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined, reading.memory))) as DecodedChunk;
     return planeOf(stack);
   } finally {
     if (sharing) group!.release();
@@ -420,9 +422,8 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
  * it is decoded; the other windows a decode yields whole (a Blosc block's other half) become stacks
  * too, offered to the cache (and shared) when every chunk gave its part.
  */
-async function decodeStack(grid: TileGrid, window: { from: number; to: number }, stackKey: (from: number) => string, cache: ChunkCache, copyRows: CopyRows, group: SharedTileWindows | undefined): Promise<DecodedChunk> {
+async function decodeStack(grid: TileGrid, window: { from: number; to: number }, stackKey: (from: number) => string, cache: ChunkCache, copyRows: CopyRows, group: SharedTileWindows | undefined, memory: ChunkMemory | undefined): Promise<DecodedChunk> {
   const { image, array, region, iz } = grid;
-  const memory = chunkMemory();
   const n = region.width * region.height;
   const depth = array.chunks[iz]!;
   const newStack = (planes: number): DecodedChunk => {
@@ -441,7 +442,7 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
     for (let cx = grid.cx0; cx <= grid.cx1; cx++) {
       const coords = chunkCoords(grid, cy, cx);
       loads.push(limitedWindowLoad(async () => {
-        const whole = await array.getChunk(coords, { axis: iz, from: window.from, to: window.to });
+        const whole = await array.getChunk(coords, { axis: iz, from: window.from, to: window.to }, memory);
         // Only this load ever sees the whole chunk: its memory goes back once its planes are copied out.
         try {
           copyPlanes(stack, window.from, whole, coords, cy, cx);
@@ -459,8 +460,13 @@ async function decodeStack(grid: TileGrid, window: { from: number; to: number },
       }));
     }
   }
-  // Had a chunk failed, others might still be writing into the stacks: they are left to the collector.
-  await Promise.all(loads);
+  // Every load settled first: had a chunk failed, others might still be writing into the stacks.
+  const failed = (await Promise.allSettled(loads)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    memory?.recycle(stack.data as PixelArray);
+    for (const mate of mates.values()) if (mate) memory?.recycle(mate.stack.data as PixelArray);
+    throw failed.reason;
+  }
   const whole = new Map<number, DecodedChunk>();
   for (const [from, mate] of mates) {
     if (mate === null) continue;
@@ -516,14 +522,13 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
   const first = places[0]!;
   const last = places[places.length - 1]!;
   const groupKey = (from: number) => `${first.chunkKey}+${last.cy}.${last.cx}@${from}`;
-  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, groupKey, window!.from, places.map((p) => p.cacheKey), chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed) : undefined;
+  const group = deep && reading.shared && Typed && places.some((p) => !cache.has!(p.cacheKey)) ? new SharedTileWindows(reading.shared, groupKey, window!.from, places.map((p) => p.cacheKey), chunkShape.map((d, i) => (i === iz ? window!.to - window!.from + 1 : d)), Typed, memory) : undefined;
   const sharing = group ? await group.readBackOrClaim(cache) : false;
   const mates = new Map<number, Array<DecodedChunk | undefined>>();
   const loads = places.map((place, i) => {
     const { coords, chunkKey } = place;
     const loadWindow = ({ from, to }: { from: number; to: number }) => limitedWindowLoad(async () => {
-      const memory = chunkMemory();
-      const whole = await array.getChunk(coords, { axis: iz, from, to });
+      const whole = await array.getChunk(coords, { axis: iz, from, to }, memory);
       // Only this load ever sees the whole chunk: its memory goes back once the windows are copied out.
       try {
         // Windows beside this one that the decode yields go to the cache, and where this process shares the tile's, with them.
@@ -538,7 +543,7 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
         memory?.recycle(whole.data as PixelArray);
       }
     });
-    return { ...place, chunk: held(place.cacheKey, window ? () => loadWindow(window!) : () => array.getChunk(coords)) };
+    return { ...place, chunk: held(place.cacheKey, window ? () => loadWindow(window!) : () => array.getChunk(coords, undefined, memory)) };
   });
   try {
     return await assemble(loads, sharing ? (windows) => group!.share(windows, mates) : undefined);
@@ -568,10 +573,12 @@ async function readTileFromChunkEntries(grid: TileGrid, deep: boolean, cache: Ch
       if (chunk instanceof Promise) pending.push(chunk.then((c) => copyFromChunk(grid, out, 0, (chunks[i] = c), coords, planeZ, cy, cx, copyRows)));
       else copyFromChunk(grid, out, 0, (chunks[i] = chunk), coords, planeZ, cy, cx, copyRows);
     });
-    if (pending.length > 0) await Promise.all(pending);
-    if (loads.length > 1 || !covered) loaded?.(chunks);
-    // Only now: had a chunk failed, other chunks might still be writing into it (it is left to the collector).
+    // Every copy settled first: had a chunk failed, others might still be writing into the tile.
+    const failed = pending.length > 0 ? (await Promise.allSettled(pending)).find((r): r is PromiseRejectedResult => r.status === 'rejected') : undefined;
+    // Retired, not recycled: the render reading the tile holds the memory's ticket.
     memory?.retire(out);
+    if (failed) throw failed.reason;
+    if (loads.length > 1 || !covered) loaded?.(chunks);
     return tileOf(out);
   }
 }
@@ -592,6 +599,7 @@ class SharedTileWindows {
     private readonly cacheKeys: string[],
     private readonly shape: number[],
     private readonly Typed: (typeof DECODED)[string],
+    private readonly memory: ChunkMemory | undefined,
   ) {
     this.samples = shape.reduce((a, b) => a * b, 1);
     this.stride = cStrides(shape);
@@ -624,7 +632,7 @@ class SharedTileWindows {
   }
 
   private readBack(cache: ChunkCache): boolean {
-    const memory = chunkMemory();
+    const { memory } = this;
     const bytes = this.samples * this.Typed.BYTES_PER_ELEMENT;
     const buffers = this.cacheKeys.map(() => (memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes)));
     const read = this.shared.read(this.keyOf(this.from), buffers);
@@ -651,7 +659,7 @@ class SharedTileWindows {
     const [planes, height, width] = this.shape as [number, number, number];
     const samples = height * width;
     const bytes = samples * this.Typed.BYTES_PER_ELEMENT;
-    const memory = chunkMemory();
+    const { memory } = this;
     const buffer = memory ? memory.allocate(bytes) : Buffer.allocUnsafeSlow(bytes);
     if (!this.shared.readPart(this.keyOf(this.from), buffer, index * bytes, planes * bytes)) {
       memory?.recycle(buffer);

@@ -1,5 +1,5 @@
 import type { ByteRange, ObjectStore } from '@tilefarm/storage';
-import { chunkMemory, readBuffer } from './chunk-memory';
+import { chunkReadMemory, readBuffer, type ChunkMemory } from './chunk-memory';
 
 /** Bytes `start`..`end` (end excluded) of a chunk once decoded. */
 export interface DecodedSpan {
@@ -19,6 +19,8 @@ export interface ChunkReadOptions {
   signal?: AbortSignal;
   /** Only this span of the chunk, decoded, will be read (zarr-library.ts asks so for windows of planes). */
   wanted?: WantedSpan;
+  /** Read into, and decoded into, this memory (its caller gives back what it is handed). */
+  memory?: ChunkMemory;
 }
 
 /**
@@ -55,11 +57,12 @@ export class ObjectStoreReadable implements ZarrReadable {
 
   async get(path: `/${string}`, options?: ChunkReadOptions): Promise<Uint8Array | undefined> {
     this.reads++;
-    // Chunks land in reused memory where the process has some (the codec gives it back once decoded).
-    const memory = chunkMemory();
+    // Chunks land in reused memory where the caller has some (the codec gives it back once decoded).
+    const memory = options?.memory;
     const body = memory && this.store.getInto ? await this.store.getInto(this.key(path), (size) => readBuffer(memory, size)) : await this.store.get(this.key(path));
     this.bytesRead += body?.length ?? 0;
     if (body && options?.wanted) wantedSpans.set(body, options.wanted);
+    if (body && memory) chunkReadMemory.set(body, memory);
     return body;
   }
 

@@ -1,5 +1,5 @@
 import type { ChunkDecoder } from './chunk-decoder';
-import { chunkMemory } from './chunk-memory';
+import { chunkReadMemory, type ChunkMemory } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
 import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type WantedSpan, type ZarrReadable } from './object-store-readable';
 
@@ -33,9 +33,11 @@ export interface ZarrArrayHandle {
   /**
    * The chunk at chunk-grid coordinates; a missing chunk decodes to the fill value. With `planes`,
    * only planes `from`..`to` of axis `axis` will be read from the result, and the samples outside
-   * them may be left undefined (a decoder may skip what holds none of them).
+   * them may be left undefined (a decoder may skip what holds none of them). With `memory`, the
+   * chunk is read and decoded into it, and the caller gives back what it is handed (else memory
+   * of its own, for the collector).
    */
-  getChunk(coords: number[], planes?: ChunkPlanes): Promise<DecodedChunk>;
+  getChunk(coords: number[], planes?: ChunkPlanes, memory?: ChunkMemory): Promise<DecodedChunk>;
 }
 
 export interface ZarrGroupHandle {
@@ -172,13 +174,16 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
       return {
         kind: 'bytes_to_bytes',
         decode: async (bytes: Uint8Array) => {
-          const memory = chunkMemory();
+          const memory = chunkReadMemory.get(bytes);
           const wanted = spansAreSamples ? wantedSpans.get(bytes) : undefined;
-          const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), wanted);
-          if (wanted) wanted.decoded = decoder.decodedSpan?.(bytes, wanted);
-          // The compressed bytes are read for this decode alone (zarrita keeps no reference).
-          memory?.recycle(bytes);
-          return decoded;
+          try {
+            const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), wanted);
+            if (wanted) wanted.decoded = decoder.decodedSpan?.(bytes, wanted);
+            return decoded;
+          } finally {
+            // The compressed bytes are read for this decode alone (zarrita keeps no reference).
+            memory?.recycle(bytes);
+          }
         },
         async encode(bytes: Uint8Array) {
           encoder ??= numcodecs().then((entry) => entry.fromConfig(config, meta));
@@ -251,12 +256,12 @@ export const zarritaLibrary: ZarrLibrary = {
       chunks: array.chunks,
       dtype: String(array.dtype),
       fillValue: typeof fill === 'number' ? fill : null,
-      async getChunk(coords, planes) {
+      async getChunk(coords, planes, memory) {
         let chunk: Awaited<ReturnType<typeof array.getChunk>>;
         let options: ChunkReadOptions | undefined;
         try {
           // zarrita hands these options to our store's get untouched (ObjectStoreReadable).
-          options = planes && { wanted: spanOf(array.chunks, sampleBytes, planes) };
+          if (planes || memory) options = { ...(planes && { wanted: spanOf(array.chunks, sampleBytes, planes) }), ...(memory && { memory }) };
           chunk = await array.getChunk(coords, options);
         } catch (error) {
           if (zarr.isZarritaError(error, 'CodecPipelineError')) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: ${rootMessage(error)}`, { cause: error });
@@ -265,12 +270,14 @@ export const zarritaLibrary: ZarrLibrary = {
         // A corrupt compressed chunk can decode without an error to too few samples (Blosc to
         // none at all): refused here, never rendered as zeros.
         const expected = chunk.shape.reduce((a, b) => a * b, 1);
-        if (chunk.data.length !== expected) throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
+        if (chunk.data.length !== expected) {
+          if (memory) memory.recycle(chunk.data as unknown as ArrayBufferView);
+          throw new Error(`chunk ${coords.join('.')} of "${path}" is corrupt: it decodes to ${chunk.data.length} samples, not ${expected}`);
+        }
         let data = chunk.data as DecodedChunk['data'] & ArrayBufferView;
         // A cache counts a chunk's byteLength: it must hold no more memory than that (give or take
         // a page). An uncompressed chunk is a view of what was read, which may be larger (a store's
         // body that is a slice of a bigger buffer).
-        const memory = chunkMemory();
         if ((memory ? memory.bytesBehind(data) : data.buffer.byteLength) > data.byteLength + 4096) {
           const Typed = data.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => typeof data;
           const into = memory ? memory.allocate(data.byteLength) : Buffer.allocUnsafeSlow(data.byteLength);

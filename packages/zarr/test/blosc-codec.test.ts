@@ -1,5 +1,5 @@
 import { LocalObjectStore } from '@tilefarm/storage';
-import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type CodecReport, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, reportZarrCodecsTo, zarritaLibrary, type ChunkMemory, type CodecReport, type ZarrLibrary } from '@tilefarm/zarr';
 import { chunkFiles, decodeLikeNumcodecs, numcodecsCodec, readWhole as readWholeArray } from './whole-array';
 import { openCBlosc } from '../src/blosc-codec';
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ const variants = bloscVariantFixtures();
 const cells = zarrFixtures();
 
 /** Every chunk of a variant read through `library`, as one C-order byte array. */
-const readWhole = (library: ZarrLibrary, v: BloscVariant) => readWholeArray(library, variants.dir, v);
+const readWhole = (library: ZarrLibrary, v: BloscVariant, memory?: ChunkMemory) => readWholeArray(library, variants.dir, v, memory);
 
 /**
  * Chunk 0.0.0 of a variant through zarrita, whole and asked for plane 1 only, decoded into memory
@@ -31,12 +31,7 @@ const readWhole = (library: ZarrLibrary, v: BloscVariant) => readWholeArray(libr
 async function wholeAndPlane1(v: BloscVariant) {
   const array = await zarritaLibrary.openArray(new ObjectStoreReadable(new LocalObjectStore(join(variants.dir, v.kind)), `${v.name}/`), '', v.kind === 'v2' ? 2 : 3);
   const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire() {}, recycle() {}, bytesBehind: (view) => view.buffer.byteLength };
-  takeChunkMemoryFrom(memory);
-  try {
-    return { whole: await array.getChunk([0, 0, 0]), plane1: await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 }) };
-  } finally {
-    takeChunkMemoryFrom(undefined);
-  }
+  return { whole: await array.getChunk([0, 0, 0], undefined, memory), plane1: await array.getChunk([0, 0, 0], { axis: 0, from: 1, to: 1 }, memory) };
 }
 
 describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', () => {
@@ -87,14 +82,9 @@ describe('Blosc by c-blosc (koffi) against numcodecs and the written samples', (
         recycled++;
       },
     };
-    takeChunkMemoryFrom(memory);
-    try {
-      for (const v of variants.variants) {
-        const expected = readFileSync(join(variants.dir, v.kind, `${v.name}.raw`));
-        expect({ variant: `${v.kind} ${v.name}`, equal: Buffer.compare(await readWhole(zarritaLibrary, v), expected) === 0 }).toEqual({ variant: `${v.kind} ${v.name}`, equal: true });
-      }
-    } finally {
-      takeChunkMemoryFrom(undefined);
+    for (const v of variants.variants) {
+      const expected = readFileSync(join(variants.dir, v.kind, `${v.name}.raw`));
+      expect({ variant: `${v.kind} ${v.name}`, equal: Buffer.compare(await readWhole(zarritaLibrary, v, memory), expected) === 0 }).toEqual({ variant: `${v.kind} ${v.name}`, equal: true });
     }
     // Every chunk file that is not in a shard (shards are read by range, into memory of their own).
     expect(recycled).toBeGreaterThan(100);

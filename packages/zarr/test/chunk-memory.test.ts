@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { SourceTile } from '@tilefarm/contracts';
 import { SourceBufferPool } from '@tilefarm/datasets';
 import { LruByteCache } from '@tilefarm/render';
-import { LinkedZarrReader, openZarrImage, readTileFromChunks, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory, type DecodedChunk } from '@tilefarm/zarr';
+import { LinkedZarrReader, openZarrImage, readTileFromChunks, zarritaLibrary, type ChunkMemory, type DecodedChunk } from '@tilefarm/zarr';
 import { wrongFixtureSamples, zarrFixtures } from '../../../test/support/zarr-fixtures';
 import { manifestFor, placeOf } from './linked-fixture';
 
@@ -40,15 +40,12 @@ function poisoningPool(arenaBytes: number) {
 }
 
 
-afterEach(() => takeChunkMemoryFrom(undefined));
-
 describe('chunk memory reused the worker way (its source-buffer pool)', () => {
   it.each([
     ['04', fixtures.ngff04, true],
     ['05', fixtures.ngff05, false],
   ] as const)('NGFF %s: every tile read through reused memory holds the known values, with tiles of earlier reads still held', async (which, path, blosc) => {
     const { pool, memory, recycled } = poisoningPool(4 << 20);
-    takeChunkMemoryFrom(memory);
     const place = placeOf(path);
     const opened = await openZarrImage(place, zarritaLibrary, basename(path), 1e12);
     const manifest = manifestFor(opened, `file:${basename(path)}`);
@@ -89,7 +86,6 @@ describe('chunk memory reused the worker way (its source-buffer pool)', () => {
 describe('stacks of planes in reused memory (ChunkReading.stacks, the worker\'s reading)', () => {
   it('a tile that is a view of a stack keeps its values while its render holds it, the stack dropped and memory handed out meanwhile', async () => {
     const { pool, memory, recycled } = poisoningPool(16 << 20);
-    takeChunkMemoryFrom(memory);
     const value = (z: number, y: number, x: number) => (z * 977 + y * 131 + x * 7) % 65521;
     // 64³ chunks, 4 × 4 of them under each 256² tile, decoded into the pool's memory as c-blosc decodes.
     const handle = {
@@ -165,5 +161,39 @@ describe('tiles from chunks, without copies that are not needed', () => {
     memory.leave(ticket);
     // Done: its memory is the next of that size handed out.
     expect(pool.allocate(256 * 256 * 2).byteOffset).toBe(mine);
+  });
+});
+
+describe('a read that fails gives back every byte it took (the pool keeps no memory nobody holds)', () => {
+  const image = { axes: ['z', 'y', 'x'], dtype: 'uint16', fillValue: 0 } as unknown as Parameters<typeof readTileFromChunks>[0];
+  /** Chunks of `chunk` (z, y, x) decoded into the pool's memory, the one at `bad` failing after the others have started. */
+  function failingArray(memory: ChunkMemory, chunk: [number, number, number], bad: string) {
+    return {
+      shape: [64, 512, 512], chunks: chunk, dtype: 'uint16', fillValue: 0,
+      async getChunk(coords: number[]): Promise<DecodedChunk> {
+        const n = chunk[0] * chunk[1] * chunk[2];
+        const bytes = memory.allocate(n * 2);
+        await new Promise((r) => setTimeout(r, coords.join('.') === bad ? 5 : 1));
+        if (coords.join('.') === bad) {
+          memory.recycle(bytes); // as zarr-library gives back a decode it refuses
+          throw new Error(`chunk ${bad} is corrupt`);
+        }
+        return { data: new Uint16Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, n).fill(coords[2]!), shape: chunk, stride: [chunk[1] * chunk[2], chunk[2], 1] };
+      },
+    };
+  }
+
+  it.each([
+    ['a tile\'s stack of 64³ windows', [64, 64, 64] as [number, number, number], true],
+    ['a tile assembled from 128² chunks', [1, 128, 128] as [number, number, number], false],
+  ])('%s', async (_, chunk, stacks) => {
+    const pool = new SourceBufferPool({ arenaBytes: 64 << 20 });
+    const cache = new LruByteCache<string, DecodedChunk>({ maxBytes: 32 << 20, dispose: (v) => pool.retire(v.data as unknown as ArrayBufferView) });
+    const ticket = pool.enter();
+    const read = readTileFromChunks(image, [failingArray(pool, chunk, chunk[0] === 64 ? '0.1.5' : '3.1.2')], { level: 0, t: 0, c: 0, z: 3, x0: 256, y0: 0, width: 256, height: 256 }, cache as never, 'k', { memory: pool, stacks });
+    await expect(read).rejects.toThrow('chunk');
+    pool.leave(ticket);
+    cache.clear();
+    expect(pool.stats()).toMatchObject({ lent: 0, lentBytes: 0, waiting: 0 });
   });
 });

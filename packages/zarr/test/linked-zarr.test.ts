@@ -1,5 +1,5 @@
 import { LruByteCache, javascriptPixelKernels, nativePixelKernels } from '@tilefarm/render';
-import { LinkedZarrReader, WINDOW_LOADS_IN_FLIGHT, openZarrImage, planeWindow, readTileFromChunks, takeChunkMemoryFrom, zarritaLibrary, type CopyRows } from '@tilefarm/zarr';
+import { LinkedZarrReader, WINDOW_LOADS_IN_FLIGHT, openZarrImage, planeWindow, readTileFromChunks, zarritaLibrary, type ChunkMemory, type CopyRows } from '@tilefarm/zarr';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -295,14 +295,10 @@ describe('chunks deeper than one z slice (64³)', () => {
     it('planes reaching past the array\'s edge are the fill value there, in reused memory too', async () => {
       const { handle } = array('C');
       const filled = { ...image, fillValue: 7 } as typeof image;
-      takeChunkMemoryFrom({ allocate: (size) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined, bytesBehind: (view) => view.buffer.byteLength });
-      try {
-        // A 256² tile of the 200 × 150 array: rows from 200 and columns from 150 lie past its edge.
-        const tile = await readTileFromChunks(filled, [handle], { level: 0, t: 0, c: 0, z: 40, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', stacks);
-        expect([tile.data[256 * 199 + 149], tile.data[256 * 199 + 150], tile.data[256 * 200], tile.data[256 * 256 - 1]]).toEqual([value(40, 199, 149), 7, 7, 7]);
-      } finally {
-        takeChunkMemoryFrom(undefined);
-      }
+      const memory: ChunkMemory = { allocate: (size) => Buffer.alloc(size, 0xcd), retire: () => undefined, recycle: () => undefined, bytesBehind: (view) => view.buffer.byteLength };
+      // A 256² tile of the 200 × 150 array: rows from 200 and columns from 150 lie past its edge.
+      const tile = await readTileFromChunks(filled, [handle], { level: 0, t: 0, c: 0, z: 40, x0: 0, y0: 0, width: 256, height: 256 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { ...stacks, memory });
+      expect([tile.data[256 * 199 + 149], tile.data[256 * 199 + 150], tile.data[256 * 200], tile.data[256 * 256 - 1]]).toEqual([value(40, 199, 149), 7, 7, 7]);
     });
 
     it('the stack of a Blosc block\'s other half is offered, made of every chunk\'s other half, and read from there', async () => {

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LocalObjectStore } from '@tilefarm/storage';
-import { MAX_CHUNK_BYTES, ObjectStoreReadable, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
+import { MAX_CHUNK_BYTES, ObjectStoreReadable, type ChunkMemory, type DecodedChunk, type ZarrLibrary } from '@tilefarm/zarr';
 import type { ChunkDecoder } from '../src/chunk-decoder';
 
 const METADATA = new Set(['.zarray', '.zattrs', '.zgroup', 'zarr.json', 'done']);
@@ -25,8 +25,8 @@ export interface FixtureArray {
   chunks: number[];
 }
 
-/** Every chunk of a 3-d fixture array under `dir` read through `library`, placed into one C-order byte array. */
-export async function readWhole(library: ZarrLibrary, dir: string, v: FixtureArray): Promise<Buffer> {
+/** Every chunk of a 3-d fixture array under `dir` read through `library` (into `memory`, if given), placed into one C-order byte array. */
+export async function readWhole(library: ZarrLibrary, dir: string, v: FixtureArray, memory?: ChunkMemory): Promise<Buffer> {
   const store = new ObjectStoreReadable(new LocalObjectStore(join(dir, v.kind)), `${v.name}/`);
   const array = await library.openArray(store, '', v.kind === 'v2' ? 2 : 3);
   expect({ shape: array.shape, chunks: array.chunks, dtype: array.dtype }).toEqual({ shape: v.shape, chunks: v.chunks, dtype: v.dtype });
@@ -37,7 +37,7 @@ export async function readWhole(library: ZarrLibrary, dir: string, v: FixtureArr
   for (let gz = 0; gz * cz < Z; gz++) {
     for (let gy = 0; gy * cy < Y; gy++) {
       for (let gx = 0; gx * cx < X; gx++) {
-        const chunk: DecodedChunk = await array.getChunk([gz, gy, gx]);
+        const chunk: DecodedChunk = await array.getChunk([gz, gy, gx], undefined, memory);
         const data = chunk.data as unknown as ArrayBufferView;
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         const [sz, sy, sx] = chunk.stride as [number, number, number];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { reportZarrCodecsTo, takeChunkMemoryFrom, zarritaLibrary, type ChunkMemory } from '@tilefarm/zarr';
+import { reportZarrCodecsTo, zarritaLibrary, type ChunkMemory } from '@tilefarm/zarr';
 import { readWhole } from './whole-array';
 import { codecVariantFixtures } from '../../../test/support/zarr-fixtures';
 
@@ -53,14 +53,9 @@ describe('zstd, lz4, gzip and zlib chunks through zarrita', () => {
         recycled++;
       },
     };
-    takeChunkMemoryFrom(memory);
-    try {
-      for (const v of fixtures.variants.filter((x) => x.codec === 'zstd' || x.codec === 'lz4')) {
-        const expected = readFileSync(join(fixtures.dir, v.kind, `${v.name}.raw`));
-        expect({ variant: `${v.kind} ${v.name}`, equal: Buffer.compare(await readWhole(zarritaLibrary, fixtures.dir, v), expected) === 0 }).toEqual({ variant: `${v.kind} ${v.name}`, equal: true });
-      }
-    } finally {
-      takeChunkMemoryFrom(undefined);
+    for (const v of fixtures.variants.filter((x) => x.codec === 'zstd' || x.codec === 'lz4')) {
+      const expected = readFileSync(join(fixtures.dir, v.kind, `${v.name}.raw`));
+      expect({ variant: `${v.kind} ${v.name}`, equal: Buffer.compare(await readWhole(zarritaLibrary, fixtures.dir, v, memory), expected) === 0 }).toEqual({ variant: `${v.kind} ${v.name}`, equal: true });
     }
     // 10 arrays of 8 chunks, each decoded into lent memory; reads of 16 KB or more (readBuffer) given back once decoded.
     expect(decodes).toBe(80);
