@@ -18,7 +18,10 @@ export const WorkerConfig = z
     PIXEL_KERNELS: z.enum(['native', 'javascript']).default('native'),
     /** Heavy renders (over 4 M sample operations, e.g. long formulas or deep projections) in flight, beside WORKER_CONCURRENCY ordinary ones: expensive tiles never take cheap tiles' slots. */
     WORKER_HEAVY_CONCURRENCY: int(1, 64).default(1),
-    /** Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415). */
+    /**
+     * Decoded source tiles kept in memory. 64 keeps a worker under 300 MB RSS under sustained load (bench/worker-rss.ts, npm run bench:render: 96 → 270-296 MB, 128 → ~300, 256 → ~415).
+     * The worker's buffers are cut from one arena of this and SOURCE_READAHEAD_MB and half as much again (at least 32 MB more; poolArenaBytesFor).
+     */
     SOURCE_CACHE_MB: int(0, 65536).default(64),
     /**
      * Beside it, decoded source read ahead: the other half of a Blosc block a linked Zarr's deep
