@@ -7,7 +7,7 @@ import { TestSystem } from '../support/system';
 import { TestViewer } from '../support/socket-client';
 
 // A process that does not need a library does not load it: the API and the gateways never render,
-// so they never load sharp; only the API shows the queue dashboard (bull-board); with local storage
+// so they never load sharp (nor the worker's memory arena); only the API shows the queue dashboard (bull-board); with local storage
 // nothing loads the AWS SDK (start time, memory, and its Node-version warning on every start).
 // Checked on the real built processes after they have served tiles over HTTP and the socket.
 
@@ -65,6 +65,12 @@ describe('one door per library', () => {
     expect(addon('worker')).toBe(true);
     expect(addon('api')).toBe(false);
     expect(addon('gateway')).toBe(false);
+  });
+
+  it('the worker loads its memory arena\'s allocator (@thi.ng/malloc), the API and the gateway do not', () => {
+    expect(loads('worker', '@thi.ng/malloc')).toBe(true);
+    expect(loads('api', '@thi.ng/malloc')).toBe(false);
+    expect(loads('gateway', '@thi.ng/malloc')).toBe(false);
   });
 
   it('only the API loads the queue dashboard', () => {

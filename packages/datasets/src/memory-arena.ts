@@ -28,15 +28,7 @@ export class MemoryArena {
   free(offset: number): void {
     this.pool.free(offset);
   }
-
-  /** Bytes not handed out (free spans and never-used space; walks the free list). */
-  freeBytes(): number {
-    return this.pool.stats().available;
-  }
 }
 
 /** The allocator's offsets are unsigned 32-bit. */
-export const MAX_ARENA_BYTES = 2 ** 31;
-
-/** Below this an arena is not worth its bookkeeping (tests and tiny caches run without one). */
-export const MIN_ARENA_BYTES = 64 * 1024;
+const MAX_ARENA_BYTES = 2 ** 31;

@@ -1,4 +1,4 @@
-import { MemoryArena, MIN_ARENA_BYTES } from './memory-arena';
+import type { MemoryArena } from './memory-arena';
 
 /**
  * Memory for source tiles read from storage, Zarr chunks and their decodes, cut from one arena
@@ -54,6 +54,16 @@ export function poolArenaBytesFor(cacheBytes: number): number {
   return cacheBytes + Math.max(32 * 1024 * 1024, Math.floor(cacheBytes / 2));
 }
 
+/** Below this an arena is not worth its bookkeeping (tests and tiny caches run without one). */
+const MIN_ARENA_BYTES = 64 * 1024;
+
+// The allocator is loaded only by a process that keeps a pool (the worker): the API, the gateway
+// and the ingest CLI import this package for other things.
+function arenaModule(): typeof import('./memory-arena') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./memory-arena') as typeof import('./memory-arena');
+}
+
 export class SourceBufferPool {
   private readonly arena: MemoryArena | undefined;
   /**
@@ -74,7 +84,7 @@ export class SourceBufferPool {
   private fresh = 0;
 
   constructor(options: SourceBufferPoolOptions) {
-    this.arena = options.arenaBytes >= MIN_ARENA_BYTES ? new MemoryArena(options.arenaBytes) : undefined;
+    this.arena = options.arenaBytes >= MIN_ARENA_BYTES ? new (arenaModule().MemoryArena)(options.arenaBytes) : undefined;
   }
 
   /** A buffer of exactly `size` bytes (contents undefined); it may share its ArrayBuffer with others (see byteOffset). */
