@@ -38,8 +38,8 @@
  * workers alone; source reads that missed the workers' caches per round, from storage and read back
  * from the machine's shared chunks (another worker's decode, whole or, of a tile's stack, the
  * plane asked for; SHARED_CHUNKS_MB=0: none); buffers
- * the workers' pools allocated fresh per round (memory a size switch could not reuse, see
- * docs/benchmarks.md "Session 21"); the workers' minor page faults per tile; the workers' full
+ * the workers' pools allocated fresh per round (memory their arenas had no room for, see
+ * docs/benchmarks.md "Session 27"); the workers' minor page faults per tile; the workers' full
  * garbage collections per round and their main threads' time in collections per tile (their own
  * /metrics, docs/benchmarks.md "Session 22").
  */
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       shared: number;
       /** Single planes of another worker's stacks read back (a plane of one tile and channel each). */
       sharedPlanes: number;
-      /** Buffers the workers' pools allocated instead of reusing (source reads, decodes, stacks; any size). */
+      /** Buffers the workers' pools allocated fresh, their arenas having no room (source reads, decodes, stacks; any size). */
       fresh: number;
       faultsPerTile: number;
       /** The workers' full collections in the round. */
