@@ -104,7 +104,13 @@ export class RenderService {
     const { batch: _batch, ...single } = job;
     let outcome: RenderOutcome = 'skipped';
     let retry: unknown;
-    for (const t of tilesOf(job)) {
+    const tiles = tilesOf(job);
+    // A job that renders several slices of a tile place (a z stack asked at once) reads that place's
+    // stacks here for each of them: shared with the machine's other workers, they were written for
+    // nobody (bench:zarr, 64³ z stack: 0.13 ms of main thread per tile; docs/benchmarks.md, session 27).
+    const slicesAt = new Map<string, number>();
+    for (const t of tiles) slicesAt.set(placeOf(t.tile), (slicesAt.get(placeOf(t.tile)) ?? 0) + 1);
+    for (const t of tiles) {
       const one: RenderJob = { ...single, key: t.key, tile: t.tile };
       const [take, stored] = await Promise.all([claims.take(t.key, jobId), store.head(t.key)]);
       if (take === 'other') continue;
@@ -113,7 +119,7 @@ export class RenderService {
         continue;
       }
       try {
-        await this.renderAndAnnounce(one, stored !== undefined, context, (event) => claims.announce(event, jobId));
+        await this.renderAndAnnounce(one, stored !== undefined, context, (event) => claims.announce(event, jobId), slicesAt.get(placeOf(t.tile))! < 2);
         outcome = 'rendered';
       } catch (e) {
         if (e instanceof TilefarmError && isFinalFailure(e)) await this.giveUp(one, e, e, jobId);
@@ -125,11 +131,12 @@ export class RenderService {
   }
 
   /** Renders and stores one tile unless it is stored already, then announces it. */
-  private async renderAndAnnounce(job: RenderJob, stored: boolean, context: RenderJobContext, announce: (event: TileEvent) => Promise<number>): Promise<void> {
+  /** `shareDecodes`: ChunkReading.shareDecodes for the render's reads. */
+  private async renderAndAnnounce(job: RenderJob, stored: boolean, context: RenderJobContext, announce: (event: TileEvent) => Promise<number>, shareDecodes = true): Promise<void> {
     const { store, metrics } = this.deps;
     if (!stored) {
       const started = performance.now();
-      const rendered = await this.render(job);
+      const rendered = await this.render(job, shareDecodes);
       const storeStarted = performance.now();
       await store.put(job.key, rendered.body, { contentType: rendered.contentType, cacheControl: IMMUTABLE });
       const storeMs = performance.now() - storeStarted;
@@ -198,7 +205,7 @@ export class RenderService {
     }
   };
 
-  private async render(job: RenderJob) {
+  private async render(job: RenderJob, shareDecodes: boolean) {
     const { catalog, renderer, sourceCache, store, metrics } = this.deps;
     const manifest = await catalog.getVersion(job.dataset, job.version);
     const stats = await catalog.getStats(job.dataset, job.version);
@@ -207,7 +214,7 @@ export class RenderService {
       const cacheKey = `${job.dataset}/${job.version}/${level}/${t}/${z}/${c}/${x}/${y}`;
       // Linked: the chunks it overlaps are what the cache holds (neighbouring tiles and z slices share them).
       // Every read is part of this render, which holds the pool's ticket until it settles (below).
-      if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache, this.deps.sourceBuffers);
+      if (manifest.source) return this.deps.pixels.read(manifest, { level, t, z, c, x, y }, sourceCache, this.deps.sourceBuffers, shareDecodes);
       return sourceCache.getOrLoad(cacheKey, () => readSourceTile(store, job.dataset, job.version, { level, t, z, c, x, y }, this.deps.sourceBuffers)) as Promise<SourceTile>;
     };
     const { region } = job;
@@ -248,4 +255,9 @@ export class RenderService {
       clearTimeout(timer);
     }
   }
+}
+
+/** A tile's place in its dataset, whatever its z: the tiles that share a stack of planes. */
+function placeOf(tile: RenderJob['tile']): string {
+  return `${tile.level}/${tile.t}/${tile.x}/${tile.y}`;
 }

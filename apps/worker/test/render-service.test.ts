@@ -288,6 +288,33 @@ describe('RenderService, batch jobs (several tiles, owned through render claims)
     expect(t.published.map((e) => [e.type, e.key])).toEqual([['ready', keyAt(0)], ['ready', keyAt(1)], ['ready', keyAt(3)], ['failed', keyAt(2)]]);
   });
 
+  it('a job of several slices of one tile place reads without sharing the stacks it decodes; a job of one plane\'s tiles, and a single tile, share them', async () => {
+    const shares: Array<[string, boolean | undefined]> = [];
+    const s = setup({
+      readsSource: true,
+      manifest: { ...DATASET, source: { kind: 'zarr', url: 'x.zarr', zarrFormat: 2, ngffVersion: '0.4', fingerprint: 'f' } },
+      pixels: {
+        read: async (_m, p, _chunks, _memory, shareDecodes) => {
+          shares.push([`z${p.z} x${p.x}`, shareDecodes]);
+          return { width: 4, height: 4, dtype: 'uint16', data: new Uint16Array(16) };
+        },
+      },
+    });
+    const zKey = (z: number) => `tiles/aa/cells/v1/sabc/l0-z${z}-t0-x0-y0.png`;
+    const STACK: RenderJob = { ...JOB, key: zKey(0), batch: [1, 2].map((z) => ({ key: zKey(z), tile: { ...JOB.tile, z } })) };
+    for (const z of [0, 1, 2]) s.claims.set(zKey(z), ID);
+    await s.demand.add([0, 1, 2].map(zKey));
+    await s.service.handle(STACK, { jobId: ID, attempt: 1, waitedMs: 0 });
+    claimAll(s);
+    await s.demand.add([1, 2].map(keyAt));
+    const PLANE: RenderJob = { ...JOB, key: keyAt(1), tile: { ...JOB.tile, x: 1 }, batch: [{ key: keyAt(2), tile: { ...JOB.tile, x: 2 } }] };
+    await s.service.handle(PLANE, { jobId: ID, attempt: 1, waitedMs: 0 });
+    const single = { ...JOB, key: JOB.key.replace('z0', 'z5'), tile: { ...JOB.tile, z: 5 } };
+    await s.demand.add([single.key]);
+    await s.service.handle(single, { attempt: 1, waitedMs: 0 });
+    expect(shares).toEqual([['z0 x0', false], ['z1 x0', false], ['z2 x0', false], ['z0 x1', true], ['z0 x2', true], ['z5 x0', true]]);
+  });
+
   it('a single-tile job keyed by its tile (older gateways, RENDER_BATCH_TILES=1) takes the path it always took', async () => {
     const s = setup();
     await s.demand.add([JOB.key]);

@@ -112,6 +112,12 @@ export interface ChunkReading {
   memory?: ChunkMemory;
   /** Decoded chunks the processes of this machine hand each other (shared-chunk-files.ts). */
   shared?: SharedChunks;
+  /**
+   * Whether a tile's stack this read decodes is shared with them (default true; what they shared is
+   * read back either way). False for a render whose job renders the place's other slices itself
+   * (a z stack asked at once): the stack is read where it was decoded, and written for nobody.
+   */
+  shareDecodes?: boolean;
   /** How a chunk's rows are copied into the tile: the worker's C kernel (@tilefarm/render's PixelKernels.copyRows); by default set() per row. */
   copyRows?: CopyRows;
   /**
@@ -407,7 +413,7 @@ async function readTileFromStack(grid: TileGrid, cache: ChunkCache, cacheKeyPref
   // Not there to read (the plane would have been): claimed without reading the stack whole again.
   // Not awaited unless another process holds the claim: a load this process starts is in the
   // cache's loads in flight before any other render of the stack looks (cache.loading).
-  const claimed = group ? group.claimOrWait(cache) : false;
+  const claimed = group && reading.shareDecodes !== false ? group.claimOrWait(cache) : false;
   const sharing = typeof claimed === 'boolean' ? claimed : await claimed;
   try {
     const stack = (await cache.getOrLoad(key, () => decodeStack(grid, window, stackKey, cache, reading.copyRows ?? copyRowsBySet, sharing ? group : undefined, reading.memory))) as DecodedChunk;

@@ -72,9 +72,12 @@ export class DatasetPixels {
     this.linked = new LinkedZarrReader({ resolve: places, library: zarritaLibrary, maxPixels, ...reading });
   }
 
-  /** `memory`: the render this read is part of holds its ticket (the worker's renders; see readTileFromChunks). */
-  read(manifest: DatasetManifest, position: SourceTilePosition, chunks: ChunkCache, memory?: ChunkMemory): Promise<SourceTile> {
-    if (manifest.source) return this.linked.readTile(manifest, position, chunks, memory);
+  /**
+   * `memory`: the render this read is part of holds its ticket (the worker's renders; see
+   * readTileFromChunks). `shareDecodes`: ChunkReading.shareDecodes.
+   */
+  read(manifest: DatasetManifest, position: SourceTilePosition, chunks: ChunkCache, memory?: ChunkMemory, shareDecodes = true): Promise<SourceTile> {
+    if (manifest.source) return this.linked.readTile(manifest, position, chunks, memory, shareDecodes);
     return readSourceTile(this.store, manifest.id, manifest.version, position);
   }
 }

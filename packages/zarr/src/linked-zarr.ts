@@ -114,8 +114,9 @@ export class LinkedZarrReader {
   /**
    * Channel c of plane (z, t) at `level`, tile (x, y) of the manifest's grid, cut at the edge.
    * `memory`: only when this read is part of a render holding that memory's ticket (readTileFromChunks).
+   * `shareDecodes`: ChunkReading.shareDecodes.
    */
-  async readTile(manifest: DatasetManifest, position: { level: number; t: number; z: number; c: number; x: number; y: number }, cache: ChunkCache, memory?: ChunkMemory): Promise<SourceTile> {
+  async readTile(manifest: DatasetManifest, position: { level: number; t: number; z: number; c: number; x: number; y: number }, cache: ChunkCache, memory?: ChunkMemory, shareDecodes = true): Promise<SourceTile> {
     const source = manifest.source;
     if (!source) throw new Error(`${manifest.id} is not a linked dataset`);
     const zarr = await this.open(manifest, source);
@@ -128,7 +129,7 @@ export class LinkedZarrReader {
       // The key names the dataset's version and when it was registered: a dataset deleted and
       // registered again under the same id and version is another image to the shared chunks.
       const prefix = `zarr:${manifest.id}/${manifest.version}@${manifest.createdAt}`;
-      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared, copyRows: this.options.copyRows, stacks: this.options.stacks });
+      return await readTileFromChunks(zarr.image, zarr.arrays, region, cache, prefix, { memory, shared: this.options.shared, shareDecodes, copyRows: this.options.copyRows, stacks: this.options.stacks });
     } catch (e) {
       if (e instanceof TilefarmError) throw e;
       throw new TilefarmError('source_unreadable', `${source.url}: chunk of level ${position.level} unreadable: ${(e as Error).message.slice(0, 200)}`);

@@ -317,6 +317,24 @@ describe('linked Zarr tiles through the shared chunks', () => {
     expect(b.stats()).toMatchObject({ partHits: 3, misses: 1, writes: 1 });
   });
 
+  it('shareDecodes false (a job rendering the place\'s other slices itself): decodes write nothing to share, yet read back what another process shared', async () => {
+    const value = (z: number, y: number, x: number) => (z * 313 + y * 29 + x * 13) % 65521;
+    const { handle, decodes } = deepArray(2, value);
+    const a = openShared();
+    const b = openShared();
+    const tile = (shared: SharedChunkFiles, z: number, shareDecodes: boolean) => readTileFromChunks(deepImage, [handle], { level: 0, t: 0, c: 0, z, x0: 0, y0: 0, width: 128, height: 128 }, new LruByteCache<string, unknown>({ maxBytes: 64 << 20 }), 'k', { shared, stacks: true, shareDecodes });
+    // Decoded here, not shared: the other process finds nothing and decodes too.
+    expect((await tile(a, 3, false)).data[5]).toBe(value(3, 0, 5));
+    expect(a.stats()).toMatchObject({ writes: 0 });
+    expect((await tile(b, 4, true)).data[5]).toBe(value(4, 0, 5));
+    expect(decodes.length).toBe(8);
+    expect(b.stats()).toMatchObject({ misses: 1, writes: 1 });
+    // What b shared is read back by a, even without sharing its own decodes.
+    expect((await tile(a, 6, false)).data[127 * 128]).toBe(value(6, 127, 0));
+    expect(decodes.length).toBe(8);
+    expect(a.stats()).toMatchObject({ partHits: 1, writes: 0 });
+  });
+
   it('two renders of one stack in one process decode it once and read nothing back (no wait on their own claim)', async () => {
     const value = (z: number, y: number, x: number) => (z * 211 + y * 17 + x * 5) % 65521;
     const { handle, decodes } = deepArray(2, value, { delayMs: 2 });
