@@ -152,7 +152,7 @@ async function main(): Promise<void> {
       const jobs: { z: number; x: number; y: number }[] = [];
       for (let z = z0; z < z0 + Z_PER_RUN; z++) for (let y = VIEW.y0; y < VIEW.y0 + VIEW.rows; y++) for (let x = VIEW.x0; x < VIEW.x0 + VIEW.cols; x++) jobs.push({ z, x, y });
       let next = 0;
-      const allocated = sourceBuffers.stats().fresh;
+      const freshBefore = sourceBuffers.stats().fresh;
       if (PROFILE_DIR) await post('Profiler.start');
       const start = performance.now();
       const faults = minorFaults();
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
       const misses = after.misses - before.misses;
       const readAhead = { kept: after.offersKept - before.offersKept, read: after.offersRead - before.offersRead };
       // Buffers the pool's arena had no room for (fresh memory: page faults, and the collector's work).
-      const fresh = sourceBuffers.stats().fresh - allocated;
+      const fresh = sourceBuffers.stats().fresh - freshBefore;
       cache.clear();
       return { rate, cpuMs: (used.user + used.system) / 1000 / jobs.length, misses, readAhead, fresh, faults: faultsPerTile, z0 };
     }

@@ -107,9 +107,13 @@ export class RenderService {
     const tiles = tilesOf(job);
     // A job that renders several slices of a tile place (a z stack asked at once) reads that place's
     // stacks here for each of them: shared with the machine's other workers, they were written for
-    // nobody (bench:zarr, 64³ z stack: 0.13 ms of main thread per tile; docs/benchmarks.md, session 27).
+    // nobody (bench:zarr, 64³ z stack: the workers' CPU per tile 2.07-2.27 ms unshared against
+    // 2.42-2.70; docs/benchmarks.md, session 27).
     const slicesAt = new Map<string, number>();
-    for (const t of tiles) slicesAt.set(placeOf(t.tile), (slicesAt.get(placeOf(t.tile)) ?? 0) + 1);
+    for (const t of tiles) {
+      const place = placeOf(t.tile);
+      slicesAt.set(place, (slicesAt.get(place) ?? 0) + 1);
+    }
     for (const t of tiles) {
       const one: RenderJob = { ...single, key: t.key, tile: t.tile };
       const [take, stored] = await Promise.all([claims.take(t.key, jobId), store.head(t.key)]);

@@ -26,15 +26,6 @@ export interface ChunkMemory {
 }
 
 /**
- * The memory a chunk read for a caller that gives everything back (a render, through the source
- * cache) landed in, keyed by the very bytes the store returned: how it reaches the chunk's decoder,
- * which zarrita hands those bytes and nothing else. Reads for anyone else (registration's
- * statistics and copies) take memory of their own, which the collector frees: memory from a pool
- * that is never given back is lost to the pool.
- */
-export const chunkReadMemory = new WeakMap<Uint8Array, ChunkMemory>();
-
-/**
  * `size` bytes from `memory` for an object read whole (a compressed chunk, given back once decoded);
  * metadata documents (a few KB, read when an image is opened, kept by zarrita) get memory of their own.
  */

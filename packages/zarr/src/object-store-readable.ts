@@ -1,5 +1,5 @@
 import type { ByteRange, ObjectStore } from '@tilefarm/storage';
-import { chunkReadMemory, readBuffer, type ChunkMemory } from './chunk-memory';
+import { readBuffer, type ChunkMemory } from './chunk-memory';
 
 /** Bytes `start`..`end` (end excluded) of a chunk once decoded. */
 export interface DecodedSpan {
@@ -24,11 +24,14 @@ export interface ChunkReadOptions {
 }
 
 /**
- * Chunks read with `wanted`, to the span of their decoded bytes that will be read: how the ask
- * reaches the chunk's decoder, which zarrita hands the bytes the store returned and nothing else.
- * Keyed by those very bytes, so concurrent reads cannot mix their asks up.
+ * Chunks read with options, to those options (the span of their decoded bytes that will be read,
+ * the memory to decode into): how they reach the chunk's decoder, which zarrita hands the bytes
+ * the store returned and nothing else. Keyed by those very bytes, so concurrent reads cannot mix
+ * them up. Memory is given only by a caller that gives everything back (a render, through the
+ * source cache); reads for anyone else (registration's statistics and copies) take memory of their
+ * own, which the collector frees: memory from a pool that is never given back is lost to the pool.
  */
-export const wantedSpans = new WeakMap<Uint8Array, WantedSpan>();
+export const chunkReads = new WeakMap<Uint8Array, ChunkReadOptions>();
 
 /** zarrita's store shape (an AsyncReadable of @zarrita/storage), stated here so no module but zarr-library.ts loads zarrita. */
 export interface ZarrReadable {
@@ -61,8 +64,7 @@ export class ObjectStoreReadable implements ZarrReadable {
     const memory = options?.memory;
     const body = memory && this.store.getInto ? await this.store.getInto(this.key(path), (size) => readBuffer(memory, size)) : await this.store.get(this.key(path));
     this.bytesRead += body?.length ?? 0;
-    if (body && options?.wanted) wantedSpans.set(body, options.wanted);
-    if (body && memory) chunkReadMemory.set(body, memory);
+    if (body && options && (options.wanted || memory)) chunkReads.set(body, options);
     return body;
   }
 

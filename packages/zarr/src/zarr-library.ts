@@ -1,7 +1,7 @@
 import type { ChunkDecoder } from './chunk-decoder';
-import { chunkReadMemory, type ChunkMemory } from './chunk-memory';
+import type { ChunkMemory } from './chunk-memory';
 import { MAX_CHUNK_BYTES, chunkBytes } from './ngff-image';
-import { wantedSpans, type ChunkReadOptions, type DecodedSpan, type WantedSpan, type ZarrReadable } from './object-store-readable';
+import { chunkReads, type ChunkReadOptions, type DecodedSpan, type WantedSpan, type ZarrReadable } from './object-store-readable';
 
 /** A decoded chunk: C-order samples of `shape` (edge chunks come full size, padded with the fill value). */
 export interface DecodedChunk {
@@ -174,8 +174,9 @@ async function chooseDecoder(own: OwnDecoder, numcodecs: () => Promise<CodecEntr
       return {
         kind: 'bytes_to_bytes',
         decode: async (bytes: Uint8Array) => {
-          const memory = chunkReadMemory.get(bytes);
-          const wanted = spansAreSamples ? wantedSpans.get(bytes) : undefined;
+          const read = chunkReads.get(bytes);
+          const memory = read?.memory;
+          const wanted = spansAreSamples ? read?.wanted : undefined;
           try {
             const decoded = decoder.decode(bytes, maxBytes, memory && ((size) => memory.allocate(size)), wanted);
             if (wanted) wanted.decoded = decoder.decodedSpan?.(bytes, wanted);
